@@ -1,0 +1,1 @@
+"""Catalog functions, one module per function, in a folder per domain."""

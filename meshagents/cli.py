@@ -1,0 +1,200 @@
+"""The ``fn`` command line: list, show, run, index, stats, doctor, service.
+
+Exit codes: 0 success, 1 failure (``{"error", "message"}`` JSON on stderr),
+2 bad usage or an unknown function id (with the nearest ids).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from meshagents.errors import FnError
+from meshagents.jsonout import dumps
+from meshagents.state import project_root
+
+
+def _fail(exc: FnError) -> None:
+    click.echo(json.dumps(exc.to_json(), ensure_ascii=False), err=True)
+    sys.exit(exc.exit_code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Function registry of the mesh device agents."""
+
+
+@cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the catalog as JSON.")
+@click.option("--group", default=None, help="Only this group.")
+def list_cmd(as_json: bool, group: str | None) -> None:
+    """List the catalog functions."""
+    from meshagents.registry import load_catalog
+
+    try:
+        entries = [e for e in load_catalog().values() if group is None or e.group == group]
+    except FnError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        click.echo(dumps([e.to_json() for e in entries]))
+        return
+    width = max((len(e.id) for e in entries), default=10)
+    for e in entries:
+        req = f"  [{', '.join(e.requires)}]" if e.requires else ""
+        click.echo(f"{e.id:<{width}}  {e.group:<10} {e.summary}{req}")
+
+
+@cli.command("show")
+@click.argument("function_id")
+def show_cmd(function_id: str) -> None:
+    """Show one function's catalog entry as JSON."""
+    from meshagents.registry import lookup
+
+    try:
+        click.echo(dumps(lookup(function_id).to_json()))
+    except FnError as exc:
+        _fail(exc)
+
+
+@cli.command(
+    "run",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
+)
+@click.option("--host", default=None, help="Run on HOST over SSH.")
+@click.argument("function_id")
+@click.pass_context
+def run_cmd(ctx: click.Context, host: str | None, function_id: str) -> None:
+    """Run FUNCTION_ID with --param value options; prints its result as JSON."""
+    from meshagents.api import default_caller, invoke
+    from meshagents.params import help_text, parse_args
+    from meshagents.registry import resolve
+
+    argv = list(ctx.args)
+    try:
+        if host is not None:
+            from meshagents.remote import run_remote
+
+            sys.exit(run_remote(host, function_id, argv))
+        fn = resolve(function_id)
+        if "--help" in argv or "-h" in argv:
+            click.echo(help_text(function_id, fn))
+            return
+        kwargs = parse_args(function_id, fn, argv)
+        caller = os.environ.get("FN_CALLER", "cli") if default_caller() == "api" else default_caller()
+        result = invoke(function_id, fn, kwargs, caller=caller)
+    except FnError as exc:
+        _fail(exc)
+        return
+    click.echo(dumps(result))
+
+
+@cli.command("index")
+@click.option("--check", is_flag=True, help="Exit 1 when registry.toml is stale.")
+def index_cmd(check: bool) -> None:
+    """Rebuild registry.toml from functions/ (sorted, deterministic)."""
+    from meshagents.indexer import build_index
+
+    root = project_root()
+    result, text = build_index(root)
+    for problem in result.problems:
+        click.echo(str(problem), err=True)
+    if result.errors:
+        sys.exit(1)
+    path = root / "registry.toml"
+    current = path.read_text(encoding="utf-8") if path.exists() else ""
+    if check:
+        if current != text:
+            click.echo("registry.toml is stale: run ./fn index", err=True)
+            sys.exit(1)
+        click.echo(f"registry.toml is current ({len(result.entries)} functions)")
+        return
+    if current != text:
+        tmp = path.with_suffix(".toml.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    click.echo(f"registry.toml: {len(result.entries)} functions")
+
+
+@cli.command("stats")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--recent", type=int, default=0, help="Also show the N most recent calls.")
+def stats_cmd(as_json: bool, recent: int) -> None:
+    """Count, success rate, p50 and p95 per function (from telemetry)."""
+    from meshagents import telemetry
+
+    rows = telemetry.stats()
+    if as_json:
+        out: Any = rows if not recent else {"stats": rows, "recent": telemetry.recent(limit=recent)}
+        click.echo(dumps(out))
+        return
+    click.echo(f"{'function':<32} {'count':>7} {'success':>8} {'p50 ms':>9} {'p95 ms':>9}")
+    for r in rows:
+        click.echo(
+            f"{r['function_id']:<32} {r['count']:>7} {r['success_rate'] * 100:>7.1f}% "
+            f"{r['p50_ms']:>9.2f} {r['p95_ms']:>9.2f}"
+        )
+
+
+@cli.command("doctor")
+@click.argument("check", default="all")
+@click.option("--json", "as_json", is_flag=True)
+def doctor_cmd(check: str, as_json: bool) -> None:
+    """Run one doctor check (or all); exit 1 on any error."""
+    from meshagents.doctor import CHECKS, run_checks
+
+    names = sorted(CHECKS) if check == "all" else [check]
+    unknown = [n for n in names if n not in CHECKS]
+    if unknown:
+        _fail(FnError("unknown_check", f"no doctor check {unknown[0]!r}; known: {', '.join(sorted(CHECKS))}"))
+    results = run_checks(project_root(), names)
+    problems = [p for name in names for p in results[name]]
+    errors = [p for p in problems if p.level == "error"]
+    if as_json:
+        click.echo(dumps({"ok": not errors, "problems": [p.to_json() for p in problems]}))
+    else:
+        for p in problems:
+            click.echo(str(p))
+        click.echo(f"doctor: {len(errors)} error(s), {len(problems) - len(errors)} warning(s) in {', '.join(names)}")
+    sys.exit(1 if errors else 0)
+
+
+@cli.group("service")
+def service_group() -> None:
+    """Service units of the apps."""
+
+
+@service_group.command("render")
+@click.argument("app")
+def service_render(app: str) -> None:
+    """Print the systemd unit of APP (from its app.md service: block)."""
+    from meshagents.appspec import load_app, render_unit
+
+    root = project_root()
+    try:
+        click.echo(render_unit(load_app(root / "apps" / app), root), nl=False)
+    except FnError as exc:
+        _fail(exc)
+
+
+@cli.command("test", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def test_cmd(ctx: click.Context) -> None:
+    """Run the whole test suite (pytest); extra arguments go to pytest."""
+    root = project_root()
+    args = list(ctx.args) or [str(root / "tests")]
+    os.chdir(root)
+    os.execv(sys.executable, [sys.executable, "-m", "pytest", *args])
+
+
+def main() -> None:
+    cli(prog_name="fn")
+
+
+if __name__ == "__main__":
+    main()

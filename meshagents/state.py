@@ -1,0 +1,30 @@
+"""Where generated state lives: FN_STATE_DIR, else /var/lib/meshagents (root) or
+~/.local/state/meshagents. Nothing generated goes inside the repository."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT = "meshagents"
+
+
+def state_dir() -> Path:
+    """The state directory, created 0700 on first use."""
+    env = os.environ.get("FN_STATE_DIR")
+    if env:
+        path = Path(env)
+    elif os.geteuid() == 0:
+        path = Path("/var/lib") / PROJECT
+    else:
+        path = Path.home() / ".local" / "state" / PROJECT
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+def project_root() -> Path:
+    """The repository root (where registry.toml lives)."""
+    env = os.environ.get("FN_PROJECT_ROOT")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent
