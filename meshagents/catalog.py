@@ -30,7 +30,7 @@ class FunctionMeta:
     requires: tuple[str, ...] = ()
 
 
-def function(*, id: str, group: str, requires: Sequence[str] = ()) -> Callable[[F], F]:  # noqa: A002
+def function(*, id: str, group: str, requires: Sequence[str] = ()) -> Callable[[F], F]:
     """Mark ``fn`` as the catalog entry point ``id`` of ``group``."""
 
     def mark(fn: F) -> F:

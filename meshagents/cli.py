@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
@@ -66,10 +65,9 @@ def show_cmd(function_id: str) -> None:
     "run",
     context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
 )
-@click.option("--host", default=None, help="Run on HOST over SSH.")
 @click.argument("function_id")
 @click.pass_context
-def run_cmd(ctx: click.Context, host: str | None, function_id: str) -> None:
+def run_cmd(ctx: click.Context, function_id: str) -> None:
     """Run FUNCTION_ID with --param value options; prints its result as JSON."""
     from meshagents.api import default_caller, invoke
     from meshagents.params import help_text, parse_args
@@ -77,10 +75,6 @@ def run_cmd(ctx: click.Context, host: str | None, function_id: str) -> None:
 
     argv = list(ctx.args)
     try:
-        if host is not None:
-            from meshagents.remote import run_remote
-
-            sys.exit(run_remote(host, function_id, argv))
         fn = resolve(function_id)
         if "--help" in argv or "-h" in argv:
             click.echo(help_text(function_id, fn))
@@ -160,7 +154,9 @@ def doctor_cmd(check: str, as_json: bool) -> None:
     else:
         for p in problems:
             click.echo(str(p))
-        click.echo(f"doctor: {len(errors)} error(s), {len(problems) - len(errors)} warning(s) in {', '.join(names)}")
+        click.echo(
+            f"doctor: {len(errors)} error(s), {len(problems) - len(errors)} warning(s) in {', '.join(names)}"
+        )
     sys.exit(1 if errors else 0)
 
 
@@ -189,7 +185,38 @@ def test_cmd(ctx: click.Context) -> None:
     root = project_root()
     args = list(ctx.args) or [str(root / "tests")]
     os.chdir(root)
-    os.execv(sys.executable, [sys.executable, "-m", "pytest", *args])
+    os.execv(sys.executable, [sys.executable, "-m", "pytest", *args])  # noqa: S606 - hand over to pytest
+
+
+@cli.command("app", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("name")
+@click.pass_context
+def app_cmd(ctx: click.Context, name: str) -> None:
+    """Run app NAME in the foreground (``python -m apps.NAME``); extra arguments go to it."""
+    root = project_root()
+    if not (root / "apps" / name / "__main__.py").is_file():
+        _fail(FnError("app_not_found", f"no runnable app apps/{name} (needs __main__.py)"))
+    os.environ.setdefault("FN_CALLER", name)
+    os.execv(sys.executable, [sys.executable, "-m", f"apps.{name}", *ctx.args])  # noqa: S606
+
+
+@cli.command("bench")
+@click.argument("names", nargs=-1)
+def bench_cmd(names: tuple[str, ...]) -> None:
+    """Run the benchmark scripts bench/bench_<NAME>.py (all when none named); they print figures."""
+    import subprocess
+
+    root = project_root()
+    scripts = sorted((root / "bench").glob("bench_*.py"))
+    chosen = [p for p in scripts if not names or p.stem.removeprefix("bench_") in names]
+    if names and len(chosen) != len(names):
+        known = ", ".join(p.stem.removeprefix("bench_") for p in scripts)
+        _fail(FnError("unknown_benchmark", f"known benchmarks: {known}"))
+    rc = 0
+    for script in chosen:
+        click.echo(f"== {script.stem.removeprefix('bench_')}")
+        rc |= subprocess.run([sys.executable, str(script)], cwd=root, check=False).returncode
+    sys.exit(rc)
 
 
 def main() -> None:

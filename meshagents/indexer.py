@@ -122,7 +122,9 @@ def scan_source(source: str, module: str, relpath: str) -> IndexResult:
         if args.vararg or args.kwarg:
             result.problems.append(Problem("warning", where, f"{fid}: *args/**kwargs are not CLI parameters"))
         positional = args.posonlyargs + args.args
-        defaults: list[ast.expr | None] = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
+        defaults: list[ast.expr | None] = [None] * (len(positional) - len(args.defaults)) + list(
+            args.defaults
+        )
         pairs = list(zip(positional, defaults, strict=True)) + list(
             zip(args.kwonlyargs, args.kw_defaults, strict=True)
         )

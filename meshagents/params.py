@@ -19,7 +19,7 @@ import click
 from meshagents.errors import UsageError
 
 
-class JsonParam(click.ParamType):
+class JsonParam(click.ParamType):  # type: ignore[type-arg]
     name = "json"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
@@ -68,33 +68,28 @@ def options_for(fn: Callable[..., Any]) -> list[click.Option]:
     for name, param in inspect.signature(fn).parameters.items():
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
-        tp, optional = _strip_optional(hints.get(name, str))
+        tp, _optional = _strip_optional(hints.get(name, str))
         flag = "--" + name.replace("_", "-")
         has_default = param.default is not inspect.Parameter.empty
         if tp is bool:
+            extra: dict[str, Any] = {"default": param.default} if has_default else {}
             opts.append(
                 click.Option(
                     [f"{flag}/--no-{name.replace('_', '-')}"],
-                    default=param.default if has_default else None,
                     required=not has_default,
                     show_default=True,
+                    **extra,
                 )
             )
             continue
         ctype, multiple = _click_type(tp)
-        default: Any = param.default if has_default else None
-        if multiple and default is None and has_default and not optional:
-            default = ()
-        opts.append(
-            click.Option(
-                [flag],
-                type=ctype,
-                multiple=multiple,
-                default=default,
-                required=not has_default,
-                show_default=has_default and default is not None,
-            )
-        )
+        # click >= 8.2 treats an explicit default=None as a real default, which would
+        # make a required option optional: pass a default only when there is one.
+        kwargs: dict[str, Any] = {}
+        if has_default:
+            kwargs["default"] = param.default
+            kwargs["show_default"] = param.default is not None
+        opts.append(click.Option([flag], type=ctype, multiple=multiple, required=not has_default, **kwargs))
     return opts
 
 

@@ -89,5 +89,7 @@ def resolve(function_id: str) -> Callable[..., Any]:
     fn = getattr(module, entry.entry, None)
     meta = meta_of(fn)
     if fn is None or meta is None or meta.id != function_id:
-        raise FnError("registry_stale", f"{entry.module}.{entry.entry} is not {function_id!r}; run ./fn index")
+        raise FnError(
+            "registry_stale", f"{entry.module}.{entry.entry} is not {function_id!r}; run ./fn index"
+        )
     return fn  # type: ignore[no-any-return]

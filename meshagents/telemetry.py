@@ -89,8 +89,15 @@ def record(rec: CallRecord) -> None:
         connection().execute(
             "INSERT INTO calls (function_id, started_at, duration_ms, success, error_code, caller, host)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (rec.function_id, rec.started_at, rec.duration_ms, int(rec.success), rec.error_code, rec.caller,
-             rec.host),
+            (
+                rec.function_id,
+                rec.started_at,
+                rec.duration_ms,
+                int(rec.success),
+                rec.error_code,
+                rec.caller,
+                rec.host,
+            ),
         )
     except Exception as exc:  # telemetry must never fail the call
         if not _warned:

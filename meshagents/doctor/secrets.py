@@ -65,7 +65,9 @@ def tracked_files(root: Path) -> list[Path]:
         ).stdout
         return [root / p for p in out.decode().split("\0") if p]
     except (subprocess.CalledProcessError, FileNotFoundError):
-        return [p for p in root.rglob("*") if p.is_file() and ".git" not in p.parts and ".venv" not in p.parts]
+        return [
+            p for p in root.rglob("*") if p.is_file() and ".git" not in p.parts and ".venv" not in p.parts
+        ]
 
 
 def allowlist(root: Path) -> list[str]:

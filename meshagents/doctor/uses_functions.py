@@ -28,9 +28,13 @@ def check(root: Path) -> list[Problem]:
             continue
         called = tree_calls(app_dir)
         for fid in sorted(called - set(declared)):
-            problems.append(Problem("uses-functions", "error", where, f"code calls {fid} but does not declare it"))
+            problems.append(
+                Problem("uses-functions", "error", where, f"code calls {fid} but does not declare it")
+            )
         for fid in sorted(set(declared) - called):
-            problems.append(Problem("uses-functions", "error", where, f"declares {fid} but the code never calls it"))
+            problems.append(
+                Problem("uses-functions", "error", where, f"declares {fid} but the code never calls it")
+            )
         for fid in sorted((set(declared) | called) - catalog):
             problems.append(Problem("uses-functions", "error", where, f"{fid} is not in the catalog"))
     return problems

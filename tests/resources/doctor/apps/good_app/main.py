@@ -1,0 +1,3 @@
+from meshagents import api
+
+api.call("demo_echo", text="hi")

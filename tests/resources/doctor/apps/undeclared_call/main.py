@@ -1,0 +1,3 @@
+from meshagents.api import call
+
+call("demo_echo", text="hi")
