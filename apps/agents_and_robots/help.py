@@ -1,0 +1,135 @@
+"""``!help``: the room's device, its capability matrix and the commands, as plain text
+and HTML (everything from the manifest or the message is escaped).
+
+    render_help(device, view, room="device", topic=None) -> Rendered(text, html)
+
+``view`` is the manifest-like mapping of ``commands.ManifestView``; a capability the
+bot has no command for is still listed (the manifest is the truth), and a command
+whose capability the device lacks is listed as not offered.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from apps.agents_and_robots.commands import SPECS, CommandSpec, ManifestView, RoomKind, lookup
+
+_e = html.escape
+
+
+@dataclass(frozen=True)
+class Rendered:
+    text: str
+    html: str
+
+
+def _constraint_notes(entry: Mapping[str, Any]) -> list[str]:
+    notes: list[str] = []
+    exes = entry.get("allowed_executables")
+    if isinstance(exes, list):
+        notes.append("programs: " + (", ".join(str(x) for x in exes) if exes else "none"))
+    prefixes = entry.get("path_prefixes")
+    if isinstance(prefixes, list):
+        notes.append("paths under: " + (", ".join(str(x) for x in prefixes) if prefixes else "none"))
+    containers = entry.get("containers")
+    if isinstance(containers, Mapping):
+        notes.append("containers: " + (", ".join(sorted(str(c) for c in containers)) or "none"))
+    for key, label in (("timeout_s", "timeout"), ("output_cap", "output cap")):
+        if isinstance(entry.get(key), int):
+            notes.append(f"{label} {entry[key]}")
+    return notes
+
+
+def _spec_for_capability(capability: str) -> CommandSpec | None:
+    return next((s for s in SPECS if s.capability == capability), None)
+
+
+def render_help(device: str, view: ManifestView, *, room: RoomKind = "device",
+                topic: str | None = None) -> Rendered:
+    """The answer to ``!help`` (or ``!help <command>``) in a room of ``device``."""
+    if topic:
+        return _render_topic(topic, view)
+    if room == "approvals":
+        return _render_approvals()
+    text = [f"device {device}: what you can ask (capabilities from its signed manifest)"]
+    rows: list[tuple[str, str, bool, list[str], str]] = []
+    for cap in sorted(view):
+        entry = view[cap]
+        spec = _spec_for_capability(cap)
+        usage = spec.usage if spec else "(no bot command)"
+        example = spec.example if spec else ""
+        approval = bool(entry.get("requires_approval", False))
+        rows.append((cap, usage, approval, _constraint_notes(entry), example))
+    if not rows:
+        text.append("  (this device's manifest offers no capabilities)")
+    for cap, usage, approval, notes, example in rows:
+        flag = "needs approval" if approval else "runs at once"
+        text.append(f"  {cap}: {usage} — {flag}" + (f" ({'; '.join(notes)})" if notes else ""))
+        if example:
+            text.append(f"      e.g. {example}")
+    missing = [s for s in SPECS if s.capability and s.capability not in view and "device" in s.rooms]
+    if missing:
+        text.append("not offered on this device: " + ", ".join("!" + s.name for s in missing))
+    local = [s for s in SPECS if s.capability is None and "device" in s.rooms]
+    text.append("bot commands: " + ", ".join(s.usage for s in local))
+    text.append("approvals: react 👍 / 👎 on the request in #operator-approvals, "
+                "or !approve / !deny <id> there")
+
+    items = []
+    for cap, usage, approval, notes, example in rows:
+        flag = "<strong>needs approval</strong>" if approval else "runs at once"
+        extra = f"<br/><small>{_e('; '.join(notes))}</small>" if notes else ""
+        ex = f"<br/>e.g. <code>{_e(example)}</code>" if example else ""
+        items.append(f"<tr><td><code>{_e(cap)}</code></td><td><code>{_e(usage)}</code>{ex}{extra}</td>"
+                     f"<td>{flag}</td></tr>")
+    body = [f"<p><strong>device <code>{_e(device)}</code></strong>: what you can ask "
+            "(capabilities from its signed manifest)</p>"]
+    if items:
+        body.append("<table><tr><th>capability</th><th>command</th><th>approval</th></tr>"
+                    + "".join(items) + "</table>")
+    else:
+        body.append("<p>this device's manifest offers no capabilities</p>")
+    if missing:
+        body.append("<p>not offered on this device: "
+                    + ", ".join(f"<code>!{_e(s.name)}</code>" for s in missing) + "</p>")
+    body.append("<p>bot commands: " + ", ".join(f"<code>{_e(s.usage)}</code>" for s in local) + "</p>")
+    body.append("<p>approvals: react 👍 / 👎 on the request in #operator-approvals, or "
+                "<code>!approve &lt;id&gt;</code> / <code>!deny &lt;id&gt;</code> there</p>")
+    return Rendered("\n".join(text), "".join(body))
+
+
+def _render_approvals() -> Rendered:
+    specs = [s for s in SPECS if "approvals" in s.rooms]
+    text = ["#operator-approvals: requests that need an operator's decision land here",
+            *(f"  {s.usage} — {s.summary}" for s in specs),
+            "react 👍 to approve or 👎 to deny on a request message; the first operator vote decides; "
+            "requests expire after an hour"]
+    items = "".join(f"<li><code>{_e(s.usage)}</code> — {_e(s.summary)}</li>" for s in specs)
+    body = ("<p><strong>#operator-approvals</strong>: requests that need an operator's decision land here</p>"
+            f"<ul>{items}</ul><p>react 👍 to approve or 👎 to deny on a request message; the first operator "
+            "vote decides; requests expire after an hour</p>")
+    return Rendered("\n".join(text), body)
+
+
+def _render_topic(topic: str, view: ManifestView) -> Rendered:
+    spec = lookup(topic)
+    if spec is None:
+        return Rendered(f"no command {topic}; try !help", f"<p>no command <code>{_e(topic)}</code>; "
+                        "try <code>!help</code></p>")
+    lines = [f"{spec.usage} — {spec.summary}", f"e.g. {spec.example}"]
+    if spec.capability:
+        entry = view.get(spec.capability)
+        if entry is None:
+            lines.append(f"capability {spec.capability}: not offered on this device")
+        else:
+            flag = "needs approval" if entry.get("requires_approval") else "runs at once"
+            notes = _constraint_notes(entry)
+            detail = f" ({'; '.join(notes)})" if notes else ""
+            lines.append(f"capability {spec.capability}: {flag}{detail}")
+    if spec.aliases:
+        lines.append("also: " + ", ".join("!" + a for a in spec.aliases))
+    body = "".join(f"<p>{_e(line)}</p>" for line in lines)
+    return Rendered("\n".join(lines), body)
