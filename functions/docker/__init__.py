@@ -1,0 +1,1 @@
+"""Docker functions: list, exec (whitelisted), logs, enroll (light and deep mode)."""

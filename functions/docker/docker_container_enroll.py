@@ -1,0 +1,89 @@
+"""docker_container_enroll: map a container into its host's manifest (light) or make it a mesh peer (deep)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any, Literal
+
+from meshagents.catalog import function
+from meshagents.dockerctl import deep
+from meshagents.dockerctl.engine import connect, get_container
+from meshagents.dockerctl.manifest import container_room_alias, light_capabilities
+from meshagents.dockerctl.output import DEFAULT_CAP
+from meshagents.dockerctl.whitelist import whitelist_risks
+from meshagents.errors import FnError
+
+
+@function(id="docker_container_enroll", group="docker", requires=["docker", "root", "wireguard"])
+def docker_container_enroll(
+    container: str,
+    mode: Literal["light", "deep"] = "light",
+    whitelist: list[str] | None = None,
+    host: str | None = None,
+    requires_approval: bool = False,
+    timeout: int = 30,
+    output_cap: int = DEFAULT_CAP,
+    mesh_address: str | None = None,
+    hub_public_key: str | None = None,
+    hub_endpoint: str | None = None,
+    allowed_ips: list[str] | None = None,
+    keepalive: int = deep.DEFAULT_KEEPALIVE,
+    host_netns: str | None = None,
+    interface: str | None = None,
+    docker_host: str | None = None,
+) -> dict[str, Any]:
+    """Light: manifest entries for the container's exec/logs/list. Deep: its own WireGuard peer and room."""
+    entries: list[dict[str, Any]] = []
+    if mode == "light":
+        entries = light_capabilities(
+            container,
+            whitelist or [],
+            requires_approval=requires_approval,
+            timeout_s=timeout,
+            output_cap=output_cap,
+        )
+    client = connect(docker_host)
+    try:
+        c = get_container(client, container)
+        name, cid = c.name or container, c.id or ""
+        if mode == "light":
+            return {
+                "mode": "light",
+                "container": name,
+                "container_id": cid,
+                "host_room_alias": f"#dev-{host}" if host else None,
+                "capabilities": entries,
+                "warnings": whitelist_risks(whitelist or []),
+            }
+        hub = (mesh_address, hub_public_key, hub_endpoint)
+        if all(v is None for v in hub):
+            # Step one of two: the key exists (and the hub can add the peer) before the
+            # interface comes up, so the first handshake is not dropped.
+            ident = deep.identity(name)
+            return {
+                "mode": "deep",
+                "attached": False,
+                "container": name,
+                "container_id": cid,
+                "device_id": f"cont-{name}",
+                "public_key": ident.public_key,
+                "room_alias": container_room_alias(name),
+            }
+        if any(v is None for v in hub):
+            raise FnError(
+                "bad_usage", "deep mode needs mesh_address, hub_public_key and hub_endpoint together"
+            )
+        assert mesh_address is not None and hub_public_key is not None and hub_endpoint is not None
+        att = deep.attach(
+            c,
+            mesh_address=mesh_address,
+            hub_public_key=hub_public_key,
+            hub_endpoint=hub_endpoint,
+            allowed_ips=allowed_ips,
+            keepalive=keepalive,
+            host_netns=host_netns,
+            interface=interface,
+        )
+        return {"mode": "deep", "attached": True, "device_id": f"cont-{name}", **asdict(att)}
+    finally:
+        client.close()

@@ -1,0 +1,39 @@
+"""docker_container_exec: run a whitelisted executable in a running container, bounded in time and output."""
+
+from __future__ import annotations
+
+from meshagents.catalog import function
+from meshagents.dockerctl.engine import connect, get_container
+from meshagents.dockerctl.execute import DEFAULT_TIMEOUT, ExecResult, check_limits, exec_in
+from meshagents.dockerctl.output import DEFAULT_CAP
+from meshagents.dockerctl.whitelist import check_argv
+
+
+@function(id="docker_container_exec", group="docker", requires=["docker", "root"])
+def docker_container_exec(
+    container: str,
+    argv: list[str],
+    whitelist: list[str],
+    timeout: float = DEFAULT_TIMEOUT,
+    output_cap: int = DEFAULT_CAP,
+    workdir: str | None = None,
+    user: str | None = None,
+    docker_host: str | None = None,
+) -> ExecResult:
+    """Run argv in the container if argv[0] is in the whitelist; exit code and capped output."""
+    # Checked before the engine is even contacted: a refused command never runs.
+    check_argv(argv, whitelist)
+    check_limits(timeout, output_cap)
+    client = connect(docker_host)
+    try:
+        return exec_in(
+            get_container(client, container),
+            argv,
+            whitelist,
+            timeout=timeout,
+            output_cap=output_cap,
+            workdir=workdir,
+            user=user,
+        )
+    finally:
+        client.close()

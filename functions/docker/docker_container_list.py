@@ -1,0 +1,24 @@
+"""docker_container_list: the engine's containers (name, id, image, status, labels), filtered."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from meshagents.catalog import function
+from meshagents.dockerctl.engine import connect
+from meshagents.dockerctl.listing import ContainerInfo, list_containers, normalize_filters
+
+
+@function(id="docker_container_list", group="docker", requires=["docker"])
+def docker_container_list(
+    include_stopped: bool = False,
+    filters: dict[str, Any] | None = None,
+    docker_host: str | None = None,
+) -> list[ContainerInfo]:
+    """List containers with name, id, image, status and labels; filters as the engine's (JSON)."""
+    normalize_filters(filters)  # refuse bad filters before touching the engine
+    client = connect(docker_host)
+    try:
+        return list_containers(client, include_stopped=include_stopped, filters=filters)
+    finally:
+        client.close()

@@ -1,0 +1,163 @@
+"""Run a whitelisted command in a running container, bounded in time and output.
+
+The whitelist is checked before the engine is asked for anything, so a refused
+command never reaches the container. The engine's exec API has no timeout: the
+output is read in a helper thread while this one waits; when the time is up the
+exec's process is killed by its host pid (the agent runs on the container's host).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import docker
+from docker.models.containers import Container
+
+from meshagents.dockerctl.engine import require_running
+from meshagents.dockerctl.errors import docker_errors
+from meshagents.dockerctl.output import DEFAULT_CAP, CappedBuffer
+from meshagents.dockerctl.whitelist import check_argv
+from meshagents.errors import FnError
+
+DEFAULT_TIMEOUT = 30.0
+MAX_TIMEOUT = 3600.0
+MAX_CAP = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    container: str
+    argv: list[str]
+    exit_code: int | None
+    timed_out: bool
+    duration_ms: float
+    stdout: str
+    stderr: str
+    stdout_truncated: bool
+    stderr_truncated: bool
+    stdout_bytes: int
+    stderr_bytes: int
+
+
+def check_limits(timeout: float, output_cap: int) -> None:
+    if not 0 < timeout <= MAX_TIMEOUT:
+        raise FnError("rejected_args", f"timeout must be in (0, {MAX_TIMEOUT:g}] seconds")
+    if not 0 <= output_cap <= MAX_CAP:
+        raise FnError("rejected_args", f"output cap must be in [0, {MAX_CAP}] bytes")
+
+
+def _pump(stream: Iterator[tuple[bytes | None, bytes | None]], out: queue.Queue[Any]) -> None:
+    try:
+        for item in stream:
+            out.put(item)
+    except Exception as exc:  # the stream ends with an error when we close it on timeout
+        out.put(exc)
+    finally:
+        out.put(None)
+
+
+def _kill_exec(api: docker.APIClient, exec_id: str) -> None:
+    pid = int(api.exec_inspect(exec_id).get("Pid") or 0)
+    if pid > 0:
+        with contextlib.suppress(ProcessLookupError):  # it may have finished meanwhile
+            os.kill(pid, signal.SIGKILL)
+
+
+def _exit_code(api: docker.APIClient, exec_id: str, wait: float = 2.0) -> int | None:
+    # The stream can end a moment before the engine records the exit code.
+    deadline = time.monotonic() + wait
+    while True:
+        info = api.exec_inspect(exec_id)
+        if not info.get("Running") or time.monotonic() >= deadline:
+            code = info.get("ExitCode")
+            return int(code) if code is not None and not info.get("Running") else None
+        time.sleep(0.01)
+
+
+def exec_in(
+    container: Container,
+    argv: Sequence[str],
+    whitelist: Sequence[str],
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    output_cap: int = DEFAULT_CAP,
+    workdir: str | None = None,
+    user: str | None = None,
+) -> ExecResult:
+    """Run ``argv`` in ``container`` if ``argv[0]`` is whitelisted (``rejected_args`` otherwise)."""
+    check_argv(argv, whitelist)
+    check_limits(timeout, output_cap)
+    name = container.name or container.id or "?"
+    require_running(container)
+    api: docker.APIClient = container.client.api
+    out, err = CappedBuffer(output_cap), CappedBuffer(output_cap)
+    t0 = time.perf_counter()
+    with docker_errors(container=name):
+        exec_id = api.exec_create(
+            container.id,
+            list(argv),
+            stdout=True,
+            stderr=True,
+            stdin=False,
+            tty=False,
+            workdir=workdir,
+            user=user or "",
+        )["Id"]
+        stream = api.exec_start(exec_id, stream=True, demux=True)
+    chunks: queue.Queue[Any] = queue.Queue()
+    reader = threading.Thread(target=_pump, args=(stream, chunks), daemon=True, name=f"exec-{name}")
+    reader.start()
+    deadline = time.monotonic() + timeout
+    timed_out = False
+    with docker_errors(container=name):
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                item = chunks.get(timeout=max(left, 0.0)) if left > 0 else chunks.get_nowait()
+            except queue.Empty:
+                timed_out = True
+                _kill_exec(api, exec_id)
+                break
+            if item is None:
+                break
+            if isinstance(item, Exception):
+                raise item
+            o, e = item
+            if o:
+                out.feed(o)
+            if e:
+                err.feed(e)
+        if timed_out:
+            # The kill ends the stream; drain what came before it, then stop listening.
+            reader.join(timeout=2.0)
+            stream.close()
+            while not chunks.empty():
+                item = chunks.get_nowait()
+                if isinstance(item, tuple):
+                    if item[0]:
+                        out.feed(item[0])
+                    if item[1]:
+                        err.feed(item[1])
+        code = _exit_code(api, exec_id)
+    so, se = out.result(), err.result()
+    return ExecResult(
+        container=name,
+        argv=list(argv),
+        exit_code=code,
+        timed_out=timed_out,
+        duration_ms=round((time.perf_counter() - t0) * 1000.0, 3),
+        stdout=so.text,
+        stderr=se.text,
+        stdout_truncated=so.truncated,
+        stderr_truncated=se.truncated,
+        stdout_bytes=so.total,
+        stderr_bytes=se.total,
+    )
