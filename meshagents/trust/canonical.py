@@ -1,0 +1,180 @@
+"""Canonical JSON: the exact bytes every signature and every hash in the trust core covers.
+
+Public API::
+
+    canonical_bytes(obj) -> bytes          # raises FnError("canonical_invalid")
+    loads_strict(raw, *, require_canonical=False) -> Any   # raises FnError("canonical_invalid")
+    b64encode(raw) -> str / b64decode(text, *, size=None) -> bytes   # strict, round-trip checked
+    b64url_encode(raw) -> str / b64url_decode(text) -> bytes         # unpadded URL-safe, strict
+    sha256_hex(raw) -> str
+
+The form: keys sorted by code point, no insignificant whitespace (``,`` and ``:``
+separators), UTF-8 without ``\\u`` escapes for non-ASCII, JSON's own short escapes
+for ``"``, ``\\`` and control characters. Values may be objects with string keys,
+arrays, strings, booleans, null and integers within the IEEE-754 safe range
+(|n| <= 2**53 - 1, so that every JSON implementation reads the same number).
+
+Refused, with ``canonical_invalid``:
+
+* floats, NaN and infinities (two encoders rarely agree on a float's text);
+* integers beyond 2**53 - 1;
+* strings (keys or values) that are not in Unicode NFC, or that hold lone surrogates.
+
+Why refuse non-NFC rather than normalise: a signature covers exact bytes. If the
+verifier normalised, two different byte strings would verify under one signature,
+and what the signer saw would not be what the executor runs. Refusing makes every
+normalisation trick (NFD filenames, combining marks) fail on both sides, loudly.
+
+``loads_strict`` is the one parser for anything that will be verified: it also
+refuses duplicate keys (two parsers may keep different copies) and, with
+``require_canonical=True``, any text that is not byte-for-byte the canonical form
+of what it parses to (so a reordered or re-escaped payload is refused, not "fixed").
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import unicodedata
+from typing import Any
+
+from meshagents.errors import FnError
+
+MAX_SAFE_INT = 2**53 - 1
+
+_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":"), check_circular=True
+)
+
+
+def _invalid(message: str) -> FnError:
+    return FnError("canonical_invalid", message)
+
+
+def _check_str(s: str, where: str) -> None:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise _invalid(f"{where}: not encodable as UTF-8 (lone surrogate?)") from exc
+    if not unicodedata.is_normalized("NFC", s):
+        raise _invalid(f"{where}: string is not in Unicode NFC")
+
+
+def _check(obj: Any, where: str) -> None:
+    # bool before int: bool is a subclass of int and is fine as itself.
+    if obj is None or isinstance(obj, bool):
+        return
+    if isinstance(obj, int):
+        if not -MAX_SAFE_INT <= obj <= MAX_SAFE_INT:
+            raise _invalid(f"{where}: integer {obj} is beyond 2**53 - 1")
+        return
+    if isinstance(obj, float):
+        raise _invalid(f"{where}: floats are not allowed in canonical JSON")
+    if isinstance(obj, str):
+        _check_str(obj, where)
+        return
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            if not isinstance(key, str):
+                raise _invalid(f"{where}: object key {key!r} is not a string")
+            _check_str(key, f"{where}.{key}")
+            _check(value, f"{where}.{key}")
+        return
+    if isinstance(obj, list | tuple):
+        for i, value in enumerate(obj):
+            _check(value, f"{where}[{i}]")
+        return
+    raise _invalid(f"{where}: {type(obj).__name__} is not a JSON value")
+
+
+def canonical_bytes(obj: Any) -> bytes:
+    """The canonical UTF-8 bytes of ``obj``; refuses what the form does not allow."""
+    _check(obj, "$")
+    return _ENCODER.encode(obj).encode("utf-8")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _invalid(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def _no_float(text: str) -> Any:
+    raise _invalid(f"float {text} is not allowed")
+
+
+def _no_constant(text: str) -> Any:
+    raise _invalid(f"{text} is not allowed")
+
+
+def loads_strict(raw: bytes | str, *, require_canonical: bool = False) -> Any:
+    """Parse JSON for verification: no duplicate keys, no floats, NaN or big integers."""
+    if isinstance(raw, bytes):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _invalid("not UTF-8") from exc
+    else:
+        text = raw
+    try:
+        obj = json.loads(
+            text, object_pairs_hook=_no_duplicates, parse_float=_no_float, parse_constant=_no_constant
+        )
+    except json.JSONDecodeError as exc:
+        raise _invalid(f"not JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise _invalid("nested too deeply") from exc
+    canon = canonical_bytes(obj)
+    if require_canonical and canon != text.encode("utf-8"):
+        raise _invalid("not in canonical form")
+    return obj
+
+
+def b64encode(raw: bytes) -> str:
+    """Standard padded base64 (the form keys and signatures take in JSON)."""
+    return base64.b64encode(raw).decode("ascii")
+
+
+def b64decode(text: str, *, size: int | None = None, what: str = "value") -> bytes:
+    """Strict base64: only the canonical encoding of the bytes is accepted.
+
+    Without the round-trip check, the unused low bits of the last character would
+    let several texts decode to one signature: a changed byte that still verifies.
+    """
+    if not isinstance(text, str):
+        raise _invalid(f"{what}: not a string")
+    try:
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, ValueError, UnicodeEncodeError) as exc:
+        raise _invalid(f"{what}: not base64") from exc
+    if base64.b64encode(raw).decode("ascii") != text:
+        raise _invalid(f"{what}: not canonical base64")
+    if size is not None and len(raw) != size:
+        raise _invalid(f"{what}: expected {size} bytes, got {len(raw)}")
+    return raw
+
+
+def b64url_encode(raw: bytes) -> str:
+    """URL-safe base64 without padding (compact token text)."""
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def b64url_decode(text: str, *, what: str = "value") -> bytes:
+    """Strict inverse of :func:`b64url_encode`."""
+    try:
+        pad = "=" * (-len(text) % 4)
+        raw = base64.urlsafe_b64decode((text + pad).encode("ascii"))
+    except (binascii.Error, ValueError, UnicodeEncodeError) as exc:
+        raise _invalid(f"{what}: not base64url") from exc
+    if b64url_encode(raw) != text:
+        raise _invalid(f"{what}: not canonical base64url")
+    return raw
+
+
+def sha256_hex(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()

@@ -1,0 +1,154 @@
+"""Argument constraints that touch the file system: executable whitelist and path prefixes.
+
+Public API::
+
+    resolve_path(path, cwd="/") -> str           # PathRefused on /proc, NUL, loops
+    under_prefix(resolved, prefixes) -> bool
+    resolve_executable(argv0, whitelist, search_path, *, resolve=True) -> str   # ExecRefused
+
+Rules (a security reviewer's reading of "no shell ever"):
+
+* ``argv[0]`` is either a bare name (``[A-Za-z0-9._+-]+``) looked up in the
+  capability's fixed search path (never the caller's ``PATH``), or an absolute path
+  written in normal form. So ``./ls``, ``bin/ls``, ``/bin/../bin/sh``, ``/bin//sh``
+  and ``ls;rm`` are refused before anything is looked up.
+* The found path matches a whitelist entry ``w`` when both resolve (realpath) to the
+  same file **and** have the same base name. The second condition matters for
+  multi-call binaries: with busybox, ``/bin/sh`` and ``/bin/ls`` are the same file,
+  and whitelisting ``ls`` must not allow ``sh``. The command runs as ``w`` itself.
+* Path arguments are resolved component by component like the kernel does
+  (symlinks followed, ``..`` applied after them, up to 40 links), and refused if the
+  walk ever enters ``/proc`` or ``/dev/fd``: magic links such as ``/proc/self/root``
+  or ``/proc/<pid>/root`` point into other mount namespaces and read as ``/``.
+  The result must equal or lie under one of the (equally resolved) prefixes.
+
+Residual risk, by design documented in docs/protocol.md: a check at verify time
+cannot stop a symlink swapped in between check and use by someone who can write
+inside the prefix; the device sandbox binds only the prefixes for that reason.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+import stat
+from collections import deque
+from collections.abc import Iterable
+
+MAX_LINKS = 40
+MAGIC = ("/proc", "/dev/fd")
+_BARE = re.compile(r"^[A-Za-z0-9_+][A-Za-z0-9._+\-]*$")
+_ABS = re.compile(r"^(/[A-Za-z0-9._+\-]+)+$")
+
+
+class PathRefused(ValueError):
+    pass
+
+
+class ExecRefused(ValueError):
+    pass
+
+
+def _is_magic(path: str) -> bool:
+    return any(path == m or path.startswith(m + "/") for m in MAGIC)
+
+
+def resolve_path(path: str, cwd: str = "/") -> str:
+    """The real absolute path ``path`` names, following symlinks; refuses magic file systems."""
+    if not path or "\x00" in path:
+        raise PathRefused("empty path or NUL byte")
+    full = path if path.startswith("/") else posixpath.join(cwd, path)
+    if _is_magic(posixpath.normpath(full)):
+        raise PathRefused(f"{path!r} is under /proc or /dev/fd")
+    parts: deque[str] = deque(full.split("/"))
+    resolved = "/"
+    links = 0
+    exists = True
+    while parts:
+        part = parts.popleft()
+        if part in ("", "."):
+            continue
+        if part == "..":
+            resolved = posixpath.dirname(resolved) or "/"
+            continue
+        candidate = posixpath.join(resolved, part)
+        if _is_magic(candidate):
+            raise PathRefused(f"{path!r} passes through {candidate}")
+        if exists:
+            try:
+                st = os.lstat(candidate)
+            except (FileNotFoundError, NotADirectoryError):
+                exists = False  # nothing below can be a symlink: finish lexically
+            except OSError as exc:
+                raise PathRefused(f"{path!r}: cannot inspect {candidate}: {exc.strerror}") from exc
+            else:
+                if stat.S_ISLNK(st.st_mode):
+                    links += 1
+                    if links > MAX_LINKS:
+                        raise PathRefused(f"{path!r}: too many symbolic links")
+                    target = os.readlink(candidate)
+                    if target.startswith("/"):
+                        resolved = "/"
+                    parts.extendleft(reversed(target.split("/")))
+                    continue
+        resolved = candidate
+    return resolved
+
+
+def under_prefix(resolved: str, prefixes: Iterable[str]) -> bool:
+    for prefix in prefixes:
+        try:
+            real_prefix = resolve_path(prefix)
+        except PathRefused:
+            continue
+        if real_prefix == "/" or resolved == real_prefix or resolved.startswith(real_prefix + "/"):
+            return True
+    return False
+
+
+def _normal_absolute(argv0: str) -> bool:
+    return bool(_ABS.fullmatch(argv0)) and posixpath.normpath(argv0) == argv0 and "/./" not in argv0 + "/" \
+        and not any(p in (".", "..") for p in argv0.split("/"))
+
+
+def resolve_executable(
+    argv0: str, whitelist: Iterable[str], search_path: Iterable[str], *, resolve: bool = True
+) -> str:
+    """The whitelist entry ``argv0`` stands for, or ExecRefused.
+
+    With ``resolve=False`` (another file system, e.g. inside a container) only exact
+    whitelist paths and bare names equal to one entry's base name are accepted.
+    """
+    allowed = list(whitelist)
+    if not allowed:
+        raise ExecRefused("no executables are whitelisted")
+    if "\x00" in argv0:
+        raise ExecRefused("NUL byte in argv[0]")
+    if _BARE.fullmatch(argv0) and argv0 not in (".", ".."):
+        if not resolve:
+            matches = [w for w in allowed if posixpath.basename(w) == argv0]
+            if len(matches) != 1:
+                raise ExecRefused(f"{argv0!r} does not name exactly one whitelisted executable")
+            return matches[0]
+        found = None
+        for directory in search_path:
+            candidate = posixpath.join(directory, argv0)
+            if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+                found = candidate
+                break
+        if found is None:
+            raise ExecRefused(f"{argv0!r} not found in the capability's search path")
+    elif _normal_absolute(argv0):
+        found = argv0
+        if not resolve:
+            if found in allowed:
+                return found
+            raise ExecRefused(f"{argv0!r} is not whitelisted")
+    else:
+        raise ExecRefused(f"{argv0!r}: argv[0] must be a bare name or a normalised absolute path")
+    real = os.path.realpath(found)
+    for entry in allowed:
+        if posixpath.basename(entry) == posixpath.basename(found) and os.path.realpath(entry) == real:
+            return entry
+    raise ExecRefused(f"{argv0!r} ({found}) is not whitelisted")

@@ -1,0 +1,294 @@
+"""Capability manifests: sign, verify, remember serials, and the pure allow/deny decision.
+
+Public API::
+
+    sign(manifest: Manifest | dict, key: SigningKey) -> Manifest
+    verify(data: dict | Manifest, operator_key: str, *, now: int | None = None,
+           serials: SerialStore | None = None) -> Manifest
+        # FnError: manifest_invalid_signature | manifest_invalid | manifest_expired
+        #          | manifest_serial_rollback
+    load_file(path) -> dict                      # strict JSON (no floats, no duplicate keys)
+    SerialStore(path).check_and_record(device_id, serial)  /  .highest(device_id)
+    decide(manifest, capability, args, *, now=None, resolve=True) -> Decision
+    Decision(allowed, code, reason, capability, argv, path, requires_approval, timeout_s,
+             output_cap_bytes)      # code: "ok" | "rejected_capability" | "rejected_args"
+
+``verify`` checks the signature over the raw dict first, so any change to a signed
+manifest (a byte, a field, a reordering inside a list) fails as
+``manifest_invalid_signature`` before anything else is looked at; only an
+operator-signed document is then parsed, checked for expiry and for serial rollback.
+
+``decide`` is deny by default: a capability absent from the manifest, an argument
+key the capability does not declare, anything not proven to fit, is refused. It
+never runs anything; it returns the exact argv to run (argv[0] replaced by the
+whitelisted absolute path) so the executor never consults ``PATH`` or a shell.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nacl.signing import SigningKey
+
+from meshagents.errors import FnError
+from meshagents.trust.canonical import canonical_bytes, loads_strict
+from meshagents.trust.constraints import (
+    ExecRefused,
+    PathRefused,
+    resolve_executable,
+    resolve_path,
+    under_prefix,
+)
+from meshagents.trust.db import connect
+from meshagents.trust.models import Capability, Manifest, parse
+from meshagents.trust.signing import TYPE_MANIFEST, public_b64, sign_payload, strip_signature, verify_payload
+
+_SIMPLE_FLAG = re.compile(r"^--?[A-Za-z0-9][A-Za-z0-9\-]*$")
+
+
+def load_file(path: Path) -> dict[str, Any]:
+    """Read a manifest file with the strict parser; a non-object is refused."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise FnError("manifest_unreadable", f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        data = loads_strict(raw)
+    except FnError as exc:
+        raise FnError("manifest_invalid_signature", f"{path}: {exc.message}") from exc
+    if not isinstance(data, dict):
+        raise FnError("manifest_invalid_signature", f"{path}: not a JSON object")
+    return data
+
+
+def sign(manifest: Manifest | dict[str, Any], key: SigningKey) -> Manifest:
+    """Sign with the operator key: every field written out, ``operator_key`` set."""
+    model = manifest if isinstance(manifest, Manifest) else parse(Manifest, manifest, code="manifest_invalid")
+    body = model.model_dump(mode="json")
+    body["operator_key"] = public_b64(key)
+    body.pop("signature", None)
+    body = strip_signature(parse(Manifest, body, code="manifest_invalid").model_dump(mode="json"))
+    body["signature"] = sign_payload(body, key, TYPE_MANIFEST)
+    return parse(Manifest, body, code="manifest_invalid")
+
+
+class SerialStore:
+    """The highest manifest serial seen per device; persistent (SQLite, durable)."""
+
+    def __init__(self, path: Path) -> None:
+        self.conn = connect(path)
+        self.conn.execute("CREATE TABLE IF NOT EXISTS serials (device_id TEXT PRIMARY KEY, serial INTEGER)")
+
+    def highest(self, device_id: str) -> int | None:
+        row = self.conn.execute("SELECT serial FROM serials WHERE device_id=?", (device_id,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def check_and_record(self, device_id: str, serial: int) -> None:
+        """Refuse a serial lower than one seen before; remember the highest."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = self.conn.execute("SELECT serial FROM serials WHERE device_id=?", (device_id,)).fetchone()
+            if row is not None and serial < int(row[0]):
+                raise FnError(
+                    "manifest_serial_rollback",
+                    f"manifest serial {serial} for {device_id} is lower than {row[0]} already seen",
+                    highest=int(row[0]),
+                )
+            self.conn.execute(
+                "INSERT INTO serials(device_id, serial) VALUES(?, ?) "
+                "ON CONFLICT(device_id) DO UPDATE SET serial=max(serial, excluded.serial)",
+                (device_id, serial),
+            )
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def verify(
+    data: dict[str, Any] | Manifest,
+    operator_key: str,
+    *,
+    now: int | None = None,
+    serials: SerialStore | None = None,
+) -> Manifest:
+    """The manifest, if ``operator_key`` signed exactly this content and it is current."""
+    raw = data.model_dump(mode="json") if isinstance(data, Manifest) else data
+    if not isinstance(raw, dict):
+        raise FnError("manifest_invalid_signature", "a manifest is a JSON object")
+    signature = raw.get("signature")
+    if not isinstance(signature, str):
+        raise FnError("manifest_invalid_signature", "manifest is not signed")
+    if raw.get("operator_key") != operator_key:
+        raise FnError("manifest_invalid_signature", "manifest was not signed by the trusted operator key")
+    try:
+        canonical_bytes(strip_signature(raw))
+    except FnError as exc:
+        raise FnError("manifest_invalid_signature", exc.message) from exc
+    if not verify_payload(raw, signature, operator_key, TYPE_MANIFEST):
+        raise FnError("manifest_invalid_signature", "signature does not match the manifest's content")
+    model = parse(Manifest, raw, code="manifest_invalid")
+    if now is not None and now >= model.expires_at:
+        raise FnError(
+            "manifest_expired", f"manifest expired at {model.expires_at}", expires_at=model.expires_at
+        )
+    if serials is not None:
+        serials.check_and_record(model.device_id, model.serial)
+    return model
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of :func:`decide`: allowed with run limits, or a refusal code and reason."""
+
+    allowed: bool
+    code: str
+    reason: str
+    capability: Capability | None = None
+    argv: list[str] | None = None
+    path: str | None = None
+    requires_approval: bool = False
+    timeout_s: int = 0
+    output_cap_bytes: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _refuse(code: str, reason: str, cap: Capability | None = None) -> Decision:
+    return Decision(False, code, reason, capability=cap)
+
+
+class _ArgsRefused(ValueError):
+    pass
+
+
+def _check_str(value: Any, cap: Capability, what: str) -> str:
+    if not isinstance(value, str):
+        raise _ArgsRefused(f"{what} must be a string")
+    if "\x00" in value:
+        raise _ArgsRefused(f"{what} holds a NUL byte")
+    if len(value.encode("utf-8", "surrogatepass")) > cap.max_arg_len:
+        raise _ArgsRefused(f"{what} is longer than {cap.max_arg_len} bytes")
+    return value
+
+
+def _check_pathlike(value: str, cap: Capability, what: str, resolve: bool) -> str:
+    cwd = cap.cwd or (cap.path_prefixes[0] if cap.path_prefixes else "/")
+    if not resolve:
+        full = value if value.startswith("/") else posixpath.join(cwd, value)
+        real = posixpath.normpath(full)
+        if any(real == m or real.startswith(m + "/") for m in ("/proc", "/dev/fd")):
+            raise _ArgsRefused(f"{what} {value!r} is under /proc or /dev/fd")
+        if not any(real == p or real.startswith(p.rstrip("/") + "/") for p in cap.path_prefixes):
+            raise _ArgsRefused(f"{what} {value!r} is outside the allowed prefixes")
+        return real
+    try:
+        real = resolve_path(value, cwd)
+    except PathRefused as exc:
+        raise _ArgsRefused(f"{what}: {exc}") from exc
+    if not under_prefix(real, cap.path_prefixes):
+        raise _ArgsRefused(f"{what} {value!r} resolves to {real}, outside the allowed prefixes")
+    return real
+
+
+def _check_argv(argv: Any, cap: Capability, resolve: bool) -> list[str]:
+    if not isinstance(argv, list) or not argv:
+        raise _ArgsRefused("argv must be a non-empty list of strings")
+    if len(argv) - 1 > cap.max_args:
+        raise _ArgsRefused(f"more than {cap.max_args} arguments")
+    items = [_check_str(a, cap, f"argv[{i}]") for i, a in enumerate(argv)]
+    try:
+        exe = resolve_executable(items[0], cap.executables, cap.search_path, resolve=resolve)
+    except ExecRefused as exc:
+        raise _ArgsRefused(str(exc)) from exc
+    options_done = False
+    for i, arg in enumerate(items[1:], start=1):
+        if not options_done and arg == "--":
+            options_done = True
+            continue
+        if not options_done and arg.startswith("-"):
+            if cap.flags is not None:
+                if arg not in cap.flags:
+                    raise _ArgsRefused(f"option {arg!r} is not allowed")
+            elif not _SIMPLE_FLAG.fullmatch(arg):
+                raise _ArgsRefused(f"option {arg!r} is not a simple flag")
+            continue
+        if cap.path_prefixes:
+            _check_pathlike(arg, cap, f"argv[{i}]", resolve)
+    return [exe, *items[1:]]
+
+
+def decide(
+    manifest: Manifest,
+    capability: str,
+    args: Any,
+    *,
+    now: int | None = None,
+    resolve: bool = True,
+) -> Decision:
+    """Allow or refuse ``capability(args)`` under ``manifest``; pure apart from path lookups.
+
+    ``resolve=False`` checks paths lexically only (for a file system this process
+    cannot see, such as a container's); it is weaker and documented as such.
+    """
+    if now is not None and now >= manifest.expires_at:
+        return _refuse("rejected_capability", "manifest expired")
+    cap = manifest.capability(capability)
+    if cap is None:
+        return _refuse("rejected_capability", f"{capability} not in manifest")
+    if not isinstance(args, dict):
+        return _refuse("rejected_args", "args must be an object", cap)
+    try:
+        canonical_bytes(args)
+    except FnError as exc:
+        return _refuse("rejected_args", exc.message, cap)
+    allowed_keys = set(cap.values) | set(cap.limits)
+    if cap.executables:
+        allowed_keys.add("argv")
+    if cap.path_prefixes:
+        allowed_keys.add("path")
+    unknown = sorted(set(args) - allowed_keys)
+    if unknown:
+        return _refuse("rejected_args", f"argument(s) {', '.join(unknown)} not allowed for {cap.name}", cap)
+    argv: list[str] | None = None
+    path: str | None = None
+    extra: dict[str, Any] = {}
+    try:
+        if cap.executables:
+            if "argv" not in args:
+                raise _ArgsRefused("argv is required")
+            argv = _check_argv(args["argv"], cap, resolve)
+        if "path" in args:
+            path = _check_pathlike(_check_str(args["path"], cap, "path"), cap, "path", resolve)
+        for key, choices in cap.values.items():
+            if key in args:
+                value = _check_str(args[key], cap, key)
+                if value not in choices:
+                    raise _ArgsRefused(f"{key}={value!r} is not one of the allowed values")
+                extra[key] = value
+        for key, limit in cap.limits.items():
+            if key in args:
+                value = args[key]
+                if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= limit:
+                    raise _ArgsRefused(f"{key} must be an integer from 0 to {limit}")
+                extra[key] = value
+    except _ArgsRefused as exc:
+        return _refuse("rejected_args", str(exc), cap)
+    return Decision(
+        True,
+        "ok",
+        "allowed",
+        capability=cap,
+        argv=argv,
+        path=path,
+        requires_approval=cap.requires_approval,
+        timeout_s=cap.timeout_s,
+        output_cap_bytes=cap.output_cap_bytes,
+        extra=extra,
+    )
