@@ -1,0 +1,20 @@
+"""wg_interface_down: stop a mesh interface (hub or client) — its wireguard-go and firewall table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from meshagents.catalog import function
+
+
+@function(id="wg_interface_down", group="wg", requires=["root", "wireguard"])
+def wg_interface_down(
+    interface: str = "wg0",
+    config_dir: Path = Path("/etc/wireguard"),
+    netns: str | None = None,
+) -> dict[str, Any]:
+    """Delete the live interface (its wireguard-go exits) and nftables table; config and ledger stay."""
+    from meshagents.wg import hub
+
+    return hub.interface_down(interface=interface, config_dir=config_dir, netns=netns)

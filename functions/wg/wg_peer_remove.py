@@ -1,0 +1,21 @@
+"""wg_peer_remove: take a device off the hub (it may be added again; its address stays its own)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from meshagents.catalog import function
+
+
+@function(id="wg_peer_remove", group="wg", requires=["root", "wireguard"])
+def wg_peer_remove(
+    peer: str,
+    interface: str = "wg0",
+    config_dir: Path = Path("/etc/wireguard"),
+    netns: str | None = None,
+) -> dict[str, Any]:
+    """Remove a peer (by public key or device name) live and from the config, and commit."""
+    from meshagents.wg import peers
+
+    return peers.remove(who=peer, interface=interface, config_dir=config_dir, netns=netns)

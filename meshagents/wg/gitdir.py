@@ -1,0 +1,99 @@
+"""The config directory as a git repository: every change committed, manual edits visible.
+
+The repository holds the wg-quick config (with the hub's private key, as wg-quick
+wants) and the nftables rules: it is local, 0700, and must never be pushed anywhere.
+The ledger and lock files are ignored.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from meshagents.errors import FnError
+
+GITIGNORE = ".meshagents/\n*.lock\n*.tmp\n"
+GIT_IDENTITY = [
+    "-c",
+    "user.name=meshagents",
+    "-c",
+    "user.email=meshagents@localhost",
+    "-c",
+    "commit.gpgsign=false",
+]
+
+
+class ConfigRepo:
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+
+    def git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        env = dict(os.environ, GIT_CONFIG_NOSYSTEM="1", GIT_TERMINAL_PROMPT="0")
+        try:
+            proc = subprocess.run(
+                ["git", "-C", str(self.dir), *GIT_IDENTITY, *args], capture_output=True, text=True, env=env
+            )
+        except FileNotFoundError as exc:
+            raise FnError("missing_binary", "git is not installed") from exc
+        if check and proc.returncode != 0:
+            raise FnError("git_failed", f"git {args[0]} in {self.dir}: {proc.stderr.strip()[:300]}")
+        return proc
+
+    def is_repo(self) -> bool:
+        return (self.dir / ".git").exists()
+
+    def ensure(self) -> bool:
+        """Make the directory (0700) and the repository; True if anything was created."""
+        created = False
+        if not self.dir.exists():
+            self.dir.mkdir(parents=True, mode=0o700)
+            created = True
+        if not self.is_repo():
+            self.git("init", "-q")
+            (self.dir / ".git").chmod(0o700)
+            created = True
+        gi = self.dir / ".gitignore"
+        if not gi.exists():
+            gi.write_text(GITIGNORE, encoding="utf-8")
+            self.commit([".gitignore"], "meshagents: ignore ledger and locks")
+            created = True
+        return created
+
+    def write(self, name: str, text: str, mode: int = 0o600) -> bool:
+        """Write ``name`` atomically if its content differs; True if it changed."""
+        path = self.dir / name
+        if path.exists() and path.read_text(encoding="utf-8") == text:
+            if path.stat().st_mode & 0o777 != mode:
+                path.chmod(mode)
+            return False
+        tmp = path.with_name(path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        return True
+
+    def commit(self, names: list[str], message: str) -> str | None:
+        """Commit ``names`` if they changed; the new commit id, or None when nothing changed."""
+        self.git("add", "--", *names)
+        if self.git("diff", "--cached", "--quiet", "--", *names, check=False).returncode == 0:
+            return None
+        self.git("commit", "-q", "-m", message, "--", *names)
+        return self.head()
+
+    def head(self) -> str | None:
+        proc = self.git("rev-parse", "HEAD", check=False)
+        return proc.stdout.strip() if proc.returncode == 0 else None
+
+    def uncommitted(self, names: list[str]) -> list[str]:
+        """Files among ``names`` that differ from the last commit (``git status`` lines)."""
+        if not self.is_repo():
+            return []
+        proc = self.git("status", "--porcelain", "--", *names)
+        return [line for line in proc.stdout.splitlines() if line.strip()]
+
+    def diff(self, names: list[str]) -> str:
+        return self.git("diff", "HEAD", "--", *names, check=False).stdout

@@ -1,0 +1,290 @@
+"""Hub operations: set up, tear down, status and drift of one mesh interface.
+
+Each operation is idempotent and reports what it changed, so a second run of
+``setup`` with the same arguments reports ``changed: []`` and makes no commit.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from meshagents.errors import FnError
+from meshagents.wg import firewall, links
+from meshagents.wg.allocation import parse_hub_address
+from meshagents.wg.backend import BackendName, WgBackend, open_backend
+from meshagents.wg.config import InterfaceSection, PeerSection, WgQuickConfig, render
+from meshagents.wg.context import WgPaths
+from meshagents.wg.keys import check_key
+from meshagents.wg.model import DeviceState, PeerSpec
+from meshagents.wg.netns import check_netns, run
+
+ONLINE_WINDOW_S = 180.0  # WireGuard's rekey window: older handshakes mean the peer is gone
+SYSCTL_FILE = Path("/etc/sysctl.d/99-meshagents-wg.conf")
+
+
+def public_of(private_key: str) -> str:
+    from functions.wg.wg_keygen import public_from_private
+
+    return public_from_private(private_key)
+
+
+def spec_of(peer: PeerSection) -> PeerSpec:
+    return PeerSpec(
+        public_key=peer.public_key,
+        allowed_ips=peer.allowed_ips,
+        preshared_key=peer.preshared_key,
+        endpoint=peer.endpoint,
+        persistent_keepalive=peer.persistent_keepalive,
+    )
+
+
+def live_differences(cfg: WgQuickConfig, state: DeviceState) -> dict[str, list[str]]:
+    """What differs between a config and the live device, per kind (empty lists: in sync)."""
+    out: dict[str, list[str]] = {"interface": [], "missing_live": [], "extra_live": [], "changed": []}
+    if cfg.interface.private_key and state.public_key != public_of(cfg.interface.private_key):
+        out["interface"].append("private_key")
+    if cfg.interface.listen_port is not None and state.listen_port != cfg.interface.listen_port:
+        out["interface"].append("listen_port")
+    live = {p.public_key: p for p in state.peers}
+    want = {p.public_key: p for p in cfg.peers}
+    out["missing_live"] = sorted(set(want) - set(live))
+    out["extra_live"] = sorted(set(live) - set(want))
+    for key in sorted(set(want) & set(live)):
+        w, got = want[key], live[key]
+        if sorted(w.allowed_ips) != sorted(got.allowed_ips) or (w.preshared_key is not None) != (
+            got.has_preshared_key
+        ):
+            out["changed"].append(key)
+    return out
+
+
+def in_sync(diff: dict[str, list[str]]) -> bool:
+    return not any(diff.values())
+
+
+def resolve_netns(paths: WgPaths, netns: str | None) -> str | None:
+    """The namespace given, else the one the hub was set up in (remembered in the ledger)."""
+    if netns is not None:
+        return netns or None
+    if paths.ledger_path.exists():
+        with paths.ledger() as led:
+            saved = led.get_meta("netns")
+        return saved or None
+    return None
+
+
+def ensure_forwarding(netns: str | None) -> bool:
+    if run(["sysctl", "-n", "net.ipv4.ip_forward"], netns).stdout.strip() == "1":
+        return False
+    run(["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"], netns)
+    if netns is None:  # persist only for the machine itself, never for a test namespace
+        SYSCTL_FILE.write_text("net.ipv4.ip_forward = 1\n", encoding="utf-8")
+    return True
+
+
+def new_private_key() -> str:
+    from meshagents.api import call
+
+    keys: dict[str, str] = call("wg_keygen", caller="wg_hub_setup")
+    return keys["private_key"]
+
+
+def sync_live(backend: WgBackend, cfg: WgQuickConfig) -> bool:
+    """Make the live device match ``cfg``; True if it had to change anything."""
+    created = backend.create()
+    diff = live_differences(cfg, backend.state())
+    if not created and in_sync(diff):
+        return False
+    backend.configure(
+        private_key=cfg.interface.private_key,
+        listen_port=cfg.interface.listen_port,
+        peers=[spec_of(p) for p in cfg.peers],
+        replace_peers=True,
+    )
+    return True
+
+
+def setup(
+    *,
+    interface: str,
+    address: str,
+    listen_port: int,
+    config_dir: Path,
+    netns: str | None,
+    endpoint: str | None,
+    service_ports: Sequence[int],
+    backend: BackendName = "auto",
+    firewall_rules: bool = True,
+) -> dict[str, Any]:
+    hub = parse_hub_address(address)
+    if not 0 < listen_port < 65536:
+        raise FnError("invalid_port", f"listen port {listen_port} out of range")
+    check_netns(netns)
+    paths = WgPaths(interface, config_dir)
+    repo = paths.repo()
+    changed: list[str] = []
+    if repo.ensure():
+        changed.append("config_repo")
+    with paths.locked():
+        old = paths.read_config()
+        private = old.interface.private_key if old and old.interface.private_key else new_private_key()
+        check_key(private, "hub private key")
+        base = old.interface if old else InterfaceSection()
+        cfg = WgQuickConfig(
+            interface=replace(base, private_key=private, addresses=(str(hub),), listen_port=listen_port),
+            peers=old.peers if old else (),
+        )
+        if repo.write(paths.conf_name, render(cfg)):
+            changed.append("config")
+        rules = firewall.render_rules(
+            interface=interface, subnet=str(hub.network), listen_port=listen_port, service_ports=service_ports
+        )
+        rules_changed = firewall_rules and repo.write(paths.nft_name, rules, mode=0o600)
+        if rules_changed:
+            changed.append("firewall_rules")
+        commit = repo.commit(
+            [paths.conf_name, *([paths.nft_name] if firewall_rules else [])], f"wg_hub_setup {interface}"
+        )
+        with paths.ledger() as led:
+            wanted = {
+                "role": "hub",
+                "address": str(hub),
+                "listen_port": str(listen_port),
+                "netns": netns or "",
+                **({"endpoint": endpoint} if endpoint else {}),
+            }
+            for k, v in wanted.items():
+                if led.get_meta(k) != v:
+                    led.set_meta(k, v)
+                    changed.append(f"ledger:{k}")
+        be = open_backend(interface, netns, backend)
+        if sync_live(be, cfg):
+            changed.append("interface")
+        if links.ensure_up(interface, str(hub), [], netns):
+            changed.append("link")
+        if ensure_forwarding(netns):
+            changed.append("ip_forward")
+        if firewall_rules and (rules_changed or not firewall.table_present(interface, netns)):
+            firewall.apply(interface, rules, netns)
+            changed.append("nftables")
+    return {
+        "interface": interface,
+        "netns": netns,
+        "backend": be.name,
+        "public_key": public_of(private),
+        "address": str(hub),
+        "subnet": str(hub.network),
+        "listen_port": listen_port,
+        "endpoint": endpoint,
+        "config": str(paths.conf),
+        "commit": commit,
+        "changed": changed,
+    }
+
+
+def interface_down(
+    *, interface: str, config_dir: Path, netns: str | None, backend: BackendName = "auto"
+) -> dict[str, Any]:
+    """Delete the live interface (which stops its wireguard-go) and our nftables table.
+
+    The config, its git history and the ledger stay: ``wg_hub_setup`` brings it all back.
+    """
+    paths = WgPaths(interface, config_dir)
+    ns = resolve_netns(paths, netns)
+    check_netns(ns)
+    be = open_backend(interface, ns, backend)
+    deleted = be.delete()
+    fw = firewall.remove(interface, ns)
+    return {"interface": interface, "netns": ns, "interface_deleted": deleted, "firewall_removed": fw}
+
+
+def status(
+    *, interface: str, config_dir: Path, netns: str | None, with_drift: bool = False, now: float | None = None
+) -> dict[str, Any]:
+    paths = WgPaths(interface, config_dir)
+    ns = resolve_netns(paths, netns)
+    be = open_backend(interface, ns)
+    if not be.exists():
+        raise FnError("wg_interface_missing", f"interface {interface} is not up (netns {ns or 'root'})")
+    state = be.state()
+    names: dict[str, tuple[str, str]] = {}
+    if paths.ledger_path.exists():
+        with paths.ledger() as led:
+            names = {r.public_key: (r.name, r.address) for r in led.all()}
+    t = time.time() if now is None else now
+    peers = []
+    for p in state.peers:
+        name, addr = names.get(p.public_key, (None, None))
+        age = None if p.last_handshake is None else max(0.0, t - p.last_handshake)
+        peers.append(
+            {
+                "public_key": p.public_key,
+                "name": name,
+                "address": addr,
+                "endpoint": p.endpoint,
+                "allowed_ips": list(p.allowed_ips),
+                "latest_handshake": p.last_handshake,
+                "handshake_age_s": None if age is None else round(age, 3),
+                "rx_bytes": p.rx_bytes,
+                "tx_bytes": p.tx_bytes,
+                "online": age is not None and age < ONLINE_WINDOW_S,
+            }
+        )
+    out: dict[str, Any] = {
+        "interface": interface,
+        "netns": ns,
+        "backend": be.name,
+        "public_key": state.public_key,
+        "listen_port": state.listen_port,
+        "peer_count": len(peers),
+        "online_count": sum(1 for p in peers if p["online"]),
+        "peers": peers,
+    }
+    if with_drift:
+        out["drift"] = drift_of(paths, be, state)
+    return out
+
+
+SECRET_LINE = re.compile(r"^([ +-]?\s*(?:PrivateKey|PresharedKey)\s*=\s*).*$", re.MULTILINE | re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """Drift diffs go to logs and chat: never with key material in them."""
+    return SECRET_LINE.sub(r"\1<redacted>", text)
+
+
+def drift_of(paths: WgPaths, be: WgBackend | None, state: DeviceState | None) -> dict[str, Any]:
+    """Manual edits (uncommitted changes in the config repo) and config-vs-live differences."""
+    names = [paths.conf_name, paths.nft_name]
+    uncommitted = paths.repo().uncommitted(names)
+    out: dict[str, Any] = {
+        "uncommitted": uncommitted,
+        "diff": paths.repo().diff(names) if uncommitted else "",
+    }
+    cfg = paths.read_config()
+    if cfg is None:
+        out.update(drift=bool(uncommitted), config_missing=True)
+        return out
+    if state is None and be is not None and be.exists():
+        state = be.state()
+    if state is None:
+        out.update(drift=True, interface_missing=True)
+        return out
+    live = live_differences(cfg, state)
+    out.update(live)
+    out["drift"] = bool(uncommitted) or not in_sync(live)
+    return out
+
+
+def drift(*, interface: str, config_dir: Path, netns: str | None) -> dict[str, Any]:
+    paths = WgPaths(interface, config_dir)
+    ns = resolve_netns(paths, netns)
+    be = open_backend(interface, ns)
+    out = drift_of(paths, be, None)
+    out["interface"] = interface
+    return out
