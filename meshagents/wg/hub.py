@@ -20,6 +20,7 @@ from meshagents.wg.backend import BackendName, WgBackend, open_backend
 from meshagents.wg.config import InterfaceSection, PeerSection, WgQuickConfig, render
 from meshagents.wg.context import WgPaths
 from meshagents.wg.keys import check_key
+from meshagents.wg.ledger import Ledger
 from meshagents.wg.model import DeviceState, PeerSpec
 from meshagents.wg.netns import check_netns, run
 
@@ -67,15 +68,18 @@ def in_sync(diff: dict[str, list[str]]) -> bool:
     return not any(diff.values())
 
 
-def resolve_netns(paths: WgPaths, netns: str | None) -> str | None:
-    """The namespace given, else the one the hub was set up in (remembered in the ledger)."""
+def netns_of(led: Ledger, netns: str | None) -> str | None:
+    """The namespace given ("" = the root one), else the one the hub was set up in."""
     if netns is not None:
         return netns or None
-    if paths.ledger_path.exists():
-        with paths.ledger() as led:
-            saved = led.get_meta("netns")
-        return saved or None
-    return None
+    return led.get_meta("netns") or None
+
+
+def resolve_netns(paths: WgPaths, netns: str | None) -> str | None:
+    if netns is not None or not paths.ledger_path.exists():
+        return netns or None
+    with paths.ledger() as led:
+        return netns_of(led, netns)
 
 
 def ensure_forwarding(netns: str | None) -> bool:

@@ -16,7 +16,7 @@ from meshagents.errors import FnError
 from meshagents.wg.backend import open_backend
 from meshagents.wg.config import PeerSection, render
 from meshagents.wg.context import WgPaths
-from meshagents.wg.hub import resolve_netns, spec_of
+from meshagents.wg.hub import netns_of, spec_of
 from meshagents.wg.keys import check_key
 from meshagents.wg.ledger import Ledger, PeerRecord, Status
 
@@ -75,8 +75,8 @@ def add(
     hub_cidr = cfg.interface.addresses[0] if cfg.interface.addresses else None
     if hub_cidr is None:
         raise FnError("hub_not_configured", f"{paths.conf} has no Address")
-    ns = resolve_netns(paths, netns)
     with paths.locked(), paths.ledger() as led:
+        ns = netns_of(led, netns)
         cfg = paths.require_config()  # re-read under the lock
         rec = led.by_key(pub)
         if rec is not None and rec.status == "revoked":
@@ -121,7 +121,11 @@ def add(
         if rec.status != "active" or rec.has_psk != (psk is not None):
             led.set_status(pub, "active", has_psk=psk is not None)
             rec = led.by_key(pub) or rec
-        commit = repo.commit([paths.conf_name], f"wg_peer_add {rec.name} {rec.address}")
+        commit = (
+            repo.commit([paths.conf_name], f"wg_peer_add {rec.name} {rec.address}")
+            if config_changed
+            else None
+        )
     return _result(rec, created=created, changed=config_changed or created or not live_ok, commit=commit)
 
 
@@ -129,9 +133,9 @@ def remove(
     *, who: str, interface: str, config_dir: Path, netns: str | None, revoke: bool = False
 ) -> dict[str, Any]:
     paths = WgPaths(interface, config_dir)
-    ns = resolve_netns(paths, netns)
     t0 = time.perf_counter()
     with paths.locked(), paths.ledger() as led:
+        ns = netns_of(led, netns)
         rec = find(led, who)
         be = open_backend(interface, ns)
         live_before = any(p.public_key == rec.public_key for p in be.state().peers) if be.exists() else False
@@ -145,7 +149,7 @@ def remove(
         repo = paths.repo()
         changed = repo.write(paths.conf_name, render(cfg.without_peer(rec.public_key)))
         verb = "wg_peer_revoke" if revoke else "wg_peer_remove"
-        commit = repo.commit([paths.conf_name], f"{verb} {rec.name} {rec.address}")
+        commit = repo.commit([paths.conf_name], f"{verb} {rec.name} {rec.address}") if changed else None
         final = led.by_key(rec.public_key) or rec
     return _result(
         final,
