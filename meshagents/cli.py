@@ -65,9 +65,10 @@ def show_cmd(function_id: str) -> None:
     "run",
     context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
 )
+@click.option("--host", default=None, metavar="HOST", help="Run on HOST over SSH (~/.ssh/config applies).")
 @click.argument("function_id")
 @click.pass_context
-def run_cmd(ctx: click.Context, function_id: str) -> None:
+def run_cmd(ctx: click.Context, host: str | None, function_id: str) -> None:
     """Run FUNCTION_ID with --param value options; prints its result as JSON."""
     from meshagents.api import default_caller, invoke
     from meshagents.params import help_text, parse_args
@@ -75,6 +76,10 @@ def run_cmd(ctx: click.Context, function_id: str) -> None:
 
     argv = list(ctx.args)
     try:
+        if host is not None:
+            from meshagents.remote.runner import run_remote
+
+            sys.exit(run_remote(host, function_id, argv))
         fn = resolve(function_id)
         if "--help" in argv or "-h" in argv:
             click.echo(help_text(function_id, fn))

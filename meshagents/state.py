@@ -28,3 +28,12 @@ def project_root() -> Path:
     if env:
         return Path(env)
     return Path(__file__).resolve().parent.parent
+
+
+def cache_dir() -> Path:
+    """Rebuildable downloads (remote bundles): FN_CACHE_DIR, else $XDG_CACHE_HOME or
+    ~/.cache, under ``meshagents``. Unlike the state directory, losing it costs only time."""
+    env = os.environ.get("FN_CACHE_DIR")
+    base = Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / PROJECT
+    base.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return base
