@@ -17,6 +17,7 @@ CHECKS: dict[str, str] = {
     "services-spec": "meshagents.doctor.services_spec",
     "secrets": "meshagents.doctor.secrets",
     "registry": "meshagents.doctor.registry_fresh",
+    "wg-drift": "meshagents.doctor.wg_drift",
 }
 
 
