@@ -86,6 +86,19 @@ class FileKeyStore:
     def exists(self, name: str) -> bool:
         return self._path(name).is_file()
 
+    def _mkdir_private(self, directory: Path) -> None:
+        # Every directory from the store root down is 0700, whatever the umask.
+        missing = []
+        d = directory
+        while not d.exists():
+            missing.append(d)
+            if d == self.root or d.parent == d:
+                break
+            d = d.parent
+        for d in reversed(missing):
+            d.mkdir(mode=0o700, exist_ok=True)
+            os.chmod(d, 0o700)
+
     def get(self, name: str) -> bytes | None:
         path = self._path(name)
         try:
@@ -100,7 +113,7 @@ class FileKeyStore:
         path = self._path(name)
         if path.exists() and not overwrite:
             raise FnError("key_exists", f"key {name!r} already exists")
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._mkdir_private(path.parent)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:

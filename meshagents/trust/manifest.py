@@ -3,6 +3,7 @@
 Public API::
 
     sign(manifest: Manifest | dict, key: SigningKey) -> Manifest
+    resign(manifest, key, *, serial=None) -> Manifest        # serial + 1 by default
     verify(data: dict | Manifest, operator_key: str, *, now: int | None = None,
            serials: SerialStore | None = None) -> Manifest
         # FnError: manifest_invalid_signature | manifest_invalid | manifest_expired
@@ -67,13 +68,24 @@ def load_file(path: Path) -> dict[str, Any]:
 
 def sign(manifest: Manifest | dict[str, Any], key: SigningKey) -> Manifest:
     """Sign with the operator key: every field written out, ``operator_key`` set."""
-    model = manifest if isinstance(manifest, Manifest) else parse(Manifest, manifest, code="manifest_invalid")
-    body = model.model_dump(mode="json")
+    body = manifest.model_dump(mode="json") if isinstance(manifest, Manifest) else dict(manifest)
     body["operator_key"] = public_b64(key)
     body.pop("signature", None)
     body = strip_signature(parse(Manifest, body, code="manifest_invalid").model_dump(mode="json"))
     body["signature"] = sign_payload(body, key, TYPE_MANIFEST)
     return parse(Manifest, body, code="manifest_invalid")
+
+
+def resign(manifest: Manifest | dict[str, Any], key: SigningKey, *, serial: int | None = None) -> Manifest:
+    """Re-sign (after a key rotation or an edit) with a serial above the current one."""
+    body = manifest.model_dump(mode="json") if isinstance(manifest, Manifest) else dict(manifest)
+    current = body.get("serial")
+    if serial is None:
+        if isinstance(current, bool) or not isinstance(current, int):
+            raise FnError("manifest_invalid", "manifest has no integer serial")
+        serial = current + 1
+    body["serial"] = serial
+    return sign(body, key)
 
 
 class SerialStore:

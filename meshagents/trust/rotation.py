@@ -9,6 +9,7 @@ Public API::
         .load() -> list[RotationStatement] / .append(statement)
     pin_operator_key(public, path=None) -> bool   # writes <state>/trust/operator.pub once
     current_operator_key(explicit=None) -> str    # explicit, else pinned key + rotations, else keystore
+    rotate_operator_key(store=None, *, reason="", now=None) -> (RotationStatement, SigningKey)
 
 A statement names the old and the new public key and is signed by both private
 keys (each signature over the same domain-separated canonical payload). The old
@@ -22,6 +23,7 @@ help: see docs/protocol.md (revoke all, re-enroll with a new pinned key).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -34,7 +36,7 @@ from nacl.signing import SigningKey
 from meshagents.errors import FnError
 from meshagents.state import state_dir
 from meshagents.trust.canonical import loads_strict
-from meshagents.trust.keystore import OPERATOR_KEY, load_signing_key
+from meshagents.trust.keystore import OPERATOR_KEY, KeyStore, load_signing_key, open_keystore
 from meshagents.trust.models import RotationStatement, parse
 from meshagents.trust.signing import TYPE_ROTATION, public_b64, sign_payload, strip_signature, verify_payload
 
@@ -141,3 +143,25 @@ def current_operator_key(explicit: str | None = None) -> str:
         raise FnError(
             "operator_key_unknown", "no pinned operator key and no operator key in the key store"
         ) from exc
+
+
+def rotate_operator_key(
+    store: KeyStore | None = None, *, reason: str = "", now: int | None = None
+) -> tuple[RotationStatement, SigningKey]:
+    """Make a new operator key, a statement signed by old and new, and switch the store over.
+
+    Crash order: the new key is saved (``operator/next``) before the statement that
+    names it is published, and the old key is archived (``operator/retired-<id>``)
+    before ``operator/ed25519`` is overwritten, so no step loses a private key.
+    """
+    store = store or open_keystore()
+    old = load_signing_key(OPERATOR_KEY, store)
+    pin_operator_key(public_b64(old))  # the chain must start somewhere this machine trusts
+    new = SigningKey.generate()
+    store.put("operator/next", bytes(new), overwrite=True)
+    statement = make_statement(old, new, now=now, reason=reason)
+    RotationLog().append(statement)
+    tag = hashlib.sha256(bytes(old.verify_key)).hexdigest()[:12]
+    store.put(f"operator/retired-{tag}", bytes(old), overwrite=True)
+    store.put(OPERATOR_KEY, bytes(new), overwrite=True)
+    return statement, new

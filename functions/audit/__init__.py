@@ -1,0 +1,1 @@
+"""Catalog functions of the audit domain (trust core)."""

@@ -1,0 +1,1 @@
+"""Catalog functions of the capability domain (trust core)."""

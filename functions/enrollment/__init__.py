@@ -1,0 +1,1 @@
+"""Catalog functions of the enrollment domain (trust core)."""

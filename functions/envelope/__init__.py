@@ -1,0 +1,1 @@
+"""Catalog functions of the envelope domain (trust core)."""

@@ -1,0 +1,31 @@
+"""envelope_sign: sign a request envelope for a device with the controller key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from meshagents.catalog import function
+from meshagents.trust import envelope
+from meshagents.trust.keystore import CONTROLLER_KEY, load_signing_key
+
+
+@function(id="envelope_sign", group="envelope", requires=["keystore"])
+def envelope_sign(
+    device_id: str,
+    capability: str,
+    args: dict[str, Any],
+    ttl_s: int = 300,
+    approval: str | None = None,
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    """Sign a request envelope (capability + JSON args) with the controller key."""
+    env = envelope.sign(
+        load_signing_key(CONTROLLER_KEY),
+        device_id=device_id,
+        capability=capability,
+        args=args,
+        ttl_s=ttl_s,
+        approval=approval,
+        request_id=request_id,
+    )
+    return env.model_dump(mode="json")

@@ -1,0 +1,1 @@
+"""Catalog functions of the keys domain (trust core)."""
