@@ -1,0 +1,732 @@
+"""The Matrix client base shared by the bot and the device agent (matrix-nio, E2EE).
+
+API (everything else in this module is private)::
+
+    cfg = ClientConfig(homeserver="http://127.0.0.1:8008", user_id="@bot:hub",
+                       password="...", store_dir=Path(".../bot-store"),
+                       operators=("@alice:hub",))
+    client = MatrixClient(cfg)
+    client.on_message(cb)                  # async cb(ev: Incoming) -> None   (m.room.message)
+    client.on_reaction(cb)                 # async cb(ev: Incoming) -> None   (m.reaction)
+    client.on_custom_event("org.x.t", cb)  # async cb(ev: Incoming) -> None   (any other type)
+    await client.start()                   # login/restore, cross-sign self, first sync, loop
+    client.state                           # "stopped" | "starting" | "ok" | "degraded"
+    await client.send_text(room, body, html=None, reply_to=None)    -> event id
+    await client.send_notice(room, body, html=None, reply_to=None)  -> event id
+    await client.send_custom(room, type, content)                   -> event id
+    await client.send_reaction(room, event_id, key, encrypted=True) -> event id
+    await client.create_room(alias=None, name=None, invite=(), power_levels=None) -> room id
+    await client.join(room_id_or_alias)    -> room id
+    await client.resolve(room_id_or_alias) -> room id
+    await client.wait_for_member(room_id, user_id, timeout=10)
+    client.is_verified_sender(event)       -> bool   (the trust policy, see below)
+    await client.stop()
+
+``room`` is a room id (``!x:hs``) or an alias (``#x:hs``). Sends go encrypted in
+encrypted rooms. Callbacks run inside the sync loop, one at a time: keep them short
+or hand work to a task. A callback's exception is logged and does not stop the loop.
+
+Guarantees:
+- **Never twice**: the nio store keeps the sync token and a small table keeps the ids
+  of handled events; an event id is recorded *before* its callback runs, so after a
+  restart (or a crash) no event is handled again (at most once). On the very first
+  sync of a new store, history is recorded but not dispatched (``handle_backlog``).
+- **Self cross-signing**: master / self-signing / user-signing seeds are created once,
+  kept 0600 in ``store_dir/cross_signing.json`` and never regenerated; the client
+  uploads them (password auth when the server asks) and signs its own device.
+- **Trust policy**: an event counts as verified only when it was decrypted, the
+  inbound session came straight from the sender (no forwarding chain), the sending
+  device (found by its curve25519 key in ``/keys/query``) holds the session's ed25519
+  key, the device is signed by its owner's self-signing key, that key is signed by the
+  owner's master key, the owner is in ``operators``, and the owner's master key equals
+  the pinned one (``pinned_master_keys``, else pinned on first sight in
+  ``store_dir/pins.json``; a change is logged and refused). The chain is checked here
+  with PyNaCl, not taken from the server. Devices that pass are marked verified in
+  nio; with ``exclude_insecure_devices`` devices that are not cross-signed are
+  blacklisted (no room keys for them), as Element does (MSC4153).
+- **Degraded**: while the homeserver does not answer, ``state`` is ``degraded`` and
+  the loop retries with exponential backoff; it goes back to ``ok`` by itself.
+  ``start()`` itself needs the homeserver (login and cross-signing); it raises
+  ``FnError("homeserver_unreachable")`` otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import aiohttp
+import nio
+from nio.api import Api
+
+from meshagents.errors import FnError
+from meshagents.matrix import crosssign
+from meshagents.matrix.rooms import encryption_state, message_content
+from meshagents.matrix.store import HandledEvents, read_json, write_private
+
+log = logging.getLogger("meshagents.matrix")
+
+State = Literal["stopped", "starting", "ok", "degraded"]
+
+_NET_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """Everything a client needs; one store directory per (user, device)."""
+
+    homeserver: str
+    user_id: str
+    password: str
+    store_dir: Path
+    #: Users whose verified devices may command us (operators).
+    operators: tuple[str, ...] = ()
+    device_name: str = "meshagents"
+    #: Operator master keys known out of band; others are pinned on first sight.
+    pinned_master_keys: Mapping[str, str] = field(default_factory=dict)
+    #: Blacklist devices their owner has not cross-signed (no room keys for them).
+    exclude_insecure_devices: bool = True
+    #: Accept invites from operators and from these users.
+    accept_invites_from: tuple[str, ...] = ()
+    #: Dispatch the history seen by the first sync of a brand-new store.
+    handle_backlog: bool = False
+    sync_timeout_ms: int = 30_000
+    backoff_initial: float = 0.25
+    backoff_max: float = 30.0
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One event handed to a callback."""
+
+    room_id: str
+    event_id: str
+    sender: str
+    type: str
+    content: dict[str, Any]
+    decrypted: bool
+    verified: bool  # the trust policy's verdict, see the module docstring
+    sender_device: str | None
+    event: nio.Event
+
+    @property
+    def body(self) -> str | None:
+        body = self.content.get("body")
+        return body if isinstance(body, str) else None
+
+    @property
+    def relates_to(self) -> str | None:
+        rel = self.content.get("m.relates_to")
+        return rel.get("event_id") if isinstance(rel, dict) else None
+
+    @property
+    def reaction_key(self) -> str | None:
+        rel = self.content.get("m.relates_to")
+        return rel.get("key") if isinstance(rel, dict) else None
+
+
+Callback = Callable[[Incoming], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    verified: bool
+    device_id: str | None
+    reason: str
+
+
+class MatrixClient:
+    """An E2EE Matrix client that cross-signs itself and applies the trust policy."""
+
+    def __init__(self, config: ClientConfig) -> None:
+        self.config = config
+        self._state: State = "stopped"
+        self._nio: nio.AsyncClient | None = None
+        self._handled: HandledEvents | None = None
+        self._seeds: crosssign.CrossSigningSeeds | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._message_cbs: list[Callback] = []
+        self._reaction_cbs: list[Callback] = []
+        self._custom_cbs: dict[str, list[Callback]] = {}
+        self._keys: dict[str, dict[str, Any]] = {}  # user -> their /keys/query slice
+        self._dirty: set[str] = set()  # users whose device list changed
+        self._trusted: dict[tuple[str, str], bool] = {}  # (user, device) -> policy applied
+        self._verdicts: OrderedDict[str, _Verdict] = OrderedDict()
+        self._pending: dict[str, tuple[float, str, nio.MegolmEvent]] = {}  # undecryptable yet
+        self._synced = asyncio.Event()
+        self._first_sync_ever = False
+        self.trust_alerts: list[str] = []
+
+    # ------------------------------------------------------------------ public
+    @property
+    def state(self) -> State:
+        return self._state
+
+    @property
+    def user_id(self) -> str:
+        return self.config.user_id
+
+    @property
+    def device_id(self) -> str:
+        return str(self._client.device_id)
+
+    @property
+    def nio_client(self) -> nio.AsyncClient:
+        """The underlying nio client (for tests and advanced use)."""
+        return self._client
+
+    def on_message(self, callback: Callback) -> None:
+        self._message_cbs.append(callback)
+
+    def on_reaction(self, callback: Callback) -> None:
+        self._reaction_cbs.append(callback)
+
+    def on_custom_event(self, event_type: str, callback: Callback) -> None:
+        self._custom_cbs.setdefault(event_type, []).append(callback)
+
+    async def start(self) -> None:
+        if self._state != "stopped":
+            return
+        self._state = "starting"
+        try:
+            await self._open()
+            await self._bootstrap_cross_signing()
+            await self._sync_once(timeout_ms=0)
+        except _NET_ERRORS as exc:
+            await self._close_quietly()
+            raise FnError("homeserver_unreachable", f"{self.config.homeserver}: {exc}") from exc
+        except BaseException:
+            await self._close_quietly()
+            raise
+        self._state = "ok"
+        self._task = asyncio.create_task(self._loop(), name=f"matrix-sync-{self.config.user_id}")
+
+    async def stop(self) -> None:
+        """Cancel the sync loop, close the HTTP session and the stores."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._close_quietly()
+        self._state = "stopped"
+
+    async def send_text(
+        self, room: str, body: str, html: str | None = None, reply_to: str | None = None
+    ) -> str:
+        return await self._send(room, "m.room.message", message_content(body, html=html, reply_to=reply_to))
+
+    async def send_notice(
+        self, room: str, body: str, html: str | None = None, reply_to: str | None = None
+    ) -> str:
+        content = message_content(body, notice=True, html=html, reply_to=reply_to)
+        return await self._send(room, "m.room.message", content)
+
+    async def send_custom(self, room: str, event_type: str, content: dict[str, Any]) -> str:
+        return await self._send(room, event_type, content)
+
+    async def send_reaction(self, room: str, event_id: str, key: str, *, encrypted: bool = True) -> str:
+        """A reaction; encrypted in encrypted rooms as Element sends it (nio alone would not)."""
+        content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}}
+        return await self._send(room, "m.reaction", content, encrypt=encrypted)
+
+    async def resolve(self, room: str) -> str:
+        if not room.startswith("#"):
+            return room
+        resp = await self._net(self._client.room_resolve_alias(room))
+        if isinstance(resp, nio.RoomResolveAliasResponse):
+            return str(resp.room_id)
+        raise FnError("room_not_found", f"no room with alias {room}")
+
+    async def join(self, room: str) -> str:
+        resp = await self._net(self._client.join(room))
+        if isinstance(resp, nio.JoinResponse):
+            return str(resp.room_id)
+        raise FnError("matrix_join_failed", f"cannot join {room}: {getattr(resp, 'message', resp)}")
+
+    async def create_room(
+        self,
+        *,
+        alias: str | None = None,
+        name: str | None = None,
+        topic: str | None = None,
+        invite: tuple[str, ...] | list[str] = (),
+        power_levels: dict[str, Any] | None = None,
+        encrypted: bool = True,
+    ) -> str:
+        """Create a private room (encrypted from its first event by default)."""
+        resp = await self._net(
+            self._client.room_create(
+                alias=alias,
+                name=name,
+                topic=topic,
+                invite=list(invite),
+                initial_state=[encryption_state()] if encrypted else [],
+                power_level_override=power_levels,
+            )
+        )
+        if isinstance(resp, nio.RoomCreateResponse):
+            return str(resp.room_id)
+        code = getattr(resp, "status_code", "")
+        if code == "M_ROOM_IN_USE":
+            raise FnError("room_alias_taken", f"alias {alias} is taken")
+        raise FnError("matrix_create_failed", f"cannot create room: {getattr(resp, 'message', resp)}")
+
+    async def wait_for_member(self, room_id: str, user_id: str, timeout: float = 10.0) -> None:
+        """Wait until ``user_id`` has joined ``room_id`` (as seen by our sync)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            room = self._client.rooms.get(room_id)
+            if room is not None and user_id in room.users and user_id not in room.invited_users:
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise FnError("matrix_timeout", f"{user_id} did not join {room_id} within {timeout}s")
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._next_sync(), left)
+
+    def is_verified_sender(self, event: nio.Event) -> bool:
+        """The trust policy's verdict for an event this client dispatched (or can judge
+        from keys it already holds). Plain (unencrypted) events are never verified."""
+        verdict = self._verdicts.get(getattr(event, "event_id", ""))
+        if verdict is not None:
+            return verdict.verified
+        room_id = getattr(event, "room_id", None)
+        if room_id is None:
+            return False
+        return self._judge(room_id, event).verified
+
+    # ------------------------------------------------------------------ setup
+    @property
+    def _client(self) -> nio.AsyncClient:
+        if self._nio is None:
+            raise FnError("matrix_not_started", "the Matrix client is not started")
+        return self._nio
+
+    async def _open(self) -> None:
+        cfg = self.config
+        cfg.store_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        nio_store = cfg.store_dir / "nio"
+        nio_store.mkdir(exist_ok=True, mode=0o700)
+        client = nio.AsyncClient(
+            cfg.homeserver,
+            cfg.user_id,
+            store_path=str(nio_store),
+            config=nio.AsyncClientConfig(
+                store_sync_tokens=True,
+                encryption_enabled=True,
+                # Connection errors must reach us (degraded state), not be retried forever inside nio.
+                max_timeouts=0,
+                request_timeout=cfg.sync_timeout_ms / 1000 + 20,
+            ),
+        )
+        self._nio = client
+        self._handled = HandledEvents(cfg.store_dir / "handled.sqlite")
+        session_path = cfg.store_dir / "session.json"
+        session = read_json(session_path)
+        if session and session.get("user_id") == cfg.user_id:
+            client.restore_login(cfg.user_id, session["device_id"], session["access_token"])
+        else:
+            resp = await client.login(cfg.password, device_name=cfg.device_name)
+            if not isinstance(resp, nio.LoginResponse):
+                raise FnError("matrix_login_failed", f"login of {cfg.user_id} failed: {resp.message}")
+            write_private(
+                session_path,
+                {"user_id": cfg.user_id, "device_id": resp.device_id, "access_token": resp.access_token},
+            )
+        self._first_sync_ever = client.loaded_sync_token is None
+        if client.should_upload_keys:
+            resp_up = await client.keys_upload()
+            if not isinstance(resp_up, nio.KeysUploadResponse):
+                raise FnError("matrix_keys_upload_failed", str(resp_up))
+
+    async def _close_quietly(self) -> None:
+        client, self._nio = self._nio, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await client.close()
+        handled, self._handled = self._handled, None
+        if handled is not None:
+            handled.close()
+
+    def _load_seeds(self) -> crosssign.CrossSigningSeeds:
+        path = self.config.store_dir / "cross_signing.json"
+        data = read_json(path)
+        if data is not None:
+            return crosssign.CrossSigningSeeds.from_json(data)
+        seeds = crosssign.CrossSigningSeeds.generate()
+        write_private(path, seeds.to_json())
+        return seeds
+
+    async def _api(
+        self, method: str, path: str, body: dict[str, Any] | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        client = self._client
+        headers = {"Authorization": f"Bearer {client.access_token}", "Content-Type": "application/json"}
+        resp = await client.send(method, path, json.dumps(body) if body is not None else None, headers)
+        try:
+            data: dict[str, Any] = await resp.json(content_type=None)
+        except (ValueError, aiohttp.ContentTypeError):
+            data = {}
+        return resp.status, data
+
+    async def _keys_query(self, users: list[str]) -> dict[str, Any]:
+        status, data = await self._api(
+            "POST", "/_matrix/client/v3/keys/query", {"device_keys": {u: [] for u in users}}
+        )
+        if status != 200:
+            raise FnError("matrix_keys_query_failed", f"/keys/query answered {status}")
+        for user in users:
+            self._keys[user] = {
+                "master_keys": {user: data.get("master_keys", {}).get(user)}
+                if user in data.get("master_keys", {})
+                else {},
+                "self_signing_keys": {user: data["self_signing_keys"][user]}
+                if user in data.get("self_signing_keys", {})
+                else {},
+                "device_keys": {user: data.get("device_keys", {}).get(user, {})},
+            }
+            self._dirty.discard(user)
+        return data
+
+    async def _bootstrap_cross_signing(self) -> None:
+        """Upload our cross-signing keys (once) and sign our own device with them."""
+        client, cfg = self._client, self.config
+        seeds = self._seeds = self._load_seeds()
+        query = await self._keys_query([cfg.user_id])
+        master_obj = query.get("master_keys", {}).get(cfg.user_id) or {}
+        if f"ed25519:{seeds.master_public}" not in master_obj.get("keys", {}):
+            if master_obj:
+                log.warning("replacing the cross-signing identity of %s on the server", cfg.user_id)
+            body = crosssign.device_signing_upload(cfg.user_id, seeds)
+            status, answer = await self._api("POST", "/_matrix/client/v3/keys/device_signing/upload", body)
+            if status == 401 and "session" in answer:
+                body["auth"] = {
+                    "type": "m.login.password",
+                    "identifier": {"type": "m.id.user", "user": cfg.user_id},
+                    "password": cfg.password,
+                    "session": answer["session"],
+                }
+                status, answer = await self._api(
+                    "POST", "/_matrix/client/v3/keys/device_signing/upload", body
+                )
+            if status != 200:
+                raise FnError(
+                    "cross_signing_failed",
+                    f"device_signing/upload answered {status}: {answer.get('errcode')}",
+                )
+            query = await self._keys_query([cfg.user_id])
+        device = query.get("device_keys", {}).get(cfg.user_id, {}).get(client.device_id)
+        own = client.olm.account.identity_keys if client.olm else {}
+        if (
+            not device
+            or device.get("keys", {}).get(f"ed25519:{client.device_id}") != own.get("ed25519")
+            or device.get("keys", {}).get(f"curve25519:{client.device_id}") != own.get("curve25519")
+        ):
+            raise FnError(
+                "cross_signing_failed", "the server's copy of our device keys differs from our account"
+            )
+        if crosssign.check_device_chain(query, cfg.user_id, client.device_id, seeds.master_public).ok:
+            return
+        signed = crosssign.sign_device(device, cfg.user_id, seeds)
+        status, answer = await self._api(
+            "POST", "/_matrix/client/v3/keys/signatures/upload", {cfg.user_id: {client.device_id: signed}}
+        )
+        if status != 200 or answer.get("failures"):
+            raise FnError(
+                "cross_signing_failed", f"signatures/upload answered {status}: {answer.get('failures')}"
+            )
+        self._dirty.add(cfg.user_id)
+
+    # ------------------------------------------------------------------ sync loop
+    async def _loop(self) -> None:
+        backoff = self.config.backoff_initial
+        while True:
+            try:
+                await self._sync_once(timeout_ms=self.config.sync_timeout_ms)
+            except asyncio.CancelledError:
+                raise
+            except (*_NET_ERRORS, _SyncFailed) as exc:
+                if self._state != "degraded":
+                    log.warning("%s: homeserver unreachable (%s); degraded", self.config.user_id, exc)
+                self._state = "degraded"
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.config.backoff_max)
+                continue
+            if self._state == "degraded":
+                log.warning("%s: homeserver back; ok", self.config.user_id)
+            self._state = "ok"
+            backoff = self.config.backoff_initial
+
+    async def _next_sync(self) -> None:
+        await self._synced.wait()
+
+    async def _sync_once(self, timeout_ms: int) -> None:
+        client = self._client
+        resp = await client.sync(timeout=timeout_ms, full_state=None)
+        if not isinstance(resp, nio.SyncResponse):
+            raise _SyncFailed(getattr(resp, "message", str(resp)))
+        if client.outgoing_to_device_messages:
+            await client.send_to_device_messages()
+        if client.should_upload_keys:
+            await client.keys_upload()
+        if client.should_query_keys:
+            await client.keys_query()
+        if client.should_claim_keys:
+            await client.keys_claim(client.get_users_for_key_claiming())
+        for user in resp.device_list.changed:
+            self._dirty.add(user)
+        await self._handle_invites(resp)
+        first, self._first_sync_ever = self._first_sync_ever, False
+        for room_id, info in resp.rooms.join.items():
+            for event in info.timeline.events:
+                await self._handle_event(room_id, event, dispatch=not first or self.config.handle_backlog)
+        await self._retry_pending()
+        # Wake waiters: set then replace, so each waiter sees exactly one sync.
+        synced, self._synced = self._synced, asyncio.Event()
+        synced.set()
+
+    async def _handle_invites(self, resp: nio.SyncResponse) -> None:
+        allowed = set(self.config.operators) | set(self.config.accept_invites_from)
+        for room_id, info in resp.rooms.invite.items():
+            inviter = None
+            for ev in info.invite_state:
+                if (
+                    getattr(ev, "state_key", None) == self.config.user_id
+                    and getattr(ev, "membership", "") == "invite"
+                ):
+                    inviter = ev.sender
+            if inviter in allowed:
+                await self._client.join(room_id)
+            else:
+                log.info("%s: ignoring invite to %s from %s", self.config.user_id, room_id, inviter)
+
+    async def _retry_pending(self) -> None:
+        now = time.monotonic()
+        for event_id, (since, room_id, event) in list(self._pending.items()):
+            try:
+                decrypted = self._client.decrypt_event(event)
+            except (nio.EncryptionError, nio.LocalProtocolError):
+                if now - since > 600:
+                    del self._pending[event_id]
+                continue
+            del self._pending[event_id]
+            decrypted.room_id = room_id
+            await self._handle_event(room_id, decrypted, dispatch=True)
+
+    async def _handle_event(self, room_id: str, event: nio.Event, *, dispatch: bool) -> None:
+        assert self._handled is not None
+        event_id = getattr(event, "event_id", None)
+        if not event_id or self._handled.seen(event_id):
+            return
+        if isinstance(event, nio.MegolmEvent):
+            # No room key yet: it may arrive with a later sync.
+            self._pending.setdefault(event_id, (time.monotonic(), room_id, event))
+            return
+        self._handled.mark(event_id, room_id)
+        if not dispatch or event.sender == self.config.user_id:
+            return
+        source = event.source
+        etype = str(source.get("type", ""))
+        if etype == "m.room.message":
+            callbacks = self._message_cbs
+        elif etype == "m.reaction":
+            callbacks = self._reaction_cbs
+        else:
+            callbacks = self._custom_cbs.get(etype, [])
+        if not callbacks:
+            return
+        event.room_id = room_id
+        verdict = await self._evaluate(room_id, event)
+        incoming = Incoming(
+            room_id=room_id,
+            event_id=event_id,
+            sender=event.sender,
+            type=etype,
+            content=dict(source.get("content", {})),
+            decrypted=bool(getattr(event, "decrypted", False)),
+            verified=verdict.verified,
+            sender_device=verdict.device_id,
+            event=event,
+        )
+        for cb in callbacks:
+            try:
+                await cb(incoming)
+            except Exception:
+                log.exception("%s: callback for %s failed", self.config.user_id, etype)
+
+    # ------------------------------------------------------------------ trust
+    def _pin(self, user: str) -> str | None:
+        if user in self.config.pinned_master_keys:
+            return self.config.pinned_master_keys[user]
+        pins = read_json(self.config.store_dir / "pins.json") or {}
+        pin = pins.get(user)
+        return str(pin) if pin else None
+
+    def _remember_pin(self, user: str, master: str) -> None:
+        path = self.config.store_dir / "pins.json"
+        pins = read_json(path) or {}
+        if user not in pins:
+            pins[user] = master
+            write_private(path, pins)
+
+    async def _evaluate(self, room_id: str, event: nio.Event) -> _Verdict:
+        """Judge ``event``, refreshing the sender's keys once when they may be stale."""
+        if getattr(event, "decrypted", False) and (
+            event.sender in self._dirty
+            or event.sender not in self._keys
+            or self._judge(room_id, event).reason in ("unknown_device", "device_not_cross_signed")
+        ):
+            with contextlib.suppress(*_NET_ERRORS, FnError):
+                await self._keys_query([event.sender])
+        verdict = self._judge(room_id, event)
+        self._verdicts[event.event_id] = verdict
+        while len(self._verdicts) > 4096:
+            self._verdicts.popitem(last=False)
+        return verdict
+
+    def _judge(self, room_id: str, event: nio.Event) -> _Verdict:
+        if not getattr(event, "decrypted", False):
+            return _Verdict(False, None, "not_encrypted")
+        client = self._client
+        sender = event.sender
+        session = (
+            client.olm.inbound_group_store.get(room_id, event.sender_key, event.session_id)
+            if client.olm
+            else None
+        )
+        if session is None:
+            return _Verdict(False, None, "no_session")
+        if session.forwarding_chain:
+            return _Verdict(False, None, "forwarded_session")
+        query = self._keys.get(sender)
+        if query is None:
+            return _Verdict(False, None, "unknown_device")
+        device_id = crosssign.device_for_curve_key(query, sender, event.sender_key)
+        if device_id is None:
+            return _Verdict(False, None, "unknown_device")
+        is_operator = sender in self.config.operators
+        result = crosssign.check_device_chain(
+            query, sender, device_id, self._pin(sender) if is_operator else None
+        )
+        if result.reason == "master_key_changed":
+            alert = f"master key of {sender} changed to {result.master_key}; refusing its devices"
+            log.error(alert)
+            self.trust_alerts.append(alert)
+        if not result.ok:
+            return _Verdict(False, device_id, result.reason)
+        if result.device_ed25519 != session.ed25519:
+            return _Verdict(False, device_id, "session_key_mismatch")
+        if not is_operator:
+            return _Verdict(False, device_id, "not_an_operator")
+        if result.master_key:
+            self._remember_pin(sender, result.master_key)
+        return _Verdict(True, device_id, "ok")
+
+    async def _apply_policy(self, room_id: str) -> None:
+        """Mark room members' devices verified or blacklisted per the cross-signing chain."""
+        client = self._client
+        room = client.rooms.get(room_id)
+        if room is None or client.olm is None:
+            return
+        users = list(room.users)
+        stale = [
+            u
+            for u in users
+            if u in self._dirty
+            or u not in self._keys
+            or any((u, d.id) not in self._trusted for d in client.device_store.active_user_devices(u))
+        ]
+        if stale:
+            await self._keys_query(stale)
+        for user in users:
+            query = self._keys.get(user, {})
+            pin = self._pin(user) if user in self.config.operators else None
+            for device in client.device_store.active_user_devices(user):
+                if user == self.config.user_id and device.id == client.device_id:
+                    continue
+                result = crosssign.check_device_chain(query, user, device.id, pin)
+                good = (
+                    result.ok
+                    and result.device_ed25519 == device.ed25519
+                    and result.device_curve25519 == device.curve25519
+                )
+                before = self._trusted.get((user, device.id))
+                self._trusted[(user, device.id)] = good
+                if good:
+                    if device.blacklisted:
+                        client.unblacklist_device(device)
+                    if not device.verified:
+                        client.verify_device(device)
+                    if before is False:
+                        # It was left out of the current room key: make a new one.
+                        client.invalidate_outbound_session(room_id)
+                elif self.config.exclude_insecure_devices and not device.blacklisted:
+                    client.blacklist_device(device)
+
+    # ------------------------------------------------------------------ sending
+    async def _net(self, coro: Awaitable[Any]) -> Any:
+        try:
+            return await coro
+        except _NET_ERRORS as exc:
+            raise FnError("homeserver_unreachable", f"{self.config.homeserver}: {exc}") from exc
+
+    async def _ensure_room(self, room_id: str, timeout: float = 10.0) -> nio.MatrixRoom:
+        deadline = time.monotonic() + timeout
+        while room_id not in self._client.rooms:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise FnError("room_not_joined", f"{self.config.user_id} is not in {room_id}")
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._next_sync(), left)
+        room: nio.MatrixRoom = self._client.rooms[room_id]
+        return room
+
+    async def _send(
+        self, room: str, event_type: str, content: dict[str, Any], *, encrypt: bool = True
+    ) -> str:
+        room_id = await self.resolve(room)
+        client = self._client
+        mroom = await self._ensure_room(room_id)
+        if mroom.encrypted and encrypt:
+            if not mroom.members_synced:
+                await self._net(client.joined_members(room_id))
+            if client.should_query_keys:
+                await self._net(client.keys_query())
+            await self._net(self._apply_policy(room_id))
+            if event_type == "m.reaction":
+                # nio never encrypts reactions; Element does, so we do it by hand.
+                if client.olm is not None and client.olm.should_share_group_session(room_id):
+                    await self._net(client.share_group_session(room_id, ignore_unverified_devices=True))
+                event_type, content = client.encrypt(room_id, event_type, content)
+                return await self._raw_send(room_id, event_type, content)
+            resp = await self._net(
+                client.room_send(room_id, event_type, content, ignore_unverified_devices=True)
+            )
+        else:
+            return await self._raw_send(room_id, event_type, content)
+        if isinstance(resp, nio.RoomSendResponse):
+            return str(resp.event_id)
+        raise FnError("matrix_send_failed", f"send to {room_id} failed: {getattr(resp, 'message', resp)}")
+
+    async def _raw_send(self, room_id: str, event_type: str, content: dict[str, Any]) -> str:
+        """PUT /send without nio's encryption step (content already final)."""
+        client = self._client
+        method, path, data = Api.room_send(client.access_token, room_id, event_type, content, uuid.uuid4())
+        resp = await self._net(client._send(nio.RoomSendResponse, method, path, data, (room_id,)))
+        if isinstance(resp, nio.RoomSendResponse):
+            return str(resp.event_id)
+        raise FnError("matrix_send_failed", f"send to {room_id} failed: {getattr(resp, 'message', resp)}")
+
+
+class _SyncFailed(Exception):
+    """The homeserver answered the sync with an error (e.g. a 502 from a proxy)."""

@@ -1,0 +1,239 @@
+"""The embedded homeserver: Synapse as a child process, for tests and the local demo.
+
+    hs = EmbeddedSynapse(data_dir, host="127.0.0.1", port=8448)
+    hs.write_config()          # idempotent; keeps keys and secrets already written
+    hs.start()                 # returns once /_matrix/client/versions answers
+    user = hs.register("alice", "secret")
+    hs.stop()
+
+Production does not use this: it points the project at an existing homeserver by URL
+(see docs/matrix.md). The config is written whole by us (no ``--generate-config``,
+which costs ~3 s and logs to /tmp): the overrides FIELD-NOTES.md lists — one listener
+on the given address, sqlite, shared-secret registration, bcrypt 4, no trusted key
+servers, no presence, room version 11, every rate limit raised.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from meshagents.errors import FnError
+from meshagents.matrix.admin import register_user
+
+#: Limits high enough that tests and benchmarks never meet a 429 (nio retries 429s
+#: silently, which looks like seconds of latency).
+_UNLIMITED = {"per_second": 10000, "burst_count": 100000}
+_RATE_LIMITS: dict[str, Any] = {
+    "rc_message": _UNLIMITED,
+    "rc_registration": _UNLIMITED,
+    "rc_login": {"address": _UNLIMITED, "account": _UNLIMITED, "failed_attempts": _UNLIMITED},
+    "rc_admin_redaction": _UNLIMITED,
+    "rc_joins": {"local": _UNLIMITED, "remote": _UNLIMITED},
+    "rc_joins_per_room": _UNLIMITED,
+    "rc_invites": {"per_room": _UNLIMITED, "per_user": _UNLIMITED, "per_issuer": _UNLIMITED},
+    "rc_third_party_invite": _UNLIMITED,
+    "rc_key_requests": _UNLIMITED,
+    "rc_media_create": _UNLIMITED,
+    "rc_room_creation": _UNLIMITED,
+    "rc_profile": _UNLIMITED,
+    "rc_delayed_event_mgmt": _UNLIMITED,
+    "rc_reports": _UNLIMITED,
+    "rc_presence": {"per_user": _UNLIMITED},
+    "rc_user_directory": _UNLIMITED,
+}
+
+
+def synapse_config(
+    data_dir: Path, host: str, port: int, server_name: str, secrets_: dict[str, str]
+) -> dict[str, Any]:
+    """The whole homeserver.yaml as data (pure)."""
+    cfg: dict[str, Any] = {
+        "server_name": server_name,
+        "pid_file": str(data_dir / "homeserver.pid"),
+        "public_baseurl": f"http://{host}:{port}/",
+        "listeners": [
+            {
+                "port": port,
+                "bind_addresses": [host],
+                "type": "http",
+                "tls": False,
+                "x_forwarded": False,
+                "resources": [{"names": ["client"], "compress": False}],
+            }
+        ],
+        "database": {"name": "sqlite3", "args": {"database": str(data_dir / "homeserver.db")}},
+        "log_config": str(data_dir / "log.yaml"),
+        "media_store_path": str(data_dir / "media_store"),
+        "signing_key_path": str(data_dir / "signing.key"),
+        "registration_shared_secret": secrets_["registration_shared_secret"],
+        "macaroon_secret_key": secrets_["macaroon_secret_key"],
+        "form_secret": secrets_["form_secret"],
+        "report_stats": False,
+        "enable_registration": False,
+        "bcrypt_rounds": 4,
+        "trusted_key_servers": [],
+        "suppress_key_server_warning": True,
+        "presence": {"enabled": False},
+        "default_room_version": "11",
+        "enable_metrics": False,
+        "url_preview_enabled": False,
+        "federation_domain_whitelist": [],
+    }
+    cfg.update(_RATE_LIMITS)
+    return cfg
+
+
+def _log_config(data_dir: Path) -> dict[str, Any]:
+    return {
+        "version": 1,
+        "formatters": {"precise": {"format": "%(asctime)s %(name)s %(levelname)s %(message)s"}},
+        "handlers": {
+            "file": {
+                "class": "logging.FileHandler",
+                "formatter": "precise",
+                "filename": str(data_dir / "homeserver.log"),
+                "encoding": "utf8",
+            }
+        },
+        "root": {"level": "WARNING", "handlers": ["file"]},
+        "disable_existing_loggers": False,
+    }
+
+
+def _write_private(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+class EmbeddedSynapse:
+    """One Synapse child process bound to ``host:port`` with its state in ``data_dir``."""
+
+    def __init__(
+        self, data_dir: Path, *, host: str = "127.0.0.1", port: int = 8008, server_name: str = "localhost"
+    ):
+        self.data_dir = Path(data_dir)
+        self.host = host
+        self.port = port
+        self.server_name = server_name
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def config_path(self) -> Path:
+        return self.data_dir / "homeserver.yaml"
+
+    @property
+    def shared_secret(self) -> str:
+        return self._secrets()["registration_shared_secret"]
+
+    def _secrets(self) -> dict[str, str]:
+        path = self.data_dir / "secrets.yaml"
+        if path.exists():
+            loaded: dict[str, str] = yaml.safe_load(path.read_text())
+            return loaded
+        made = {
+            k: secrets.token_urlsafe(32)
+            for k in ("registration_shared_secret", "macaroon_secret_key", "form_secret")
+        }
+        _write_private(path, yaml.safe_dump(made))
+        return made
+
+    def write_config(self) -> Path:
+        """Write homeserver.yaml, the log config and (once) the signing key."""
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        key_path = self.data_dir / "signing.key"
+        if not key_path.exists():
+            from signedjson.key import generate_signing_key, write_signing_keys
+
+            buf = io.StringIO()
+            write_signing_keys(buf, [generate_signing_key("a_" + secrets.token_hex(2))])
+            _write_private(key_path, buf.getvalue())
+        (self.data_dir / "log.yaml").write_text(yaml.safe_dump(_log_config(self.data_dir)))
+        cfg = synapse_config(self.data_dir, self.host, self.port, self.server_name, self._secrets())
+        _write_private(self.config_path, yaml.safe_dump(cfg, sort_keys=True))
+        return self.config_path
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start Synapse and wait until it answers; raises ``homeserver_start_failed``."""
+        if self.running:
+            return
+        if not self.config_path.exists():
+            self.write_config()
+        out = open(self.data_dir / "stdout.log", "ab")  # noqa: SIM115 - owned by the child
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "synapse.app.homeserver", "-c", str(self.config_path)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.data_dir,
+                start_new_session=True,
+            )
+        finally:
+            out.close()
+        self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc is not None and self._proc.poll() is not None:
+                raise FnError(
+                    "homeserver_start_failed",
+                    f"synapse exited with {self._proc.returncode}; see {self.data_dir / 'stdout.log'}",
+                )
+            try:
+                with urllib.request.urlopen(self.url + "/_matrix/client/versions", timeout=2) as r:  # noqa: S310
+                    if r.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise FnError(
+            "homeserver_start_failed", f"synapse did not answer on {self.url} within {timeout:.0f}s"
+        )
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM, wait, then SIGKILL; always reaps the child."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def register(self, localpart: str, password: str, *, admin: bool = False) -> str:
+        """Register a user with the shared secret; returns the full user id."""
+        answer = register_user(self.url, self.shared_secret, localpart, password, admin=admin)
+        return str(answer["user_id"])
+
+    def __enter__(self) -> EmbeddedSynapse:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,65 @@
+"""Small durable pieces kept next to a client's crypto store.
+
+- ``HandledEvents``: event ids already handled (SQLite, WAL), so a restart never
+  handles an event twice — even when the sync token was not saved in time.
+- ``write_private`` / ``read_json``: 0600 JSON files (session, cross-signing seeds,
+  pinned master keys), written atomically so a crash leaves the old or the new file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+
+def write_private(path: Path, data: dict[str, Any]) -> None:
+    """Atomically write ``data`` as JSON, mode 0600."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, sort_keys=True)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+class HandledEvents:
+    """A set of event ids that survives restarts."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS handled (event_id TEXT PRIMARY KEY, room_id TEXT, at REAL)"
+        )
+
+    def seen(self, event_id: str) -> bool:
+        row = self._db.execute("SELECT 1 FROM handled WHERE event_id = ?", (event_id,)).fetchone()
+        return row is not None
+
+    def mark(self, event_id: str, room_id: str) -> bool:
+        """Record ``event_id``; False when it was already there."""
+        cur = self._db.execute(
+            "INSERT OR IGNORE INTO handled (event_id, room_id, at) VALUES (?, ?, ?)",
+            (event_id, room_id, time.time()),
+        )
+        return cur.rowcount == 1
+
+    def count(self) -> int:
+        row = self._db.execute("SELECT COUNT(*) FROM handled").fetchone()
+        return int(row[0])
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,41 @@
+"""Fixtures for the Matrix layer's integration tests: the session Synapse and a
+factory of clients on our base that are always stopped at teardown."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from meshagents.matrix.client import MatrixClient
+from tests.fixtures.synapse import SynapseServer, synapse  # noqa: F401 - re-exported fixture
+
+MakeClient = Callable[..., Awaitable[MatrixClient]]
+
+
+@pytest.fixture
+async def make_client(synapse: SynapseServer, tmp_path: Path) -> AsyncIterator[MakeClient]:  # noqa: F811
+    """``await make_client("alice", operators=(...,))`` -> a started client of a new user.
+    Pass ``user=(user_id, password)`` and ``store=path`` to reopen an existing one."""
+    started: list[MatrixClient] = []
+
+    async def make(
+        prefix: str = "u",
+        *,
+        user: tuple[str, str] | None = None,
+        store: Path | None = None,
+        start: bool = True,
+        **kw: object,
+    ) -> MatrixClient:
+        user_id, password = user or synapse.new_user(prefix)
+        store_dir = store or tmp_path / f"store-{user_id[1:].split(':')[0]}"
+        client = MatrixClient(synapse.client_config(user_id, password, store_dir, **kw))
+        started.append(client)
+        if start:
+            await client.start()
+        return client
+
+    yield make
+    for client in started:
+        await client.stop()

@@ -1,0 +1,42 @@
+"""E2EE round trip between two clients built on the base."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from meshagents.matrix.client import Incoming
+from tests.integration.matrix.conftest import MakeClient
+
+pytestmark = pytest.mark.integration
+
+
+async def test_e2ee_round_trip(make_client: MakeClient) -> None:
+    alice = await make_client("alice")
+    bot = await make_client("bot", operators=(alice.user_id,))
+    got_bot: asyncio.Queue[Incoming] = asyncio.Queue()
+    got_alice: asyncio.Queue[Incoming] = asyncio.Queue()
+
+    async def bot_echo(ev: Incoming) -> None:
+        await got_bot.put(ev)
+        await bot.send_notice(ev.room_id, f"echo {ev.body}", reply_to=ev.event_id)
+
+    async def alice_got(ev: Incoming) -> None:
+        await got_alice.put(ev)
+
+    bot.on_message(bot_echo)
+    alice.on_message(alice_got)
+    room = await alice.create_room(invite=[bot.user_id])
+    await alice.wait_for_member(room, bot.user_id)
+    sent = await alice.send_text(room, "hello")
+    ev = await asyncio.wait_for(got_bot.get(), 10)
+    assert ev.event_id == sent and ev.body == "hello"
+    assert ev.decrypted and ev.verified and ev.sender_device == alice.device_id
+    reply = await asyncio.wait_for(got_alice.get(), 10)
+    assert reply.decrypted and reply.body == "echo hello"
+    assert reply.content["msgtype"] == "m.notice"
+    assert reply.relates_to is None  # a reply uses m.in_reply_to, not a relation key
+    assert reply.content["m.relates_to"]["m.in_reply_to"]["event_id"] == sent
+    # The bot is not an operator for alice: its messages decrypt but are not "verified".
+    assert not reply.verified
