@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,9 +58,9 @@ def test_wg_keygen_runs_on_the_host(vps: SshHost, local_env: dict[str, str]) -> 
     hosts = {r["host"] for r in stats["recent"] if r["function_id"] == "wg_keygen"}
     assert hosts == {vps.alias}
     # the remote recorded the call in its own telemetry, with a remote caller
-    remote_db = Path(str(vps.workdir)).parent  # noqa: F841 - remote state is the fixture's dir
-    bundles = list(Path("/root/.cache/meshagents/bundles").glob("*/.complete"))
-    assert bundles
+    remote = sqlite3.connect(vps.remote_state / "call_monitor.db")
+    callers = {row[0] for row in remote.execute("SELECT caller FROM calls WHERE function_id='wg_keygen'")}
+    assert callers == {"remote:cli"}
 
 
 def test_unknown_function_on_the_host_exits_2(vps: SshHost, local_env: dict[str, str]) -> None:
