@@ -64,11 +64,57 @@ def _pump(stream: Iterator[tuple[bytes | None, bytes | None]], out: queue.Queue[
         out.put(None)
 
 
+def _ppid_map() -> dict[int, int]:
+    """pid -> parent pid of every process on the host."""
+    out: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # The command name may hold spaces and parentheses: split after the last ')'.
+        fields = stat[stat.rindex(b")") + 2 :].split()
+        out[int(entry.name)] = int(fields[1])
+    return out
+
+
+def descendants(root: int, ppids: dict[int, int]) -> list[int]:
+    """``root`` and every process below it (pure: takes a pid -> ppid map)."""
+    children: dict[int, list[int]] = {}
+    for pid, ppid in ppids.items():
+        children.setdefault(ppid, []).append(pid)
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def _kill_tree(root: int) -> None:
+    # Stop the tree first so nothing forks past us, then kill it all: killing only
+    # the exec's own process would leave `sh -c "...; sleep"` children running.
+    seen: set[int] = set()
+    for _ in range(5):
+        tree = [p for p in descendants(root, _ppid_map()) if p not in seen]
+        if not tree:
+            break
+        for pid in tree:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+        seen.update(tree)
+    for pid in seen:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def _kill_exec(api: docker.APIClient, exec_id: str) -> None:
     pid = int(api.exec_inspect(exec_id).get("Pid") or 0)
     if pid > 0:
-        with contextlib.suppress(ProcessLookupError):  # it may have finished meanwhile
-            os.kill(pid, signal.SIGKILL)
+        _kill_tree(pid)
 
 
 def _exit_code(api: docker.APIClient, exec_id: str, wait: float = 2.0) -> int | None:
