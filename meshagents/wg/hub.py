@@ -268,7 +268,7 @@ def drift_of(paths: WgPaths, be: WgBackend | None, state: DeviceState | None) ->
     uncommitted = paths.repo().uncommitted(names)
     out: dict[str, Any] = {
         "uncommitted": uncommitted,
-        "diff": paths.repo().diff(names) if uncommitted else "",
+        "diff": redact(paths.repo().diff(names)) if uncommitted else "",
     }
     cfg = paths.read_config()
     if cfg is None:
