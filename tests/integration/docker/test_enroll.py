@@ -1,0 +1,349 @@
+"""docker_container_enroll on a real engine: light-mode manifest entries, deep-mode mesh peer.
+
+Deep mode needs a hub: a minimal one is built here with raw commands (a namespace, a
+veth pair into the engine's namespace, wireguard-go and `wg set`), independent of the
+mesh layer's own code, so this test checks our side against plain WireGuard tools.
+
+    hub netns (dkhub-<sfx>)                 engine netns (dk-<sfx>)        container netns
+    wireguard-go dkh<sfx> 10.42.0.1/24      wireguard-go mc<id> (UDP) ───▶ mc<id> 10.42.0.10/24
+    dkv<sfx> 198.19.<n>.1/30 ◀── veth ──▶   dkw<sfx> 198.19.<n>.2/30
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import secrets
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from meshagents.api import call
+from meshagents.dockerctl import deep, uapi
+from meshagents.dockerctl.engine import connect, get_container
+from meshagents.errors import FnError
+from tests.conftest import require_binary
+from tests.fixtures.docker_engine import DockerEngine
+
+pytestmark = [pytest.mark.integration, pytest.mark.root]
+
+WL = ["echo", "ls", "/bin/cat"]
+
+
+# --- light mode -----------------------------------------------------------------------
+
+
+def test_light_mode_maps_the_container_into_the_host_manifest(
+    docker_engine: DockerEngine, sleeper: Any, state_dir: Path
+) -> None:
+    r = call(
+        "docker_container_enroll",
+        docker_host=docker_engine.docker_host,
+        container=sleeper.name,
+        whitelist=WL,
+        host="home-wsl",
+        requires_approval=True,
+    )
+    assert r["mode"] == "light"
+    assert r["container_id"] == sleeper.id
+    assert r["host_room_alias"] == "#dev-home-wsl"
+    caps = {c["name"]: c for c in r["capabilities"]}
+    assert set(caps) == {"docker.container.exec", "docker.container.logs", "docker.container.list"}
+    ex = caps["docker.container.exec"]
+    assert ex["constraints"] == {"container": sleeper.name, "binaries": sorted(WL)}
+    assert ex["requires_approval"] is True
+    assert r["warnings"] == []
+    # The entries are what exec enforces: a listed binary runs, another does not.
+    ok = call(
+        "docker_container_exec",
+        docker_host=docker_engine.docker_host,
+        container=sleeper.name,
+        argv=["echo", "mapped"],
+        whitelist=ex["constraints"]["binaries"],
+    )
+    assert ok.stdout == "mapped\n"
+    with pytest.raises(FnError) as err:
+        call(
+            "docker_container_exec",
+            docker_host=docker_engine.docker_host,
+            container=sleeper.name,
+            argv=["sh", "-c", "id"],
+            whitelist=ex["constraints"]["binaries"],
+        )
+    assert err.value.code == "rejected_args"
+
+
+def test_light_mode_warns_about_shells_and_refuses_missing(
+    docker_engine: DockerEngine, sleeper: Any, state_dir: Path
+) -> None:
+    r = call(
+        "docker_container_enroll",
+        docker_host=docker_engine.docker_host,
+        container=sleeper.name,
+        whitelist=["sh"],
+    )
+    assert any("allows everything" in w for w in r["warnings"])
+    with pytest.raises(FnError) as err:
+        call(
+            "docker_container_enroll",
+            docker_host=docker_engine.docker_host,
+            container=f"ghost-{docker_engine.suffix}",
+            whitelist=WL,
+        )
+    assert err.value.code == "container_not_found"
+
+
+# --- deep mode: a minimal hub -----------------------------------------------------------
+
+
+def _sh(*cmd: str) -> str:
+    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+
+
+@dataclass
+class Hub:
+    netns: str
+    iface: str
+    public_key: str
+    endpoint: str
+    proc: subprocess.Popen[bytes]
+
+    def add_peer(self, public_key: str, address: str) -> None:
+        _sh("wg", "set", self.iface, "peer", public_key, "allowed-ips", f"{address}/32")
+
+    def peer(self, public_key: str) -> dict[str, str]:
+        """The hub's view of one peer, from `wg show <iface> dump`."""
+        for line in _sh("wg", "show", self.iface, "dump").splitlines()[1:]:
+            f = line.split("\t")
+            if f[0] == public_key:
+                return {"endpoint": f[2], "allowed_ips": f[3], "latest_handshake": f[4], "rx": f[5]}
+        return {}
+
+
+@contextlib.contextmanager
+def minimal_hub(eng: DockerEngine) -> Iterator[Hub]:
+    """A hub namespace linked by veth to the engine's namespace (never to the root one)."""
+    sfx = secrets.token_hex(3)
+    netns, iface, vh, vd = f"dkhub-{sfx}", f"dkh{sfx}", f"dkv{sfx}", f"dkw{sfx}"
+    n = int(sfx[:2], 16)
+    hub_ip, host_ip = f"198.19.{n}.1", f"198.19.{n}.2"
+    _sh("ip", "netns", "add", netns)
+    proc: subprocess.Popen[bytes] | None = None
+    keydir = Path(tempfile.mkdtemp(prefix="hubkey-"))
+    try:
+        _sh("ip", "-n", netns, "link", "set", "lo", "up")
+        # Created straight inside the two test namespaces: the root namespace never sees it.
+        _sh("ip", "link", "add", vh, "netns", netns, "type", "veth", "peer", "name", vd, "netns", eng.netns)
+        _sh("ip", "-n", netns, "addr", "add", f"{hub_ip}/30", "dev", vh)
+        _sh("ip", "-n", eng.netns, "addr", "add", f"{host_ip}/30", "dev", vd)
+        _sh("ip", "-n", netns, "link", "set", vh, "up")
+        _sh("ip", "-n", eng.netns, "link", "set", vd, "up")
+        env = dict(os.environ, WG_PROCESS_FOREGROUND="1")
+        proc = subprocess.Popen(
+            ["nsenter", f"--net=/run/netns/{netns}", "wireguard-go", "-f", iface],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 5
+        while not uapi.socket_path(iface).exists():
+            assert time.monotonic() < deadline, "hub wireguard-go did not start"
+            time.sleep(0.005)
+        private = _sh("wg", "genkey").strip()
+        (keydir / "k").write_text(private)
+        os.chmod(keydir / "k", 0o600)
+        public = subprocess.run(
+            ["wg", "pubkey"], input=private, capture_output=True, text=True
+        ).stdout.strip()
+        _sh("wg", "set", iface, "private-key", str(keydir / "k"), "listen-port", "51820")
+        _sh("ip", "-n", netns, "addr", "add", "10.42.0.1/24", "dev", iface)
+        _sh("ip", "-n", netns, "link", "set", iface, "up")
+        yield Hub(netns, iface, public, f"{hub_ip}:51820", proc)
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        subprocess.run(["ip", "-n", eng.netns, "link", "del", vd], capture_output=True)
+        subprocess.run(["ip", "netns", "delete", netns], capture_output=True)
+        for f in keydir.iterdir():
+            f.unlink()
+        keydir.rmdir()
+
+
+def _wg_go_pids(iface: str) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+                if argv[:2] == [b"wireguard-go", iface.encode()]:
+                    out.append(int(entry.name))
+    return out
+
+
+def _exec(eng: DockerEngine, c: Any, *argv: str) -> Any:
+    return call(
+        "docker_container_exec",
+        docker_host=eng.docker_host,
+        container=c.name,
+        argv=list(argv),
+        whitelist=["ping", "ip", "ls"],
+        timeout=15,
+    )
+
+
+def test_deep_mode_container_is_its_own_mesh_peer(docker_engine: DockerEngine, state_dir: Path) -> None:
+    require_binary("wireguard-go", "wg", "nsenter")
+    eng = docker_engine
+    # Unprivileged: every capability dropped except NET_RAW, which busybox ping needs.
+    c = eng.run("sleep", "3600", cap_drop=["ALL"], cap_add=["NET_RAW"])
+    iface = deep.default_interface(c.id)
+    try:
+        with minimal_hub(eng) as hub:
+            # Step 1: the container's own key, so the hub can know the peer before it comes up.
+            prep = call("docker_container_enroll", docker_host=eng.docker_host, container=c.name, mode="deep")
+            assert prep["attached"] is False
+            assert prep["room_alias"] == f"#cont-{c.name}"
+            assert len(base64.b64decode(prep["public_key"])) == 32
+            hub.add_peer(prep["public_key"], "10.42.0.10")
+
+            # Step 2: attach. wireguard-go runs host-side (engine netns), its TUN moves in.
+            t0 = time.perf_counter()
+            att = call(
+                "docker_container_enroll",
+                docker_host=eng.docker_host,
+                container=c.name,
+                mode="deep",
+                mesh_address="10.42.0.10/24",
+                hub_public_key=hub.public_key,
+                hub_endpoint=hub.endpoint,
+                host_netns=eng.netns_path,
+            )
+            assert att["attached"] is True and att["reused"] is False
+            assert att["public_key"] == prep["public_key"]  # same identity as announced
+            assert att["interface"] == iface
+            assert att["room_alias"] == f"#cont-{c.name}"
+
+            # The container reaches the hub over the mesh, by itself.
+            ping = _exec(eng, c, "ping", "-c", "1", "-W", "5", "10.42.0.1")
+            first_ping_s = time.perf_counter() - t0
+            assert ping.exit_code == 0, ping
+            assert "1 packets received" in ping.stdout
+            print(f"attach to first answered ping: {first_ping_s * 1000:.0f} ms")
+
+            # The hub sees the container's own key, with an endpoint on the host side.
+            seen = hub.peer(prep["public_key"])
+            assert seen["latest_handshake"] != "0"
+            assert seen["endpoint"].startswith(hub.endpoint.replace(".1:51820", ".2:"))
+
+            # Inside: only lo and the mesh interface; no NET_ADMIN, so it cannot change it.
+            links = _exec(eng, c, "ip", "-o", "link")
+            names = sorted(line.split(":")[1].strip() for line in links.stdout.splitlines())
+            assert names == sorted(["lo", iface])
+            denied = _exec(eng, c, "ip", "link", "del", iface)
+            assert denied.exit_code != 0
+            # The private key is not in the container: no tun device, no key file.
+            assert _exec(eng, c, "ls", "/dev/net/tun").exit_code != 0
+            assert _wg_go_pids(iface), "wireguard-go should run on the host side"
+
+            # Attaching again is idempotent (same interface, reconfigured).
+            again = call(
+                "docker_container_enroll",
+                docker_host=eng.docker_host,
+                container=c.name,
+                mode="deep",
+                mesh_address="10.42.0.10/24",
+                hub_public_key=hub.public_key,
+                hub_endpoint=hub.endpoint,
+                host_netns=eng.netns_path,
+            )
+            assert again["reused"] is True and len(_wg_go_pids(iface)) == 1
+
+            # Stop: the namespace goes, wireguard-go exits by itself. Start: re-attach, same key.
+            c.stop(timeout=5)
+            deadline = time.monotonic() + 5
+            while _wg_go_pids(iface):
+                assert time.monotonic() < deadline, "wireguard-go outlived the container"
+                time.sleep(0.02)
+            c.start()
+            back = call(
+                "docker_container_enroll",
+                docker_host=eng.docker_host,
+                container=c.name,
+                mode="deep",
+                mesh_address="10.42.0.10/24",
+                hub_public_key=hub.public_key,
+                hub_endpoint=hub.endpoint,
+                host_netns=eng.netns_path,
+            )
+            assert back["public_key"] == prep["public_key"] and back["reused"] is False
+            assert _exec(eng, c, "ping", "-c", "1", "-W", "5", "10.42.0.1").exit_code == 0
+    finally:
+        client = connect(eng.docker_host)
+        try:
+            deep.detach(get_container(client, c.name))
+        except FnError:
+            pass
+        finally:
+            client.close()
+        c.remove(force=True)
+        deadline = time.monotonic() + 5
+        while _wg_go_pids(iface) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not _wg_go_pids(iface)
+
+
+def test_deep_mode_refuses_host_network_and_bad_input(docker_engine: DockerEngine, state_dir: Path) -> None:
+    eng = docker_engine
+    c = eng.run("sleep", "3600", network_mode="host")
+    try:
+        with pytest.raises(FnError) as err:
+            call(
+                "docker_container_enroll",
+                docker_host=eng.docker_host,
+                container=c.name,
+                mode="deep",
+                mesh_address="10.42.0.11/24",
+                hub_public_key=base64.b64encode(b"\1" * 32).decode(),
+                hub_endpoint="198.19.0.1:51820",
+                host_netns=eng.netns_path,
+            )
+        assert err.value.code == "rejected_args"
+        assert "host" in err.value.message
+        with pytest.raises(FnError) as err:
+            call(
+                "docker_container_enroll",
+                docker_host=eng.docker_host,
+                container=c.name,
+                mode="deep",
+                mesh_address="10.42.0.11/24",
+            )
+        assert err.value.code == "bad_usage"
+    finally:
+        c.remove(force=True)
+
+
+def test_deep_mode_on_a_stopped_container(docker_engine: DockerEngine, stopped: Any, state_dir: Path) -> None:
+    with pytest.raises(FnError) as err:
+        call(
+            "docker_container_enroll",
+            docker_host=docker_engine.docker_host,
+            container=stopped.name,
+            mode="deep",
+            mesh_address="10.42.0.12/24",
+            hub_public_key=base64.b64encode(b"\2" * 32).decode(),
+            hub_endpoint="198.19.0.1:51820",
+            host_netns=docker_engine.netns_path,
+        )
+    assert err.value.code == "container_not_running"
