@@ -164,6 +164,7 @@ class MatrixClient:
         self._pending: dict[str, tuple[float, str, nio.MegolmEvent]] = {}  # undecryptable yet
         self._synced = asyncio.Event()
         self._first_sync_ever = False
+        self._device_id: str | None = None
         self.trust_alerts: list[str] = []
 
     # ------------------------------------------------------------------ public
@@ -177,7 +178,10 @@ class MatrixClient:
 
     @property
     def device_id(self) -> str:
-        return str(self._client.device_id)
+        """Our device id (kept after ``stop()``)."""
+        if self._device_id is None:
+            raise FnError("matrix_not_started", "the Matrix client was never started")
+        return self._device_id
 
     @property
     def nio_client(self) -> nio.AsyncClient:
@@ -343,6 +347,7 @@ class MatrixClient:
                 session_path,
                 {"user_id": cfg.user_id, "device_id": resp.device_id, "access_token": resp.access_token},
             )
+        self._device_id = str(client.device_id)
         self._first_sync_ever = client.loaded_sync_token is None
         if client.should_upload_keys:
             resp_up = await client.keys_upload()
