@@ -57,6 +57,7 @@ _APPROVALS: frozenset[RoomKind] = frozenset({"approvals"})
 _BOTH: frozenset[RoomKind] = frozenset({"device", "approvals"})
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _DEVICE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_TOPIC_RE = re.compile(r"[A-Za-z0-9._-]{1,40}")
 _INT_RE = re.compile(r"[0-9]{1,9}")
 _WINDOWS_ABS_RE = re.compile(r"[A-Za-z]:[\\/]")
 _FENCE_RE = re.compile(r"```[^\n`]*\n(.*?)```[ \t]*\n?", re.DOTALL)
@@ -315,6 +316,8 @@ def _container(word: str) -> str:
 def _help(words: list[str]) -> dict[str, Any]:
     if not words:
         return {}
+    if len(words) > 2 or not all(_TOPIC_RE.fullmatch(w) for w in words):
+        raise _Bad("!help takes a command name, e.g. !help exec or !help docker logs")
     return {"topic": " ".join(w.lower() for w in words)}
 
 

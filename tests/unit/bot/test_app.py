@@ -1,0 +1,45 @@
+"""app.md front matter, the systemd unit and the offline entry point."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from apps.agents_and_robots.__main__ import main
+from meshagents.appspec import load_app, missing_service_keys, render_unit
+from meshagents.doctor.usage_scan import tree_calls
+
+pytestmark = pytest.mark.unit
+
+APP_DIR = Path(__file__).resolve().parents[3] / "apps" / "agents_and_robots"
+
+
+def test_front_matter_complete_and_uses_functions_match_code() -> None:
+    spec = load_app(APP_DIR)
+    assert spec.front["name"] == "agents_and_robots" and spec.front["summary"]
+    assert spec.service is not None and missing_service_keys(spec.service) == []
+    assert spec.service["exec"] == "fn app agents_and_robots"
+    assert sorted(spec.uses_functions or []) == sorted(tree_calls(APP_DIR))
+    assert spec.e2e_checks == []
+    unit = render_unit(spec, Path("/opt/meshagents"))
+    assert "ExecStart=/opt/meshagents/fn app agents_and_robots" in unit
+    assert 'Environment="FN_STATE_DIR=/var/lib/meshagents"' in unit
+
+
+def test_entry_point_parse(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    view = tmp_path / "view.json"
+    view.write_text(json.dumps({"shell.exec": {"allowed_executables": ["/bin/ls"]}}))
+    assert main(["--parse", "!exec rm -rf /", "--view", str(view)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (
+        out["kind"] == "Command"
+        and out["precheck"]["text"] == "capability rejected: shell.exec.rm not in manifest"
+    )
+    assert main(["--parse", "!exce"]) == 1
+    assert json.loads(capsys.readouterr().out)["code"] == "unknown_command"
+    assert main(["--help-for", "home-wsl", "--view", str(view)]) == 0
+    assert "device home-wsl" in capsys.readouterr().out
+    assert main([]) == 1
+    assert "bot_shell_not_wired" in capsys.readouterr().err
