@@ -34,7 +34,7 @@ def _view(path: Path | None) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="fn app agents_and_robots",
-                                 description="The Matrix bot (offline tools until the Matrix shell is wired).")
+                                 description="The Matrix bot (offline tools for now).")
     ap.add_argument("--parse", metavar="TEXT", help="parse one message and print the result as JSON")
     ap.add_argument("--help-for", metavar="DEVICE", help="print !help for DEVICE with --view")
     ap.add_argument("--view", type=Path, help="manifest view JSON: {capability: {requires_approval, ...}}")

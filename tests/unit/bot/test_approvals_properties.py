@@ -117,7 +117,7 @@ hostile = st.lists(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(hostile, st.booleans())
 def test_no_input_from_non_operators_unverified_devices_or_the_bot_ever_approves(
     actions: list[Open | Tick | Cast], bot_listed: bool
@@ -139,7 +139,7 @@ anything = st.lists(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(anything)
 def test_terminal_states_never_change_and_approvals_name_a_real_operator_vote(
     actions: list[Open | Tick | Cast],

@@ -122,7 +122,7 @@ commands = st.one_of(
 )
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(commands)
 def test_round_trip(cmd: Command) -> None:
     text = render(cmd)
@@ -131,7 +131,7 @@ def test_round_trip(cmd: Command) -> None:
     assert isinstance(back, Command) and back.raw == text
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.lists(arg, min_size=1, max_size=6))
 def test_exec_argv_is_exactly_shlex_split(words: list[str]) -> None:
     text = "!exec " + shlex.join(words)
