@@ -123,10 +123,10 @@ def verify_chain(
         seq = row[0]
         if seq != expected:
             later = {r[0] for r in rows[index + 1 :]}
-            if isinstance(seq, int) and seq < expected:
-                bad = (seq, "reorder", f"seq {seq} appears again after {expected - 1}")
-            elif expected in later:
+            if expected in later:
                 bad = (expected, "reorder", f"seq {expected} is stored out of order")
+            elif isinstance(seq, int) and 1 <= seq < expected:
+                bad = (expected, "reorder", f"seq {seq} appears again where {expected} belongs")
             else:
                 bad = (expected, "gap", f"seq {expected} is missing")
             break
