@@ -32,8 +32,9 @@ Guarantees:
   restart (or a crash) no event is handled again (at most once). On the very first
   sync of a new store, history is recorded but not dispatched (``handle_backlog``).
 - **Self cross-signing**: master / self-signing / user-signing seeds are created once,
-  kept 0600 in ``store_dir/cross_signing.json`` and never regenerated; the client
-  uploads them (password auth when the server asks) and signs its own device.
+  kept 0600 in ``store_dir/cross_signing.json`` (or ``cross_signing_path``, shared by
+  all devices of one account) and never regenerated; the client uploads them (password
+  auth when the server asks) and signs its own device.
 - **Trust policy**: an event counts as verified only when it was decrypted, the
   inbound session came straight from the sender (no forwarding chain), the sending
   device (found by its curve25519 key in ``/keys/query``) holds the session's ed25519
@@ -99,6 +100,9 @@ class ClientConfig:
     accept_invites_from: tuple[str, ...] = ()
     #: Dispatch the history seen by the first sync of a brand-new store.
     handle_backlog: bool = False
+    #: Where the cross-signing seeds live; default ``store_dir/cross_signing.json``. All
+    #: devices (stores) of one account must share this file, or each resets the identity.
+    cross_signing_path: Path | None = None
     sync_timeout_ms: int = 30_000
     backoff_initial: float = 0.25
     backoff_max: float = 30.0
@@ -364,7 +368,8 @@ class MatrixClient:
             handled.close()
 
     def _load_seeds(self) -> crosssign.CrossSigningSeeds:
-        path = self.config.store_dir / "cross_signing.json"
+        path = self.config.cross_signing_path or self.config.store_dir / "cross_signing.json"
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         data = read_json(path)
         if data is not None:
             return crosssign.CrossSigningSeeds.from_json(data)

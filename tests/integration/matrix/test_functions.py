@@ -1,0 +1,127 @@
+"""matrix_account_provision, matrix_room_for_device and matrix_send_message against the
+session Synapse, called through the catalog like any caller would."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from meshagents.api import call
+from meshagents.errors import FnError
+from meshagents.matrix.client import Incoming, MatrixClient
+from meshagents.matrix.ops import provision_account
+from meshagents.matrix.settings import Credentials, account_dir, load_settings
+from tests.fixtures.synapse import SynapseServer
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def matrix_settings(synapse: SynapseServer, state_dir: Path) -> dict[str, str]:
+    secret = state_dir / "registration_secret"
+    secret.write_text(synapse.shared_secret)
+    operator, _ = synapse.new_user("op")
+    actor = synapse.unique("actor")
+    server = synapse.server_name
+    (state_dir / "matrix").mkdir(mode=0o700)
+    (state_dir / "matrix" / "settings.toml").write_text(
+        f'homeserver = "{synapse.url}"\nserver_name = "{server}"\noperators = ["{operator}"]\n'
+        f'bot = "@{actor}:{server}"\nactor = "{actor}"\nregistration_shared_secret_file = "{secret}"\n'
+    )
+    provision_account(load_settings(), actor, account_dir(actor) / "credentials.json")
+    return {"operator": operator, "actor": f"@{actor}:{server}", "suffix": synapse.unique("d")}
+
+
+def _state(synapse: SynapseServer, token: str, room_id: str, event_type: str) -> dict[str, Any]:
+    req = urllib.request.Request(
+        f"{synapse.url}/_matrix/client/v3/rooms/{room_id}/state/{event_type}/",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:
+        out: dict[str, Any] = json.loads(r.read())
+        return out
+
+
+async def test_provision_room_and_send(
+    synapse: SynapseServer, matrix_settings: dict[str, str], state_dir: Path
+) -> None:
+    name = matrix_settings["suffix"]
+    first = await asyncio.to_thread(call, "matrix_account_provision", device_name=name)
+    assert first["created"] and first["user_id"] == f"@dev-{name}:{synapse.server_name}"
+    creds_path = Path(first["credentials_path"])
+    assert creds_path == state_dir / "devices" / name / "matrix" / "credentials.json"
+    assert creds_path.stat().st_mode & 0o777 == 0o600
+    again = await asyncio.to_thread(call, "matrix_account_provision", device_name=name)
+    assert not again["created"] and again["user_id"] == first["user_id"]
+    assert "password" not in json.dumps(first)
+
+    room = await asyncio.to_thread(call, "matrix_room_for_device", device_name=name)
+    assert room["created"] and room["alias"] == f"#dev-{name}:{synapse.server_name}"
+    assert set(room["invited"]) == {matrix_settings["operator"], first["user_id"]}
+    same = await asyncio.to_thread(call, "matrix_room_for_device", device_name=name)
+    assert (same["room_id"], same["created"], same["invited"]) == (room["room_id"], False, [])
+
+    token = json.loads(
+        (
+            account_dir(matrix_settings["actor"][1:].split(":")[0]) / "stores" / "functions" / "session.json"
+        ).read_text()
+    )["access_token"]
+    assert _state(synapse, token, room["room_id"], "m.room.encryption")["algorithm"] == "m.megolm.v1.aes-sha2"
+    levels = _state(synapse, token, room["room_id"], "m.room.power_levels")["users"]
+    assert levels == {matrix_settings["operator"]: 100, matrix_settings["actor"]: 50, first["user_id"]: 0}
+
+    # The device's own client (on our base) joins and reads what the function sends.
+    creds = Credentials.load(creds_path)
+    device = MatrixClient(
+        creds.client_config(
+            creds_path.parent, "agent", accept_invites_from=(matrix_settings["actor"],), sync_timeout_ms=2000
+        )
+    )
+    got: asyncio.Queue[Incoming] = asyncio.Queue()
+
+    async def put(ev: Incoming) -> None:
+        await got.put(ev)
+
+    device.on_message(put)
+    await device.start()
+    try:
+        await device.wait_for_member(room["room_id"], device.user_id)
+        sent = await asyncio.to_thread(
+            call,
+            "matrix_send_message",
+            room=room["alias"],
+            body="uptime",
+            notice=True,
+            code="up 3 days <load 0.1>",
+            language="text",
+        )
+        assert sent["encrypted"] and sent["room_id"] == room["room_id"]
+        ev = await asyncio.wait_for(got.get(), 15)
+        assert ev.decrypted and ev.event_id == sent["event_id"]
+        assert ev.content["msgtype"] == "m.notice"
+        assert ev.content["body"] == "uptime\n```text\nup 3 days <load 0.1>\n```"
+        assert ev.content["formatted_body"] == (
+            'uptime<pre><code class="language-text">up 3 days &lt;load 0.1&gt;</code></pre>'
+        )
+        reply = await asyncio.to_thread(
+            call, "matrix_send_message", room=room["room_id"], body="ok", reply_to=sent["event_id"]
+        )
+        ev2 = await asyncio.wait_for(got.get(), 15)
+        assert ev2.event_id == reply["event_id"]
+        assert ev2.content["m.relates_to"]["m.in_reply_to"]["event_id"] == sent["event_id"]
+    finally:
+        await device.stop()
+
+
+async def test_bad_input_is_refused(matrix_settings: dict[str, str]) -> None:
+    with pytest.raises(FnError) as err:
+        await asyncio.to_thread(call, "matrix_room_for_device", device_name="Bad Name!")
+    assert err.value.code == "bad_device_name"
+    with pytest.raises(FnError) as err:
+        await asyncio.to_thread(call, "matrix_send_message", room="#nope-x:localhost", body="x")
+    assert err.value.code == "room_not_found"
