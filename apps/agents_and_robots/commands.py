@@ -3,8 +3,10 @@
     parse(text) -> Command | ParseError          never raises for any str
     render(command) -> str                       parse(render(c)) == c
     room_error(command, room) -> ParseError | None
+    resolve_capability(command, view) -> str     !exec ls -> shell.exec.ls (or shell.exec)
     precheck(command, view) -> Precheck          fast refusal text for the room
     precheck_text(command, view) -> str | None
+    view_from_manifest(manifest) -> view         from a trust-core Manifest (or its dict)
 
 Words are split with POSIX shell rules (``shlex``: quotes, backslashes) and nothing
 else: no globbing, no variables, no ``;`` or ``|`` meaning, no comments, and no shell
@@ -20,11 +22,19 @@ replaced by the lines inside it (each ending with a newline).
 ``bad_arguments`` (with the usage), ``too_long``, and ``wrong_room`` from
 ``room_error``.
 
-The pre-check works on a minimal manifest-like view
-``{capability: {"requires_approval": bool, "allowed_executables": [...], ...}}`` and
-only gives the operator a fast, readable refusal. The decision that counts is the
-trust core's ``manifest.decide()`` on the signed manifest (the bot runs it before
-signing) and, after that, the device's own check of the envelope.
+Arguments are shaped for the trust core's ``decide()``, which refuses any key a
+capability does not declare: ``argv`` (list), ``path``, ``content``, ``container``
+(string, a ``values`` entry), ``tail`` / ``follow_s`` / ``all`` (integers, ``limits``
+entries). Optional ones are left out unless typed: ``!docker ps`` is ``{}``,
+``!docker ps -a`` is ``{"all": 1}``; ``!docker logs web`` is ``{"container": "web",
+"tail": 100}`` and gains ``follow_s`` only with ``--follow``.
+
+The pre-check works on a manifest-like view ``{capability: {"requires_approval":
+bool, "executables": [...], "values": {"container": [...]}, ...}}`` (the trust core's
+capability fields; ``view_from_manifest`` builds it, ``allowed_executables`` is read
+as a synonym) and only gives the operator a fast, readable refusal. The decision
+that counts is the trust core's ``manifest.decide()`` on the signed manifest (the
+bot runs it before signing) and, after that, the device's own check of the envelope.
 """
 
 from __future__ import annotations
@@ -328,7 +338,8 @@ def _exec(words: list[str]) -> dict[str, Any]:
 def _docker_ps(words: list[str]) -> dict[str, Any]:
     if any(w not in ("-a", "--all") for w in words):
         raise _Bad("the only option is -a / --all")
-    return {"all": bool(words)}
+    # decide() knows strings (values) and integers (limits), not booleans
+    return {"all": 1} if words else {}
 
 
 def _docker_exec(words: list[str]) -> dict[str, Any]:
@@ -375,7 +386,10 @@ def _docker_logs(words: list[str]) -> dict[str, Any]:
     tail = seen.get("tail", DEFAULT_LOG_TAIL)
     if tail < 1:
         raise _Bad("--tail is at least 1")
-    return {"container": container, "tail": tail, "follow_s": seen.get("follow_s", 0)}
+    args: dict[str, Any] = {"container": container, "tail": tail}
+    if seen.get("follow_s"):  # only when asked: a manifest without a follow_s limit still allows tails
+        args["follow_s"] = seen["follow_s"]
+    return args
 
 
 def _request_id(words: list[str]) -> dict[str, Any]:
@@ -484,7 +498,10 @@ def render(command: Command) -> str:
         case "docker exec":
             tail = shlex.join([a["container"], *a["argv"]])
         case "docker logs":
-            tail = shlex.join([a["container"], "--tail", str(a["tail"]), "--follow", str(a["follow_s"])])
+            words = [a["container"], "--tail", str(a["tail"])]
+            if a.get("follow_s"):
+                words += ["--follow", str(a["follow_s"])]
+            tail = shlex.join(words)
         case "approve" | "deny":
             tail = a["id"]
         case "revoke":
@@ -508,50 +525,95 @@ def room_error(command: Command, room: RoomKind) -> ParseError | None:
 
 # ---- manifest pre-check ---------------------------------------------------------------
 
+EXEC_FAMILIES = ("shell.exec", "docker.container.exec")
+
+
 @dataclass(frozen=True)
 class Precheck:
-    """The pre-check's answer. ``code`` follows the device's statuses
-    (``rejected_capability`` / ``rejected_args``); ``text`` is the room reply."""
+    """The pre-check's answer. ``capability`` is the manifest capability the command
+    resolves to (``shell.exec.ls`` for ``!exec ls`` when the manifest names programs);
+    ``code`` follows the device's statuses (``rejected_capability`` / ``rejected_args``);
+    ``text`` is the room reply when refused."""
 
     allowed: bool
+    capability: str | None = None
     requires_approval: bool = False
     code: str | None = None
     text: str | None = None
 
 
+def view_from_manifest(manifest: Any) -> dict[str, dict[str, Any]]:
+    """The view of a trust-core ``Manifest`` (or its dict): ``{name: capability fields}``."""
+    caps = manifest.get("capabilities", []) if isinstance(manifest, Mapping) else manifest.capabilities
+    view: dict[str, dict[str, Any]] = {}
+    for cap in caps:
+        data = dict(cap) if isinstance(cap, Mapping) else cap.model_dump(mode="json")
+        view[str(data["name"])] = data
+    return view
+
+
+def _program(argv0: str) -> str:
+    return posixpath.basename(argv0.replace("\\", "/")) or argv0
+
+
+def resolve_capability(command: Command, view: ManifestView) -> str | None:
+    """The manifest capability a command asks for.
+
+    Programs can be granted one by one (``shell.exec.ls``, ``docker.container.exec.ps``)
+    or as one family capability with a whitelist (``shell.exec``): the per-program
+    name wins when the manifest has it. When neither exists, the per-program name is
+    returned, so the refusal names what is missing (``shell.exec.rm``).
+    """
+    cap = command.capability
+    if cap in EXEC_FAMILIES and command.args.get("argv"):
+        specific = f"{cap}.{_program(command.args['argv'][0])}"
+        if specific in view or cap not in view:
+            return specific
+    return cap
+
+
+def _whitelist(entry: Mapping[str, Any]) -> list[str] | None:
+    for key in ("executables", "allowed_executables"):
+        value = entry.get(key)
+        if isinstance(value, list):
+            return [str(v) for v in value]
+    return None
+
+
 def _executable_allowed(argv0: str, allowed: list[str]) -> bool:
     if argv0.startswith("/"):
-        return argv0 in allowed  # trust's realpath check refuses /bin/../bin/sh; so do we
+        return argv0 in allowed  # the trust core refuses /bin/../bin/sh too
     if "/" in argv0 or "\\" in argv0:
         return False  # ./ls, bin/ls: relative paths never match a whitelist
-    return argv0 in {posixpath.basename(a) for a in allowed} or argv0 in allowed
+    return argv0 in {posixpath.basename(a) for a in allowed}
 
 
 def precheck(command: Command, view: ManifestView) -> Precheck:
     """Refuse at once what the manifest view plainly lacks; see the module docstring."""
-    cap = command.capability
+    cap = resolve_capability(command, view)
     if cap is None:
         return Precheck(True)
     entry = view.get(cap)
-    if entry is None:
-        return Precheck(False, code="rejected_capability", text=f"capability not in manifest: {cap}")
-    needs_approval = bool(entry.get("requires_approval", False))
     argv: list[str] | None = command.args.get("argv")
-    constraints: Mapping[str, Any] = entry
-    if cap == "docker.container.exec" and isinstance(entry.get("containers"), Mapping):
-        per = entry["containers"]
-        container = command.args["container"]
-        chosen = per.get(container, per.get("*"))
-        if not isinstance(chosen, Mapping):
-            return Precheck(False, needs_approval, "rejected_args",
-                            f"capability rejected: container {_label(container)} not in manifest")
-        constraints = chosen
-    allowed = constraints.get("allowed_executables")
-    if argv and isinstance(allowed, list) and not _executable_allowed(argv[0], [str(a) for a in allowed]):
-        exe = _label(posixpath.basename(argv[0].replace("\\", "/")) or argv[0])
-        return Precheck(False, needs_approval, "rejected_args",
-                        f"capability rejected: {cap}.{exe} not in manifest")
-    return Precheck(True, needs_approval)
+    if entry is None:
+        if command.capability in EXEC_FAMILIES and argv:
+            return Precheck(False, cap, code="rejected_capability",
+                            text=f"capability rejected: {_label(cap, 96)} not in manifest")
+        return Precheck(False, cap, code="rejected_capability", text=f"capability not in manifest: {cap}")
+    needs_approval = bool(entry.get("requires_approval", False))
+    if "container" in command.args:
+        values = entry.get("values")
+        choices = values.get("container") if isinstance(values, Mapping) else None
+        if isinstance(choices, list) and command.args["container"] not in choices:
+            name = _label(command.args["container"])
+            return Precheck(False, cap, needs_approval, "rejected_args",
+                            f"capability rejected: container {name} not in manifest")
+    allowed = _whitelist(entry)
+    if argv and allowed is not None and not _executable_allowed(argv[0], allowed):
+        exe = _label(f"{command.capability}.{_program(argv[0])}", 96)
+        return Precheck(False, cap, needs_approval, "rejected_args",
+                        f"capability rejected: {exe} not in manifest")
+    return Precheck(True, cap, needs_approval)
 
 
 def precheck_text(command: Command, view: ManifestView) -> str | None:

@@ -11,11 +11,12 @@ whose capability the device lacks is listed as not offered.
 from __future__ import annotations
 
 import html
+import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from apps.agents_and_robots.commands import SPECS, CommandSpec, ManifestView, RoomKind, lookup
+from apps.agents_and_robots.commands import EXEC_FAMILIES, SPECS, CommandSpec, ManifestView, RoomKind, lookup
 
 _e = html.escape
 
@@ -27,24 +28,62 @@ class Rendered:
 
 
 def _constraint_notes(entry: Mapping[str, Any]) -> list[str]:
+    """The constraints of a capability (the trust core's field names), in words."""
     notes: list[str] = []
-    exes = entry.get("allowed_executables")
+    exes = entry.get("executables", entry.get("allowed_executables"))
     if isinstance(exes, list):
         notes.append("programs: " + (", ".join(str(x) for x in exes) if exes else "none"))
     prefixes = entry.get("path_prefixes")
-    if isinstance(prefixes, list):
-        notes.append("paths under: " + (", ".join(str(x) for x in prefixes) if prefixes else "none"))
-    containers = entry.get("containers")
-    if isinstance(containers, Mapping):
-        notes.append("containers: " + (", ".join(sorted(str(c) for c in containers)) or "none"))
-    for key, label in (("timeout_s", "timeout"), ("output_cap", "output cap")):
-        if isinstance(entry.get(key), int):
-            notes.append(f"{label} {entry[key]}")
+    if isinstance(prefixes, list) and prefixes:
+        notes.append("paths under: " + ", ".join(str(x) for x in prefixes))
+    values = entry.get("values")
+    if isinstance(values, Mapping):
+        for key, choices in sorted(values.items()):
+            if isinstance(choices, list):
+                notes.append(f"{key}: " + (", ".join(str(c) for c in choices) or "none"))
+    limits = entry.get("limits")
+    if isinstance(limits, Mapping):
+        for key, limit in sorted(limits.items()):
+            notes.append(f"{key} up to {limit}")
+    if isinstance(entry.get("timeout_s"), int):
+        notes.append(f"timeout {entry['timeout_s']} s")
+    if isinstance(entry.get("output_cap_bytes"), int):
+        notes.append(f"output cap {entry['output_cap_bytes']} bytes")
     return notes
 
 
 def _spec_for_capability(capability: str) -> CommandSpec | None:
-    return next((s for s in SPECS if s.capability == capability), None)
+    """``shell.exec.ls`` belongs to ``!exec`` just as ``shell.exec`` does."""
+    for spec in SPECS:
+        if spec.capability and (capability == spec.capability
+                                or (spec.capability in EXEC_FAMILIES
+                                    and capability.startswith(spec.capability + "."))):
+            return spec
+    return None
+
+
+def _usage_and_example(spec: CommandSpec, capability: str, entry: Mapping[str, Any]) -> tuple[str, str]:
+    """Usage and an example that this manifest would let through where it can tell."""
+    values = entry.get("values")
+    containers = values.get("container") if isinstance(values, Mapping) else None
+    container = str(containers[0]) if isinstance(containers, list) and containers else None
+    exes = entry.get("executables", entry.get("allowed_executables"))
+    program: str | None = None
+    if spec.capability in EXEC_FAMILIES:
+        if capability != spec.capability:
+            program = capability[len(spec.capability) + 1:]
+        elif isinstance(exes, list) and exes:
+            program = posixpath.basename(str(exes[0]))
+    if spec.name == "exec" and program:
+        usage = spec.usage if capability == spec.capability else f"!exec {program} [args ...]"
+        return usage, f"!exec {program}"
+    if spec.name == "docker exec" and (program or container):
+        specific = f"!docker exec <container> {program} [args ...]"
+        usage = spec.usage if capability == spec.capability else specific
+        return usage, f"!docker exec {container or 'web'} {program or 'ps'}"
+    if spec.name == "docker logs" and container:
+        return spec.usage, f"!docker logs {container} --tail 50"
+    return spec.usage, spec.example
 
 
 def render_help(device: str, view: ManifestView, *, room: RoomKind = "device",
@@ -59,8 +98,7 @@ def render_help(device: str, view: ManifestView, *, room: RoomKind = "device",
     for cap in sorted(view):
         entry = view[cap]
         spec = _spec_for_capability(cap)
-        usage = spec.usage if spec else "(no bot command)"
-        example = spec.example if spec else ""
+        usage, example = _usage_and_example(spec, cap, entry) if spec else ("(no bot command)", "")
         approval = bool(entry.get("requires_approval", False))
         rows.append((cap, usage, approval, _constraint_notes(entry), example))
     if not rows:
@@ -70,7 +108,8 @@ def render_help(device: str, view: ManifestView, *, room: RoomKind = "device",
         text.append(f"  {cap}: {usage} — {flag}" + (f" ({'; '.join(notes)})" if notes else ""))
         if example:
             text.append(f"      e.g. {example}")
-    missing = [s for s in SPECS if s.capability and s.capability not in view and "device" in s.rooms]
+    offered = {spec.name for cap in view if (spec := _spec_for_capability(cap))}
+    missing = [s for s in SPECS if s.capability and s.name not in offered and "device" in s.rooms]
     if missing:
         text.append("not offered on this device: " + ", ".join("!" + s.name for s in missing))
     local = [s for s in SPECS if s.capability is None and "device" in s.rooms]
@@ -121,14 +160,15 @@ def _render_topic(topic: str, view: ManifestView) -> Rendered:
                         "try <code>!help</code></p>")
     lines = [f"{spec.usage} — {spec.summary}", f"e.g. {spec.example}"]
     if spec.capability:
-        entry = view.get(spec.capability)
-        if entry is None:
+        caps = sorted(c for c in view if _spec_for_capability(c) == spec)
+        if not caps:
             lines.append(f"capability {spec.capability}: not offered on this device")
-        else:
+        for cap in caps:
+            entry = view[cap]
             flag = "needs approval" if entry.get("requires_approval") else "runs at once"
             notes = _constraint_notes(entry)
             detail = f" ({'; '.join(notes)})" if notes else ""
-            lines.append(f"capability {spec.capability}: {flag}{detail}")
+            lines.append(f"capability {cap}: {flag}{detail}")
     if spec.aliases:
         lines.append("also: " + ", ".join("!" + a for a in spec.aliases))
     body = "".join(f"<p>{_e(line)}</p>" for line in lines)

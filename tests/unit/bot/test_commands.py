@@ -47,8 +47,8 @@ def err(text: str, code: str) -> ParseError:
             "fs.write",
             {"path": "/tmp/a", "content": "hello world"},
         ),
-        ("!docker ps", "docker ps", "docker.container.list", {"all": False}),
-        ("!docker ps --all", "docker ps", "docker.container.list", {"all": True}),
+        ("!docker ps", "docker ps", "docker.container.list", {}),
+        ("!docker ps --all", "docker ps", "docker.container.list", {"all": 1}),
         (
             "!docker exec web ps aux",
             "docker exec",
@@ -59,7 +59,7 @@ def err(text: str, code: str) -> ParseError:
             "!docker logs web",
             "docker logs",
             "docker.container.logs",
-            {"container": "web", "tail": 100, "follow_s": 0},
+            {"container": "web", "tail": 100},
         ),
         (
             "!docker logs web --tail 5 --follow 10",
@@ -71,13 +71,13 @@ def err(text: str, code: str) -> ParseError:
             "!docker logs --tail=7 web",
             "docker logs",
             "docker.container.logs",
-            {"container": "web", "tail": 7, "follow_s": 0},
+            {"container": "web", "tail": 7},
         ),
         (
             "!docker.logs web -n 3",
             "docker logs",
             "docker.container.logs",
-            {"container": "web", "tail": 3, "follow_s": 0},
+            {"container": "web", "tail": 3},
         ),
         ("!sensors", "sensors", "sensors", {}),
         ("!camera.snapshot", "camera.snapshot", "camera.snapshot", {}),
@@ -238,7 +238,7 @@ def test_fs_write_content_forms() -> None:
 
 def test_render_canonical() -> None:
     assert render(ok("!exec  ls   -la")) == "!exec ls -la"
-    assert render(ok("!docker logs web")) == "!docker logs web --tail 100 --follow 0"
+    assert render(ok("!docker logs web")) == "!docker logs web --tail 100"
     assert render(ok("!fs.write /tmp/a it's")) == "!fs.write /tmp/a 'it'\"'\"'s'"
     assert ok("!exec ls").render() == "!exec ls"
     for text in [

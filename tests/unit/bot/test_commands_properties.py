@@ -85,7 +85,12 @@ commands = st.one_of(
     st.builds(lambda p: Command("ls", "fs.list", {"path": p}), path),
     st.builds(lambda p: Command("fs.read", "fs.read", {"path": p}), path),
     st.builds(lambda p, c: Command("fs.write", "fs.write", {"path": p, "content": c}), path, safe_text),
-    st.builds(lambda a: Command("docker ps", "docker.container.list", {"all": a}), st.booleans()),
+    st.sampled_from(
+        [
+            Command("docker ps", "docker.container.list", {}),
+            Command("docker ps", "docker.container.list", {"all": 1}),
+        ]
+    ),
     st.builds(
         lambda c, p, rest: Command(
             "docker exec", "docker.container.exec", {"container": c, "argv": [p, *rest]}
@@ -96,7 +101,9 @@ commands = st.one_of(
     ),
     st.builds(
         lambda c, t, f: Command(
-            "docker logs", "docker.container.logs", {"container": c, "tail": t, "follow_s": f}
+            "docker logs",
+            "docker.container.logs",
+            {"container": c, "tail": t, **({"follow_s": f} if f else {})},
         ),
         container,
         st.integers(1, MAX_LOG_TAIL),

@@ -12,16 +12,15 @@ from apps.agents_and_robots.help import render_help
 pytestmark = pytest.mark.unit
 
 VIEW: dict[str, dict[str, Any]] = {
-    "shell.exec": {
-        "allowed_executables": ["/usr/bin/ls", "/usr/bin/df"],
-        "requires_approval": False,
-        "timeout_s": 30,
-    },
+    "shell.exec.ls": {"executables": ["/usr/bin/ls"], "path_prefixes": ["/home"], "timeout_s": 30},
+    "shell.exec": {"allowed_executables": ["/usr/bin/df"]},
     "fs.write": {"path_prefixes": ["/tmp"], "requires_approval": True},
     "docker.container.exec": {
-        "containers": {"web": {"allowed_executables": ["/bin/ps"]}},
+        "executables": ["/bin/ps"],
+        "values": {"container": ["web"]},
         "requires_approval": True,
     },
+    "docker.container.logs": {"values": {"container": ["web", "db"]}, "limits": {"tail": 1000}},
     "gpio.toggle": {"requires_approval": True},
 }
 
@@ -31,19 +30,18 @@ def test_device_help_lists_matrix_flags_examples() -> None:
     text = out.text
     assert "device home-wsl" in text
     assert (
-        "shell.exec: !exec <program> [args ...] — runs at once "
-        "(programs: /usr/bin/ls, /usr/bin/df; timeout 30)" in text
+        "shell.exec.ls: !exec ls [args ...] — runs at once "
+        "(programs: /usr/bin/ls; paths under: /home; timeout 30 s)\n      e.g. !exec ls\n" in text
     )
+    assert "shell.exec: !exec <program> [args ...] — runs at once (programs: /usr/bin/df)" in text
+    assert "e.g. !exec df" in text
     assert "fs.write: !fs.write <path> <content> — needs approval (paths under: /tmp)" in text
-    assert "containers: web" in text
+    assert "(programs: /bin/ps; container: web)" in text and "e.g. !docker exec web ps" in text
+    assert "(container: web, db; tail up to 1000)" in text and "e.g. !docker logs web --tail 50" in text
     assert "gpio.toggle: (no bot command) — needs approval" in text  # the manifest is the truth
-    assert "e.g. !exec ls -la /home/operator" in text
-    assert "not offered on this device:" in text and "!sensors" in text and "!camera.snapshot" in text
-    assert (
-        "!status" in text
-        and "!pending" in text
-        and "!approve" not in text.split("bot commands:")[1].split("\n")[0]
-    )
+    assert "not offered on this device: !ls, !fs.read, !docker ps, !sensors, !camera.snapshot, !info" in text
+    bot_line = next(line for line in text.splitlines() if line.startswith("bot commands:"))
+    assert bot_line == "bot commands: !help [command], !status, !pending"
     assert "<table>" in out.html and "<strong>needs approval</strong>" in out.html
 
 
@@ -77,9 +75,15 @@ def test_approvals_room_help() -> None:
 def test_topic_help() -> None:
     out = render_help("d", VIEW, topic="docker logs")
     assert out.text.startswith("!docker logs <container> [--tail N] [--follow S]")
-    assert "not offered on this device" in out.text and "also: !docker.logs" in out.text
+    assert "capability docker.container.logs: runs at once (container: web, db; tail up to 1000)" in out.text
+    assert "also: !docker.logs" in out.text
+    assert "not offered on this device" in render_help("d", VIEW, topic="sensors").text
     out = render_help("d", VIEW, topic="exec")
-    assert "capability shell.exec: runs at once (programs: /usr/bin/ls, /usr/bin/df; timeout 30)" in out.text
+    assert "capability shell.exec: runs at once (programs: /usr/bin/df)" in out.text
+    assert (
+        "capability shell.exec.ls: runs at once (programs: /usr/bin/ls; paths under: /home; timeout 30 s)"
+        in out.text
+    )
     assert "needs approval" in render_help("d", VIEW, topic="fs.write").text
     assert render_help("d", VIEW, topic="approve").text.startswith("!approve <id>")
     missing = render_help("d", VIEW, topic="frobnicate")

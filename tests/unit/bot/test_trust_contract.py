@@ -1,0 +1,87 @@
+"""The bot's commands against the trust core's own manifest model and decide():
+the argument shapes the parser emits are ones decide() accepts, and the pre-check
+agrees with decide() on what is refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from apps.agents_and_robots.commands import Command, parse, precheck, view_from_manifest
+from meshagents.trust.manifest import decide
+from meshagents.trust.models import Manifest
+from meshagents.trust.models import parse as parse_model
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def manifest(extra: list[dict[str, Any]] | None = None) -> Manifest:
+    data = json.loads((ROOT / "docs" / "examples" / "manifest.json").read_text())
+    data["capabilities"] = [*data["capabilities"], *(extra or [])]
+    return parse_model(Manifest, data, code="manifest_invalid")
+
+
+def cmd(text: str) -> Command:
+    result = parse(text)
+    assert isinstance(result, Command), result
+    return result
+
+
+EXTRA = [
+    {"name": "docker.container.list", "limits": {"all": 1}},
+    {"name": "docker.container.exec", "executables": ["/bin/ps"], "values": {"container": ["web"]}},
+    {"name": "sensors"},
+]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a bare "ls" is ambiguous under resolve=False when the manifest lists both
+        # /bin/ls and /usr/bin/ls: decide() then wants exactly one match
+        "!exec /bin/ls /tmp",
+        "!exec /usr/bin/ls -la /tmp",
+        "!fs.read /home/operator/shared/notes.txt",
+        "!docker logs web --tail 50",
+        "!docker ps",
+        "!docker ps -a",
+        "!docker exec web ps",
+        "!sensors",
+    ],
+)
+def test_allowed_commands_pass_decide(text: str) -> None:
+    m = manifest(EXTRA)
+    command = cmd(text)
+    check = precheck(command, view_from_manifest(m))
+    assert check.allowed and check.capability is not None, check
+    decision = decide(m, check.capability, command.args, resolve=False)
+    assert decision.allowed, (text, decision.reason)
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("!exec rm -rf /", "rejected_capability"),
+        ("!exec /sbin/ls /tmp", "rejected_args"),
+        ("!docker logs cache", "rejected_args"),
+        ("!docker exec web rm x", "rejected_args"),
+        ("!camera.snapshot", "rejected_capability"),
+    ],
+)
+def test_precheck_refusals_agree_with_decide(text: str, code: str) -> None:
+    m = manifest(EXTRA)
+    command = cmd(text)
+    check = precheck(command, view_from_manifest(m))
+    assert not check.allowed and check.code == code
+    decision = decide(m, check.capability or "", command.args, resolve=False)
+    assert not decision.allowed and decision.code == code
+
+
+def test_refusal_text_from_the_example_manifest() -> None:
+    check = precheck(cmd("!exec rm -rf /"), view_from_manifest(manifest()))
+    assert check.text == "capability rejected: shell.exec.rm not in manifest"
