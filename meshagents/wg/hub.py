@@ -219,7 +219,7 @@ def status(
     names: dict[str, tuple[str, str]] = {}
     if paths.ledger_path.exists():
         with paths.ledger() as led:
-            names = {r.public_key: (r.name, r.address) for r in led.all()}
+            names = led.names()
     t = time.time() if now is None else now
     peers = []
     for p in state.peers:

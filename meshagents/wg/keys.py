@@ -25,4 +25,4 @@ def b64_to_hex(key: str) -> str:
 
 
 def hex_to_b64(key: str) -> str:
-    return base64.b64encode(bytes.fromhex(key)).decode()
+    return binascii.b2a_base64(bytes.fromhex(key), newline=False).decode()

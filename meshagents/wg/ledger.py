@@ -100,6 +100,13 @@ class Ledger:
     def all(self) -> list[PeerRecord]:
         return [_record(r) for r in self.db.execute("SELECT * FROM peers ORDER BY host_index")]
 
+    def names(self) -> dict[str, tuple[str, str]]:
+        """public key -> (name, address) for every peer ever added (one cheap query)."""
+        return {
+            str(k): (str(n), str(a))
+            for k, n, a in self.db.execute("SELECT public_key, name, address FROM peers")
+        }
+
     def active(self) -> list[PeerRecord]:
         return [r for r in self.all() if r.status == "active"]
 

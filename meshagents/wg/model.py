@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
 @dataclass(frozen=True)
@@ -16,9 +17,8 @@ class PeerSpec:
     persistent_keepalive: int | None = None
 
 
-@dataclass(frozen=True)
-class PeerState:
-    """A peer as the device reports it."""
+class PeerState(NamedTuple):
+    """A peer as the device reports it (a NamedTuple: 10,000 of them are built per status)."""
 
     public_key: str
     allowed_ips: tuple[str, ...] = ()

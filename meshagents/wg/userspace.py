@@ -35,13 +35,8 @@ class UserspaceBackend:
         self.uapi = UapiClient(interface)
 
     def exists(self) -> bool:
-        if not self.uapi.exists():
-            return False
-        try:
-            self.uapi.get_raw()
-        except FnError:
-            return False  # a stale socket from a daemon that died
-        return True
+        # a socket file alone may be stale (its daemon died): it must accept a connection
+        return self.uapi.exists() and self.uapi.answers()
 
     def create(self) -> bool:
         if self.exists():

@@ -1,0 +1,149 @@
+"""WireGuard layer: peer add/remove through our backend vs `wg set`, and wg_status at scale.
+
+    .venv/bin/python bench/bench_wg.py            (root; wireguard-go, wireguard-tools)
+
+Everything runs in a throwaway network namespace with a per-run interface name and
+is torn down at the end. Prints, in the same run:
+  1. add / remove one peer: our UAPI backend vs `wg set ... peer` as a subprocess
+     (the baseline), and the whole wg_peer_add / wg_peer_remove (ledger + config + git)
+  2. wg_status (UAPI get + parse + ledger names + online flags) at 1,000 and 10,000
+     peers, against `wg show <iface> dump` as a subprocess (the baseline).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from meshagents.api import call
+from meshagents.wg.model import PeerSpec
+from meshagents.wg.uapi import render_set
+from meshagents.wg.userspace import UserspaceBackend
+
+
+def key() -> str:
+    return base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def ms(samples: list[float]) -> str:
+    s = sorted(samples)
+    return f"median {statistics.median(s) * 1000:8.3f} ms   p95 {s[int(len(s) * 0.95) - 1] * 1000:8.3f} ms"
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def bulk_peers(be: UserspaceBackend, count: int, start: int) -> list[str]:
+    """Load ``count`` peers in batches of 500 per UAPI request (not what is measured)."""
+    keys = []
+    for base in range(start, start + count, 500):
+        batch = [
+            PeerSpec(key(), (f"10.{42 + i // 65536}.{(i // 256) % 256}.{i % 256}/32",))
+            for i in range(base, min(base + 500, start + count))
+        ]
+        be.uapi.set(render_set(peers=batch))
+        keys += [p.public_key for p in batch]
+    return keys
+
+
+def main() -> None:
+    if os.geteuid() != 0:
+        sys.exit("bench_wg needs root (network namespaces, wireguard-go)")
+    sfx = secrets.token_hex(3)
+    ns, iface = f"bw{sfx}", f"bw{sfx}"
+    work = Path(tempfile.mkdtemp(prefix=f"bench-wg-{sfx}-"))
+    os.environ["FN_STATE_DIR"] = str(work / "state")
+    cfg = work / "hub"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        hub = call("wg_hub_setup", interface=iface, netns=ns, config_dir=cfg, address="10.42.0.1/16")
+        be = UserspaceBackend(iface, ns)
+        print(f"hub {iface} in netns {ns} ({hub['backend']}), config {cfg}\n")
+
+        n = 300
+        keys = [key() for _ in range(n)]
+        specs = [PeerSpec(k, (f"10.99.{i // 256}.{i % 256}/32",)) for i, k in enumerate(keys)]
+        add_uapi = [timed(lambda p=p: be.configure(peers=[p])) for p in specs]
+        rm_uapi = [timed(lambda k=k: be.remove_peers([k])) for k in keys]
+        add_wg = [timed(lambda k=k, i=i: subprocess.run(
+            ["wg", "set", iface, "peer", k, "allowed-ips", f"10.99.{i // 256}.{i % 256}/32"], check=True))
+            for i, k in enumerate(keys)]  # fmt: skip
+        rm_wg = [
+            timed(lambda k=k: subprocess.run(["wg", "set", iface, "peer", k, "remove"], check=True))
+            for k in keys
+        ]
+        print(f"1. one peer, {n} times each (same interface, same run)")
+        print(f"   add    our UAPI backend       {ms(add_uapi)}")
+        print(f"   add    `wg set` subprocess    {ms(add_wg)}")
+        print(f"   remove our UAPI backend       {ms(rm_uapi)}")
+        print(f"   remove `wg set` subprocess    {ms(rm_wg)}")
+        speed_add = statistics.median(add_wg) / statistics.median(add_uapi)
+        speed_rm = statistics.median(rm_wg) / statistics.median(rm_uapi)
+        print(f"   -> backend is {speed_add:.0f}x faster to add, {speed_rm:.0f}x faster to remove")
+        m = 50
+        fkeys = [key() for _ in range(m)]
+        f_add = [
+            timed(lambda k=k: call("wg_peer_add", public_key=k, interface=iface, config_dir=cfg))
+            for k in fkeys
+        ]
+        f_rm = [
+            timed(lambda k=k: call("wg_peer_remove", peer=k, interface=iface, config_dir=cfg)) for k in fkeys
+        ]
+        print(f"   whole wg_peer_add    (ledger + live + config + git commit) {ms(f_add)}")
+        print(f"   whole wg_peer_remove (live + ledger + config + git commit) {ms(f_rm)}\n")
+
+        print("2. wg_status (UAPI get, parse, ledger names, online flags) vs `wg show dump`")
+        loaded = 0
+        ledger_db = cfg / ".meshagents" / f"{iface}.sqlite"
+        for target in (1_000, 10_000):
+            new = bulk_peers(be, target - loaded, loaded + 256)
+            # names for them in the ledger, as wg_peer_add would have written (bulk, not measured)
+            import sqlite3
+
+            db = sqlite3.connect(ledger_db)
+            now = time.time()
+            db.executemany(
+                "INSERT INTO peers VALUES (?, ?, ?, ?, 'active', 0, ?, ?)",
+                [(k, f"bench-{loaded + j}", f"10.200.{(loaded + j) // 256}.{(loaded + j) % 256}",
+                  100000 + loaded + j, now, now) for j, k in enumerate(new)],
+            )  # fmt: skip
+            db.commit()
+            db.close()
+            loaded = target
+            runs = 15 if target <= 1_000 else 9
+            st_samples, out = [], {}
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                out = call("wg_status", interface=iface, config_dir=cfg)
+                st_samples.append(time.perf_counter() - t0)
+            assert out["peer_count"] == target, out["peer_count"]
+            show = ["wg", "show", iface, "dump"]
+            dump = [
+                timed(lambda s=show: subprocess.run(s, check=True, capture_output=True)) for _ in range(runs)
+            ]
+            raw = [timed(be.uapi.get_raw) for _ in range(runs)]
+            print(f"   {target:>6} peers  wg_status          {ms(st_samples)}")
+            print(f"   {target:>6} peers  `wg show dump`     {ms(dump)}")
+            print(f"   {target:>6} peers  (UAPI get alone)   {ms(raw)}")
+    finally:
+        subprocess.run(["nsenter", f"--net=/run/netns/{ns}", "ip", "link", "del", iface], capture_output=True)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        subprocess.run(["rm", "-rf", str(work)], check=False)
+
+
+if __name__ == "__main__":
+    main()
