@@ -28,6 +28,10 @@ when the bot may send the envelope):
 - The operator who asked may approve their own request (a one-operator fleet needs
   that); ``allow_self_approval=False`` forbids it.
 
+The request message names ``binding`` when given (``<request_id>:<args digest>``, the
+trust core's ``approval_binding``), so the device can check that the approval it is
+shown was given for exactly this request and these arguments.
+
 Every call returns a ``Transition`` whose ``effects`` say what the shell should post
 (``post`` in the approvals or device room, ``alert`` in the approvals room) and when
 to sign and send the envelope (``dispatch``); the approval's event id for the envelope
@@ -84,6 +88,7 @@ class ApprovalRequest:
     decided_by: str | None = None
     decision_event_id: str | None = None
     decided_at: float | None = None
+    binding: str | None = None  # "<envelope request_id>:<args digest>", shown for the device's check
     alerted: frozenset[str] = frozenset()  # senders already alerted about, so alerts are once each
 
     @property
@@ -225,6 +230,7 @@ class ApprovalBook:
         room_id: str | None = None,
         command_event_id: str | None = None,
         ttl_s: float | None = None,
+        binding: str | None = None,
     ) -> Transition:
         """A new pending request; effects: the request in #operator-approvals and
         "waiting for approval <id>" in the device room."""
@@ -235,6 +241,7 @@ class ApprovalBook:
         req = ApprovalRequest(
             id=rid, device=device, capability=capability, args=dict(args), requester=requester,
             created_at=now, expires_at=now + ttl, room_id=room_id, command_event_id=command_event_id,
+            binding=binding,
         )
         self._requests[rid] = req
         minutes = _minutes(ttl)
@@ -400,6 +407,7 @@ def _request_message(req: ApprovalRequest) -> tuple[str, str]:
         f"arguments: {args}",
         f"asked by: {req.requester}",
         f"expires: {expires}",
+        *([f"binding: {req.binding}"] if req.binding else []),
         f"react {APPROVE_KEY} to approve or {DENY_KEY} to deny, or write !approve {req.id} / !deny {req.id}",
     ]
     e = html.escape
@@ -409,7 +417,9 @@ def _request_message(req: ApprovalRequest) -> tuple[str, str]:
         f"<li>capability: <code>{e(req.capability)}</code></li>"
         f"<li>arguments: <pre><code>{e(args)}</code></pre></li>"
         f"<li>asked by: {e(req.requester)}</li>"
-        f"<li>expires: {e(expires)}</li></ul>"
+        f"<li>expires: {e(expires)}</li>"
+        + (f"<li>binding: <code>{e(req.binding)}</code></li>" if req.binding else "")
+        + "</ul>"
         f"<p>react {APPROVE_KEY} to approve or {DENY_KEY} to deny, or write "
         f"<code>!approve {e(req.id)}</code> / <code>!deny {e(req.id)}</code></p>"
     )

@@ -8,8 +8,9 @@
     store.get(request_id) / store.recent(50) / store.by_status("pending_approval")
     store.expire_orphans(now)                     # at start: pending from a previous run
 
-Arguments are never stored, only ``args_digest`` (``sha256:`` + hex of canonical JSON:
-sorted keys, no spaces, UTF-8): an ``fs.write`` content can hold anything.
+Arguments are never stored, only ``args_digest``: the trust core's digest (sha256 hex
+of the canonical JSON), the same value the device's audit entry keeps, so a row here
+and an audit entry there can be matched. An ``fs.write`` content can hold anything.
 
 Timings: ``created_at`` (received), ``decided_at`` (refused, approved, denied, expired,
 or sent without approval), ``finished_at`` (a final status). Status vocabulary:
@@ -25,8 +26,6 @@ is refused (``store_too_new``) rather than guessed at.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -36,6 +35,7 @@ from typing import Any
 
 from meshagents.errors import FnError
 from meshagents.state import state_dir
+from meshagents.trust.canonical import canonical_bytes, sha256_hex
 
 APP = "agents_and_robots"
 DB_NAME = "operations.db"
@@ -94,13 +94,11 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def args_digest(args: Mapping[str, Any]) -> str:
-    """``sha256:<hex>`` of the canonical JSON of ``args``."""
+    """The sha256 hex of the canonical JSON of ``args`` (as ``trust.envelope.args_digest``)."""
     try:
-        text = json.dumps(dict(args), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                          allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise FnError("bad_arguments", f"arguments are not plain JSON: {exc}") from exc
-    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return sha256_hex(canonical_bytes(dict(args)))
+    except FnError as exc:
+        raise FnError("bad_arguments", f"arguments are not canonical JSON: {exc.message}") from exc
 
 
 def default_path() -> Path:

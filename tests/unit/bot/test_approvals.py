@@ -356,3 +356,12 @@ def test_preview_cuts_long_strings() -> None:
     text = preview_args({"path": "/tmp/x", "content": "a" * 1000})
     assert "(1000 characters)" in text and len(text) < 400
     assert preview_args({"argv": ["ls", "b" * 400]}).count("(400 characters)") == 1
+
+
+def test_binding_is_shown_in_the_request() -> None:
+    b = book()
+    t = b.open(device="d", capability="fs.write", args={}, requester=OP, now=T0, binding="q-1:abc123")
+    assert t.request is not None and t.request.binding == "q-1:abc123"
+    assert "binding: q-1:abc123" in t.effects[0].text and "<code>q-1:abc123</code>" in t.effects[0].html
+    t2 = b.open(device="d", capability="fs.write", args={}, requester=OP, now=T0)
+    assert "binding" not in t2.effects[0].text
