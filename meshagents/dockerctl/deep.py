@@ -169,11 +169,20 @@ def _start_wireguard(host_netns: str | None, iface: str) -> None:
         raise FnError(
             "deep_attach_failed", f"wireguard-go {iface}: {proc.stderr.strip()[-500:]}", interface=iface
         )
-    deadline = time.monotonic() + 2.0
-    while not uapi.socket_path(iface).exists():
-        if time.monotonic() > deadline:
-            raise FnError("deep_attach_failed", f"no UAPI socket for {iface}", interface=iface)
-        time.sleep(0.005)
+    # The parent exits once the socket is bound, but the daemon still has to look its
+    # TUN up *by name in this namespace*: moving the link before it has done so kills
+    # it. It answers UAPI only after that step, so wait for a real answer.
+    deadline = time.monotonic() + 3.0
+    while True:
+        try:
+            uapi.get_config(iface)
+            return
+        except FnError as exc:
+            if time.monotonic() > deadline:
+                raise FnError(
+                    "deep_attach_failed", f"wireguard-go {iface} did not come up: {exc.message}"
+                ) from exc
+            time.sleep(0.005)
 
 
 def attach(

@@ -70,5 +70,9 @@ def set_config(iface: str, lines: Sequence[str]) -> None:
 def get_config(iface: str) -> list[tuple[str, str]]:
     """The ``get=1`` answer as ordered key/value pairs (peers follow their public_key)."""
     answer = _exchange(iface, "get=1\n\n")
+    if "errno=0" not in answer.split("\n"):
+        raise FnError(
+            "deep_attach_failed", f"WireGuard UAPI get on {iface}: {answer.strip()!r}", interface=iface
+        )
     parts = (line.partition("=") for line in answer.splitlines())
     return [(k, v) for k, sep, v in parts if sep]
