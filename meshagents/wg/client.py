@@ -184,6 +184,7 @@ def install(
     backend: BackendName = "auto",
     systemd: bool = True,
 ) -> dict[str, Any]:
+    netns = netns or None
     check_netns(netns)
     cfg = parse(config_text)
     priv = cfg.interface.private_key

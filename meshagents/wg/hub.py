@@ -125,6 +125,7 @@ def setup(
     backend: BackendName = "auto",
     firewall_rules: bool = True,
 ) -> dict[str, Any]:
+    netns = netns or None  # "" means the root namespace, like None
     hub = parse_hub_address(address)
     if not 0 < listen_port < 65536:
         raise FnError("invalid_port", f"listen port {listen_port} out of range")

@@ -101,7 +101,9 @@ def add(
             allowed_ips=(f"{rec.address}/32",),
             name=rec.name,
             preshared_key=psk,
-            persistent_keepalive=persistent_keepalive,
+            persistent_keepalive=persistent_keepalive
+            if persistent_keepalive is not None
+            else (existing.persistent_keepalive if existing else None),
         )
         new_cfg = cfg.with_peer(section)
         repo = paths.repo()
