@@ -169,6 +169,7 @@ class MatrixClient:
         self._synced = asyncio.Event()
         self._first_sync_ever = False
         self._device_id: str | None = None
+        self._pins: dict[str, str] | None = None
         self.trust_alerts: list[str] = []
 
     # ------------------------------------------------------------------ public
@@ -578,16 +579,17 @@ class MatrixClient:
     def _pin(self, user: str) -> str | None:
         if user in self.config.pinned_master_keys:
             return self.config.pinned_master_keys[user]
-        pins = read_json(self.config.store_dir / "pins.json") or {}
-        pin = pins.get(user)
-        return str(pin) if pin else None
+        if self._pins is None:
+            self._pins = {
+                k: str(v) for k, v in (read_json(self.config.store_dir / "pins.json") or {}).items()
+            }
+        return self._pins.get(user)
 
     def _remember_pin(self, user: str, master: str) -> None:
-        path = self.config.store_dir / "pins.json"
-        pins = read_json(path) or {}
-        if user not in pins:
-            pins[user] = master
-            write_private(path, pins)
+        if self._pin(user) is None:
+            assert self._pins is not None
+            self._pins[user] = master
+            write_private(self.config.store_dir / "pins.json", dict(self._pins))
 
     async def _evaluate(self, room_id: str, event: nio.Event) -> _Verdict:
         """Judge ``event``, refreshing the sender's keys once when they may be stale."""
@@ -663,6 +665,7 @@ class MatrixClient:
             pin = self._pin(user) if user in self.config.operators else None
             for device in client.device_store.active_user_devices(user):
                 if user == self.config.user_id and device.id == client.device_id:
+                    self._trusted[(user, device.id)] = True
                     continue
                 result = crosssign.check_device_chain(query, user, device.id, pin)
                 good = (
