@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,11 @@ def wg_peer_add(
     preshared_key_file: Path | None = None,
     persistent_keepalive: int | None = None,
 ) -> dict[str, Any]:
-    """Add a peer live, in the config and in the ledger in one step; the same key again is a no-op."""
+    """Add a peer live, in the config and in the ledger in one step; the same key again is a no-op.
+
+    ``--preshared`` takes the device's preshared key from the key store
+    (``wg/preshared/<name>``), making and storing one the first time.
+    """
     from meshagents.api import call
     from meshagents.wg import peers
     from meshagents.wg.client import read_key_file
@@ -28,7 +33,17 @@ def wg_peer_add(
     if preshared_key_file is not None:
         psk = read_key_file(preshared_key_file, "preshared key")
     elif preshared:
-        psk = call("wg_keygen", caller="wg_peer_add", preshared=True)["preshared_key"]
+        # the key store keeps it (wg/preshared/<device>): made once, reused on a re-add
+        from meshagents.trust.keystore import open_keystore, wg_preshared_name
+
+        store = open_keystore()
+        ref = wg_preshared_name(name or peers.default_name(public_key.strip()))
+        raw = store.get(ref)
+        if raw is None:
+            psk = call("wg_keygen", caller="wg_peer_add", preshared=True)["preshared_key"]
+            store.put(ref, base64.b64decode(psk))
+        else:
+            psk = base64.b64encode(raw).decode()
     return peers.add(
         public_key=public_key,
         name=name,

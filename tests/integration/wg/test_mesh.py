@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import subprocess
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -112,6 +114,25 @@ def test_preshared_key_peer_works(mesh_factory: Callable[..., Mesh]) -> None:
     dev = m.add_device(preshared=True)
     assert "PresharedKey" in (dev.config_dir / f"{dev.interface}.conf").read_text()
     assert m.ping(dev, m.hub.address)
+    from meshagents.trust.keystore import open_keystore, wg_preshared_name
+
+    stored = open_keystore().get(wg_preshared_name(dev.name))
+    assert (
+        stored is not None
+        and base64.b64encode(stored).decode() in (m.hub.config_dir / f"{m.hub.interface}.conf").read_text()
+    )
+
+
+def test_concurrent_adds_get_distinct_addresses(mesh_factory: Callable[..., Mesh]) -> None:
+    """The hub service may add peers from several requests at once: the lock serialises them."""
+    m = mesh_factory(devices=0)
+    keys = [Mesh.call("wg_keygen")["public_key"] for _ in range(12)]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(lambda k: Mesh.call("wg_peer_add", public_key=k, **m.hub_args), keys))
+    addresses = sorted(int(r["address"].rsplit(".", 1)[1]) for r in results)
+    assert addresses == list(range(10, 22))
+    st = status(m, drift=True)
+    assert st["peer_count"] == 12 and st["drift"]["drift"] is False
 
 
 def snapshot(mesh: Mesh) -> dict[str, object]:
