@@ -1,0 +1,162 @@
+"""Pure parts of listing, manifest entries, deep mode, exec and error mapping."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import docker.errors
+import pytest
+import requests
+import requests.exceptions
+
+from meshagents.dockerctl import deep, uapi
+from meshagents.dockerctl.engine import connect, resolve_host
+from meshagents.dockerctl.errors import map_error
+from meshagents.dockerctl.execute import check_limits, descendants
+from meshagents.dockerctl.listing import info_of, normalize_filters
+from meshagents.dockerctl.manifest import container_room_alias, light_capabilities
+from meshagents.errors import FnError
+
+pytestmark = pytest.mark.unit
+
+
+def test_filters_are_normalised_and_checked() -> None:
+    assert normalize_filters(None) == {}
+    assert normalize_filters({"label": "a=b", "status": ["running", "paused"], "id": 12}) == {
+        "label": ["a=b"],
+        "status": ["running", "paused"],
+        "id": ["12"],
+    }
+    for bad in ({"colour": "red"}, {"label": {"a": "b"}}, {"label": [["x"]]}, {"name": True}):
+        with pytest.raises(FnError) as err:
+            normalize_filters(bad)
+        assert err.value.code == "rejected_args"
+
+
+def test_info_of_a_list_row() -> None:
+    row = {
+        "Id": "a" * 64,
+        "Names": ["/web"],
+        "Image": "busybox:1",
+        "State": "running",
+        "Status": "Up 2 minutes",
+        "Labels": {"k": "v"},
+        "Created": 1700000000,
+    }
+    info = info_of(row)
+    assert (info.name, info.short_id, info.image, info.status, info.labels) == (
+        "web",
+        "a" * 12,
+        "busybox:1",
+        "running",
+        {"k": "v"},
+    )
+    assert info_of({"Id": "b", "Names": None, "Labels": None}).labels == {}
+
+
+def test_light_entries() -> None:
+    caps = light_capabilities(
+        "web", ["ls", "echo", "ls"], requires_approval=True, timeout_s=5, output_cap=100
+    )
+    by = {c["name"]: c for c in caps}
+    assert by["docker.container.exec"]["constraints"] == {"container": "web", "binaries": ["echo", "ls"]}
+    assert by["docker.container.exec"]["requires_approval"] is True
+    assert by["docker.container.logs"]["constraints"]["container"] == "web"
+    assert by["docker.container.list"]["constraints"] == {"filters": {"name": ["web"]}}
+    assert container_room_alias("web") == "#cont-web"
+    for bad in ([], ["./x"], ["ls", "bin/sh"]):
+        with pytest.raises(FnError) as err:
+            light_capabilities("web", bad)
+        assert err.value.code == "rejected_args"
+
+
+def test_deep_parsers() -> None:
+    assert deep.parse_endpoint("198.18.0.1:51820") == "198.18.0.1:51820"
+    assert deep.parse_endpoint("[fd00::1]:51820") == "[fd00::1]:51820"
+    for bad in ("hub.example:51820", "1.2.3.4", "1.2.3.4:0", "1.2.3.4:70000", ":51820"):
+        with pytest.raises(FnError) as err:
+            deep.parse_endpoint(bad)
+        assert err.value.code == "rejected_args"
+    assert str(deep.parse_address("10.42.0.10")) == "10.42.0.10/24"
+    assert str(deep.parse_address("10.42.0.10/32")) == "10.42.0.10/32"
+    with pytest.raises(FnError):
+        deep.parse_address("10.42.0.300")
+    assert deep.default_interface("0123456789abcdef" * 4) == "mc0123456789abc"
+    assert len(deep.default_interface("f" * 64)) == 15
+
+
+def test_uapi_keys() -> None:
+    raw = bytes(range(32))
+    b64 = base64.b64encode(raw).decode()
+    assert uapi.key_hex(b64) == raw.hex()
+    assert uapi.key_b64(raw.hex()) == b64
+    for bad in ("not base64!", base64.b64encode(b"short").decode()):
+        with pytest.raises(FnError) as err:
+            uapi.key_hex(bad)
+        assert err.value.code == "rejected_args"
+
+
+def test_deep_identity_is_made_once_and_kept_private(state_dir: Path) -> None:
+    first = deep.identity("web-1")
+    again = deep.identity("web-1")
+    assert first.public_key == again.public_key
+    assert first.key_file.stat().st_mode & 0o777 == 0o600
+    assert first.key_file.parent.stat().st_mode & 0o077 == 0
+    assert deep.identity("web-2").public_key != first.public_key
+    with pytest.raises(FnError) as err:
+        deep.identity("other", create=False)
+    assert err.value.code == "deep_not_enrolled"
+    with pytest.raises(FnError) as err:
+        deep.identity("../escape")
+    assert err.value.code == "rejected_args"
+
+
+def test_descendants_of_a_process_tree() -> None:
+    ppids = {10: 1, 11: 10, 12: 11, 13: 10, 20: 1, 21: 20}
+    assert sorted(descendants(10, ppids)) == [10, 11, 12, 13]
+    assert descendants(99, ppids) == [99]
+
+
+def test_exec_limits() -> None:
+    check_limits(1, 0)
+    for t, cap in ((0, 10), (-1, 10), (3601, 10), (1, -1), (1, 17 * 1024 * 1024)):
+        with pytest.raises(FnError) as err:
+            check_limits(t, cap)
+        assert err.value.code == "rejected_args"
+
+
+def test_hosts() -> None:
+    assert resolve_host("/run/x.sock") == "unix:///run/x.sock"
+    assert resolve_host("tcp://127.0.0.1:2375") == "tcp://127.0.0.1:2375"
+    with pytest.raises(FnError):
+        resolve_host("docker.sock")
+
+
+def test_env_docker_host_is_used(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/nope.sock")
+    assert resolve_host(None) == f"unix://{tmp_path}/nope.sock"
+    with pytest.raises(FnError) as err:
+        connect()
+    assert err.value.code == "docker_unavailable"
+
+
+def _api_error(status: int, text: str) -> docker.errors.APIError:
+    resp = requests.Response()
+    resp.status_code = status
+    return docker.errors.APIError(text, response=resp, explanation=text)
+
+
+def test_every_docker_error_is_mapped() -> None:
+    nf = docker.errors.NotFound("x", explanation="No such container: web")
+    assert map_error(nf, container="web").code == "container_not_found"
+    assert map_error(nf).code == "docker_error"
+    running = _api_error(409, "Container abc is not running")
+    assert map_error(running, container="web").code == "container_not_running"
+    assert map_error(_api_error(500, "boom")).code == "docker_error"
+    assert map_error(requests.exceptions.ConnectionError("refused")).code == "docker_unavailable"
+    assert map_error(requests.exceptions.ReadTimeout("slow")).code == "docker_unavailable"
+    assert map_error(docker.errors.DockerException("bad")).code == "docker_unavailable"
+    assert map_error(ValueError("odd")).code == "docker_error"
+    mine = FnError("rejected_args", "x")
+    assert map_error(mine) is mine
