@@ -237,3 +237,63 @@ class EmbeddedSynapse:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def write_local_settings(
+    hs: EmbeddedSynapse, operators: list[str], bot: str | None, actor: str | None
+) -> Path:
+    """Point the matrix_* functions at this homeserver: settings.toml + the shared secret file."""
+    from meshagents.matrix.settings import matrix_dir, settings_path
+
+    secret = matrix_dir() / "registration_secret"
+    _write_private(secret, hs.shared_secret + "\n")
+    lines = [
+        f'homeserver = "{hs.url}"',
+        f'server_name = "{hs.server_name}"',
+        "operators = [" + ", ".join(f'"{o}"' for o in operators) + "]",
+        f'registration_shared_secret_file = "{secret}"',
+    ]
+    if bot:
+        lines.append(f'bot = "{bot}"')
+    if actor:
+        lines.append(f'actor = "{actor}"')
+    path = settings_path()
+    _write_private(path, "\n".join(lines) + "\n")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m meshagents.matrix.homeserver --data-dir D [--host H --port P]``: run the
+    embedded Synapse in the foreground (local demo), optionally writing the settings."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m meshagents.matrix.homeserver", description=main.__doc__)
+    ap.add_argument("--data-dir", type=Path, required=True)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=8008)
+    ap.add_argument("--server-name", default="localhost")
+    ap.add_argument("--write-settings", action="store_true", help="write $FN_STATE_DIR/matrix/settings.toml")
+    ap.add_argument("--operator", action="append", default=[], help="operator user id (repeatable)")
+    ap.add_argument("--bot", default=None, help="bot user id")
+    ap.add_argument("--actor", default=None, help="account localpart the functions act as")
+    args = ap.parse_args(argv)
+    hs = EmbeddedSynapse(args.data_dir, host=args.host, port=args.port, server_name=args.server_name)
+    hs.write_config()
+    hs.start()
+    print(f"synapse ready at {hs.url} (data in {args.data_dir}); Ctrl-C stops it", flush=True)
+    if args.write_settings:
+        print(
+            f"settings written to {write_local_settings(hs, args.operator, args.bot, args.actor)}", flush=True
+        )
+    try:
+        while hs.running:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        hs.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
