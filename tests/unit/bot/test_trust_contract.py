@@ -32,7 +32,7 @@ def cmd(text: str) -> Command:
     return result
 
 
-EXTRA = [
+EXTRA: list[dict[str, Any]] = [
     {"name": "docker.container.list", "limits": {"all": 1}},
     {"name": "docker.container.exec", "executables": ["/bin/ps"], "values": {"container": ["web"]}},
     {"name": "sensors"},

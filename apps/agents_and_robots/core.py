@@ -1,0 +1,350 @@
+"""The bot's decisions for each room event: a pure core over the other cores.
+
+    core = BotCore(bot_user_id="@bot:hub", approvals_room_id="!appr:hub")
+    actions = core.on_message(message, devices)     # a decrypted room message
+    actions = core.on_reaction(reaction, devices)   # an m.reaction in #operator-approvals
+    actions = core.tick(now)                        # expiries (call every few seconds)
+    core.posted(approval_id, event_id)              # after posting a PostApprovalRequest
+
+``devices`` maps a device name to what the shell knows of it (``DeviceInfo``: the
+manifest view, the operators the manifest names, revoked or not). The core does no
+I/O and reads no clock; the shell carries out the returned actions in order:
+
+    Reply(room_id, text, html, reply_to, alert)  an m.notice (alert=True: in #operator-approvals)
+    RecordDispatch(...)        DispatchStore.record(...)
+    SetDispatchStatus(...)     DispatchStore.set_status(...)
+    PostApprovalRequest(...)   post in #operator-approvals, then core.posted(id, event_id)
+    Dispatch(...)              run trust decide() on the signed manifest, sign the envelope
+                               (request_id, approval=approval_event_id), send it into the
+                               device room, then set the dispatch status to "sent"
+    Revoke(device, ...)        revoke through the hub (peer, Matrix rooms, revoked mark)
+    StatusQuery(...)           answer !status from the hub's state
+
+Order of checks for a message: the bot's own messages and plain chat are ignored;
+then the sender must be an operator (of this room's device; in #operator-approvals,
+of any device) writing from a verified device — otherwise a refusal and an alert;
+then the grammar, the room, a revoked device (``peer_revoked``), the manifest
+pre-check (a refusal at once, an alert and a ``refused`` row), and the approval flow.
+"""
+
+from __future__ import annotations
+
+import html
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from apps.agents_and_robots.approvals import (
+    ApprovalBook,
+    Transition,
+    pending_text,
+    vote_from_command,
+    vote_from_reaction,
+)
+from apps.agents_and_robots.commands import (
+    Command,
+    ManifestView,
+    ParseError,
+    RoomKind,
+    parse,
+    precheck,
+    room_error,
+)
+from apps.agents_and_robots.confirm import RevokeConfirmations
+from apps.agents_and_robots.dispatches import args_digest
+from apps.agents_and_robots.help import render_help
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    name: str
+    view: ManifestView = field(hash=False)
+    operators: frozenset[str] = frozenset()
+    revoked: bool = False
+
+
+@dataclass(frozen=True)
+class Message:
+    """A decrypted room message as the shell saw it. ``device`` is the room's device
+    (None in #operator-approvals); ``verified`` is the Matrix layer's verdict on the
+    sending device."""
+
+    room_id: str
+    room_kind: RoomKind
+    device: str | None
+    sender: str
+    event_id: str
+    body: str
+    at: float
+    verified: bool
+    encrypted: bool = True
+
+
+@dataclass(frozen=True)
+class Reaction:
+    sender: str
+    key: str
+    reacts_to: str
+    event_id: str
+    at: float
+    verified: bool
+    encrypted: bool = True
+
+
+@dataclass(frozen=True)
+class Reply:
+    room_id: str
+    text: str
+    html: str = ""
+    reply_to: str | None = None
+    alert: bool = False
+
+
+@dataclass(frozen=True)
+class RecordDispatch:
+    request_id: str
+    room_id: str
+    sender: str
+    command: str
+    capability: str | None
+    args: dict[str, Any] = field(hash=False)
+    now: float
+    device: str | None
+    command_event_id: str | None
+    status: str = "received"
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class SetDispatchStatus:
+    request_id: str
+    status: str
+    now: float
+    reason: str | None = None
+    approval_id: str | None = None
+    approval_event_id: str | None = None
+
+
+@dataclass(frozen=True)
+class PostApprovalRequest:
+    approval_id: str
+    text: str
+    html: str
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    request_id: str
+    device: str
+    room_id: str
+    capability: str
+    args: dict[str, Any] = field(hash=False)
+    approval_event_id: str | None
+    reply_to: str | None
+
+
+@dataclass(frozen=True)
+class Revoke:
+    device: str
+    requested_by: str
+    reply_to: str | None
+
+
+@dataclass(frozen=True)
+class StatusQuery:
+    room_id: str
+    device: str | None
+    reply_to: str | None
+
+
+Action = Reply | RecordDispatch | SetDispatchStatus | PostApprovalRequest | Dispatch | Revoke | StatusQuery
+
+
+def _new_request_id() -> str:
+    return "req-" + secrets.token_hex(8)
+
+
+def _plain(text: str) -> str:
+    return html.escape(text)
+
+
+class BotCore:
+    def __init__(
+        self,
+        *,
+        bot_user_id: str,
+        approvals_room_id: str,
+        approvals: ApprovalBook | None = None,
+        confirmations: RevokeConfirmations | None = None,
+        new_request_id: Callable[[], str] = _new_request_id,
+    ) -> None:
+        self.bot_user_id = bot_user_id
+        self.approvals_room_id = approvals_room_id
+        self.book = approvals or ApprovalBook(bot_user_id=bot_user_id)
+        self.confirmations = confirmations or RevokeConfirmations()
+        self._new_request_id = new_request_id
+        self._dispatch_of: dict[str, str] = {}  # approval id -> dispatch request id
+
+    # ---- inputs ------------------------------------------------------------------------
+
+    def on_message(self, msg: Message, devices: Mapping[str, DeviceInfo]) -> list[Action]:
+        if msg.sender == self.bot_user_id:
+            return []
+        parsed = parse(msg.body)
+        if isinstance(parsed, ParseError) and parsed.code == "not_a_command":
+            return []  # ordinary chat in the room
+        refusal = self._authorise(msg, devices)
+        if refusal:
+            return refusal
+        if isinstance(parsed, ParseError):
+            return [self._reply(msg, parsed.reply_text())]
+        wrong = room_error(parsed, msg.room_kind)
+        if wrong is not None:
+            return [self._reply(msg, wrong.reply_text())]
+        if parsed.is_local:
+            return self._local(parsed, msg, devices)
+        return self._capability(parsed, msg, devices)
+
+    def on_reaction(self, reaction: Reaction, devices: Mapping[str, DeviceInfo]) -> list[Action]:
+        """An ``m.reaction`` seen in #operator-approvals."""
+        vote = vote_from_reaction(sender=reaction.sender, key=reaction.key, reacts_to=reaction.reacts_to,
+                                  event_id=reaction.event_id, at=reaction.at, verified=reaction.verified,
+                                  encrypted=reaction.encrypted)
+        if vote is None:
+            return []
+        req = self.book.by_event(reaction.reacts_to)
+        return self._apply(self.book.vote(vote, operators=self._operators_of(req.device if req else None,
+                                                                              devices)))
+
+    def tick(self, now: float) -> list[Action]:
+        out: list[Action] = []
+        for transition in self.book.tick(now):
+            out += self._apply(transition)
+        return out
+
+    def posted(self, approval_id: str, event_id: str) -> None:
+        self.book.posted(approval_id, event_id)
+
+    # ---- checks ------------------------------------------------------------------------
+
+    @staticmethod
+    def _operators_of(device: str | None, devices: Mapping[str, DeviceInfo]) -> frozenset[str]:
+        info = devices.get(device) if device else None
+        return info.operators if info else frozenset()
+
+    def _authorise(self, msg: Message, devices: Mapping[str, DeviceInfo]) -> list[Action]:
+        if msg.room_kind == "device":
+            operators = self._operators_of(msg.device, devices)
+            where = f"operator of {msg.device}"
+        else:
+            operators = frozenset().union(*(d.operators for d in devices.values()))
+            where = "operator"
+        if msg.sender not in operators:
+            why = f"{msg.sender} is not an {where}"
+        elif not msg.verified:
+            why = "the message came from a device that is not verified (cross-signed)"
+        else:
+            return []
+        room = msg.device or "#operator-approvals"
+        return [
+            self._reply(msg, f"refused: {why}"),
+            Reply(self.approvals_room_id, f"alert: refused a command in {room}: {why}",
+                  _plain(f"alert: refused a command in {room}: {why}"), alert=True),
+        ]
+
+    # ---- local commands ----------------------------------------------------------------
+
+    def _local(self, cmd: Command, msg: Message, devices: Mapping[str, DeviceInfo]) -> list[Action]:
+        info = devices.get(msg.device) if msg.device else None
+        match cmd.name:
+            case "help":
+                rendered = render_help(msg.device or "", info.view if info else {}, room=msg.room_kind,
+                                       topic=cmd.args.get("topic"))
+                return [Reply(msg.room_id, rendered.text, rendered.html, msg.event_id)]
+            case "status":
+                return [StatusQuery(msg.room_id, msg.device, msg.event_id)]
+            case "pending":
+                text, body = pending_text(self.book.pending(msg.device), msg.at)
+                return [Reply(msg.room_id, text, body, msg.event_id)]
+            case "approve" | "deny":
+                vote = vote_from_command(cmd, sender=msg.sender, event_id=msg.event_id, at=msg.at,
+                                         verified=msg.verified, encrypted=msg.encrypted)
+                assert vote is not None  # approve / deny always make a vote
+                req = self.book.get(str(cmd.args["id"]))
+                return self._apply(self.book.vote(vote, operators=self._operators_of(
+                    req.device if req else None, devices)))
+            case "revoke":
+                device = str(cmd.args["device"])
+                if device not in devices:
+                    return [self._reply(msg, f"no device {device}")]
+                step = self.confirmations.handle(cmd, sender=msg.sender, now=msg.at)
+                out: list[Action] = [self._reply(msg, step.text)]
+                if step.outcome == "confirmed":
+                    out.append(Revoke(device, msg.sender, msg.event_id))
+                return out
+        return [self._reply(msg, f"!{cmd.name} is not handled here")]  # pragma: no cover - table is closed
+
+    # ---- capability commands -----------------------------------------------------------
+
+    def _capability(self, cmd: Command, msg: Message, devices: Mapping[str, DeviceInfo]) -> list[Action]:
+        info = devices.get(msg.device) if msg.device else None
+        if info is None:
+            return [self._reply(msg, "no manifest is known for this room's device; nothing was sent")]
+        rid = self._new_request_id()
+        check = precheck(cmd, info.view)
+        capability = check.capability or str(cmd.capability)
+        record = RecordDispatch(rid, msg.room_id, msg.sender, cmd.name, capability, dict(cmd.args), msg.at,
+                                info.name, msg.event_id)
+        if info.revoked:
+            return [record, SetDispatchStatus(rid, "peer_revoked", msg.at, reason="device revoked"),
+                    self._reply(msg, f"peer_revoked: {info.name} is revoked; nothing was sent")]
+        if not check.allowed:
+            text = check.text or "capability rejected"
+            alert = f"alert: refused {capability} on {info.name} for {msg.sender}: {text}"
+            return [
+                RecordDispatch(rid, msg.room_id, msg.sender, cmd.name, capability, dict(cmd.args), msg.at,
+                               info.name, msg.event_id, status="refused", reason=text),
+                self._reply(msg, text),
+                Reply(self.approvals_room_id, alert, _plain(alert), alert=True),
+            ]
+        if not check.requires_approval:
+            return [record,
+                    Dispatch(rid, info.name, msg.room_id, capability, dict(cmd.args), None, msg.event_id)]
+        binding = f"{rid}:{args_digest(cmd.args)}"
+        opened = self.book.open(device=info.name, capability=capability, args=cmd.args,
+                                requester=msg.sender, now=msg.at, room_id=msg.room_id,
+                                command_event_id=msg.event_id, binding=binding)
+        assert opened.request is not None  # open always makes a request
+        self._dispatch_of[opened.request.id] = rid
+        return [record, SetDispatchStatus(rid, "pending_approval", msg.at, approval_id=opened.request.id),
+                *self._apply(opened)]
+
+    # ---- effects -> actions ------------------------------------------------------------
+
+    def _apply(self, t: Transition) -> list[Action]:
+        req = t.request
+        out: list[Action] = []
+        rid = self._dispatch_of.get(req.id) if req else None
+        if req is not None and rid is not None and t.outcome in ("approved", "denied", "expired"):
+            reason = "no decision before expiry" if t.outcome == "expired" else None
+            out.append(SetDispatchStatus(rid, t.outcome, req.decided_at or 0.0, reason=reason,
+                                         approval_event_id=req.decision_event_id))
+        for effect in t.effects:
+            if effect.kind == "dispatch" and req is not None and rid is not None:
+                out.append(Dispatch(rid, req.device, req.room_id or "", req.capability, dict(req.args),
+                                    req.decision_event_id, req.command_event_id))
+            elif effect.kind == "post" and effect.room == "approvals" and t.outcome == "opened":
+                out.append(PostApprovalRequest(effect.request_id, effect.text, effect.html))
+            elif effect.room == "device" and req is not None and req.room_id:
+                out.append(Reply(req.room_id, effect.text, effect.html, effect.reply_to))
+            elif effect.room == "approvals":
+                out.append(Reply(self.approvals_room_id, effect.text, effect.html, effect.reply_to,
+                                 alert=effect.kind == "alert"))
+        if req is not None and req.terminal and rid is not None:
+            self._dispatch_of.pop(req.id, None)
+        return out
+
+    @staticmethod
+    def _reply(msg: Message, text: str) -> Reply:
+        return Reply(msg.room_id, text, _plain(text), msg.event_id)
