@@ -158,3 +158,26 @@ def test_config_repo_commits_and_sees_edits(tmp_path: Path) -> None:
         ["git", "-C", str(tmp_path / "cfg"), "log", "--format=%s"], capture_output=True, text=True
     )
     assert log.stdout.split() == ["two", "one", "meshagents:", "ignore", "ledger", "and", "locks"]
+
+
+def test_client_install_needs_the_device_key(tmp_path: Path) -> None:
+    from meshagents.wg.client import install
+
+    text = render_client(
+        private_key=None,
+        address="10.42.0.10",
+        prefixlen=24,
+        hub_public_key=PUB,
+        endpoint="hub.example:51820",
+        mesh_subnet="10.42.0.0/24",
+        preshared_key=None,
+    )
+    with pytest.raises(FnError) as exc:
+        install(config_text=text, interface="wgx0", config_dir=tmp_path, netns=None, private_key_file=None)
+    assert exc.value.code == "private_key_missing"
+    bad = tmp_path / "k"
+    bad.write_text("not a key\n")
+    with pytest.raises(FnError) as exc:
+        install(config_text=text, interface="wgx0", config_dir=tmp_path, netns=None, private_key_file=bad)
+    assert exc.value.code == "invalid_key"
+    assert not (tmp_path / "wgx0.conf").exists(), "bad input: nothing written"
