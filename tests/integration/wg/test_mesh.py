@@ -241,3 +241,32 @@ def test_two_hundred_peers_added_and_listed(mesh_factory: Callable[..., Mesh]) -
     cfg_text = (m.hub.config_dir / f"{m.hub.interface}.conf").read_text()
     assert cfg_text.count("[Peer]") == 200
     print(f"200 wg_peer_add: {added:.2f} s ({added / 200 * 1000:.1f} ms each)")
+
+
+def test_configs_are_what_wg_quick_reads(mesh: Mesh) -> None:
+    """The real wg-quick/wg parse our files: applying the hub's config with `wg syncconf` changes nothing."""
+    from tests.conftest import require_binary
+
+    require_binary("wg-quick", "wg")
+    hub_conf = mesh.hub.config_dir / f"{mesh.hub.interface}.conf"
+    stripped = subprocess.run(
+        ["wg-quick", "strip", str(hub_conf)], capture_output=True, text=True, check=True
+    ).stdout
+    assert "Address" not in stripped and "PrivateKey" in stripped
+    before = subprocess.run(
+        ["wg", "showconf", mesh.hub.interface], capture_output=True, text=True, check=True
+    ).stdout
+    strip_file = mesh.hub.config_dir / ".meshagents" / "stripped.conf"
+    strip_file.write_text(stripped)
+    subprocess.run(["wg", "syncconf", mesh.hub.interface, str(strip_file)], check=True)
+    after = subprocess.run(
+        ["wg", "showconf", mesh.hub.interface], capture_output=True, text=True, check=True
+    ).stdout
+    from meshagents.wg.config import parse
+
+    b, a = parse(before), parse(after)
+    assert b.interface == a.interface and set(b.peers) == set(a.peers)
+    assert status(mesh, drift=True)["drift"]["drift"] is False
+    dev = mesh.devices[0]
+    dev_conf = dev.config_dir / f"{dev.interface}.conf"
+    subprocess.run(["wg-quick", "strip", str(dev_conf)], capture_output=True, text=True, check=True)
