@@ -5,6 +5,8 @@
     actions = core.on_reaction(reaction, devices)   # an m.reaction in #operator-approvals
     actions = core.tick(now)                        # expiries (call every few seconds)
     core.posted(approval_id, event_id)              # after posting a PostApprovalRequest
+    actions = core.on_device_result(result)         # a device agent's result event
+    actions = core.check_stale(last_handshakes, now)  # stale-device alerts (hub peer data)
 
 ``devices`` maps a device name to what the shell knows of it (``DeviceInfo``: the
 manifest view, the operators the manifest names, revoked or not). The core does no
@@ -35,6 +37,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from apps.agents_and_robots.alerts import DEFAULT_STALE_AFTER_S, StaleWatch, replay_alert
 from apps.agents_and_robots.approvals import (
     ApprovalBook,
     Transition,
@@ -52,7 +55,7 @@ from apps.agents_and_robots.commands import (
     room_error,
 )
 from apps.agents_and_robots.confirm import RevokeConfirmations
-from apps.agents_and_robots.dispatches import args_digest
+from apps.agents_and_robots.dispatches import FINAL, args_digest
 from apps.agents_and_robots.help import render_help
 
 
@@ -90,6 +93,18 @@ class Reaction:
     at: float
     verified: bool
     encrypted: bool = True
+
+
+@dataclass(frozen=True)
+class DeviceResult:
+    """A device agent's answer to an envelope. The shell passes only results sent by
+    the device's own Matrix user in its own room."""
+
+    request_id: str
+    device: str
+    status: str
+    at: float
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -161,6 +176,9 @@ class StatusQuery:
 Action = Reply | RecordDispatch | SetDispatchStatus | PostApprovalRequest | Dispatch | Revoke | StatusQuery
 
 
+DEVICE_STATUSES = FINAL - {"refused", "denied", "expired"}
+
+
 def _new_request_id() -> str:
     return "req-" + secrets.token_hex(8)
 
@@ -178,6 +196,7 @@ class BotCore:
         approvals: ApprovalBook | None = None,
         confirmations: RevokeConfirmations | None = None,
         new_request_id: Callable[[], str] = _new_request_id,
+        stale_after_s: float = DEFAULT_STALE_AFTER_S,
     ) -> None:
         self.bot_user_id = bot_user_id
         self.approvals_room_id = approvals_room_id
@@ -185,6 +204,7 @@ class BotCore:
         self.confirmations = confirmations or RevokeConfirmations()
         self._new_request_id = new_request_id
         self._dispatch_of: dict[str, str] = {}  # approval id -> dispatch request id
+        self.stale = StaleWatch(threshold_s=stale_after_s)
 
     # ---- inputs ------------------------------------------------------------------------
 
@@ -225,6 +245,22 @@ class BotCore:
 
     def posted(self, approval_id: str, event_id: str) -> None:
         self.book.posted(approval_id, event_id)
+
+    def on_device_result(self, result: DeviceResult) -> list[Action]:
+        """Record the device's final status; a replay it refused is also an alert."""
+        status, reason = result.status, result.reason
+        if status not in DEVICE_STATUSES:
+            status, reason = "error", f"unknown status {result.status[:64]!r}"
+        out: list[Action] = [SetDispatchStatus(result.request_id, status, result.at, reason=reason)]
+        if status == "rejected_nonce":
+            alert = replay_alert(result.device, result.request_id, reason or "")
+            out.append(Reply(self.approvals_room_id, alert.text, alert.html, alert=True))
+        return out
+
+    def check_stale(self, last_handshakes: Mapping[str, float | None], now: float) -> list[Action]:
+        """Alerts for devices whose last handshake is older than ``stale_after_s``."""
+        return [Reply(self.approvals_room_id, a.text, a.html, alert=True)
+                for a in self.stale.check(last_handshakes, now)]
 
     # ---- checks ------------------------------------------------------------------------
 

@@ -287,3 +287,28 @@ def test_actions_drive_the_store(state_dir: Any) -> None:
         )
         refused = store.get("req-1")
         assert refused is not None and refused.status == "refused"
+
+
+def test_device_results_and_replay_alert() -> None:
+    from apps.agents_and_robots.core import DeviceResult
+
+    core = make_core()
+    assert core.on_device_result(DeviceResult("req-0", "home-wsl", "ok", T0)) == [
+        SetDispatchStatus("req-0", "ok", T0)
+    ]
+    status, alert = core.on_device_result(DeviceResult("req-1", "home-wsl", "rejected_nonce", T0, "seen"))
+    assert status == SetDispatchStatus("req-1", "rejected_nonce", T0, reason="seen")
+    assert isinstance(alert, Reply) and alert.alert and "replay" in alert.text
+    (odd,) = core.on_device_result(DeviceResult("req-2", "home-wsl", "approved", T0))
+    assert (
+        isinstance(odd, SetDispatchStatus)
+        and odd.status == "error"
+        and "unknown status" in (odd.reason or "")
+    )
+
+
+def test_stale_alerts_through_the_core() -> None:
+    core = BotCore(bot_user_id=BOT, approvals_room_id=APPROVALS, stale_after_s=600)
+    (alert,) = core.check_stale({"home-wsl": T0 - 601}, T0)
+    assert isinstance(alert, Reply) and alert.alert and alert.room_id == APPROVALS and "stale" in alert.text
+    assert core.check_stale({"home-wsl": T0 - 601}, T0 + 1) == []
