@@ -25,6 +25,7 @@ from meshagents.wg.hub import public_of, spec_of
 from meshagents.wg.keys import check_key
 from meshagents.wg.netns import check_netns
 from meshagents.wg.peers import find
+from meshagents.wg.systemd import has_systemd, install_unit
 
 PLACEHOLDER = "<device private key>"
 KEEPALIVE = 25
@@ -153,23 +154,6 @@ def client_config(
     return result
 
 
-def systemd_unit(interface: str, conf: Path) -> str:
-    """A oneshot unit around wg-quick (which falls back to wireguard-go without the module)."""
-    return (
-        "[Unit]\n"
-        f"Description=meshagents WireGuard mesh interface {interface}\n"
-        "After=network-online.target\nWants=network-online.target\n\n"
-        "[Service]\nType=oneshot\nRemainAfterExit=yes\n"
-        f"ExecStart=/usr/bin/wg-quick up {conf}\n"
-        f"ExecStop=/usr/bin/wg-quick down {conf}\n\n"
-        "[Install]\nWantedBy=multi-user.target\n"
-    )
-
-
-def has_systemd() -> bool:
-    return Path("/run/systemd/system").is_dir() and shutil.which("systemctl") is not None
-
-
 def is_termux() -> bool:
     return "com.termux" in os.environ.get("PREFIX", "") or Path("/data/data/com.termux").is_dir()
 
@@ -227,13 +211,7 @@ def install(
         method = f"{be.name}+pyroute2"
     unit: str | None = None
     if systemd and netns is None and has_systemd():
-        unit_name = f"meshagents-wg-{interface}.service"
-        Path("/etc/systemd/system", unit_name).write_text(
-            systemd_unit(interface, paths.conf), encoding="utf-8"
-        )
-        subprocess.run(["systemctl", "daemon-reload"], check=False, capture_output=True)
-        subprocess.run(["systemctl", "enable", unit_name], check=False, capture_output=True)
-        unit = unit_name
+        unit, _ = install_unit(interface, paths.conf)
     return {
         "interface": interface,
         "netns": netns,

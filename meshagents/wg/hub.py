@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from meshagents.errors import FnError
-from meshagents.wg import firewall, links
+from meshagents.wg import firewall, links, systemd
 from meshagents.wg.allocation import parse_hub_address
 from meshagents.wg.backend import BackendName, WgBackend, open_backend
 from meshagents.wg.config import InterfaceSection, PeerSection, WgQuickConfig, render
@@ -140,8 +140,12 @@ def setup(
         private = old.interface.private_key if old and old.interface.private_key else new_private_key()
         check_key(private, "hub private key")
         base = old.interface if old else InterfaceSection()
+        hooks = boot_hooks(paths, firewall_rules)
+        extra = tuple(e for e in base.extra if e not in boot_hooks(paths, True)) + hooks
         cfg = WgQuickConfig(
-            interface=replace(base, private_key=private, addresses=(str(hub),), listen_port=listen_port),
+            interface=replace(
+                base, private_key=private, addresses=(str(hub),), listen_port=listen_port, extra=extra
+            ),
             peers=old.peers if old else (),
         )
         if repo.write(paths.conf_name, render(cfg)):
@@ -149,7 +153,9 @@ def setup(
         rules = firewall.render_rules(
             interface=interface, subnet=str(hub.network), listen_port=listen_port, service_ports=service_ports
         )
-        rules_changed = firewall_rules and repo.write(paths.nft_name, rules, mode=0o600)
+        # the file is the atomic replace script itself, so `nft -f <file>` (PostUp) is idempotent
+        script = firewall.apply_script(interface, rules)
+        rules_changed = firewall_rules and repo.write(paths.nft_name, script, mode=0o600)
         if rules_changed:
             changed.append("firewall_rules")
         commit = repo.commit(
@@ -177,6 +183,11 @@ def setup(
         if firewall_rules and (rules_changed or not firewall.table_present(interface, netns)):
             firewall.apply(interface, rules, netns)
             changed.append("nftables")
+        unit: str | None = None
+        if netns is None and systemd.has_systemd():  # never for a hub inside a test namespace
+            unit, unit_changed = systemd.install_unit(interface, paths.conf)
+            if unit_changed:
+                changed.append("systemd_unit")
     return {
         "interface": interface,
         "netns": netns,
@@ -188,8 +199,20 @@ def setup(
         "endpoint": endpoint,
         "config": str(paths.conf),
         "commit": commit,
+        "systemd_unit": unit,
         "changed": changed,
     }
+
+
+def boot_hooks(paths: WgPaths, with_firewall: bool) -> tuple[tuple[str, str], ...]:
+    """wg-quick ``PostUp``/``PostDown`` lines that restore forwarding and firewall at boot."""
+    hooks: tuple[tuple[str, str], ...] = (("PostUp", "sysctl -q -w net.ipv4.ip_forward=1"),)
+    if with_firewall:
+        hooks += (
+            ("PostUp", f"nft -f {paths.nft}"),
+            ("PostDown", f"nft delete table inet {firewall.table_name(paths.interface)}"),
+        )
+    return hooks
 
 
 def interface_down(

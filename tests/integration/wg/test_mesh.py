@@ -270,3 +270,20 @@ def test_configs_are_what_wg_quick_reads(mesh: Mesh) -> None:
     dev = mesh.devices[0]
     dev_conf = dev.config_dir / f"{dev.interface}.conf"
     subprocess.run(["wg-quick", "strip", str(dev_conf)], capture_output=True, text=True, check=True)
+
+
+def test_boot_hooks_restore_the_firewall(mesh: Mesh) -> None:
+    """The hub config's PostUp lines (what wg-quick runs at boot) restore the table, idempotently."""
+    cfg = mesh.hub.config_dir
+    conf = (cfg / f"{mesh.hub.interface}.conf").read_text()
+    nft_file = cfg / f"{mesh.hub.interface}.nft"
+    assert f"PostUp = nft -f {nft_file}" in conf
+    assert "PostUp = sysctl -q -w net.ipv4.ip_forward=1" in conf
+    before = Mesh.run(mesh.hub, ["nft", "list", "ruleset"]).stdout
+    for _ in range(2):  # as PostUp would, twice: the same table, not duplicated rules
+        Mesh.run(mesh.hub, ["nft", "-f", str(nft_file)], check=True)
+    assert Mesh.run(mesh.hub, ["nft", "list", "ruleset"]).stdout == before
+    table = f"meshagents_{mesh.hub.interface}"
+    Mesh.run(mesh.hub, ["nft", "delete", "table", "inet", table], check=True)  # PostDown
+    Mesh.run(mesh.hub, ["nft", "-f", str(nft_file)], check=True)
+    assert Mesh.run(mesh.hub, ["nft", "list", "ruleset"]).stdout == before

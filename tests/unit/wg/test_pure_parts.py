@@ -10,7 +10,7 @@ import pytest
 
 from meshagents.errors import FnError
 from meshagents.wg.backend import check_ifname
-from meshagents.wg.client import PLACEHOLDER, render_client, systemd_unit
+from meshagents.wg.client import PLACEHOLDER, render_client
 from meshagents.wg.config import InterfaceSection, PeerSection, WgQuickConfig, parse
 from meshagents.wg.firewall import apply_script, render_rules, table_name
 from meshagents.wg.gitdir import ConfigRepo
@@ -19,6 +19,7 @@ from meshagents.wg.install import Platform, detect_platform, make_plan
 from meshagents.wg.keys import b64_to_hex, check_key, hex_to_b64
 from meshagents.wg.model import DeviceState, PeerState
 from meshagents.wg.peers import check_name, default_name
+from meshagents.wg.systemd import render_unit
 
 pytestmark = pytest.mark.unit
 
@@ -89,7 +90,7 @@ def test_client_config_shape() -> None:
     (hub,) = cfg.peers
     assert hub.public_key == PUB and hub.endpoint == "hub.example:51820"
     assert hub.allowed_ips == ("10.42.0.0/24",) and hub.persistent_keepalive == 25
-    unit = systemd_unit("wg0", Path("/etc/wireguard/wg0.conf"))
+    unit = render_unit("wg0", Path("/etc/wireguard/wg0.conf"))
     assert (
         "ExecStart=/usr/bin/wg-quick up /etc/wireguard/wg0.conf" in unit
         and "WantedBy=multi-user.target" in unit
