@@ -142,7 +142,9 @@ def exec_in(
     check_argv(argv, whitelist)
     check_limits(timeout, output_cap)
     name = container.name or container.id or "?"
-    require_running(container)
+    # No re-inspect: the engine refuses an exec on a stopped container (409, mapped to
+    # container_not_running) anyway; this only gives the clearer message early.
+    require_running(container, refresh=False)
     api: docker.APIClient = container.client.api
     out, err = CappedBuffer(output_cap), CappedBuffer(output_cap)
     t0 = time.perf_counter()
