@@ -209,7 +209,9 @@ class MatrixClient:
         try:
             await self._open()
             await self._bootstrap_cross_signing()
-            await self._sync_once(timeout_ms=0)
+            # full_state: nio keeps no room state across restarts; this rebuilds it while the
+            # saved token still keeps the timeline incremental.
+            await self._sync_once(timeout_ms=0, full_state=True)
         except _NET_ERRORS as exc:
             await self._close_quietly()
             raise FnError("homeserver_unreachable", f"{self.config.homeserver}: {exc}") from exc
@@ -481,9 +483,9 @@ class MatrixClient:
     async def _next_sync(self) -> None:
         await self._synced.wait()
 
-    async def _sync_once(self, timeout_ms: int) -> None:
+    async def _sync_once(self, timeout_ms: int, *, full_state: bool = False) -> None:
         client = self._client
-        resp = await client.sync(timeout=timeout_ms, full_state=None)
+        resp = await client.sync(timeout=timeout_ms, full_state=full_state or None)
         if not isinstance(resp, nio.SyncResponse):
             raise _SyncFailed(getattr(resp, "message", str(resp)))
         if client.outgoing_to_device_messages:

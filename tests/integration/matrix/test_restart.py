@@ -53,6 +53,10 @@ async def test_restart_mid_conversation(make_client: MakeClient) -> None:
     await bot2.start()
     await alice.send_text(room, "four")
     assert await _drain(seen2) == ["three", "four"]
+    # The restarted client knows its rooms again (nio keeps no room state) and can send.
+    alice_seen = await _collect(alice)
+    await bot2.send_text(room, "back")
+    assert await _drain(alice_seen) == ["back"]
 
     # Even with the saved sync token lost (a crash before nio saved it), the handled-events
     # table keeps old messages from being handled again.

@@ -40,3 +40,26 @@ async def test_e2ee_round_trip(make_client: MakeClient) -> None:
     assert reply.content["m.relates_to"]["m.in_reply_to"]["event_id"] == sent
     # The bot is not an operator for alice: its messages decrypt but are not "verified".
     assert not reply.verified
+
+
+async def test_custom_event_encrypted(make_client: MakeClient) -> None:
+    alice = await make_client("alice")
+    dev = await make_client("dev", operators=(alice.user_id,), start=False)
+    got: asyncio.Queue[Incoming] = asyncio.Queue()
+
+    async def put(ev: Incoming) -> None:
+        await got.put(ev)
+
+    dev.on_custom_event("org.meshagents.test", put)
+    await dev.start()
+    room = await alice.create_room(invite=[dev.user_id])
+    await alice.wait_for_member(room, dev.user_id)
+    sent = await alice.send_custom(room, "org.meshagents.test", {"request_id": "r1", "n": 3})
+    ev = await asyncio.wait_for(got.get(), 10)
+    assert (ev.event_id, ev.type, ev.content, ev.decrypted, ev.verified) == (
+        sent,
+        "org.meshagents.test",
+        {"request_id": "r1", "n": 3},
+        True,
+        True,
+    )

@@ -117,3 +117,29 @@ async def test_not_cross_signed_device_is_not_verified(
     finally:
         await alice2.close()
         await eve.close()
+
+
+async def test_operator_identity_reset_is_refused(make_client: MakeClient) -> None:
+    """The operator's master key is pinned on first verified sight; a new identity (new
+    seeds, uploaded with password auth) makes their messages unverified and raises an alert."""
+    alice = await make_client("alice")
+    bot = await make_client("bot", operators=(alice.user_id,), start=False)
+    got: asyncio.Queue[Incoming] = asyncio.Queue()
+
+    async def put(ev: Incoming) -> None:
+        await got.put(ev)
+
+    bot.on_message(put)
+    await bot.start()
+    room = await alice.create_room(invite=[bot.user_id])
+    await alice.wait_for_member(room, bot.user_id)
+    await alice.send_text(room, "before")
+    assert (await asyncio.wait_for(got.get(), 10)).verified
+
+    await alice.stop()
+    (alice.config.store_dir / "cross_signing.json").unlink()
+    alice2 = await make_client(user=(alice.user_id, alice.config.password), store=alice.config.store_dir)
+    await alice2.send_text(room, "after reset")
+    ev = await asyncio.wait_for(got.get(), 10)
+    assert ev.body == "after reset" and ev.decrypted and not ev.verified
+    assert any("master key" in a for a in bot.trust_alerts)
