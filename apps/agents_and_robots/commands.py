@@ -53,6 +53,7 @@ from meshagents.errors import FnError
 PREFIX = "!"
 MAX_COMMAND_CHARS = 65536  # a Matrix event is at most 64 KiB anyway
 MAX_PATH_CHARS = 4096
+MAX_NAME_CHARS = 128
 MAX_ARGV = 256
 DEFAULT_LOG_TAIL = 100
 MAX_LOG_TAIL = 10000
@@ -229,6 +230,11 @@ def parse(text: str) -> Command | ParseError:
         return ParseError("not_a_command", "commands start with !", raw=text)
     if len(text) > MAX_COMMAND_CHARS:
         return ParseError("too_long", f"a command is at most {MAX_COMMAND_CHARS} characters", raw=text)
+    head = body[len(PREFIX):].lstrip().split(maxsplit=1)
+    if head and len(head[0]) > MAX_NAME_CHARS:
+        # no command is that long; skip shlex and difflib, which are slow on such words
+        return ParseError("unknown_command", f"unknown command {PREFIX}{_label(head[0])}", raw=text,
+                          command=_label(head[0]))
     reader = _CountingReader(body[len(PREFIX):])
     lex = _lexer(reader)
     try:
@@ -275,8 +281,8 @@ def nearest(name: str, n: int = 3) -> tuple[str, ...]:
 
 def _label(text: str, limit: int = 64) -> str:
     """Untrusted text made safe to echo in one line of a room message."""
-    clean = "".join(ch if ch.isprintable() else "?" for ch in text)
-    return clean if len(clean) <= limit else clean[: limit - 1] + "…"
+    cut = text if len(text) <= limit else text[: limit - 1] + "…"
+    return "".join(ch if ch.isprintable() else "?" for ch in cut)
 
 
 # ---- argument parsers: list of words -> args dict, or _Bad -------------------------

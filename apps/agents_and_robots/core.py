@@ -209,14 +209,12 @@ class BotCore:
     # ---- inputs ------------------------------------------------------------------------
 
     def on_message(self, msg: Message, devices: Mapping[str, DeviceInfo]) -> list[Action]:
-        if msg.sender == self.bot_user_id:
-            return []
-        parsed = parse(msg.body)
-        if isinstance(parsed, ParseError) and parsed.code == "not_a_command":
-            return []  # ordinary chat in the room
-        refusal = self._authorise(msg, devices)
+        if msg.sender == self.bot_user_id or not msg.body.lstrip().startswith("!"):
+            return []  # the bot's own words and ordinary chat
+        refusal = self._authorise(msg, devices)  # before parsing: strangers cost no parsing
         if refusal:
             return refusal
+        parsed = parse(msg.body)
         if isinstance(parsed, ParseError):
             return [self._reply(msg, parsed.reply_text())]
         wrong = room_error(parsed, msg.room_kind)

@@ -280,3 +280,12 @@ def test_spec_table_is_consistent() -> None:
         assert spec.usage.startswith("!" + spec.name)
         example = parse(spec.example)
         assert isinstance(example, Command) and example.name == spec.name, spec.example
+
+
+def test_overlong_command_name_is_cheap() -> None:
+    import time
+
+    t0 = time.perf_counter()
+    e = err("!" + "q" * 65000, "unknown_command")
+    assert time.perf_counter() - t0 < 0.05
+    assert e.suggestions == () and len(e.message) < 100
