@@ -4,8 +4,9 @@ One table per mesh interface (``inet meshagents_<iface>``) so several hubs, or t
 runs, never touch each other's rules. Input policy stays ``accept`` (we never lock an
 operator out of SSH); what we add: WireGuard's UDP port open, the hub's service ports
 (API, homeserver, dashboard) accepted only from the mesh subnet on the mesh interface
-and dropped everywhere else; forwarding inside the mesh accepted, from the mesh to
-anywhere else dropped (a hub is not an exit node).
+(and on loopback, for the hub's own processes) and dropped everywhere else;
+forwarding inside the mesh accepted, from the mesh to anywhere else dropped (a hub is
+not an exit node).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ def render_rules(
     ]
     if ports:
         lines += [
+            # the hub's own processes talk to each other over loopback (bot -> homeserver)
+            f'\t\tiifname "lo" tcp dport {{ {ports} }} accept',
             f'\t\tiifname "{interface}" ip saddr {subnet} tcp dport {{ {ports} }} accept',
             f"\t\ttcp dport {{ {ports} }} drop",
         ]

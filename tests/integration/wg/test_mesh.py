@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from meshagents.errors import FnError
-from tests.fixtures.mesh import Mesh
+from tests.fixtures.mesh import Mesh, Node
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
 
@@ -287,3 +288,31 @@ def test_boot_hooks_restore_the_firewall(mesh: Mesh) -> None:
     Mesh.run(mesh.hub, ["nft", "delete", "table", "inet", table], check=True)  # PostDown
     Mesh.run(mesh.hub, ["nft", "-f", str(nft_file)], check=True)
     assert Mesh.run(mesh.hub, ["nft", "list", "ruleset"]).stdout == before
+
+
+def _can_connect(mesh: Mesh, node: Node, host: str, port: int) -> bool:
+    code = f"import socket; socket.create_connection(({host!r}, {port}), timeout=1).close()"
+    return Mesh.run(node, [sys.executable, "-c", code]).returncode == 0
+
+
+def test_firewall_fences_service_ports_to_the_mesh(mesh: Mesh) -> None:
+    """A hub service port answers over the mesh and is dropped on the public (underlay) side."""
+    d1 = mesh.devices[0]
+    server = subprocess.Popen(
+        ["nsenter", f"--net=/run/netns/{mesh.hub.netns}", sys.executable, "-m", "http.server", "8008",
+         "--bind", "0.0.0.0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while not _can_connect(mesh, mesh.hub, "127.0.0.1", 8008):
+            assert time.monotonic() < deadline, "test server did not start"
+            time.sleep(0.1)
+        assert _can_connect(mesh, d1, mesh.hub.address, 8008), "mesh side must be accepted"
+        assert not _can_connect(mesh, d1, f"198.19.{d1.index}.1", 8008), "public side must be dropped"
+        # a port that is not a service port is left alone (policy accept: ssh etc. untouched)
+        Mesh.call("wg_hub_setup", **mesh.hub_args, service_ports=[8000])
+        assert _can_connect(mesh, d1, f"198.19.{d1.index}.1", 8008)
+    finally:
+        server.terminate()
+        server.wait(5)

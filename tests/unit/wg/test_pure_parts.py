@@ -36,6 +36,7 @@ def test_rules_open_wireguard_and_fence_services() -> None:
     accept = 'iifname "wg0" ip saddr 10.42.0.0/24 tcp dport { 8000, 8008 } accept'
     drop = "tcp dport { 8000, 8008 } drop"
     assert accept in rules and drop in rules
+    assert rules.index('iifname "lo" tcp dport { 8000, 8008 } accept') < rules.index(drop)
     assert rules.index(accept) < rules.index(drop), "mesh accept must come before the public drop"
     assert 'iifname "wg0" oifname "wg0" ip saddr 10.42.0.0/24 accept' in rules
     assert "policy accept" in rules  # never locks the operator out of ssh
