@@ -8,6 +8,11 @@
     actions = core.on_device_result(result)         # a device agent's result event
     actions = core.check_stale(last_handshakes, now)  # stale-device alerts (hub peer data)
 
+``check(device, capability, args) -> refusal text | None`` is where the trust core's
+``decide()`` on the signed manifest plugs in (``resolve=False``: the device's file
+system is not the hub's); it runs after the pre-check and before any approval is
+asked for, so operators are never asked to approve what the manifest refuses.
+
 ``devices`` maps a device name to what the shell knows of it (``DeviceInfo``: the
 manifest view, the operators the manifest names, revoked or not). The core does no
 I/O and reads no clock; the shell carries out the returned actions in order:
@@ -177,6 +182,7 @@ Action = Reply | RecordDispatch | SetDispatchStatus | PostApprovalRequest | Disp
 
 
 DEVICE_STATUSES = FINAL - {"refused", "denied", "expired"}
+Checker = Callable[[DeviceInfo, str, dict[str, Any]], str | None]
 
 
 def _new_request_id() -> str:
@@ -197,6 +203,7 @@ class BotCore:
         confirmations: RevokeConfirmations | None = None,
         new_request_id: Callable[[], str] = _new_request_id,
         stale_after_s: float = DEFAULT_STALE_AFTER_S,
+        check: Checker | None = None,
     ) -> None:
         self.bot_user_id = bot_user_id
         self.approvals_room_id = approvals_room_id
@@ -205,6 +212,7 @@ class BotCore:
         self._new_request_id = new_request_id
         self._dispatch_of: dict[str, str] = {}  # approval id -> dispatch request id
         self.stale = StaleWatch(threshold_s=stale_after_s)
+        self._check = check
 
     # ---- inputs ------------------------------------------------------------------------
 
@@ -333,8 +341,11 @@ class BotCore:
         if info.revoked:
             return [record, SetDispatchStatus(rid, "peer_revoked", msg.at, reason="device revoked"),
                     self._reply(msg, f"peer_revoked: {info.name} is revoked; nothing was sent")]
-        if not check.allowed:
-            text = check.text or "capability rejected"
+        refusal = check.text if not check.allowed else None
+        if refusal is None and self._check is not None:
+            refusal = self._check(info, capability, dict(cmd.args))
+        if not check.allowed or refusal is not None:
+            text = refusal or "capability rejected"
             alert = f"alert: refused {capability} on {info.name} for {msg.sender}: {text}"
             return [
                 RecordDispatch(rid, msg.room_id, msg.sender, cmd.name, capability, dict(cmd.args), msg.at,

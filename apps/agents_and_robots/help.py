@@ -90,7 +90,7 @@ def render_help(device: str, view: ManifestView, *, room: RoomKind = "device",
                 topic: str | None = None) -> Rendered:
     """The answer to ``!help`` (or ``!help <command>``) in a room of ``device``."""
     if topic:
-        return _render_topic(topic, view)
+        return _render_topic(topic, view, room)
     if room == "approvals":
         return _render_approvals()
     text = [f"device {device}: what you can ask (capabilities from its signed manifest)"]
@@ -153,13 +153,13 @@ def _render_approvals() -> Rendered:
     return Rendered("\n".join(text), body)
 
 
-def _render_topic(topic: str, view: ManifestView) -> Rendered:
+def _render_topic(topic: str, view: ManifestView, room: RoomKind = "device") -> Rendered:
     spec = lookup(topic)
     if spec is None:
         return Rendered(f"no command {topic}; try !help", f"<p>no command <code>{_e(topic)}</code>; "
                         "try <code>!help</code></p>")
     lines = [f"{spec.usage} — {spec.summary}", f"e.g. {spec.example}"]
-    if spec.capability:
+    if spec.capability and room == "device":
         caps = sorted(c for c in view if _spec_for_capability(c) == spec)
         if not caps:
             lines.append(f"capability {spec.capability}: not offered on this device")

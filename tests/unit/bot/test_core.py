@@ -312,3 +312,28 @@ def test_stale_alerts_through_the_core() -> None:
     (alert,) = core.check_stale({"home-wsl": T0 - 601}, T0)
     assert isinstance(alert, Reply) and alert.alert and alert.room_id == APPROVALS and "stale" in alert.text
     assert core.check_stale({"home-wsl": T0 - 601}, T0 + 1) == []
+
+
+def test_check_hook_refuses_before_any_approval() -> None:
+    seen: list[tuple[str, str, dict[str, Any]]] = []
+
+    def check(device: DeviceInfo, capability: str, args: dict[str, Any]) -> str | None:
+        seen.append((device.name, capability, args))
+        return (
+            "rejected_args: /etc is outside the allowed paths"
+            if args.get("path", "").startswith("/etc")
+            else None
+        )
+
+    core = BotCore(bot_user_id=BOT, approvals_room_id=APPROVALS, check=check)
+    actions = core.on_message(msg("!fs.write /etc/passwd x"), DEVICES)
+    record, reply, alert = actions
+    assert isinstance(record, RecordDispatch) and record.status == "refused"
+    assert reply.text == "rejected_args: /etc is outside the allowed paths"  # type: ignore[union-attr]
+    assert alert.alert and not of(actions, PostApprovalRequest)  # type: ignore[union-attr]
+    assert seen == [("home-wsl", "fs.write", {"path": "/etc/passwd", "content": "x"})]
+    # allowed by the hook: the approval flow goes on
+    assert of(core.on_message(msg("!fs.write /tmp/x y"), DEVICES), PostApprovalRequest)
+    # the pre-check refuses first; the hook is not asked
+    core.on_message(msg("!exec rm x"), DEVICES)
+    assert len(seen) == 2

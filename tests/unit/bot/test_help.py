@@ -88,3 +88,8 @@ def test_topic_help() -> None:
     assert render_help("d", VIEW, topic="approve").text.startswith("!approve <id>")
     missing = render_help("d", VIEW, topic="frobnicate")
     assert missing.text == "no command frobnicate; try !help"
+
+
+def test_topic_in_the_approvals_room_has_no_device_lines() -> None:
+    out = render_help("", {}, room="approvals", topic="exec")
+    assert out.text.startswith("!exec <program>") and "not offered" not in out.text

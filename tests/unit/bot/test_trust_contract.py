@@ -96,3 +96,24 @@ def test_fs_write_content_passes_decide() -> None:
     m = manifest([{"name": "fs.write", "path_prefixes": ["/tmp"], "requires_approval": True}])
     command = cmd("!fs.write /tmp/note.txt hello")
     assert decide(m, "fs.write", command.args, resolve=False).allowed
+
+
+def test_core_with_decide_as_its_check() -> None:
+    from apps.agents_and_robots.core import BotCore, DeviceInfo, Dispatch, Message, Reply
+
+    m = manifest(EXTRA)
+
+    def check(device: DeviceInfo, capability: str, args: dict[str, Any]) -> str | None:
+        decision = decide(m, capability, args, resolve=False)
+        return None if decision.allowed else f"{decision.code}: {decision.reason}"
+
+    devices = {"home-wsl": DeviceInfo("home-wsl", view_from_manifest(m), frozenset(m.approvers))}
+    core = BotCore(bot_user_id="@bot:hub", approvals_room_id="!a:hub", check=check)
+    op = m.approvers[0]
+
+    def say(body: str) -> list[Any]:
+        return core.on_message(Message("!r:hub", "device", "home-wsl", op, "$e", body, 0.0, True), devices)
+
+    assert any(isinstance(a, Dispatch) for a in say("!fs.read /home/operator/shared/a.txt"))
+    refused = [a for a in say("!fs.read /etc/shadow") if isinstance(a, Reply) and not a.alert]
+    assert refused and refused[0].text.startswith("rejected_args:")
