@@ -170,6 +170,7 @@ class MatrixClient:
         self._first_sync_ever = False
         self._device_id: str | None = None
         self._pins: dict[str, str] | None = None
+        self._chain_cache: dict[tuple[str, str, str | None], crosssign.ChainResult] = {}
         self.trust_alerts: list[str] = []
 
     # ------------------------------------------------------------------ public
@@ -409,6 +410,8 @@ class MatrixClient:
                 "device_keys": {user: data.get("device_keys", {}).get(user, {})},
             }
             self._dirty.discard(user)
+            for key in [k for k in self._chain_cache if k[0] == user]:
+                del self._chain_cache[key]
         return data
 
     async def _bootstrap_cross_signing(self) -> None:
@@ -593,6 +596,15 @@ class MatrixClient:
             self._pins[user] = master
             write_private(self.config.store_dir / "pins.json", dict(self._pins))
 
+    def _chain(self, user: str, device_id: str, pin: str | None) -> crosssign.ChainResult:
+        """check_device_chain over the cached keys, memoised until the user's keys change."""
+        key = (user, device_id, pin)
+        hit = self._chain_cache.get(key)
+        if hit is None:
+            hit = crosssign.check_device_chain(self._keys.get(user, {}), user, device_id, pin)
+            self._chain_cache[key] = hit
+        return hit
+
     async def _evaluate(self, room_id: str, event: nio.Event) -> _Verdict:
         """Judge ``event``, refreshing the sender's keys once when they may be stale."""
         if getattr(event, "decrypted", False) and (
@@ -629,13 +641,12 @@ class MatrixClient:
         if device_id is None:
             return _Verdict(False, None, "unknown_device")
         is_operator = sender in self.config.operators
-        result = crosssign.check_device_chain(
-            query, sender, device_id, self._pin(sender) if is_operator else None
-        )
+        result = self._chain(sender, device_id, self._pin(sender) if is_operator else None)
         if result.reason == "master_key_changed":
             alert = f"master key of {sender} changed to {result.master_key}; refusing its devices"
-            log.error(alert)
-            self.trust_alerts.append(alert)
+            if alert not in self.trust_alerts:
+                log.error(alert)
+                self.trust_alerts.append(alert)
         if not result.ok:
             return _Verdict(False, device_id, result.reason)
         if result.device_ed25519 != session.ed25519:
@@ -663,13 +674,12 @@ class MatrixClient:
         if stale:
             await self._keys_query(stale)
         for user in users:
-            query = self._keys.get(user, {})
             pin = self._pin(user) if user in self.config.operators else None
             for device in client.device_store.active_user_devices(user):
                 if user == self.config.user_id and device.id == client.device_id:
                     self._trusted[(user, device.id)] = True
                     continue
-                result = crosssign.check_device_chain(query, user, device.id, pin)
+                result = self._chain(user, device.id, pin)
                 good = (
                     result.ok
                     and result.device_ed25519 == device.ed25519
