@@ -25,6 +25,10 @@ API (everything else in this module is private)::
 ``room`` is a room id (``!x:hs``) or an alias (``#x:hs``). Sends go encrypted in
 encrypted rooms. Callbacks run inside the sync loop, one at a time: keep them short
 or hand work to a task. A callback's exception is logged and does not stop the loop.
+Inside a callback, sending to the event's room is fine, but anything that waits for a
+*later* sync (``wait_for_member``, sending to a room not joined yet) must run in a task,
+or it waits for the very loop it blocks (and fails after its timeout). Invites are
+accepted from ``operators`` and ``accept_invites_from`` only.
 
 Guarantees:
 - **Never twice**: the nio store keeps the sync token and a small table keeps the ids

@@ -97,3 +97,35 @@ def test_private_files_are_0600_and_atomic(tmp_path: Path) -> None:
     assert read_json(path) == {"k": "v"}
     assert read_json(tmp_path / "missing.json") is None
     assert [p.name for p in tmp_path.iterdir()] == ["s.json"]
+
+
+def test_settings_load_and_errors(state_dir: Path) -> None:
+    from meshagents.matrix.settings import Credentials, load_settings, settings_path
+
+    with pytest.raises(FnError) as err:
+        load_settings()
+    assert err.value.code == "matrix_not_configured"
+    settings_path().write_text(
+        'homeserver = "http://127.0.0.1:8008/"\nserver_name = "hub"\noperators = ["@a:hub"]\n'
+    )
+    s = load_settings()
+    assert (s.homeserver, s.server_name, s.operators, s.bot, s.actor) == (
+        "http://127.0.0.1:8008",
+        "hub",
+        ("@a:hub",),
+        None,
+        None,
+    )
+    with pytest.raises(FnError) as err:
+        s.shared_secret()
+    assert err.value.code == "matrix_not_configured"
+    settings_path().write_text('server_name = "hub"\n')
+    with pytest.raises(FnError) as err:
+        load_settings()
+    assert "homeserver" in err.value.message
+    creds = Credentials("http://h", "@d:hub", "pw")
+    creds.save(state_dir / "c" / "credentials.json")
+    assert Credentials.load(state_dir / "c" / "credentials.json") == creds
+    cfg = creds.client_config(state_dir / "c", "agent", operators=("@a:hub",))
+    assert cfg.store_dir == state_dir / "c" / "stores" / "agent"
+    assert cfg.cross_signing_path == state_dir / "c" / "cross_signing.json"
