@@ -40,6 +40,8 @@ def test_whitelisted_exec_returns_output_and_exit_code(
     assert r.exit_code == 0 and "root:x:0:" in r.stdout
     r = _exec(docker_engine, sleeper, ["ls", "/no/such/dir"])
     assert r.exit_code != 0 and "No such file" in r.stderr
+    r = _exec(docker_engine, sleeper, ["sh", "-c", "id -u; pwd"], user="nobody", workdir="/tmp")
+    assert r.stdout == "65534\n/tmp\n"
 
 
 def test_non_whitelisted_exec_is_refused_and_does_not_run(

@@ -160,3 +160,24 @@ def test_every_docker_error_is_mapped() -> None:
     assert map_error(ValueError("odd")).code == "docker_error"
     mine = FnError("rejected_args", "x")
     assert map_error(mine) is mine
+
+
+def test_no_docker_exception_class_is_left_unmapped() -> None:
+    """httpx-style: every exception class of the SDK maps to one of our codes."""
+    known = {"docker_unavailable", "container_not_found", "container_not_running", "docker_error"}
+    classes = [
+        obj
+        for obj in vars(docker.errors).values()
+        if isinstance(obj, type) and issubclass(obj, docker.errors.DockerException)
+    ]
+    assert len(classes) > 10
+    for cls in classes:
+        exc: Exception | None = None
+        for args in (("x",), ("x", None), ("x", None, None), (None, 1, "cmd", "img", b"err"), ()):
+            try:
+                exc = cls(*args)
+                break
+            except TypeError:
+                continue
+        assert exc is not None, f"cannot build {cls.__name__} for the test"
+        assert map_error(exc, container="web").code in known, cls
