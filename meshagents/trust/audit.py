@@ -19,9 +19,10 @@ Public API::
     ChainReport(ok, entries, head_seq, head_hash, first_bad_seq, problem, reason, checkpoints)
         # problem: hash_mismatch | gap | reorder | bad_checkpoint_signature | truncated
 
-Each entry's ``hash`` is sha256 over ``b"meshagents-audit-v1\\x00"`` plus the canonical
-JSON array of its fields in a fixed order (an array, not an object: the same
-determinism, half the encoding work, which keeps verification above 200k entries/s).
+Each entry's ``hash`` is sha256 over ``b"meshagents-audit-v1\\x00"`` plus its fields
+in a fixed order, UTF-8: ``seq;ts_ms;`` then each string as ``<length>:<text>``
+(``~`` for a null approval), then ``prev_hash``. Length prefixes make the form
+injective without JSON encoding, which is what keeps verification fast.
 The first entry's ``prev_hash`` is 64 zeros. SQLite in WAL mode with
 ``synchronous=FULL``: a commit is on disk when ``append_*`` returns, and a
 ``kill -9`` at any moment leaves either the whole entry or none of it. An intent
@@ -35,11 +36,12 @@ checkpoints (and by the hub, which keeps what was shipped).
 
 from __future__ import annotations
 
-import hashlib
 import json
+import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +56,6 @@ from meshagents.trust.signing import TYPE_CHECKPOINT, public_b64, sign_payload, 
 
 GENESIS = "0" * 64
 _TAG = b"meshagents-audit-v1\x00"
-_ENC = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 COLUMNS = "seq, kind, ts_ms, request_id, capability, args_digest, status, approval, detail, prev_hash, hash"
 
 SCHEMA = """
@@ -78,6 +79,28 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
+def entry_text(
+    seq: int,
+    kind: str,
+    ts_ms: int,
+    request_id: str,
+    capability: str,
+    args_digest: str,
+    status: str,
+    approval: str | None,
+    detail: str,
+    prev_hash: str,
+) -> str:
+    """The injective text an entry's hash covers (``SQL_TEXT`` builds the same in SQLite)."""
+    if type(seq) is not int or type(ts_ms) is not int:
+        raise TypeError("seq and ts_ms must be integers")
+    ap = "~" if approval is None else f"{len(approval)}:{approval}"
+    return (
+        f"{seq};{ts_ms};{len(kind)}:{kind}{len(request_id)}:{request_id}{len(capability)}:{capability}"
+        f"{len(args_digest)}:{args_digest}{len(status)}:{status}{ap}{len(detail)}:{detail}{prev_hash}"
+    )
+
+
 def entry_hash(
     seq: int,
     kind: str,
@@ -90,8 +113,23 @@ def entry_hash(
     detail: str,
     prev_hash: str,
 ) -> str:
-    body = [seq, kind, ts_ms, request_id, capability, args_digest, status, approval, detail, prev_hash]
-    return hashlib.sha256(_TAG + _ENC.encode(body).encode("utf-8")).hexdigest()
+    text = entry_text(
+        seq, kind, ts_ms, request_id, capability, args_digest, status, approval, detail, prev_hash
+    )
+    return sha256(_TAG + text.encode("utf-8")).hexdigest()
+
+
+# The same text as entry_text, built by SQLite in C: reading four columns instead of
+# eleven is what lets a 200k-entry chain verify in about a second on a slow machine.
+# length() of TEXT counts characters, as Python's len() counts code points.
+SQL_TEXT = (
+    "SELECT seq, prev_hash, hash, CASE WHEN typeof(seq)='integer' AND typeof(ts_ms)='integer' THEN "
+    "seq || ';' || ts_ms || ';' || length(kind) || ':' || kind || length(request_id) || ':' || request_id"
+    " || length(capability) || ':' || capability || length(args_digest) || ':' || args_digest"
+    " || length(status) || ':' || status"
+    " || CASE WHEN approval IS NULL THEN '~' ELSE length(approval) || ':' || approval END"
+    " || length(detail) || ':' || detail || prev_hash END FROM entries ORDER BY id"
+)
 
 
 @dataclass(frozen=True)
@@ -109,20 +147,37 @@ class ChainReport:
 Row = Sequence[Any]
 
 
+def _row_text(row: Row) -> str | None:
+    try:
+        return entry_text(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9])
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
 def verify_chain(
     rows: Iterable[Row], checkpoints: Sequence[dict[str, Any]], device_key: str | None = None
 ) -> ChainReport:
     """Check rows (``COLUMNS`` order, storage order) and checkpoints; the first bad seq wins."""
-    rows = list(rows)
+    links = [(r[0], r[9], r[10], _row_text(r)) for r in rows]
+    return verify_links(links, checkpoints, device_key)
+
+
+Link = tuple[Any, Any, Any, Any]  # (seq, prev_hash, stored hash, hashed text or None)
+
+
+def verify_links(
+    links: Sequence[Link], checkpoints: Sequence[dict[str, Any]], device_key: str | None = None
+) -> ChainReport:
+    """The core of :func:`verify_chain` over (seq, prev_hash, hash, text) in storage order."""
     expected = 1
     prev = GENESIS
     wanted = {int(cp.get("seq", -1)) for cp in checkpoints if isinstance(cp.get("seq"), int)}
     hash_at: dict[int, str] = {0: GENESIS}
     bad: tuple[int, str, str] | None = None
-    for index, row in enumerate(rows):
-        seq = row[0]
+    tag = _TAG
+    for seq, prev_hash, stored, text in links:
         if seq != expected:
-            later = {r[0] for r in rows[index + 1 :]}
+            later = {link[0] for link in links[expected:]}  # rows after this one (index = expected - 1)
             if expected in later:
                 bad = (expected, "reorder", f"seq {expected} is stored out of order")
             elif isinstance(seq, int) and 1 <= seq < expected:
@@ -130,20 +185,17 @@ def verify_chain(
             else:
                 bad = (expected, "gap", f"seq {expected} is missing")
             break
-        try:
-            computed = entry_hash(
-                row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9]
-            )
-        except (TypeError, ValueError) as exc:
-            bad = (expected, "hash_mismatch", f"malformed row: {exc}")
-            break
-        if row[9] != prev:
+        if prev_hash != prev:
             bad = (expected, "hash_mismatch", f"seq {expected} does not link to the entry before it")
             break
-        if computed != row[10]:
+        try:
+            computed = sha256(tag + text.encode("utf-8")).hexdigest()
+        except (AttributeError, UnicodeEncodeError):  # text None (malformed row) or not encodable
+            computed = None
+        if computed != stored:
             bad = (expected, "hash_mismatch", f"seq {expected} content does not match its hash")
             break
-        prev = row[10]
+        prev = stored
         if seq in wanted:
             hash_at[seq] = prev
         expected += 1
@@ -175,8 +227,8 @@ def verify_chain(
             bad = (cp_seq, "hash_mismatch", f"chain at seq {cp_seq} differs from the signed checkpoint")
             break
     if bad is not None:
-        return ChainReport(False, len(rows), head_seq, prev, bad[0], bad[1], bad[2], len(checkpoints))
-    return ChainReport(True, len(rows), head_seq, prev, checkpoints=len(checkpoints))
+        return ChainReport(False, len(links), head_seq, prev, bad[0], bad[1], bad[2], len(checkpoints))
+    return ChainReport(True, len(links), head_seq, prev, checkpoints=len(checkpoints))
 
 
 class AuditLog:
@@ -342,4 +394,15 @@ class AuditLog:
         return out
 
     def verify(self, device_key: str | None = None) -> ChainReport:
-        return verify_chain(self.rows(), self.checkpoints(), device_key)
+        """Verify the stored chain and checkpoints (``device_key``: the expected signer)."""
+        checkpoints = self.checkpoints()
+        try:
+            links = self.conn.execute(SQL_TEXT).fetchall()
+        except (sqlite3.Error, UnicodeDecodeError):
+            # Undecodable text (bytes written behind our back): the slow path marks the row.
+            self.conn.text_factory = lambda b: b.decode("utf-8", "replace")
+            try:
+                return verify_chain(self.rows(), checkpoints, device_key)
+            finally:
+                self.conn.text_factory = str
+        return verify_links(links, checkpoints, device_key)

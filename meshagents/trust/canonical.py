@@ -53,6 +53,31 @@ def _invalid(message: str) -> FnError:
     return FnError("canonical_invalid", message)
 
 
+def _fast_ok(obj: Any) -> bool:
+    """True when ``obj`` is certainly valid; a False answer is re-checked slowly for a message.
+
+    Exact type checks (not isinstance) keep bool/int subclasses and str subclasses
+    on the slow path, and ASCII strings skip the NFC test (ASCII is always NFC).
+    """
+    t = type(obj)
+    if t is str:
+        return bool(obj.isascii() or unicodedata.is_normalized("NFC", obj))
+    if t is int:
+        return bool(-MAX_SAFE_INT <= obj <= MAX_SAFE_INT)
+    if obj is None or t is bool:
+        return True
+    if t is dict:
+        for key, value in obj.items():
+            if type(key) is not str or not (key.isascii() or unicodedata.is_normalized("NFC", key)):
+                return False
+            if not _fast_ok(value):
+                return False
+        return True
+    if t is list or t is tuple:
+        return all(_fast_ok(v) for v in obj)
+    return False
+
+
 def _check_str(s: str, where: str) -> None:
     try:
         s.encode("utf-8")
@@ -91,8 +116,14 @@ def _check(obj: Any, where: str) -> None:
 
 def canonical_bytes(obj: Any) -> bytes:
     """The canonical UTF-8 bytes of ``obj``; refuses what the form does not allow."""
-    _check(obj, "$")
-    return _ENCODER.encode(obj).encode("utf-8")
+    if not _fast_ok(obj):
+        _check(obj, "$")  # raises with the path of the offending value
+    try:
+        return _ENCODER.encode(obj).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise _invalid("string not encodable as UTF-8 (lone surrogate?)") from exc
+    except (TypeError, ValueError) as exc:  # a subclass with odd behaviour: refuse rather than guess
+        raise _invalid(str(exc)) from exc
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

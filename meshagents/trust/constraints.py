@@ -50,8 +50,11 @@ class ExecRefused(ValueError):
     pass
 
 
+_MAGIC_DIRS = tuple(m + "/" for m in MAGIC)
+
+
 def _is_magic(path: str) -> bool:
-    return any(path == m or path.startswith(m + "/") for m in MAGIC)
+    return path in MAGIC or path.startswith(_MAGIC_DIRS)
 
 
 def resolve_path(path: str, cwd: str = "/") -> str:
@@ -72,7 +75,7 @@ def resolve_path(path: str, cwd: str = "/") -> str:
         if part == "..":
             resolved = posixpath.dirname(resolved) or "/"
             continue
-        candidate = posixpath.join(resolved, part)
+        candidate = resolved + part if resolved == "/" else resolved + "/" + part
         if _is_magic(candidate):
             raise PathRefused(f"{path!r} passes through {candidate}")
         if exists:
@@ -133,8 +136,12 @@ def resolve_executable(
             return matches[0]
         found = None
         for directory in search_path:
-            candidate = posixpath.join(directory, argv0)
-            if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            candidate = directory + "/" + argv0
+            try:
+                st = os.stat(candidate)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
                 found = candidate
                 break
         if found is None:
@@ -147,6 +154,8 @@ def resolve_executable(
             raise ExecRefused(f"{argv0!r} is not whitelisted")
     else:
         raise ExecRefused(f"{argv0!r}: argv[0] must be a bare name or a normalised absolute path")
+    if found in allowed:  # the very path the operator wrote: no need to resolve links
+        return found
     real = os.path.realpath(found)
     for entry in allowed:
         if posixpath.basename(entry) == posixpath.basename(found) and os.path.realpath(entry) == real:

@@ -158,7 +158,8 @@ def verify(
     if nonce_store.seen(env.nonce):
         return VerifyResult("rejected_nonce", "nonce already used (replay)", env)
 
-    decision = decide(manifest, env.capability, env.args, now=now, resolve=resolve)
+    # The signature check already put the whole envelope, args included, through canonical_bytes.
+    decision = decide(manifest, env.capability, env.args, now=now, resolve=resolve, _args_canonical=True)
     if not decision.allowed:
         return VerifyResult(decision.code, decision.reason, env, decision)
 

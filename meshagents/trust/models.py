@@ -24,7 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from meshagents.errors import FnError
 from meshagents.trust.canonical import b64decode
 
-DEFAULT_SEARCH_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+# Distribution directories first: a file dropped into /usr/local cannot shadow a system binary.
+DEFAULT_SEARCH_PATH = ("/usr/bin", "/bin", "/usr/sbin", "/sbin", "/usr/local/bin", "/usr/local/sbin")
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.\-]{0,127}$"
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$"
 HEX64 = r"^[0-9a-f]{64}$"

@@ -19,6 +19,7 @@ checkpoint, even if a caller forgot to look at the field).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from nacl.exceptions import BadSignatureError
@@ -68,8 +69,17 @@ def sign_payload(payload: dict[str, Any], key: SigningKey, expected_type: str) -
     return b64encode(key.sign(signing_message(payload, expected_type)).signature)
 
 
+@functools.lru_cache(maxsize=1024)
+def _verify_key(public: str) -> VerifyKey:
+    # Pure function of the key text; caching saves the decode and the point check per call.
+    return VerifyKey(b64decode(public, size=32, what="public key"))
+
+
 def verify_key_from_b64(public: str, what: str = "public key") -> VerifyKey:
-    return VerifyKey(b64decode(public, size=32, what=what))
+    try:
+        return _verify_key(public)
+    except FnError as exc:
+        raise FnError(exc.code, f"{what}: {exc.message}") from exc
 
 
 def verify_payload(payload: dict[str, Any], signature_b64: str, public: str, expected_type: str) -> bool:

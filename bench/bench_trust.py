@@ -1,0 +1,212 @@
+"""Trust core benchmark: prints figures, each against a baseline measured in the same run.
+
+    .venv/bin/python bench/bench_trust.py [--envelopes N] [--appends N] [--chain N]
+
+1. Envelope verification (our full check: signature, device, time, nonce look-up,
+   capability, argv whitelist + realpath prefix check) vs raw PyNaCl verification of
+   the same signed bytes. Aim: at most 2x the raw check.
+2. Durable audit appends per second (SQLite WAL, synchronous=FULL: one fsync per
+   commit) vs a bare fsync'd append to a file in the same directory.
+3. Chain verification, entries per second (from SQLite, and the pure core on rows
+   already in memory) vs hashing the same rows with sha256 alone. Aim: >= 200,000/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from nacl.signing import SigningKey
+
+from meshagents.trust import envelope as E
+from meshagents.trust import manifest as M
+from meshagents.trust.audit import GENESIS, AuditLog, entry_hash, verify_chain
+from meshagents.trust.canonical import b64decode
+from meshagents.trust.noncestore import NonceStore
+from meshagents.trust.signing import TYPE_ENVELOPE, public_b64, signing_message
+
+
+def timed(fn: Callable[[], None]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def best_of(runs: int, fn: Callable[[], None]) -> float:
+    """Best wall time of ``runs`` runs (as timeit does: on a shared machine the minimum
+    is the run least disturbed by other processes; baseline and subject alike)."""
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def bench_envelopes(n: int, workdir: Path) -> None:
+    op, ctl = SigningKey.generate(), SigningKey.generate()
+    now = int(time.time())
+    body = {
+        "device_id": "dev-bench",
+        "device_name": "bench",
+        "device_key": public_b64(op),
+        "wg_public_key": public_b64(op),
+        "mesh_address": "10.42.0.10",
+        "matrix_user": "@bench:localhost",
+        "approvers": ["@op:localhost"],
+        "controllers": [public_b64(ctl)],
+        "capabilities": [  # as in docs/examples/manifest.json
+            {"name": "shell.exec.ls", "executables": ["/bin/ls", "/usr/bin/ls"], "path_prefixes": ["/tmp"]}
+        ],
+        "serial": 1,
+        "issued_at": now - 1,
+        "expires_at": now + 3600,
+    }
+    manifest = M.sign(body, op)
+    envs = [
+        E.sign(ctl, device_id="dev-bench", capability="shell.exec.ls", args={"argv": ["ls", "-l", "/tmp"]})
+        for _ in range(n)
+    ]
+    dicts = [e.model_dump(mode="json") for e in envs]
+    raw = [(signing_message(d, TYPE_ENVELOPE), b64decode(d["signature"])) for d in dicts]
+    vk = ctl.verify_key
+    store = NonceStore(workdir / "nonces.sqlite")
+
+    batch = 100
+
+    def raw_check(lo: int) -> None:
+        for msg, sig in raw[lo : lo + batch]:
+            vk.verify(msg, sig)
+
+    def full_check(lo: int) -> None:
+        for d in dicts[lo : lo + batch]:
+            if E.verify(d, manifest, store, now=now).status != "ok":
+                raise SystemExit("benchmark envelope refused")
+
+    # Interleaved batches: baseline and subject see the same machine load; per batch
+    # the paired ratio is taken, and the best batch of each is reported.
+    t_raw, t_full, ratios = [], [], []
+    for lo in range(0, n - batch + 1, batch):
+        a = timed(lambda lo=lo: raw_check(lo))  # type: ignore[misc]
+        b = timed(lambda lo=lo: full_check(lo))  # type: ignore[misc]
+        t_raw.append(a / batch)
+        t_full.append(b / batch)
+        ratios.append(b / a)
+    best_raw, best_full = min(t_raw), min(t_full)
+    print("== envelope verification")
+    med = statistics.median(ratios)
+    print(f"raw PyNaCl verify (baseline) : {1 / best_raw:10.0f} /s  ({best_raw * 1e6:6.1f} us each, best)")
+    print(f"envelope.verify (full check) : {1 / best_full:10.0f} /s  ({best_full * 1e6:6.1f} us each, best)")
+    print(f"ratio full/raw, best batches : {best_full / best_raw:10.2f} x   (aim <= 2.0)")
+    print(f"ratio full/raw, median pair  : {med:10.2f} x   over {len(ratios)} interleaved batch pairs")
+
+    def consume_all() -> None:
+        for d in dicts[: n // 10]:
+            E.verify(d, manifest, store, now=now, consume=True)
+
+    t_consume = best_of(1, consume_all)
+    print(f"verify + durable nonce write : {n // 10 / t_consume:10.0f} /s  (one fsync'd commit each)")
+
+
+def bench_appends(n: int, workdir: Path) -> None:
+    log = AuditLog(workdir / "audit.sqlite", device_id="dev-bench")
+    plain = workdir / "plain.log"
+
+    def fsync_file() -> None:
+        fd = os.open(plain, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            for i in range(n):
+                os.write(fd, f"{i} intent r{i}\n".encode())
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def appends() -> None:
+        for i in range(n):
+            log.append_intent(f"r{i}-{time.monotonic_ns()}", "shell.exec.ls", {"argv": ["ls", str(i)]})
+
+    t_plain = best_of(1, fsync_file)
+    t_audit = best_of(1, appends)
+    print("== durable audit appends")
+    print(f"write+fsync to a file (baseline): {n / t_plain:8.0f} /s")
+    print(f"AuditLog.append_intent          : {n / t_audit:8.0f} /s  ({t_audit / n * 1e3:.2f} ms each)")
+    log.close()
+
+
+def bench_chain(n: int, workdir: Path) -> None:
+    path = workdir / "chain.sqlite"
+    log = AuditLog(path, device_id="dev-bench")
+    rows = []
+    prev = GENESIS
+    for seq in range(1, n + 1):
+        kind = "intent" if seq % 2 else "outcome"
+        ts = 1_800_000_000_000 + seq
+        fields = (seq, kind, ts, f"r{seq // 2}", "shell.exec.ls", "ab" * 32, "ok", None, "")
+        h = entry_hash(*fields, prev)
+        rows.append((*fields, prev, h))
+        prev = h
+    log.conn.execute("BEGIN")
+    log.conn.executemany(
+        "INSERT INTO entries(seq, kind, ts_ms, request_id, capability, args_digest, status, approval, detail,"
+        " prev_hash, hash) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+        rows,
+    )
+    log.conn.execute("COMMIT")
+    import hashlib
+
+    blobs = [repr(r).encode() for r in rows]
+
+    def sha_only() -> None:
+        for b in blobs:
+            hashlib.sha256(b).hexdigest()
+
+    def pure() -> None:
+        if not verify_chain(rows, []).ok:
+            raise SystemExit("chain broken")
+
+    def from_store() -> None:
+        if not log.verify().ok:
+            raise SystemExit("chain broken")
+
+    t_sha, t_pure, t_store = [], [], []
+    for _ in range(5):  # interleaved rounds, best of each
+        t_sha.append(timed(sha_only))
+        t_pure.append(timed(pure))
+        t_store.append(timed(from_store))
+    t_sha, t_pure, t_store = min(t_sha), min(t_pure), min(t_store)  # type: ignore[assignment]
+    print("== chain verification")
+    print(f"sha256 of each row only (baseline): {n / t_sha:10.0f} entries/s")
+    print(f"verify_chain (rows in memory)     : {n / t_pure:10.0f} entries/s")
+    print(f"AuditLog.verify (read from SQLite): {n / t_store:10.0f} entries/s  (aim >= 200,000)")
+    log.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--envelopes", type=int, default=3000)
+    parser.add_argument("--appends", type=int, default=500)
+    parser.add_argument("--chain", type=int, default=200_000)
+    parser.add_argument("--dir", type=Path, default=None, help="work directory (default: under /var/tmp)")
+    args = parser.parse_args()
+    base = args.dir or Path("/var/tmp")
+    with tempfile.TemporaryDirectory(prefix="bench-trust-", dir=base) as tmp:
+        workdir = Path(tmp)
+        df = subprocess.run(["df", "-T", str(workdir)], capture_output=True, text=True)
+        fs = df.stdout.splitlines()[-1]
+        print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, work dir on: {fs.split()[1]}")
+        bench_envelopes(args.envelopes, workdir)
+        bench_appends(args.appends, workdir)
+        bench_chain(args.chain, workdir)
+
+
+if __name__ == "__main__":
+    main()
