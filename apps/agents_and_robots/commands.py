@@ -1,6 +1,7 @@
 """The bot's command grammar as a pure parser, and the manifest pre-check.
 
     parse(text) -> Command | ParseError          never raises for any str
+    strip_reply_fallback(body) -> str            drop a Matrix reply fallback first
     render(command) -> str                       parse(render(c)) == c
     room_error(command, room) -> ParseError | None
     resolve_capability(command, view) -> str     !exec ls -> shell.exec.ls (or shell.exec)
@@ -221,6 +222,20 @@ def _words(lex: shlex.shlex) -> list[str]:
     return out
 
 
+def strip_reply_fallback(body: str) -> str:
+    """The message without a Matrix reply fallback (``> <@user:hs> quoted`` lines and
+    the blank line after them), so ``!approve`` written as a reply still parses."""
+    if not body.startswith("> <"):
+        return body
+    lines = body.split("\n")
+    i = 0
+    while i < len(lines) and lines[i].startswith(">"):
+        i += 1
+    if i < len(lines) and lines[i] == "":
+        i += 1
+    return "\n".join(lines[i:])
+
+
 def parse(text: str) -> Command | ParseError:
     """Parse one message body. Any ``str`` gives a Command or a ParseError."""
     if not isinstance(text, str):
@@ -287,6 +302,14 @@ def _label(text: str, limit: int = 64) -> str:
 
 # ---- argument parsers: list of words -> args dict, or _Bad -------------------------
 
+def _option(word: str) -> str:
+    """Phones and Macs turn ``--`` into a dash (smart punctuation): read ``—tail`` and
+    ``–tail`` as ``--tail``. Only option words get this; arguments stay as typed."""
+    if word[:1] in ("\u2014", "\u2013") and len(word) > 1 and word[1].isalpha():
+        return "--" + word[1:]
+    return word
+
+
 def _no_args(words: list[str]) -> dict[str, Any]:
     if words:
         raise _Bad(f"takes no arguments (got {_label(' '.join(words))})")
@@ -342,6 +365,7 @@ def _exec(words: list[str]) -> dict[str, Any]:
 
 
 def _docker_ps(words: list[str]) -> dict[str, Any]:
+    words = [_option(w) for w in words]
     if any(w not in ("-a", "--all") for w in words):
         raise _Bad("the only option is -a / --all")
     # decide() knows strings (values) and integers (limits), not booleans
@@ -368,7 +392,7 @@ def _docker_logs(words: list[str]) -> dict[str, Any]:
     seen: dict[str, int] = {}
     i = 0
     while i < len(words):
-        word = words[i]
+        word = _option(words[i])
         option, eq, inline = word.partition("=")
         if option in ("--tail", "--follow", "-n"):
             key = "tail" if option in ("--tail", "-n") else "follow_s"
@@ -412,7 +436,7 @@ def _revoke(words: list[str]) -> dict[str, Any]:
     confirm: str | None = None
     i = 0
     while i < len(words):
-        word = words[i]
+        word = _option(words[i])
         if word == "--confirm" or word.startswith("--confirm="):
             if confirm is not None:
                 raise _Bad("--confirm given twice")

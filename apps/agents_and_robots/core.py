@@ -58,6 +58,7 @@ from apps.agents_and_robots.commands import (
     parse,
     precheck,
     room_error,
+    strip_reply_fallback,
 )
 from apps.agents_and_robots.confirm import RevokeConfirmations
 from apps.agents_and_robots.dispatches import FINAL, args_digest
@@ -146,11 +147,19 @@ class SetDispatchStatus:
     approval_event_id: str | None = None
 
 
+APPROVAL_REQUEST_KEY = "io.meshagents.approval_request"
+
+
 @dataclass(frozen=True)
 class PostApprovalRequest:
+    """The request message for #operator-approvals. The shell puts ``data`` into the
+    event content under ``APPROVAL_REQUEST_KEY`` so device agents can read the request
+    (id, binding, device, capability, expiry) without parsing the text."""
+
     approval_id: str
     text: str
     html: str
+    data: dict[str, Any] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
@@ -217,12 +226,13 @@ class BotCore:
     # ---- inputs ------------------------------------------------------------------------
 
     def on_message(self, msg: Message, devices: Mapping[str, DeviceInfo]) -> list[Action]:
-        if msg.sender == self.bot_user_id or not msg.body.lstrip().startswith("!"):
+        body = strip_reply_fallback(msg.body)
+        if msg.sender == self.bot_user_id or not body.lstrip().startswith("!"):
             return []  # the bot's own words and ordinary chat
         refusal = self._authorise(msg, devices)  # before parsing: strangers cost no parsing
         if refusal:
             return refusal
-        parsed = parse(msg.body)
+        parsed = parse(body)
         if isinstance(parsed, ParseError):
             return [self._reply(msg, parsed.reply_text())]
         wrong = room_error(parsed, msg.room_kind)
@@ -379,8 +389,11 @@ class BotCore:
             if effect.kind == "dispatch" and req is not None and rid is not None:
                 out.append(Dispatch(rid, req.device, req.room_id or "", req.capability, dict(req.args),
                                     req.decision_event_id, req.command_event_id))
-            elif effect.kind == "post" and effect.room == "approvals" and t.outcome == "opened":
-                out.append(PostApprovalRequest(effect.request_id, effect.text, effect.html))
+            elif effect.kind == "post" and effect.room == "approvals" and t.outcome == "opened" and req:
+                data = {"approval_id": req.id, "request_id": rid, "binding": req.binding,
+                        "device": req.device, "capability": req.capability,
+                        "expires_at": int(req.expires_at)}
+                out.append(PostApprovalRequest(effect.request_id, effect.text, effect.html, data))
             elif effect.room == "device" and req is not None and req.room_id:
                 out.append(Reply(req.room_id, effect.text, effect.html, effect.reply_to))
             elif effect.room == "approvals":

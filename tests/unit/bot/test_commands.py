@@ -289,3 +289,20 @@ def test_overlong_command_name_is_cheap() -> None:
     e = err("!" + "q" * 65000, "unknown_command")
     assert time.perf_counter() - t0 < 0.05
     assert e.suggestions == () and len(e.message) < 100
+
+
+def test_smart_dashes_in_options() -> None:
+    assert ok("!docker logs web —tail 5 –follow 3").args == {"container": "web", "tail": 5, "follow_s": 3}
+    assert ok("!docker ps —all").args == {"all": 1}
+    assert ok("!revoke pi —confirm ABC234").args == {"device": "pi", "confirm": "ABC234"}
+    # arguments are never rewritten
+    assert ok("!exec echo —tail").args["argv"] == ["echo", "—tail"]
+
+
+def test_reply_fallback_is_stripped() -> None:
+    from apps.agents_and_robots.commands import strip_reply_fallback
+
+    body = "> <@bot:hub> approval needed: request K309X1\n> device: pi\n\n!approve K309X1"
+    assert strip_reply_fallback(body) == "!approve K309X1"
+    assert strip_reply_fallback("!exec ls") == "!exec ls"
+    assert strip_reply_fallback("> quoted chat\n\n!exec ls") == "> quoted chat\n\n!exec ls"

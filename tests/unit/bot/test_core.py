@@ -166,6 +166,14 @@ def approval_flow(core: BotCore) -> str:
     assert isinstance(post, PostApprovalRequest) and post.approval_id == "A00000"
     binding = f"req-0:{args_digest({'path': '/tmp/note', 'content': 'hi there'})}"
     assert f"binding: {binding}" in post.text and "fs.write" in post.text
+    assert post.data == {
+        "approval_id": "A00000",
+        "request_id": "req-0",
+        "binding": binding,
+        "device": "home-wsl",
+        "capability": "fs.write",
+        "expires_at": int(T0 + 3600),
+    }
     assert (
         isinstance(waiting, Reply)
         and waiting.room_id == ROOM
@@ -337,3 +345,11 @@ def test_check_hook_refuses_before_any_approval() -> None:
     # the pre-check refuses first; the hook is not asked
     core.on_message(msg("!exec rm x"), DEVICES)
     assert len(seen) == 2
+
+
+def test_command_sent_as_a_reply_with_fallback() -> None:
+    core = make_core()
+    approval_flow(core)
+    body = "> <@bot:hub> approval needed: request A00000\n\n!approve A00000"
+    actions = core.on_message(msg(body, room=APPROVALS, ev="$reply"), DEVICES)
+    assert of(actions, Dispatch) and of(actions, Dispatch)[0].approval_event_id == "$reply"
