@@ -160,3 +160,14 @@ def remove(
         commit=commit,
         live_removed_ms=round(live_ms, 3),
     )
+
+
+def lookup(*, who: str, interface: str, config_dir: Path) -> dict[str, Any] | None:
+    """The ledger's record of a device (by key or name), or None: how other layers ask
+    whether a device is ``active``, ``removed`` or ``revoked`` (the bot's ``peer_revoked``)."""
+    paths = WgPaths(interface, config_dir)
+    if not paths.ledger_path.exists():
+        return None
+    with paths.ledger() as led:
+        rec = led.by_key(who) or led.by_name(who)
+    return None if rec is None else _result(rec)

@@ -64,6 +64,10 @@ def test_revoke_cuts_off_within_5s_and_is_final(mesh: Mesh) -> None:
     elapsed = time.perf_counter() - t0
     assert elapsed < 5.0, f"revoke took {elapsed:.3f}s to leave wg_status"
     assert out["status"] == "revoked" and out["was_live"] is True
+    from meshagents.wg.peers import lookup
+
+    rec = lookup(who=d1.name, interface=mesh.hub.interface, config_dir=mesh.hub.config_dir)
+    assert rec is not None and rec["status"] == "revoked" and rec["public_key"] == d1.public_key
     assert not mesh.ping(d1, mesh.hub.address), "the next ping must fail"
     assert mesh.ping(d2, mesh.hub.address), "the others stay up"
     # refused afterwards, by key and by device id
