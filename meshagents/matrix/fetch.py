@@ -54,13 +54,15 @@ async def _verdict(client: MatrixClient, room_id: str, event: nio.Event) -> tupl
     return client.is_verified_sender(event), None
 
 
-async def fetch_event(client: MatrixClient, room: str, event_id: str, *, timeout: float = 5.0) -> FetchedEvent | None:
+async def fetch_event(
+    client: MatrixClient, room: str, event_id: str, *, timeout: float = 5.0
+) -> FetchedEvent | None:
     """The event ``event_id`` of ``room`` (id or alias), decrypted and judged; see the module doc."""
     room_id = await client.resolve(room)
     nio_client = client.nio_client
     try:
         resp = await nio_client.room_get_event(room_id, event_id)
-    except (OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError) as exc:
         raise FnError("homeserver_unreachable", f"cannot fetch {event_id}: {exc}") from exc
     if not isinstance(resp, nio.RoomGetEventResponse):
         return None

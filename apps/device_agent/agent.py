@@ -1,0 +1,258 @@
+"""The Matrix shell of the device agent: a Matrix user in its own room, read-only in
+``#operator-approvals``, running envelopes through :class:`Pipeline`.
+
+    agent = DeviceAgent(config)
+    await agent.start()        # login (retrying while the homeserver is down), join rooms,
+                               # status event, notice about interrupted requests, tasks
+    await agent.run_forever()  # until stop()
+    await agent.stop()
+    agent.state                # "ok" | "degraded" (homeserver or mesh unreachable)
+
+Each ``org.meshagents.envelope`` event in the device room is handled in its own task
+(at most ``max_concurrent`` at once, so a long command never blocks the sync loop):
+approval events fetched from the approvals room when the envelope names one, then
+the pipeline's checks, then intent → run (worker thread) → outcome, then a result
+event and an ``m.notice`` replying to the operator's command. Replies that cannot be
+sent (homeserver down) are retried with backoff. The client base records an event id
+before handling it, so after a crash nothing is handled twice; the nonce store is the
+second lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import httpx
+
+from apps.device_agent import replies
+from apps.device_agent.capabilities.base import Context
+from apps.device_agent.config import AgentConfig
+from apps.device_agent.pipeline import ApprovalEvents, Outcome, Pipeline, approval_ids
+from apps.device_agent.shipping import Shipper
+from meshagents.bus import ENVELOPE_EVENT, RESULT_EVENT, STATUS_EVENT
+from meshagents.errors import FnError
+from meshagents.matrix.client import ClientConfig, Incoming, MatrixClient
+from meshagents.matrix.fetch import fetch_event
+from meshagents.trust.keystore import DEVICE_KEY, FileKeyStore, load_signing_key, open_keystore
+
+log = logging.getLogger("meshagents.device_agent")
+
+
+def client_config(config: AgentConfig, operators: tuple[str, ...], **overrides: Any) -> ClientConfig:
+    kw: dict[str, Any] = {
+        "homeserver": config.homeserver,
+        "user_id": config.matrix_user,
+        "password": config.matrix_password,
+        "store_dir": config.store_dir,
+        "operators": operators,
+        "device_name": f"device_agent {config.device_name}",
+        "accept_invites_from": config.bot_users,
+    }
+    kw.update(overrides)
+    return ClientConfig(**kw)
+
+
+class DeviceAgent:
+    def __init__(self, config: AgentConfig, **client_overrides: Any) -> None:
+        self.config = config
+        self.pipeline = Pipeline(config)
+        try:
+            operators = tuple(self.pipeline.manifest().approvers)
+        except FnError as exc:
+            log.error("manifest not usable (%s); every request will be refused", exc)
+            operators = ()
+        self.client = MatrixClient(client_config(config, operators, **client_overrides))
+        self.client.on_custom_event(ENVELOPE_EVENT, self._on_envelope)
+        self.ctx = Context(
+            sandbox=config.sandbox, docker_host=config.docker_host, snapshots_dir=config.snapshots_dir
+        )
+        self.shipper = Shipper(config, self.pipeline.audit, self._device_key)
+        self._sem = asyncio.Semaphore(config.max_concurrent)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._room_id: str | None = None
+        self._approvals_id: str | None = None
+        self._state = "degraded"
+        self._posted_state: str | None = None
+        self._detail = "starting"
+        self._stopped = asyncio.Event()
+        self.handled = 0
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def state(self) -> str:
+        return self._state
+
+    def _device_key(self) -> Any:
+        store = (
+            FileKeyStore(self.config.keys_dir)
+            if self.config.keys_dir
+            else open_keystore(self.config.keystore)
+        )
+        return load_signing_key(DEVICE_KEY, store)
+
+    async def start(self, *, start_timeout: float | None = None) -> None:
+        deadline = None if start_timeout is None else time.monotonic() + start_timeout
+        backoff = 0.5
+        while True:
+            try:
+                await self.client.start()
+                break
+            except FnError as exc:
+                if exc.code != "homeserver_unreachable" or (
+                    deadline is not None and time.monotonic() > deadline
+                ):
+                    raise
+                log.warning("homeserver unreachable at start (%s); retrying in %.1f s", exc.message, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+        self._room_id = await self.client.join(self.config.device_room)
+        self._approvals_id = await self.client.join(self.config.approvals_room)
+        await self._check_health()
+        interrupted = self.pipeline.interrupted()
+        if interrupted:
+            lines = [f"- {e.request_id} ({e.capability}), intent at audit seq {e.seq}" for e in interrupted]
+            body = (
+                "The agent restarted; these requests were interrupted while running and were NOT "
+                "run again:\n" + "\n".join(lines)
+            )
+            with contextlib.suppress(FnError):
+                await self.client.send_notice(self._room_id, body)
+        self._spawn(self._health_loop())
+        if self.config.hub_url:
+            self._spawn(self.shipper.run())
+
+    async def run_forever(self) -> None:
+        await self._stopped.wait()
+
+    async def stop(self) -> None:
+        self._stopped.set()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.client.stop()
+        self.pipeline.close()
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # ------------------------------------------------------------------ health
+    async def _mesh_ok(self) -> tuple[bool, str]:
+        if not self.config.hub_url:
+            return True, ""
+        try:
+            async with httpx.AsyncClient(timeout=3.0) as http:
+                resp = await http.get(f"{self.config.hub_url}/healthz")
+            return resp.status_code < 500, f"hub answered {resp.status_code}"
+        except httpx.HTTPError as exc:
+            return False, f"hub unreachable over the mesh ({type(exc).__name__})"
+
+    async def _check_health(self) -> None:
+        mesh_ok, mesh_detail = await self._mesh_ok()
+        matrix_ok = self.client.state == "ok"
+        problems = [p for ok, p in ((matrix_ok, "homeserver unreachable"), (mesh_ok, mesh_detail)) if not ok]
+        self._state = "ok" if not problems else "degraded"
+        self._detail = "; ".join(problems) or "all links up"
+        if self._state != self._posted_state and self._room_id is not None and self.client.state == "ok":
+            try:
+                await self.client.send_custom(
+                    self._room_id,
+                    STATUS_EVENT,
+                    replies.status_content(self.config.device_id, self._state, self._detail),
+                )
+                self._posted_state = self._state
+                log.info("status %s: %s", self._state, self._detail)
+            except FnError as exc:
+                log.warning("could not post status (%s)", exc)
+
+    async def _health_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.health_interval_s if self._state == "ok" else 1.0)
+            with contextlib.suppress(Exception):
+                await self._check_health()
+
+    # ------------------------------------------------------------------ envelopes
+    async def _on_envelope(self, ev: Incoming) -> None:
+        if ev.room_id != self._room_id:
+            return
+        self._spawn(self._handle(ev.content))
+
+    async def _approvals(self, content: Any) -> ApprovalEvents | None:
+        a_id, r_hint = approval_ids(content)
+        if a_id is None or self._approvals_id is None:
+            return None
+        try:
+            a = await fetch_event(self.client, self._approvals_id, a_id)
+            if a is None:
+                return ApprovalEvents(problem=f"{a_id} is not an event of the approvals room")
+            r_id = r_hint
+            rel = a.content.get("m.relates_to")
+            if a.type == "m.reaction" and isinstance(rel, dict) and isinstance(rel.get("event_id"), str):
+                r_id = rel["event_id"]
+            r = await fetch_event(self.client, self._approvals_id, r_id) if r_id else None
+        except FnError as exc:
+            return ApprovalEvents(problem=f"cannot fetch the approval: {exc.message}")
+        return ApprovalEvents(
+            approval=a.as_bus_dict(),
+            approval_verified=a.verified and a.decrypted,
+            request=r.as_bus_dict() if r is not None else None,
+            problem="" if r is not None else "the approval request event was not found",
+        )
+
+    async def handle(self, content: Any) -> Outcome:
+        """Run one envelope event content end to end (also used by tests)."""
+        async with self._sem:
+            approvals = await self._approvals(content)
+            verdict = self.pipeline.check(content, approvals)
+            if verdict.ok:
+                verdict = self.pipeline.begin(verdict)
+            if not verdict.ok:
+                if verdict.audit_seq is None:
+                    verdict = self.pipeline.refuse(verdict)
+                outcome = self.pipeline.refused_outcome(verdict)
+            else:
+                t0 = time.monotonic()
+                result = await asyncio.to_thread(self.pipeline.execute, verdict, self.ctx)
+                outcome = self.pipeline.finish(verdict, result, int((time.monotonic() - t0) * 1000))
+        self.handled += 1
+        self.shipper.nudge.set()
+        return outcome
+
+    async def _handle(self, content: Any) -> None:
+        try:
+            outcome = await self.handle(content)
+        except Exception:
+            log.exception("handling an envelope failed")
+            return
+        await self._reply(outcome)
+
+    async def _reply(self, outcome: Outcome) -> None:
+        assert self._room_id is not None
+        limit = self.config.matrix_output_limit
+        body, html = replies.notice(outcome, limit)
+        backoff = 0.5
+        deadline = time.monotonic() + 600
+        sent_result = False
+        while True:
+            try:
+                if not sent_result:
+                    await self.client.send_custom(
+                        self._room_id, RESULT_EVENT, replies.result_content(outcome, limit)
+                    )
+                    sent_result = True
+                await self.client.send_notice(self._room_id, body, html=html, reply_to=outcome.reply_to)
+                return
+            except FnError as exc:
+                if time.monotonic() > deadline:
+                    log.error("giving up on the reply to %s: %s", outcome.request_id, exc)
+                    return
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)

@@ -1,0 +1,34 @@
+"""``fs.list``: the entries of one directory (the path ``decide()`` resolved under a prefix)."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from apps.device_agent.capabilities.base import CapResult, Context, cap_text
+from meshagents.trust.manifest import Decision
+
+MAX_ENTRIES = 10_000
+
+
+def run(decision: Decision, ctx: Context) -> CapResult:
+    path = decision.path
+    if path is None:
+        return CapResult("error", "fs.list needs a path")
+    try:
+        names = sorted(os.listdir(path))
+    except OSError as exc:
+        return CapResult("error", f"cannot list {path}: {exc.strerror}", detail=str(exc.strerror))
+    lines = []
+    for name in names[:MAX_ENTRIES]:
+        try:
+            st = os.lstat(os.path.join(path, name))
+        except OSError:
+            lines.append(f"?  {'':>10}  {name}")
+            continue
+        kind = "d" if stat.S_ISDIR(st.st_mode) else "l" if stat.S_ISLNK(st.st_mode) else "-"
+        lines.append(f"{kind}  {st.st_size:>10}  {name}")
+    if len(names) > MAX_ENTRIES:
+        lines.append(f"... {len(names) - MAX_ENTRIES} more entries")
+    text, cut = cap_text("\n".join(lines) + ("\n" if lines else ""), decision.output_cap_bytes)
+    return CapResult("ok", text, 0, cut, f"{len(names)} entries")

@@ -1,0 +1,41 @@
+"""``shell.exec`` (and ``shell.exec.<program>``, and any capability with an executable
+whitelist): run the argv the trust decision resolved, under the sandbox.
+
+Never a shell: argv[0] is the whitelisted absolute path ``decide()`` returned and the
+arguments are passed as they were signed, so ``;``, ``$( )``, backticks and newlines
+are plain characters. Writable inside the sandbox: the capability's path prefixes and
+its cwd. Network: only when the capability's ``limits`` hold ``network: 1``.
+"""
+
+from __future__ import annotations
+
+from apps.device_agent import sandbox
+from apps.device_agent.capabilities.base import TRUNCATION_NOTE, CapResult, Context, decode
+from meshagents.trust.manifest import Decision
+
+
+def run(decision: Decision, ctx: Context) -> CapResult:
+    cap = decision.capability
+    assert cap is not None and decision.argv is not None
+    cwd = cap.cwd or "/"
+    plan = sandbox.SandboxPlan(
+        argv=decision.argv,
+        cwd=cwd,
+        writable=tuple(cap.path_prefixes) + ((cap.cwd,) if cap.cwd else ()),
+        network=cap.limits.get("network", 0) >= 1,
+    )
+    res = sandbox.run(
+        plan, timeout_s=decision.timeout_s, output_cap=decision.output_cap_bytes, use_bwrap=ctx.sandbox
+    )
+    if res.error is not None:
+        return CapResult("error", res.error, detail=res.error)
+    text = decode(res.output)
+    if res.truncated:
+        text += TRUNCATION_NOTE.format(kept=len(res.output), total=res.total_bytes)
+    mode = "bwrap" if res.sandboxed else "rlimits"
+    if res.timed_out:
+        return CapResult(
+            "timeout", text, res.exit_code, res.truncated, f"killed after {decision.timeout_s} s ({mode})"
+        )
+    # It ran to its end: "ok" for the request, the program's own verdict is its exit code.
+    return CapResult("ok", text, res.exit_code, res.truncated, f"exit {res.exit_code} ({mode})")

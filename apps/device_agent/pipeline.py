@@ -1,0 +1,405 @@
+"""The agent's core under the Matrix shell: manifest, envelope checks, audit, run.
+
+    p = Pipeline(config)                           # opens the audit log (chain + nonces)
+    p.manifest(now=None) -> Manifest               # verified vs the pinned operator key
+    approval_ids(content) -> (A event id | None, R event id hint | None)
+    v = p.check(content, approvals=None, now=None) -> Verdict     # pure but for the stores
+    p.refuse(v) -> AuditEntry                      # an "event" entry for a refusal
+    p.begin(v) -> Verdict                          # intent + nonce in one transaction
+    p.execute(v, ctx) -> CapResult                 # blocking; call it in a worker thread
+    p.finish(v, result, duration_ms) -> Outcome    # outcome entry
+    p.process(content, approvals, ctx) -> Outcome  # all of the above, synchronously
+    p.interrupted() -> list[AuditEntry]            # intents without outcome not yet reported
+
+``content`` is the ``org.meshagents.envelope`` event content of ``meshagents/bus.py``
+(or a bare envelope dict). Checks run in the ARCHITECTURE order through
+``meshagents.trust.envelope.verify``: signature, device, time window, nonce,
+capability, arguments, approval. The approval check is the device's own: the
+approval event A named by the signed envelope and the request R it answers, fetched
+by the shell from ``#operator-approvals`` *before* ``check`` (``verify`` takes a sync
+callback), then judged by ``meshagents.bus.check_approval``.
+
+``fs.write``: the bot sends ``{"path", "content"}`` but the trust core's ``decide()``
+has no free-form argument yet (bot's xfail test), so when ``verify`` refuses an
+``fs.write`` envelope for its ``content`` key alone the pipeline re-runs the last two
+steps itself: ``decide()`` on the other arguments, ``content`` a string within
+``limits.max_bytes``, then the approval. Everything before (signature over the whole
+envelope, content included) is ``verify``'s.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from apps.device_agent import capabilities
+from apps.device_agent.capabilities import fs_write
+from apps.device_agent.capabilities.base import CapResult, Context
+from apps.device_agent.config import AgentConfig
+from meshagents.bus import ENVELOPE_EVENT, check_approval
+from meshagents.errors import FnError
+from meshagents.trust import envelope as trust_envelope
+from meshagents.trust import manifest as trust_manifest
+from meshagents.trust.audit import AuditLog
+from meshagents.trust.manifest import Decision, SerialStore, decide
+from meshagents.trust.models import AuditEntry, Envelope, Manifest
+
+INTERRUPTED = "interrupted"
+_MAX_ID = 128
+
+
+@dataclass(frozen=True)
+class ApprovalEvents:
+    """A and R as fetched by the shell (``{"event_id","type","sender","content"}``)."""
+
+    approval: dict[str, Any] | None = None
+    approval_verified: bool = False
+    request: dict[str, Any] | None = None
+    problem: str = ""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: str
+    reason: str
+    request_id: str
+    capability: str
+    envelope: Envelope | None = None
+    decision: Decision | None = None
+    reply_to: str | None = None
+    audit_seq: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What goes back to the room (``org.meshagents.result`` + a notice) and to stdout."""
+
+    status: str
+    reason: str
+    request_id: str
+    device_id: str
+    capability: str
+    exit_code: int | None = None
+    output: str = ""
+    truncated: bool = False
+    audit_seq: int | None = None
+    duration_ms: int = 0
+    reply_to: str | None = None
+    approval: str | None = None
+    data: dict[str, Any] | None = field(default=None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "reason": self.reason,
+            "request_id": self.request_id,
+            "device_id": self.device_id,
+            "capability": self.capability,
+            "exit_code": self.exit_code,
+            "output": self.output,
+            "truncated": self.truncated,
+            "audit_seq": self.audit_seq,
+            "duration_ms": self.duration_ms,
+            "approval": self.approval,
+        }
+
+
+def envelope_of(content: Any) -> Any:
+    """The envelope inside an event content (or the content itself if it is one)."""
+    if isinstance(content, dict) and isinstance(content.get("envelope"), dict):
+        return content["envelope"]
+    return content
+
+
+def approval_ids(content: Any) -> tuple[str | None, str | None]:
+    """(A named by the envelope, R hint from the event), unverified: only for fetching."""
+    env = envelope_of(content)
+    a = env.get("approval") if isinstance(env, dict) else None
+    r = content.get("approval_request_event") if isinstance(content, dict) else None
+    return (a if isinstance(a, str) and a else None, r if isinstance(r, str) and r else None)
+
+
+def _label(value: Any) -> str:
+    text = value if isinstance(value, str) else ""
+    return "".join(ch if ch.isprintable() else "?" for ch in text)[:_MAX_ID]
+
+
+class Pipeline:
+    """One device's verification and execution pipeline over its durable stores."""
+
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.audit = AuditLog(config.audit_path, device_id=config.device_id)
+        self.serials = SerialStore(config.serials_path)
+        self._manifest: Manifest | None = None
+        self._stamp: tuple[int, int] | None = None
+
+    def close(self) -> None:
+        self.audit.close()
+        self.serials.close()
+
+    # ---------------------------------------------------------------- manifest
+    def manifest(self) -> Manifest:
+        """The operator-signed manifest, re-read when the file changes (a renewal).
+
+        FnError: manifest_unreadable | manifest_invalid_signature | manifest_invalid |
+        manifest_serial_rollback. Expiry is left to ``decide()`` (rejected_capability).
+        """
+        path = self.config.manifest_path
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            raise FnError("manifest_unreadable", f"cannot read {path}: {exc.strerror}") from exc
+        stamp = (st.st_mtime_ns, st.st_size)
+        if self._manifest is None or stamp != self._stamp:
+            data = trust_manifest.load_file(path)
+            model = trust_manifest.verify(data, self.config.operator_key, serials=self.serials)
+            if model.device_id != self.config.device_id:
+                raise FnError(
+                    "manifest_invalid", f"manifest is for {model.device_id}, not {self.config.device_id}"
+                )
+            self._manifest, self._stamp = model, stamp
+        return self._manifest
+
+    # ---------------------------------------------------------------- checks
+    def check(
+        self, content: Any, approvals: ApprovalEvents | None = None, *, now: int | None = None
+    ) -> Verdict:
+        """Every check of the envelope in ``content``; never raises for bad input."""
+        now = int(time.time()) if now is None else now
+        raw = envelope_of(content)
+        reply_to = content.get("reply_to") if isinstance(content, dict) else None
+        reply_to = reply_to if isinstance(reply_to, str) and reply_to.startswith("$") else None
+        rid = _label(raw.get("request_id")) if isinstance(raw, dict) else ""
+        cap_name = _label(raw.get("capability")) if isinstance(raw, dict) else ""
+        base = Verdict("rejected_signature", "", rid, cap_name, reply_to=reply_to)
+        if not isinstance(raw, dict):
+            return replace(base, reason="no envelope in the event")
+        try:
+            manifest = self.manifest()
+        except FnError as exc:
+            # Without a valid manifest nothing is allowed: deny by default.
+            return replace(base, status="rejected_capability", reason=f"{exc.code}: {exc.message}")
+        why: list[str] = []
+
+        def approval_check(env: Envelope, m: Manifest) -> bool:
+            ok, reason = self._judge_approval(env, m, approvals)
+            why.append(reason)
+            return ok
+
+        # Docker paths name files inside a container: lexical checks only (trust core docs).
+        resolve = not cap_name.startswith("docker.")
+        res = trust_envelope.verify(
+            raw,
+            manifest,
+            self.audit.nonces,
+            now=now,
+            skew_s=self.config.skew_s,
+            approval_check=approval_check,
+            resolve=resolve,
+        )
+        if (
+            res.status == "rejected_args"
+            and res.envelope is not None
+            and res.envelope.capability == "fs.write"
+        ):
+            res = self._fs_write(res.envelope, manifest, approval_check, now) or res
+        reason = res.reason
+        if res.status == "rejected_approval" and why:
+            reason = f"{reason}: {why[-1]}"
+        verdict = replace(
+            base, status=res.status, reason=reason, envelope=res.envelope, decision=res.decision
+        )
+        cap = res.decision.capability if res.decision is not None else None
+        if res.ok and cap is not None and capabilities.handler_name(cap) is None:
+            return replace(
+                verdict,
+                status="rejected_capability",
+                reason=f"{cap_name} is not implemented by this agent",
+            )
+        return verdict
+
+    def _judge_approval(
+        self, env: Envelope, m: Manifest, approvals: ApprovalEvents | None
+    ) -> tuple[bool, str]:
+        if approvals is None or approvals.approval is None:
+            return False, (
+                approvals.problem if approvals and approvals.problem else "approval event not found"
+            )
+        if approvals.approval.get("event_id") != env.approval:
+            return False, "the fetched event is not the one the envelope names"
+        if approvals.request is None:
+            return False, approvals.problem or "the approval request event was not found"
+        verdict = check_approval(
+            approval=approvals.approval,
+            request=approvals.request,
+            approval_verified=approvals.approval_verified,
+            binding=trust_envelope.approval_binding(env),
+            device_id=m.device_id,
+            approvers=m.approvers,
+            bot_users=self.config.bot_users,
+        )
+        return verdict.ok, verdict.reason
+
+    def _fs_write(
+        self, env: Envelope, manifest: Manifest, approval_check: Any, now: int
+    ) -> trust_envelope.VerifyResult | None:
+        content = env.args.get("content")
+        if content is None:
+            return None
+        rest = {k: v for k, v in env.args.items() if k != "content"}
+        decision = decide(manifest, env.capability, rest, now=now)
+        if not decision.allowed:
+            return trust_envelope.VerifyResult(decision.code, decision.reason, env, decision)
+        if not isinstance(content, str):
+            return trust_envelope.VerifyResult("rejected_args", "content must be a string", env, decision)
+        limit = fs_write.max_bytes(decision)
+        if len(content.encode("utf-8", "surrogatepass")) > limit:
+            return trust_envelope.VerifyResult(
+                "rejected_args", f"content is over {limit} bytes", env, decision
+            )
+        if decision.requires_approval:
+            if not env.approval:
+                return trust_envelope.VerifyResult(
+                    "rejected_approval", "fs.write requires an approval", env, decision
+                )
+            try:
+                approved = bool(approval_check(env, manifest))
+            except Exception as exc:  # a failing look-up refuses
+                return trust_envelope.VerifyResult(
+                    "rejected_approval", f"approval check failed: {exc}", env, decision
+                )
+            if not approved:
+                return trust_envelope.VerifyResult(
+                    "rejected_approval", f"approval {env.approval} is not valid", env, decision
+                )
+        return trust_envelope.VerifyResult("ok", "accepted", env, decision)
+
+    # ---------------------------------------------------------------- audit + run
+    def refuse(self, verdict: Verdict) -> Verdict:
+        """Write the refusal to the chain (an ``event`` entry)."""
+        args = verdict.envelope.args if verdict.envelope is not None else None
+        entry = self.audit.append_event(
+            verdict.capability or "-",
+            verdict.status,
+            request_id=verdict.request_id,
+            detail=verdict.reason[:1000],
+            args=args,
+        )
+        return replace(verdict, audit_seq=entry.seq)
+
+    def begin(self, verdict: Verdict) -> Verdict:
+        """The intent entry and the nonce, in one transaction; a replay racing us loses here."""
+        env = verdict.envelope
+        assert env is not None and verdict.ok
+        try:
+            entry = self.audit.append_intent(
+                env.request_id,
+                env.capability,
+                env.args,
+                approval=env.approval,
+                nonce=env.nonce,
+                keep_until=trust_envelope.keep_until(env, self.config.skew_s),
+            )
+        except FnError as exc:
+            if exc.code != "rejected_nonce":
+                raise
+            return self.refuse(
+                replace(verdict, status="rejected_nonce", reason="nonce already used (replay)")
+            )
+        return replace(verdict, audit_seq=entry.seq)
+
+    def execute(self, verdict: Verdict, ctx: Context) -> CapResult:
+        assert verdict.decision is not None and verdict.envelope is not None
+        try:
+            return capabilities.run(verdict.decision, dict(verdict.envelope.args), ctx)
+        except Exception as exc:  # a bug in a handler must still end in an outcome entry
+            return CapResult(
+                "error", f"internal error: {type(exc).__name__}: {exc}\n", detail="internal_error"
+            )
+
+    def finish(self, verdict: Verdict, result: CapResult, duration_ms: int) -> Outcome:
+        env = verdict.envelope
+        assert env is not None
+        audit_status = result.status
+        if result.status == "ok" and result.exit_code not in (None, 0):
+            audit_status = f"exit_{result.exit_code}"
+        entry = self.audit.append_outcome(
+            env.request_id, env.capability, audit_status, detail=(result.detail or "")[:1000]
+        )
+        status = "ok" if result.status == "ok" else "error"
+        reason = result.detail or result.status
+        return Outcome(
+            status,
+            reason,
+            env.request_id,
+            self.config.device_id,
+            env.capability,
+            result.exit_code,
+            result.output,
+            result.truncated,
+            entry.seq,
+            duration_ms,
+            verdict.reply_to,
+            env.approval,
+            result.data,
+        )
+
+    def refused_outcome(self, verdict: Verdict) -> Outcome:
+        return Outcome(
+            verdict.status,
+            verdict.reason,
+            verdict.request_id,
+            self.config.device_id,
+            verdict.capability,
+            None,
+            "",
+            False,
+            verdict.audit_seq,
+            0,
+            verdict.reply_to,
+            verdict.envelope.approval if verdict.envelope else None,
+        )
+
+    def process(
+        self, content: Any, approvals: ApprovalEvents | None, ctx: Context, *, now: int | None = None
+    ) -> Outcome:
+        """The whole pipeline, synchronously (``--replay-test`` and tests)."""
+        verdict = self.check(content, approvals, now=now)
+        if not verdict.ok:
+            return self.refused_outcome(self.refuse(verdict))
+        verdict = self.begin(verdict)
+        if not verdict.ok:
+            return self.refused_outcome(verdict)
+        t0 = time.monotonic()
+        result = self.execute(verdict, ctx)
+        return self.finish(verdict, result, int((time.monotonic() - t0) * 1000))
+
+    # ---------------------------------------------------------------- restart
+    def interrupted(self) -> list[AuditEntry]:
+        """Intents with no outcome that no earlier start has reported; each gets an
+        ``event`` entry ``interrupted`` now (the intent itself stays outcome-less)."""
+        rows = self.audit.conn.execute(
+            "SELECT request_id FROM entries WHERE kind='event' AND status=?", (INTERRUPTED,)
+        ).fetchall()
+        reported = {r[0] for r in rows}
+        found = [e for e in self.audit.pending() if e.request_id not in reported]
+        for entry in found:
+            self.audit.append_event(
+                entry.capability,
+                INTERRUPTED,
+                request_id=entry.request_id,
+                detail=f"intent at seq {entry.seq} has no outcome: the agent stopped while it ran",
+            )
+        return found
+
+
+def is_envelope_event(event_type: str) -> bool:
+    return event_type == ENVELOPE_EVENT

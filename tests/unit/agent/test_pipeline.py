@@ -1,0 +1,220 @@
+"""The agent's pipeline without Matrix: every status, the audit entries, the fs.write
+path, replays across a restart, interrupted requests, and the --replay-test CLI."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nacl.signing import SigningKey
+
+from apps.device_agent.__main__ import main
+from apps.device_agent.capabilities.base import Context
+from apps.device_agent.pipeline import ApprovalEvents, Pipeline
+from meshagents.bus import APPROVAL_REQUEST_KEY
+from meshagents.trust.envelope import approval_binding
+from meshagents.trust.models import Envelope
+from tests.unit.agent.rig import Rig, make_rig
+
+pytestmark = pytest.mark.unit
+
+CTX = Context(sandbox=False)
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Rig:
+    return make_rig(tmp_path, sandbox=False)
+
+
+@pytest.fixture
+def pipe(rig: Rig) -> Pipeline:
+    p = Pipeline(rig.config)
+    yield p  # type: ignore[misc]
+    p.close()
+
+
+def test_golden_ls(rig: Rig, pipe: Pipeline) -> None:
+    out = pipe.process(rig.content("shell.exec.ls", {"argv": ["ls", str(rig.files)]}, reply_to="$cmd"), None, CTX)
+    assert out.status == "ok", out
+    assert "hello.txt" in out.output and out.exit_code == 0 and out.reply_to == "$cmd"
+    kinds = [(e.kind, e.status) for e in pipe.audit.entries()]
+    assert kinds == [("intent", "started"), ("outcome", "ok")]
+    assert pipe.audit.verify().ok
+
+
+def _status(pipe: Pipeline, content: dict[str, Any], approvals: ApprovalEvents | None = None, **kw: Any) -> str:
+    before = len(pipe.audit.entries())
+    out = pipe.process(content, approvals, CTX, **kw)
+    entries = pipe.audit.entries()[before:]
+    if out.status != "ok":
+        # a refusal is one event entry and nothing ran (no intent)
+        assert [(e.kind, e.status) for e in entries] == [("event", out.status)], entries
+    return out.status
+
+
+def test_rejected_signature(rig: Rig, pipe: Pipeline) -> None:
+    content = rig.content("shell.exec.ls", {"argv": ["ls", str(rig.files)]})
+    content["envelope"]["args"]["argv"] = ["ls", "/"]
+    assert _status(pipe, content) == "rejected_signature"
+    stranger = rig.content("shell.exec.ls", {"argv": ["ls", str(rig.files)]}, key=SigningKey.generate())
+    assert _status(pipe, stranger) == "rejected_signature"
+    assert _status(pipe, {"envelope": "nope"}) == "rejected_signature"
+
+
+def test_rejected_device(rig: Rig, pipe: Pipeline) -> None:
+    content = rig.content("shell.exec.ls", {"argv": ["ls"]}, device_id="dev-other")
+    assert _status(pipe, content) == "rejected_device"
+
+
+def test_rejected_expired_never_runs_late(rig: Rig, pipe: Pipeline) -> None:
+    marker = rig.writable / "late"
+    content = rig.content("shell.exec.sh", {"argv": ["sh", "-c", f"touch {marker}"]}, ttl_s=60,
+                          now=int(time.time()) - 600)
+    assert _status(pipe, content) == "rejected_expired"
+    assert not marker.exists()
+
+
+def test_rejected_nonce_also_after_restart(rig: Rig, pipe: Pipeline) -> None:
+    content = rig.content("shell.exec.echo", {"argv": ["echo", "once"]})
+    assert _status(pipe, content) == "ok"
+    assert _status(pipe, content) == "rejected_nonce"
+    pipe.close()
+    again = Pipeline(rig.config)
+    try:
+        assert _status(again, content) == "rejected_nonce"
+        assert again.audit.verify().ok
+    finally:
+        again.close()
+
+
+def test_rejected_capability_and_args(rig: Rig, pipe: Pipeline) -> None:
+    assert _status(pipe, rig.content("shell.exec.rm", {"argv": ["rm", "-rf", "/"]})) == "rejected_capability"
+    assert _status(pipe, rig.content("shell.exec.ls", {"argv": ["ls", "/etc"]})) == "rejected_args"
+    assert _status(pipe, rig.content("fs.read", {"path": "/etc/shadow"})) == "rejected_args"
+    assert _status(pipe, rig.content("shell.exec.ls", {"argv": ["/bin/../bin/sh"]})) == "rejected_args"
+
+
+def _events(rig: Rig, env: dict[str, Any], *, sender: str | None = None, verified: bool = True,
+            binding: str | None = None, device_id: str | None = None, key: str = "👍") -> ApprovalEvents:
+    envelope = Envelope.model_validate(env)
+    request = {"event_id": "$R", "type": "m.room.message", "sender": "@bot:localhost", "content": {
+        "msgtype": "m.text", "body": "approve?",
+        APPROVAL_REQUEST_KEY: {"approval_id": "abc123", "request_id": envelope.request_id,
+                               "device_id": device_id or rig.device_id, "capability": envelope.capability,
+                               "binding": binding or approval_binding(envelope)}}}
+    approval = {"event_id": envelope.approval, "type": "m.reaction", "sender": sender or rig.approvers[0],
+                "content": {"m.relates_to": {"rel_type": "m.annotation", "event_id": "$R", "key": key}}}
+    return ApprovalEvents(approval=approval, approval_verified=verified, request=request)
+
+
+def test_approval_required_and_checked(rig: Rig, pipe: Pipeline) -> None:
+    target = rig.writable / "note.txt"
+    args = {"path": str(target), "content": "hi\n"}
+    assert _status(pipe, rig.content("fs.write", args)) == "rejected_approval"
+    env = rig.envelope("fs.write", args, approval="$A")
+    ok_events = _events(rig, env)
+    cases = {
+        "non-operator": _events(rig, env, sender="@mallory:localhost"),
+        "bot": _events(rig, env, sender="@bot:localhost"),
+        "unverified": _events(rig, env, verified=False),
+        "other request": _events(rig, env, binding="other:" + "0" * 64),
+        "other device": _events(rig, env, device_id="dev-other"),
+        "thumbs down": _events(rig, env, key="👎"),
+    }
+    for name, events in cases.items():
+        fresh = rig.envelope("fs.write", args, approval="$A", request_id=env["request_id"])
+        fresh_events = ApprovalEvents(events.approval, events.approval_verified, events.request)
+        assert fresh_events.request is not None
+        if name != "other request":
+            fresh_events.request["content"][APPROVAL_REQUEST_KEY]["binding"] = approval_binding(
+                Envelope.model_validate(fresh))
+        assert _status(pipe, {"envelope": fresh}, fresh_events) == "rejected_approval", name
+    # the approval event must be the one the signed envelope names
+    named_other = rig.envelope("fs.write", args, approval="$B")
+    assert _status(pipe, {"envelope": named_other}, _events(rig, env)) == "rejected_approval"
+    assert not target.exists()
+    out = pipe.process({"envelope": env}, ok_events, CTX)
+    assert out.status == "ok", out
+    assert target.read_text() == "hi\n"
+    intent = [e for e in pipe.audit.entries() if e.kind == "intent"][-1]
+    assert intent.approval == "$A"
+
+
+def test_fs_write_content_limits(rig: Rig, pipe: Pipeline) -> None:
+    env = rig.envelope("fs.write", {"path": "/etc/passwd", "content": "x"}, approval="$A")
+    assert _status(pipe, {"envelope": env}, _events(rig, env)) == "rejected_args"
+    env = rig.envelope("fs.write", {"path": str(rig.writable / "a"), "content": 5}, approval="$A")
+    assert _status(pipe, {"envelope": env}, _events(rig, env)) == "rejected_args"
+
+
+def test_shell_metacharacters_are_plain(rig: Rig, pipe: Pipeline) -> None:
+    words = ["a;b", "$(id)", "`id`", "x\ny", "|", "&&", "*", "$HOME"]
+    out = pipe.process(rig.content("shell.exec.echo", {"argv": ["echo", *words]}), None, CTX)
+    assert out.status == "ok"
+    assert out.output == " ".join(words) + "\n"
+
+
+def test_timeout_and_big_output(rig: Rig, pipe: Pipeline) -> None:
+    out = pipe.process(rig.content("shell.exec.head", {"argv": ["head", "-c", "10000000", "/dev/zero"]}), None, CTX)
+    assert out.status == "ok" and out.truncated
+    assert "output truncated: 65536 of 10000000 bytes" in out.output
+    rig.resign(serial=2, capabilities=[{"name": "shell.exec.sleep", "executables": ["/bin/sleep"],
+                                         "timeout_s": 1}])
+    t0 = time.monotonic()
+    out = pipe.process(rig.content("shell.exec.sleep", {"argv": ["/bin/sleep", "30"]}), None, CTX)
+    assert out.status == "error" and "killed after 1 s" in out.reason
+    assert time.monotonic() - t0 < 10
+    assert pipe.audit.entries()[-1].status == "timeout"
+
+
+def test_manifest_rollback_refuses_everything(rig: Rig, pipe: Pipeline) -> None:
+    old = rig.manifest_path.read_text()
+    rig.resign(serial=5)
+    assert _status(pipe, rig.content("shell.exec.echo", {"argv": ["echo", "1"]})) == "ok"
+    rig.manifest_path.write_text(old)  # serial 1 after 5: a rollback
+    content = rig.content("shell.exec.echo", {"argv": ["echo", "2"]})
+    out = pipe.process(content, None, CTX)
+    assert out.status == "rejected_capability" and "manifest_serial_rollback" in out.reason
+
+
+def test_interrupted_reported_once(rig: Rig, pipe: Pipeline) -> None:
+    env = rig.envelope("shell.exec.echo", {"argv": ["echo", "x"]})
+    verdict = pipe.begin(pipe.check({"envelope": env}))
+    assert verdict.ok  # intent written, then "the agent died"
+    found = pipe.interrupted()
+    assert [e.request_id for e in found] == [env["request_id"]]
+    assert pipe.interrupted() == []
+    assert [e.request_id for e in pipe.audit.pending()] == [env["request_id"]]
+    assert pipe.audit.verify().ok
+
+
+def test_info_sensors_list_read(rig: Rig, pipe: Pipeline) -> None:
+    info = pipe.process(rig.content("system.info", {}), None, CTX)
+    assert info.status == "ok" and "uptime:" in info.output and "memory:" in info.output
+    sensors = pipe.process(rig.content("sensors", {}), None, CTX)
+    assert sensors.status == "ok" and sensors.output
+    listing = pipe.process(rig.content("fs.list", {"path": str(rig.files)}), None, CTX)
+    assert "hello.txt" in listing.output
+    read = pipe.process(rig.content("fs.read", {"path": str(rig.files / "hello.txt")}), None, CTX)
+    assert read.output == "hello from the device\n"
+    (rig.files / "big").write_bytes(b"a" * 10000)
+    big = pipe.process(rig.content("fs.read", {"path": str(rig.files / "big")}), None, CTX)
+    assert big.truncated and "4096 of 10000" in big.output
+
+
+def test_camera_refused_when_not_in_manifest(rig: Rig, pipe: Pipeline) -> None:
+    assert _status(pipe, rig.content("camera.snapshot", {})) == "rejected_capability"
+
+
+def test_replay_cli(rig: Rig, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "env.json"
+    path.write_text(json.dumps(rig.content("shell.exec.echo", {"argv": ["echo", "replayed"]})))
+    assert main(["--config", str(rig.config_path), "--replay-test", str(path)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "ok" and out["output"] == "replayed\n" and out["decision"]["allowed"]
+    assert main(["--config", str(rig.config_path), "--replay-test", str(path)]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "rejected_nonce"
