@@ -47,7 +47,7 @@ FINAL = frozenset({
     "rejected_capability", "rejected_args", "rejected_approval",
 })
 STATUSES = frozenset({"received", "pending_approval", "approved", "sent"}) | DECISIONS | FINAL
-_NEXT: dict[str, frozenset[str]] = {
+TRANSITIONS: dict[str, frozenset[str]] = {
     "received": frozenset({"refused", "pending_approval", "sent", "peer_revoked", "error"}),
     "pending_approval": frozenset({"approved", "denied", "expired", "error"}),
     "approved": frozenset({"sent", "peer_revoked", "error"}),
@@ -243,7 +243,7 @@ class DispatchStore:
                              (request_id,)).fetchone()
             if row is None:
                 raise FnError("dispatch_not_found", f"no dispatch {request_id}")
-            if status not in _NEXT.get(row[0], frozenset()):
+            if status not in TRANSITIONS.get(row[0], frozenset()):
                 raise FnError("dispatch_status_invalid", f"{request_id}: {row[0]} cannot become {status}")
             decided = now if status in DECISIONS or (status == "sent" and row[0] == "received") else None
             finished = now if status in FINAL else None

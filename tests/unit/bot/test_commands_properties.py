@@ -46,6 +46,9 @@ any_text = st.one_of(
                         "0",
                         "10001",
                         "K309X1",
+                        "—tail",
+                        "–follow",
+                        "> <@bot:hub> quoted\n\n",
                     ]
                 ),
             ),
