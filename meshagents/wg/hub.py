@@ -174,6 +174,13 @@ def setup(
                     led.set_meta(k, v)
                     changed.append(f"ledger:{k}")
         be = open_backend(interface, netns, backend)
+        if be.exists() and not links.link_exists(interface, netns):
+            # UAPI sockets are machine-wide: this name already runs in another namespace
+            raise FnError(
+                "interface_busy",
+                f"a WireGuard interface {interface!r} exists outside netns {netns or 'root'}"
+                " (interface names are machine-wide)",
+            )
         if sync_live(be, cfg):
             changed.append("interface")
         if links.ensure_up(interface, str(hub), [], netns):

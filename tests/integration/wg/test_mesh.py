@@ -329,3 +329,18 @@ def test_expose_links_root_namespace_to_a_node(mesh: Mesh) -> None:
     assert proc.returncode == 0
     routes = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True).stdout
     assert "10.42." not in routes, "the root namespace never gets a mesh route"
+
+
+def test_interface_names_are_machine_wide(mesh: Mesh, tmp_path: Path) -> None:
+    """The hub's name taken by a second hub in another namespace: refused, not hijacked."""
+    other_ns = f"mo{mesh.suffix}"
+    subprocess.run(["ip", "netns", "add", other_ns], check=True)
+    try:
+        with pytest.raises(FnError) as exc:
+            Mesh.call(
+                "wg_hub_setup", interface=mesh.hub.interface, netns=other_ns, config_dir=tmp_path / "other"
+            )
+        assert exc.value.code == "interface_busy"
+        assert mesh.ping(mesh.devices[0], mesh.hub.address)
+    finally:
+        subprocess.run(["ip", "netns", "del", other_ns], check=True)
