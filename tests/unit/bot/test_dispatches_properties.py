@@ -45,13 +45,13 @@ def test_status_sequences(store: DispatchStore, statuses: list[str], refused_at_
     for n, status in enumerate(statuses, start=1):
         allowed = status in TRANSITIONS.get(current, frozenset())
         try:
-            row = store.set_status(rid, status, now=T0 + n)
+            moved = store.set_status(rid, status, now=T0 + n)
         except FnError as exc:
             assert not allowed and exc.code == "dispatch_status_invalid"
             continue
         assert allowed
         current = status
-        assert row.status == status
+        assert moved.status == status
     row = store.get(rid)
     assert row is not None and row.status == current
     # a final status is final, and only a final status has finished_at
