@@ -285,6 +285,8 @@ def parse(text: str) -> Command | ParseError:
 def nearest(name: str, n: int = 3) -> tuple[str, ...]:
     """The canonical commands closest to ``name`` (aliases count, canonical names shown)."""
     out: list[str] = []
+    if len(name) > MAX_NAME_CHARS:
+        return ()
     for match in difflib.get_close_matches(name, list(_LOOKUP), n=n * 3, cutoff=0.5):
         canonical = _LOOKUP[match].name
         if canonical not in out:
