@@ -207,9 +207,29 @@ class MatrixClient:
     def on_custom_event(self, event_type: str, callback: Callback) -> None:
         self._custom_cbs.setdefault(event_type, []).append(callback)
 
-    async def start(self) -> None:
-        if self._state != "stopped":
+    async def start(self, *, wait: bool = False) -> None:
+        """Log in or restore, cross-sign, first sync, then run the sync loop in a task.
+
+        With ``wait=True`` an unreachable homeserver is retried with backoff (state
+        ``degraded`` meanwhile) instead of raising ``homeserver_unreachable``.
+        """
+        if self._state not in ("stopped",):
             return
+        backoff = self.config.backoff_initial
+        while True:
+            try:
+                await self._start_once()
+                return
+            except FnError as exc:
+                if not wait or exc.code != "homeserver_unreachable":
+                    self._state = "stopped"
+                    raise
+                self._state = "degraded"
+                log.warning("%s: homeserver unreachable at start; retrying", self.config.user_id)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.config.backoff_max)
+
+    async def _start_once(self) -> None:
         self._state = "starting"
         try:
             await self._open()
@@ -217,7 +237,7 @@ class MatrixClient:
             # full_state: nio keeps no room state across restarts; this rebuilds it while the
             # saved token still keeps the timeline incremental.
             await self._sync_once(timeout_ms=0, full_state=True)
-        except _NET_ERRORS as exc:
+        except (*_NET_ERRORS, _SyncFailed) as exc:
             await self._close_quietly()
             raise FnError("homeserver_unreachable", f"{self.config.homeserver}: {exc}") from exc
         except BaseException:
@@ -346,11 +366,21 @@ class MatrixClient:
             ),
         )
         self._nio = client
-        self._handled = HandledEvents(cfg.store_dir / "handled.sqlite")
         session_path = cfg.store_dir / "session.json"
         session = read_json(session_path)
         if session and session.get("user_id") == cfg.user_id:
             client.restore_login(cfg.user_id, session["device_id"], session["access_token"])
+            who = await client.whoami()
+            if isinstance(who, nio.WhoamiError) and who.status_code == "M_UNKNOWN_TOKEN":
+                # The device was logged out or the server forgot it: its keys are gone there,
+                # so retire this crypto store and come back as a new (cross-signed) device.
+                log.warning("%s: saved session no longer valid; logging in as a new device", cfg.user_id)
+                await client.close()
+                self._nio = None
+                nio_store.rename(cfg.store_dir / f"nio.retired-{int(time.time())}")
+                session_path.unlink()
+                await self._open()
+                return
         else:
             resp = await client.login(cfg.password, device_name=cfg.device_name)
             if not isinstance(resp, nio.LoginResponse):
@@ -360,6 +390,7 @@ class MatrixClient:
                 {"user_id": cfg.user_id, "device_id": resp.device_id, "access_token": resp.access_token},
             )
         self._device_id = str(client.device_id)
+        self._handled = HandledEvents(cfg.store_dir / "handled.sqlite")
         self._first_sync_ever = client.loaded_sync_token is None
         if client.should_upload_keys:
             resp_up = await client.keys_upload()

@@ -92,3 +92,22 @@ async def test_device_cross_signed_after_bootstrap(
     q = keys_query(synapse, observer, bot.user_id)
     assert check_chain(q, bot.user_id, second.device_id) == master
     assert check_chain(q, bot.user_id, bot.device_id) == master
+
+    # Logged out behind its back: the next start retires the store and comes back as a
+    # new device, signed by the same (kept) identity.
+    req = urllib.request.Request(
+        synapse.url + "/_matrix/client/v3/logout",
+        data=b"{}",
+        method="POST",
+        headers={
+            "Authorization": f"Bearer {second.nio_client.access_token}",
+            "Content-Type": "application/json",
+        },
+    )
+    urllib.request.urlopen(req, timeout=10).close()
+    await second.stop()
+    third = await make_client(user=(bot.user_id, bot.config.password), store=other_store)
+    assert third.device_id != second.device_id
+    q = keys_query(synapse, observer, bot.user_id)
+    assert check_chain(q, bot.user_id, third.device_id) == master
+    assert second.device_id not in q["device_keys"][bot.user_id]

@@ -37,14 +37,19 @@ async def test_degraded_then_recovers(synapse: SynapseServer, make_client: MakeC
     await alice.wait_for_member(room, bot.user_id)
     assert bot.state == "ok"
 
-    await asyncio.to_thread(synapse.stop)
+    late = await make_client("late", start=False)  # registered now, started during the outage
+    synapse.stop()
     try:
         await _wait_state(bot, "degraded", 10)
         await _wait_state(alice, "degraded", 10)
+        late_start = asyncio.create_task(late.start(wait=True))
+        await _wait_state(late, "degraded", 10)
     finally:
-        await asyncio.to_thread(synapse.start)
+        synapse.start()
     await _wait_state(bot, "ok", 15)
     await _wait_state(alice, "ok", 15)
+    await asyncio.wait_for(late_start, 15)
+    assert late.state == "ok"
     await alice.send_text(room, "after the outage")
     ev = await asyncio.wait_for(got.get(), 10)
     assert ev.body == "after the outage" and ev.verified
