@@ -273,6 +273,13 @@ class AuditLog:
     ) -> AuditEntry:
         if kind not in ("intent", "outcome", "event"):
             raise FnError("audit_invalid", f"unknown entry kind {kind!r}")
+        # SQLite's length() stops at NUL, so NUL would make SQL_TEXT differ from entry_text:
+        # store U+FFFD instead (an audit detail is for people; ids never hold NUL).
+        request_id, capability, args_digest, status, detail = (
+            v.replace("\x00", "\ufffd") for v in (request_id, capability, args_digest, status, detail)
+        )
+        if approval is not None:
+            approval = approval.replace("\x00", "\ufffd")
         ts = int(time.time() * 1000) if ts_ms is None else ts_ms
         self.conn.execute("BEGIN IMMEDIATE")
         try:

@@ -7,7 +7,7 @@ Public API::
     follow(pinned: str, statements) -> str       # current key; rotation_invalid | rotation_conflict
     RotationLog(path=None)                        # <state>/trust/rotations.json
         .load() -> list[RotationStatement] / .append(statement)
-    pin_operator_key(public, path=None) -> bool   # writes <state>/trust/operator.pub once
+    pin_operator_key(public, path=None, *, replace=False) -> bool  # <state>/trust/operator.pub
     current_operator_key(explicit=None) -> str    # explicit, else pinned key + rotations, else keystore
     rotate_operator_key(store=None, *, reason="", now=None) -> (RotationStatement, SigningKey)
 
@@ -120,11 +120,17 @@ def pinned_path() -> Path:
     return state_dir() / "trust" / "operator.pub"
 
 
-def pin_operator_key(public: str, path: Path | None = None) -> bool:
-    """Pin ``public`` as the root of trust if nothing is pinned yet. True if written."""
+def pin_operator_key(public: str, path: Path | None = None, *, replace: bool = False) -> bool:
+    """Pin ``public`` as the root of trust if nothing is pinned yet. True if written.
+
+    ``replace=True`` is re-enrollment after a compromise: the new key replaces the old
+    root and the known rotation statements are dropped (they start from the old root).
+    """
     path = path or pinned_path()
-    if path.exists():
+    if path.exists() and not replace:
         return False
+    if replace:
+        RotationLog().path.unlink(missing_ok=True)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     path.write_text(public + "\n", encoding="ascii")
     return True

@@ -72,3 +72,15 @@ def test_rotate_in_the_file_store(state_dir: Path) -> None:
     rotate_operator_key(store)
     assert current_operator_key() == public_b64(load_signing_key(OPERATOR_KEY, store))
     assert len(RotationLog().load()) == 2
+
+
+def test_repin_after_compromise(state_dir: Path) -> None:
+    from meshagents.trust.rotation import pin_operator_key
+
+    a, b, c = (SigningKey.generate() for _ in range(3))
+    assert pin_operator_key(public_b64(a))
+    RotationLog().append(make_statement(a, b))
+    assert current_operator_key() == public_b64(b)
+    assert not pin_operator_key(public_b64(c))
+    assert pin_operator_key(public_b64(c), replace=True)
+    assert current_operator_key() == public_b64(c) and RotationLog().load() == []
