@@ -10,6 +10,7 @@ API (everything else in this module is private)::
     client.on_reaction(cb)                 # async cb(ev: Incoming) -> None   (m.reaction)
     client.on_custom_event("org.x.t", cb)  # async cb(ev: Incoming) -> None   (any other type)
     await client.start()                   # login/restore, cross-sign self, first sync, loop
+                                           # (start(wait=True): retry while unreachable)
     client.state                           # "stopped" | "starting" | "ok" | "degraded"
     await client.send_text(room, body, html=None, reply_to=None)    -> event id
     await client.send_notice(room, body, html=None, reply_to=None)  -> event id
@@ -52,7 +53,9 @@ Guarantees:
 - **Degraded**: while the homeserver does not answer, ``state`` is ``degraded`` and
   the loop retries with exponential backoff; it goes back to ``ok`` by itself.
   ``start()`` itself needs the homeserver (login and cross-signing); it raises
-  ``FnError("homeserver_unreachable")`` otherwise.
+  ``FnError("homeserver_unreachable")`` otherwise, or with ``wait=True`` retries.
+- **Revoked session**: a saved token the server refuses makes ``start()`` retire the
+  crypto store and log in as a new device, cross-signed with the same seeds.
 """
 
 from __future__ import annotations
