@@ -1,0 +1,399 @@
+"""The hub's operations: enrollment, refusals, peers, tokens, audit — the layer under the HTTP apps.
+
+    hub = Hub(cfg, bus)                  # checks the WireGuard hub and the keys exist
+    hub.enroll(token, wg_public_key, device_key) -> dict        # the /enroll answer
+    hub.refused(token, reason) -> dict                          # the device refused its manifest
+    hub.peers() / hub.add_peer(...) / hub.remove_peer(id) / hub.revoke_peer(id)
+    hub.create_token(device_name, profile, ttl_s) -> dict
+    hub.audit_post(device_id, body) / hub.audit_get(device_id)
+
+Catalog functions are called through ``meshagents.api.call(..., caller="wg_hub")`` so
+each call is timed and counted (declared in app.md ``uses_functions``).
+
+Enrollment order, and why:
+
+1. everything that needs no state is checked first (token signature and expiry, key
+   shapes, the profile exists, the device name is free), so a malformed request never
+   burns a token;
+2. the token is *claimed* in operations.db in one ``BEGIN IMMEDIATE`` transaction —
+   the one-use gate: of two concurrent requests with one token exactly one passes;
+3. the peer is added (ledger, config, live), the manifest built and signed;
+4. the token is marked used and the peer recorded. A failure in 3 on the hub's side
+   removes the peer again and gives the token back (the operator should not need a
+   new token because the hub hiccuped).
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from apps.wg_hub import audit_ingest
+from apps.wg_hub.config import HubConfig
+from apps.wg_hub.events import EventBus
+from apps.wg_hub.issue import build_manifest
+from apps.wg_hub.profiles import load_profile
+from apps.wg_hub.store import HubStore
+from meshagents.api import call
+from meshagents.errors import FnError
+from meshagents.trust import manifest as manifest_mod
+from meshagents.trust import tokens
+from meshagents.trust.keystore import (
+    CONTROLLER_KEY,
+    OPERATOR_KEY,
+    load_signing_key,
+    open_keystore,
+    wg_preshared_name,
+)
+from meshagents.trust.signing import TYPE_TOKEN, public_b64, verify_payload
+from meshagents.wg.context import WgPaths
+from meshagents.wg.hub import public_of
+from meshagents.wg.keys import check_key
+
+log = logging.getLogger("wg_hub")
+
+KEEPALIVE = 25
+
+
+@dataclass(frozen=True)
+class HubFacts:
+    public_key: str
+    mesh_address: str  # 10.42.0.1
+    subnet: str  # 10.42.0.0/24
+    prefixlen: int
+    listen_port: int
+    endpoint: str | None
+
+
+def _key32(value: str, what: str) -> str:
+    try:
+        return check_key(value, what)
+    except FnError as exc:
+        raise FnError("invalid_key", exc.message, field=what) from exc
+
+
+class Hub:
+    def __init__(self, cfg: HubConfig, bus: EventBus) -> None:
+        self.cfg = cfg
+        self.bus = bus
+        self.paths = WgPaths(cfg.interface, cfg.config_dir)
+        self.store = HubStore(cfg.db_path)
+        self.facts = self._facts()
+        self.operator_public = public_b64(load_signing_key(OPERATOR_KEY))
+        # the manifest signer: the operator key unless the config names another (see docs/hub.md)
+        load_signing_key(cfg.manifest_key)
+        self.controllers = [public_b64(load_signing_key(CONTROLLER_KEY)), *cfg.controllers]
+
+    # facts -----------------------------------------------------------------------------------
+    def _facts(self) -> HubFacts:
+        wg = self.paths.require_config()
+        if not wg.interface.private_key or not wg.interface.addresses:
+            raise FnError("hub_not_configured", f"{self.paths.conf} lacks PrivateKey or Address")
+        iface = ipaddress.IPv4Interface(wg.interface.addresses[0])
+        endpoint = self.cfg.endpoint
+        if endpoint is None and self.paths.ledger_path.exists():
+            with self.paths.ledger() as led:
+                endpoint = led.get_meta("endpoint")
+        port = wg.interface.listen_port or 51820
+        if endpoint is None and self.cfg.public_host not in ("0.0.0.0", "::"):  # noqa: S104
+            endpoint = f"{self.cfg.public_host}:{port}"
+        if endpoint is not None and ":" not in endpoint:
+            endpoint = f"{endpoint}:{port}"
+        return HubFacts(
+            public_key=public_of(wg.interface.private_key),
+            mesh_address=str(iface.ip),
+            subnet=str(iface.network),
+            prefixlen=iface.network.prefixlen,
+            listen_port=port,
+            endpoint=endpoint,
+        )
+
+    @property
+    def wg_args(self) -> dict[str, Any]:
+        return {"interface": self.cfg.interface, "config_dir": self.cfg.config_dir, "netns": self.cfg.netns}
+
+    def operator_hosts(self) -> list[str]:
+        return list(self.cfg.operator_hosts) or [self.facts.mesh_address, "127.0.0.1"]
+
+    # enrollment ------------------------------------------------------------------------------
+    def enroll(self, token: str, wg_public_key: str, device_key: str) -> dict[str, Any]:
+        checked = call(
+            "enrollment_token_verify",
+            caller="wg_hub",
+            token=token,
+            consume=False,
+            operator_key=self.operator_public,
+        )
+        tok = tokens.decode(token)
+        wg_pub = _key32(wg_public_key, "wg_public_key")
+        dev_key = _key32(device_key, "device_key")
+        name = str(checked["device_name"])
+        profile = load_profile(self.cfg.profiles_dir, str(checked["profile"]))
+        self._check_free(name, wg_pub)
+        self.store.claim_token(tok.token_id, name, tok.profile, tok.issued_at, tok.expires_at)
+        added = False
+        try:
+            peer = call(
+                "wg_peer_add",
+                caller="wg_hub",
+                public_key=wg_pub,
+                name=name,
+                preshared=self.cfg.preshared,
+                **self.wg_args,
+            )
+            added = True
+            signer = load_signing_key(self.cfg.manifest_key)
+            body = build_manifest(
+                device_name=name,
+                device_key=dev_key,
+                wg_public_key=wg_pub,
+                mesh_address=str(peer["address"]),
+                profile=profile,
+                controllers=self.controllers,
+                approvers=self.cfg.approvers,
+                server_name=self.cfg.matrix.server_name if self.cfg.matrix else self.cfg.matrix_server_name,
+                serial=self.store.next_serial(wg_pub),
+                now=int(time.time()),
+                default_ttl_s=self.cfg.manifest_ttl_s,
+                operator_key=public_b64(signer),
+            )
+            signed = manifest_mod.sign(body, signer).model_dump(mode="json")
+            self.store.record_peer(
+                public_key=wg_pub,
+                device_id=name,
+                device_key=dev_key,
+                address=str(peer["address"]),
+                profile=profile["name"],
+                token_id=tok.token_id,
+                manifest=signed,
+            )
+        except BaseException:
+            if added:
+                self._undo_peer(wg_pub)
+            self.store.release_token(tok.token_id)
+            raise
+        self.store.finish_token(tok.token_id, wg_pub)
+        self.store.log("enrolled", name, f"address={peer['address']} profile={profile['name']}")
+        log.info("enrolled device=%s address=%s profile=%s", name, peer["address"], profile["name"])
+        self.bus.publish("peer_added", {"device_id": name, "address": peer["address"], "public_key": wg_pub})
+        return {
+            "device_id": name,
+            "address": peer["address"],
+            "address_cidr": f"{peer['address']}/{self.facts.prefixlen}",
+            "hub_public_key": self.facts.public_key,
+            "hub_mesh_address": self.facts.mesh_address,
+            "endpoint": self.facts.endpoint,
+            "allowed_ips": [self.facts.subnet],
+            "persistent_keepalive": KEEPALIVE,
+            "preshared_key": self._psk(name) if self.cfg.preshared else None,
+            "operator_port": self.cfg.operator_port,
+            "manifest": signed,
+            "matrix": self._matrix(name),
+        }
+
+    def _check_free(self, name: str, wg_pub: str) -> None:
+        if not self.paths.ledger_path.exists():
+            return
+        with self.paths.ledger() as led:
+            by_name, by_key = led.by_name(name), led.by_key(wg_pub)
+        if by_name is not None:
+            what = (
+                "was revoked; ids are never reused" if by_name.status == "revoked" else "is already enrolled"
+            )
+            raise FnError("device_exists", f"device {name!r} {what}", device_id=name, status=by_name.status)
+        if by_key is not None:
+            raise FnError(
+                "device_exists", "this WireGuard key already belongs to a device", status=by_key.status
+            )
+
+    def _undo_peer(self, wg_pub: str) -> None:
+        try:
+            call("wg_peer_remove", caller="wg_hub", peer=wg_pub, **self.wg_args)
+        except FnError as exc:  # keep the original error; this one goes to the log
+            log.error("could not remove the half-enrolled peer: %s", exc)
+
+    def _psk(self, name: str) -> str | None:
+        raw = open_keystore().get(wg_preshared_name(name))
+        return None if raw is None else base64.b64encode(raw).decode()
+
+    def _matrix(self, name: str) -> dict[str, Any] | None:
+        """The device's Matrix account and room, when the hub config has a homeserver."""
+        m = self.cfg.matrix
+        if m is None:
+            return None
+        creds = self.cfg.hub_state / "matrix" / f"{name}.json"
+        try:
+            account = call(
+                "matrix_account_provision", caller="wg_hub", device_name=name, credentials_path=creds
+            )
+            room = call("matrix_room_for_device", caller="wg_hub", device_name=name)
+            secret = json.loads(creds.read_text(encoding="utf-8"))
+        except (FnError, OSError, ValueError) as exc:
+            # The mesh works without Matrix; the operator sees why in the log and the answer.
+            log.error("matrix provisioning for %s failed: %s", name, exc)
+            return {"error": getattr(exc, "code", "matrix_error"), "message": str(exc)}
+        return {
+            "homeserver_url": m.homeserver_url,
+            "user_id": account.get("user_id") or secret.get("user_id"),
+            "password": secret.get("password"),
+            "room_alias": room.get("alias"),
+            "room_id": room.get("room_id"),
+        }
+
+    def refused(self, token: str, reason: str) -> dict[str, Any]:
+        """A device refused the manifest it got: log it and take back the peer made for it."""
+        tok = tokens.decode(token)
+        raw = tok.model_dump(mode="json")
+        # expiry does not matter here (the token was used moments ago); authorship does
+        if tok.operator_key != self.operator_public or not verify_payload(
+            raw, tok.signature or "", self.operator_public, TYPE_TOKEN
+        ):
+            raise FnError("token_invalid", "token signature is not the operator's")
+        row = self.store.peer_by_token(tok.token_id)
+        if row is None or row.state != "enrolled" or time.time() - row.enrolled_at > self.cfg.refuse_window_s:
+            raise FnError("enrollment_unknown", "no fresh enrollment for this token")
+        self._undo_peer(row.public_key)
+        self.store.set_peer_state(row.public_key, "refused")
+        self.store.set_token_state(tok.token_id, "refused")
+        detail = reason[:500]
+        self.store.log("manifest_invalid_signature", row.device_id, detail)
+        log.warning(
+            "manifest_invalid_signature device=%s: the device refused its manifest (%s)",
+            row.device_id,
+            detail,
+        )
+        self.bus.publish("peer_removed", {"device_id": row.device_id, "reason": "manifest_invalid_signature"})
+        return {"device_id": row.device_id, "removed": True}
+
+    # peers -----------------------------------------------------------------------------------
+    def peers(self) -> list[dict[str, Any]]:
+        live: dict[str, dict[str, Any]] = {}
+        try:
+            status = call("wg_status", caller="wg_hub", **self.wg_args)
+            live = {p["public_key"]: p for p in status["peers"]}
+        except FnError as exc:
+            log.error("wg_status failed: %s", exc)
+        rows = self.store.peers()
+        out = []
+        records = []
+        if self.paths.ledger_path.exists():
+            with self.paths.ledger() as led:
+                records = led.all()
+        for rec in records:
+            p = live.get(rec.public_key, {})
+            row = rows.get(rec.public_key)
+            out.append(
+                {
+                    "id": rec.name,
+                    "name": rec.name,
+                    "public_key": rec.public_key,
+                    "address": rec.address,
+                    "status": rec.status,
+                    "live": bool(p),
+                    "online": bool(p.get("online")),
+                    "latest_handshake": p.get("latest_handshake"),
+                    "rx_bytes": p.get("rx_bytes", 0),
+                    "tx_bytes": p.get("tx_bytes", 0),
+                    "endpoint": p.get("endpoint"),
+                    "enrolled": row is not None,
+                    "profile": row.profile if row else None,
+                    "manifest_serial": row.manifest_serial if row else None,
+                }
+            )
+        return out
+
+    def add_peer(self, public_key: str, name: str | None, preshared: bool) -> dict[str, Any]:
+        pub = _key32(public_key, "public_key")
+        out: dict[str, Any] = call(
+            "wg_peer_add", caller="wg_hub", public_key=pub, name=name, preshared=preshared, **self.wg_args
+        )
+        if out.get("created"):
+            self.store.log("peer_added", str(out["name"]), "operator API")
+            self.bus.publish(
+                "peer_added", {"device_id": out["name"], "address": out["address"], "public_key": pub}
+            )
+        return out
+
+    def _ledger_name(self, device_id: str) -> str:
+        if not self.paths.ledger_path.exists():
+            raise FnError("peer_unknown", f"no peer {device_id!r}")
+        with self.paths.ledger() as led:
+            rec = led.by_name(device_id)
+        if rec is None:
+            raise FnError("peer_unknown", f"no peer {device_id!r}")
+        return rec.name
+
+    def remove_peer(self, device_id: str) -> dict[str, Any]:
+        name = self._ledger_name(device_id)
+        out: dict[str, Any] = call("wg_peer_remove", caller="wg_hub", peer=name, **self.wg_args)
+        row = self.store.peer(name)
+        if row is not None and row.state == "enrolled":
+            self.store.set_peer_state(row.public_key, "removed")
+        self.store.log("peer_removed", name, "operator API")
+        self.bus.publish("peer_removed", {"device_id": name, "address": out["address"]})
+        return out
+
+    def revoke_peer(self, device_id: str) -> dict[str, Any]:
+        name = self._ledger_name(device_id)
+        out: dict[str, Any] = call("wg_peer_revoke", caller="wg_hub", peer=name, **self.wg_args)
+        row = self.store.peer(name)
+        if row is not None:
+            self.store.set_peer_state(row.public_key, "revoked")
+        self.store.log("peer_revoked", name, "operator API")
+        log.warning("peer_revoked device=%s (removed live in %s ms)", name, out.get("live_removed_ms"))
+        self.bus.publish("peer_revoked", {"device_id": name, "address": out["address"]})
+        return out
+
+    # tokens ----------------------------------------------------------------------------------
+    def create_token(self, device_name: str, profile: str, ttl_s: int) -> dict[str, Any]:
+        load_profile(self.cfg.profiles_dir, profile)  # refuse a token nobody could use
+        out: dict[str, Any] = call(
+            "enrollment_token_create",
+            caller="wg_hub",
+            device_name=device_name,
+            ttl_s=ttl_s,
+            hub_endpoint=self.cfg.enroll_url(),
+            hub_public_key=self.facts.public_key,
+            profile=profile,
+        )
+        self.store.add_token(
+            str(out["token_id"]), device_name, profile, int(out["issued_at"]), int(out["expires_at"])
+        )
+        self.store.log("token_created", device_name, f"profile={profile} ttl_s={ttl_s}")
+        return out
+
+    # audit -----------------------------------------------------------------------------------
+    def _device_key(self, device_id: str) -> str:
+        row = self.store.peer(device_id)
+        if row is None:
+            raise FnError("device_unknown", f"no enrolled device {device_id!r}")
+        return row.device_key
+
+    def audit_post(self, device_id: str, body: Any) -> dict[str, Any]:
+        return audit_ingest.ingest(self.store, device_id, self._device_key(device_id), body)
+
+    def audit_get(self, device_id: str) -> dict[str, Any]:
+        return audit_ingest.chain_status(self.store, device_id, self._device_key(device_id))
+
+
+def new_api_token() -> bytes:
+    return secrets.token_bytes(32)
+
+
+def api_token(cfg: HubConfig, *, create: bool = True) -> str:
+    """The operator API bearer token (key store ``wg_hub/api_token``), made on first start."""
+    store = open_keystore()
+    raw = store.get(cfg.api_token_name)
+    if raw is None:
+        if not create:
+            raise FnError("key_missing", f"no {cfg.api_token_name} in the key store")
+        store.put(cfg.api_token_name, new_api_token())
+        raw = store.get(cfg.api_token_name)
+        assert raw is not None
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")

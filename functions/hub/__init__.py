@@ -1,0 +1,1 @@
+"""Catalog functions around the wg_hub service (device side of enrollment, mesh checks)."""

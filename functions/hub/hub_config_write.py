@@ -1,0 +1,61 @@
+"""hub_config_write: write the wg_hub service's config file (TOML), idempotently."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from meshagents.catalog import function
+from meshagents.errors import FnError
+
+
+def render(values: dict[str, Any]) -> str:
+    """TOML text of the flat settings (sorted keys, so a second run writes the same bytes)."""
+    import tomli_w
+
+    head = "# wg_hub service config, written by hub_config_write (see docs/hub.md)\n"
+    return head + tomli_w.dumps({k: v for k, v in sorted(values.items()) if v is not None})
+
+
+@function(id="hub_config_write", group="hub")
+def hub_config_write(
+    path: Path = Path("/etc/meshagents/wg_hub.toml"),
+    interface: str = "wg0",
+    config_dir: Path = Path("/etc/wireguard"),
+    public_host: str = "0.0.0.0",  # noqa: S104 - /enroll is public by design
+    public_port: int = 8443,
+    operator_port: int = 8000,
+    endpoint: str | None = None,
+    public_url: str | None = None,
+    approvers: list[str] | None = None,
+    events_period_s: float = 3.0,
+) -> dict[str, Any]:
+    """Write the hub service config (0600); reports changed=false when it already says the same."""
+    for name, port in (("public_port", public_port), ("operator_port", operator_port)):
+        if not 0 < port < 65536:
+            raise FnError("invalid_port", f"{name} {port} out of range")
+    if public_port == operator_port:
+        raise FnError("bad_usage", "public and operator ports must differ")
+    text = render(
+        {
+            "interface": interface,
+            "config_dir": str(config_dir),
+            "public_host": public_host,
+            "public_port": public_port,
+            "operator_port": operator_port,
+            "endpoint": endpoint,
+            "public_url": public_url,
+            "approvers": list(approvers or []),
+            "events_period_s": float(events_period_s),
+        }
+    )
+    old = path.read_text(encoding="utf-8") if path.exists() else None
+    if old != text:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_name(f".{path.name}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    return {"path": str(path), "changed": old != text}

@@ -1,0 +1,51 @@
+"""hub_mesh_check: after a device joined, wait until the hub answers /healthz over the mesh."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from meshagents.catalog import function
+from meshagents.errors import FnError
+
+
+@function(id="hub_mesh_check", group="hub", requires=["network", "wireguard"])
+def hub_mesh_check(
+    url: str = "http://10.42.0.1:8000/healthz",
+    interface: str = "wg0",
+    config_dir: Path = Path("/etc/wireguard"),
+    netns: str | None = None,
+    timeout_s: float = 10.0,
+) -> dict[str, Any]:
+    """Poll URL over the mesh until it answers 200 (the first packet makes the handshake); report it."""
+    import httpx
+
+    from meshagents.api import call
+
+    t0 = time.perf_counter()
+    deadline = t0 + timeout_s
+    last = "no answer"
+    while True:
+        try:
+            resp = httpx.get(url, timeout=1.0)
+            if resp.status_code == 200:
+                break
+            last = f"HTTP {resp.status_code}"
+        except httpx.HTTPError as exc:
+            last = type(exc).__name__
+        if time.perf_counter() > deadline:
+            raise FnError("mesh_unreachable", f"{url} did not answer within {timeout_s} s ({last})")
+        time.sleep(0.05)
+    elapsed_ms = (time.perf_counter() - t0) * 1000.0
+    status = call(
+        "wg_status", caller="hub_mesh_check", interface=interface, config_dir=config_dir, netns=netns
+    )
+    hub = status["peers"][0] if status["peers"] else {}
+    return {
+        "url": url,
+        "healthz": resp.json(),
+        "elapsed_ms": round(elapsed_ms, 1),
+        "latest_handshake": hub.get("latest_handshake"),
+        "handshake_age_s": hub.get("handshake_age_s"),
+    }
