@@ -110,6 +110,9 @@ class ClientConfig:
     #: Where the cross-signing seeds live; default ``store_dir/cross_signing.json``. All
     #: devices (stores) of one account must share this file, or each resets the identity.
     cross_signing_path: Path | None = None
+    #: Events per room a sync may carry: what queued up while we were away (older ones
+    #: beyond this are skipped, never run late).
+    timeline_limit: int = 100
     sync_timeout_ms: int = 30_000
     backoff_initial: float = 0.25
     backoff_max: float = 30.0
@@ -172,7 +175,8 @@ class MatrixClient:
         self._dirty: set[str] = set()  # users whose device list changed
         self._trusted: dict[tuple[str, str], bool] = {}  # (user, device) -> policy applied
         self._verdicts: OrderedDict[str, _Verdict] = OrderedDict()
-        self._pending: dict[str, tuple[float, str, nio.MegolmEvent]] = {}  # undecryptable yet
+        # Events whose room key has not arrived yet: id -> (since, room, event, dispatch).
+        self._pending: dict[str, tuple[float, str, nio.MegolmEvent, bool]] = {}
         self._synced = asyncio.Event()
         self._first_sync_ever = False
         self._device_id: str | None = None
@@ -509,8 +513,10 @@ class MatrixClient:
                 await self._sync_once(timeout_ms=self.config.sync_timeout_ms)
             except asyncio.CancelledError:
                 raise
-            except (*_NET_ERRORS, _SyncFailed) as exc:
-                if self._state != "degraded":
+            except Exception as exc:  # the loop must outlive anything one sync can throw
+                if not isinstance(exc, (*_NET_ERRORS, _SyncFailed)):
+                    log.exception("%s: sync failed unexpectedly", self.config.user_id)
+                elif self._state != "degraded":
                     log.warning("%s: homeserver unreachable (%s); degraded", self.config.user_id, exc)
                 self._state = "degraded"
                 await asyncio.sleep(backoff)
@@ -526,7 +532,11 @@ class MatrixClient:
 
     async def _sync_once(self, timeout_ms: int, *, full_state: bool = False) -> None:
         client = self._client
-        resp = await client.sync(timeout=timeout_ms, full_state=full_state or None)
+        resp = await client.sync(
+            timeout=timeout_ms,
+            sync_filter={"room": {"timeline": {"limit": self.config.timeline_limit}}},
+            full_state=full_state or None,
+        )
         if not isinstance(resp, nio.SyncResponse):
             raise _SyncFailed(getattr(resp, "message", str(resp)))
         if client.outgoing_to_device_messages:
@@ -566,7 +576,7 @@ class MatrixClient:
 
     async def _retry_pending(self) -> None:
         now = time.monotonic()
-        for event_id, (since, room_id, event) in list(self._pending.items()):
+        for event_id, (since, room_id, event, dispatch) in list(self._pending.items()):
             try:
                 decrypted = self._client.decrypt_event(event)
             except (nio.EncryptionError, nio.LocalProtocolError):
@@ -575,7 +585,7 @@ class MatrixClient:
                 continue
             del self._pending[event_id]
             decrypted.room_id = room_id
-            await self._handle_event(room_id, decrypted, dispatch=True)
+            await self._handle_event(room_id, decrypted, dispatch=dispatch)
 
     async def _handle_event(self, room_id: str, event: nio.Event, *, dispatch: bool) -> None:
         assert self._handled is not None
@@ -584,7 +594,7 @@ class MatrixClient:
             return
         if isinstance(event, nio.MegolmEvent):
             # No room key yet: it may arrive with a later sync.
-            self._pending.setdefault(event_id, (time.monotonic(), room_id, event))
+            self._pending.setdefault(event_id, (time.monotonic(), room_id, event, dispatch))
             return
         self._handled.mark(event_id, room_id)
         if not dispatch or event.sender == self.config.user_id:

@@ -47,12 +47,15 @@ async def test_restart_mid_conversation(make_client: MakeClient) -> None:
     # Stop in the middle of the conversation; a message arrives while it is down.
     store, user = bot.config.store_dir, (bot.user_id, bot.config.password)
     await bot.stop()
-    await alice.send_text(room, "three")
+    # More than Synapse's default sync window (10) queue up while it is down.
+    queued = [f"q{i}" for i in range(14)]
+    for body in queued:
+        await alice.send_text(room, body)
     bot2 = await make_client(user=user, store=store, operators=(alice.user_id,), start=False)
     seen2 = await _collect(bot2)
     await bot2.start()
     await alice.send_text(room, "four")
-    assert await _drain(seen2) == ["three", "four"]
+    assert await _drain(seen2) == [*queued, "four"]
     # The restarted client knows its rooms again (nio keeps no room state) and can send.
     alice_seen = await _collect(alice)
     await bot2.send_text(room, "back")
