@@ -25,11 +25,12 @@ import os
 import re
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import docker
 from docker.models.containers import Container
 
 from meshagents import api
@@ -110,13 +111,33 @@ def identity(container: str, *, create: bool = True) -> DeepIdentity:
     if not create:
         raise FnError("deep_not_enrolled", f"container {container!r} has no deep-mode key yet")
     keys = api.call("wg_keygen", caller="docker_container_enroll")
+    _write_private_json(path, {"private_key": keys["private_key"], "public_key": keys["public_key"]})
+    return DeepIdentity(container, keys["public_key"], path)
+
+
+def _write_private_json(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump({"private_key": keys["private_key"], "public_key": keys["public_key"]}, f)
+        json.dump(data, f)
     os.replace(tmp, path)  # atomic: never a half-written key file
-    return DeepIdentity(container, keys["public_key"], path)
+
+
+def _remember_attach(ident: DeepIdentity, settings: dict[str, Any]) -> None:
+    """Keep the attach settings next to the key, for ``reattach`` on the next start."""
+    data = json.loads(ident.key_file.read_text(encoding="utf-8"))
+    data["attach"] = settings
+    _write_private_json(ident.key_file, data)
+
+
+def saved_attach(container: str) -> dict[str, Any]:
+    """The settings of the container's last successful attach (``deep_not_enrolled`` if none)."""
+    path = _key_file(container)
+    data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    if "attach" not in data:
+        raise FnError("deep_not_enrolled", f"container {container!r} was never attached in deep mode")
+    return dict(data["attach"])
 
 
 def _private_key(ident: DeepIdentity) -> str:
@@ -155,6 +176,23 @@ def _container_pid(container: Container) -> int:
             "container_not_running", f"container {container.name!r} has no process", container=container.name
         )
     return pid
+
+
+def _wait_socket_gone(iface: str, timeout: float = 3.0) -> None:
+    # After a restart the previous daemon exits ~10 ms after the old namespace goes;
+    # until then it holds the UAPI socket and a new one would refuse to start.
+    deadline = time.monotonic() + timeout
+    while uapi.socket_path(iface).exists():
+        if uapi.is_stale(iface):  # its daemon died without cleaning up (kill -9)
+            uapi.socket_path(iface).unlink(missing_ok=True)
+            return
+        if time.monotonic() > deadline:
+            raise FnError(
+                "deep_attach_failed",
+                f"{uapi.socket_path(iface)} is still held by another wireguard-go",
+                interface=iface,
+            )
+        time.sleep(0.01)
 
 
 def _start_wireguard(host_netns: str | None, iface: str) -> None:
@@ -225,6 +263,7 @@ def attach(
         if not reused:
             if _link_exists(host_netns, iface):  # left over by an attempt that failed half-way
                 _in_ns(host_netns, "ip", "link", "del", iface)
+            _wait_socket_gone(iface)
             _start_wireguard(host_netns, iface)
             _in_ns(host_netns, "ip", "link", "set", iface, "netns", str(pid))
         lines = [f"private_key={uapi.key_hex(_private_key(ident))}", "replace_peers=true"]
@@ -242,6 +281,18 @@ def attach(
             _remove_link(cont_ns, iface)
             _remove_link(host_netns, iface)
         raise
+    _remember_attach(
+        ident,
+        {
+            "mesh_address": str(addr),
+            "hub_public_key": hub_public_key,
+            "hub_endpoint": endpoint,
+            "allowed_ips": nets,
+            "keepalive": keepalive,
+            "host_netns": host_netns,
+            "interface": interface,
+        },
+    )
     return DeepAttachment(
         container=name,
         container_id=container.id or "",
@@ -254,6 +305,40 @@ def attach(
         pid=pid,
         reused=reused,
     )
+
+
+def reattach(container: Container) -> DeepAttachment:
+    """Attach again with the settings of the last attach (after the container restarted)."""
+    return attach(container, **saved_attach(container.name or ""))
+
+
+def watch_starts(
+    client: docker.DockerClient, *, max_seconds: float, names: Sequence[str] | None = None
+) -> Iterator[str]:
+    """Names of containers that start within the next ``max_seconds``, from now.
+
+    The stream is opened by this call (not lazily at the first ``next``), so a start
+    right after it is not missed. The engine itself ends the stream at ``until``, so
+    iterating always returns; the agent loops and calls ``reattach`` for each name.
+    """
+    now = time.time()
+    filters: dict[str, Any] = {"type": "container", "event": "start"}
+    if names:
+        filters["container"] = list(names)
+    with docker_errors():
+        stream = client.api.events(since=now, until=now + max_seconds, filters=filters, decode=True)
+    return _start_names(stream)
+
+
+def _start_names(stream: Any) -> Iterator[str]:
+    try:
+        with docker_errors():
+            for event in stream:
+                name = ((event.get("Actor") or {}).get("Attributes") or {}).get("name")
+                if name:
+                    yield str(name)
+    finally:
+        stream.close()
 
 
 def _remove_link(netns: str | None, iface: str) -> None:

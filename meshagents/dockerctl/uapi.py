@@ -37,6 +37,18 @@ def key_b64(key_hex_text: str) -> str:
     return base64.b64encode(bytes.fromhex(key_hex_text)).decode()
 
 
+def is_stale(iface: str) -> bool:
+    """True if the socket file exists but nobody listens on it any more."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        try:
+            s.connect(str(socket_path(iface)))
+        except ConnectionRefusedError:
+            return True
+        except OSError:
+            return False
+    return False
+
+
 def _exchange(iface: str, request: str, timeout: float = 5.0) -> str:
     path = socket_path(iface)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:

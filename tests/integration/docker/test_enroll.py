@@ -276,19 +276,33 @@ def test_deep_mode_container_is_its_own_mesh_peer(docker_engine: DockerEngine, s
             while _wg_go_pids(iface):
                 assert time.monotonic() < deadline, "wireguard-go outlived the container"
                 time.sleep(0.02)
-            c.start()
-            back = call(
-                "docker_container_enroll",
-                docker_host=eng.docker_host,
-                container=c.name,
-                mode="deep",
-                mesh_address="10.42.0.10/24",
-                hub_public_key=hub.public_key,
-                hub_endpoint=hub.endpoint,
-                host_netns=eng.netns_path,
-            )
-            assert back["public_key"] == prep["public_key"] and back["reused"] is False
-            assert _exec(eng, c, "ping", "-c", "1", "-W", "5", "10.42.0.1").exit_code == 0
+            # Start: the agent sees the start event and re-attaches with the saved settings.
+            client = connect(eng.docker_host)
+            try:
+                starts = deep.watch_starts(client, max_seconds=10, names=[c.name])
+                c.start()
+                assert next(starts) == c.name
+                back = deep.reattach(get_container(client, c.name))
+                assert back.public_key == prep["public_key"] and back.reused is False
+                assert back.mesh_address == "10.42.0.10/24"
+                assert _exec(eng, c, "ping", "-c", "1", "-W", "5", "10.42.0.1").exit_code == 0
+                # Restarted again: a plain enroll call re-attaches just the same.
+                starts.close()
+                c.restart(timeout=5)
+                again = call(
+                    "docker_container_enroll",
+                    docker_host=eng.docker_host,
+                    container=c.name,
+                    mode="deep",
+                    mesh_address="10.42.0.10/24",
+                    hub_public_key=hub.public_key,
+                    hub_endpoint=hub.endpoint,
+                    host_netns=eng.netns_path,
+                )
+                assert again["public_key"] == prep["public_key"] and again["reused"] is False
+                assert _exec(eng, c, "ping", "-c", "1", "-W", "5", "10.42.0.1").exit_code == 0
+            finally:
+                client.close()
     finally:
         client = connect(eng.docker_host)
         try:

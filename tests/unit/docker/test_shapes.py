@@ -181,3 +181,21 @@ def test_no_docker_exception_class_is_left_unmapped() -> None:
                 continue
         assert exc is not None, f"cannot build {cls.__name__} for the test"
         assert map_error(exc, container="web").code in known, cls
+
+
+def test_stale_uapi_socket_is_detected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    monkeypatch.setattr(uapi, "SOCKET_DIR", tmp_path)
+    live = socket.socket(socket.AF_UNIX)
+    live.bind(str(tmp_path / "live0.sock"))
+    live.listen(1)
+    dead = socket.socket(socket.AF_UNIX)
+    dead.bind(str(tmp_path / "dead0.sock"))
+    dead.close()
+    try:
+        assert uapi.is_stale("dead0") is True
+        assert uapi.is_stale("live0") is False
+        assert uapi.is_stale("absent0") is False
+    finally:
+        live.close()
