@@ -239,7 +239,10 @@ def attach(
     addr = parse_address(mesh_address)
     endpoint = parse_endpoint(hub_endpoint)
     hub_hex = uapi.key_hex(hub_public_key)
-    nets = [str(ipaddress.ip_network(n, strict=False)) for n in (allowed_ips or [str(addr.network)])]
+    try:
+        nets = [str(ipaddress.ip_network(n, strict=False)) for n in (allowed_ips or [str(addr.network)])]
+    except ValueError as exc:
+        raise FnError("rejected_args", f"allowed IPs {list(allowed_ips or [])}: {exc}") from exc
     if not 0 <= keepalive <= 65535:
         raise FnError("rejected_args", "keepalive must be in [0, 65535] seconds")
     iface = interface or default_interface(container.id or "")

@@ -199,3 +199,31 @@ def test_stale_uapi_socket_is_detected(tmp_path: Path, monkeypatch: pytest.Monke
         assert uapi.is_stale("absent0") is False
     finally:
         live.close()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("mesh_address", "10.42.0.999/24"),
+        ("hub_public_key", "short"),
+        ("hub_endpoint", "hub.example:51820"),
+        ("allowed_ips", ["10.42.0.0/33"]),
+        ("keepalive", 70000),
+        ("interface", "much-too-long-name"),
+        ("host_netns", "/run/netns/does-not-exist-xyz"),
+    ],
+)
+def test_attach_refuses_bad_input_before_touching_anything(field: str, value: object) -> None:
+    from types import SimpleNamespace
+
+    kwargs: dict[str, object] = {
+        "mesh_address": "10.42.0.10/24",
+        "hub_public_key": base64.b64encode(b"k" * 32).decode(),
+        "hub_endpoint": "198.18.0.1:51820",
+    }
+    kwargs[field] = value
+    # Validation comes first: the container is only read for its name and id.
+    fake = SimpleNamespace(name="web", id="0" * 64)
+    with pytest.raises(FnError) as err:
+        deep.attach(fake, **kwargs)  # type: ignore[arg-type]
+    assert err.value.code == "rejected_args"
