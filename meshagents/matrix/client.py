@@ -20,6 +20,8 @@ API (everything else in this module is private)::
     await client.join(room_id_or_alias)    -> room id
     await client.resolve(room_id_or_alias) -> room id
     await client.wait_for_member(room_id, user_id, timeout=10)
+    await client.get_event(room, event_id)  -> Incoming  (fetched, decrypted, judged)
+    await client.kick(room, user_id, reason=None)
     client.is_verified_sender(event)       -> bool   (the trust policy, see below)
     await client.stop()
 
@@ -337,6 +339,34 @@ class MatrixClient:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._next_sync(), left)
 
+    async def get_event(self, room: str, event_id: str) -> Incoming:
+        """Fetch one event from the server, decrypt it and judge it like a live one (how a
+        device checks an approval in the approvals room itself). Does not mark it handled.
+        Errors: ``event_not_found``, ``event_undecryptable``."""
+        room_id = await self.resolve(room)
+        resp = await self._net(self._client.room_get_event(room_id, event_id))
+        if not isinstance(resp, nio.RoomGetEventResponse):
+            raise FnError("event_not_found", f"no event {event_id} in {room_id}")
+        event = resp.event
+        if isinstance(event, nio.MegolmEvent):
+            event.room_id = room_id
+            try:
+                event = self._client.decrypt_event(event)
+            except (nio.EncryptionError, nio.LocalProtocolError) as exc:
+                raise FnError("event_undecryptable", f"no room key for {event_id}") from exc
+        return await self._incoming(room_id, event)
+
+    async def kick(self, room: str, user_id: str, reason: str | None = None) -> None:
+        """Remove ``user_id`` from a room (revocation); fine when they are already gone."""
+        room_id = await self.resolve(room)
+        resp = await self._net(self._client.room_kick(room_id, user_id, reason))
+        if not isinstance(resp, nio.RoomKickResponse):
+            if getattr(resp, "status_code", "") == "M_FORBIDDEN" and "not in the room" in str(
+                getattr(resp, "message", "")
+            ):
+                return
+            raise FnError("matrix_kick_failed", f"cannot remove {user_id} from {room_id}: {resp}")
+
     def is_verified_sender(self, event: nio.Event) -> bool:
         """The trust policy's verdict for an event this client dispatched (or can judge
         from keys it already holds). Plain (unencrypted) events are never verified."""
@@ -609,24 +639,28 @@ class MatrixClient:
             callbacks = self._custom_cbs.get(etype, [])
         if not callbacks:
             return
+        incoming = await self._incoming(room_id, event)
+        for cb in callbacks:
+            try:
+                await cb(incoming)
+            except Exception:
+                log.exception("%s: callback for %s failed", self.config.user_id, etype)
+
+    async def _incoming(self, room_id: str, event: nio.Event) -> Incoming:
         event.room_id = room_id
         verdict = await self._evaluate(room_id, event)
-        incoming = Incoming(
+        source = event.source
+        return Incoming(
             room_id=room_id,
-            event_id=event_id,
+            event_id=str(event.event_id),
             sender=event.sender,
-            type=etype,
+            type=str(source.get("type", "")),
             content=dict(source.get("content", {})),
             decrypted=bool(getattr(event, "decrypted", False)),
             verified=verdict.verified,
             sender_device=verdict.device_id,
             event=event,
         )
-        for cb in callbacks:
-            try:
-                await cb(incoming)
-            except Exception:
-                log.exception("%s: callback for %s failed", self.config.user_id, etype)
 
     # ------------------------------------------------------------------ trust
     def _pin(self, user: str) -> str | None:

@@ -63,3 +63,14 @@ async def test_custom_event_encrypted(make_client: MakeClient) -> None:
         True,
         True,
     )
+
+
+async def test_kick_removes_member(make_client: MakeClient) -> None:
+    alice = await make_client("alice")
+    dev = await make_client("dev", operators=(alice.user_id,))
+    room = await alice.create_room(invite=[dev.user_id])
+    await alice.wait_for_member(room, dev.user_id)
+    await alice.kick(room, dev.user_id, "revoked")
+    members = await alice.nio_client.joined_members(room)
+    assert dev.user_id not in [m.user_id for m in members.members]
+    await alice.kick(room, dev.user_id, "revoked")  # already gone: no error

@@ -46,6 +46,16 @@ async def test_reactions_encrypted_and_plain(make_client: MakeClient) -> None:
     assert (plain.decrypted, plain.verified, plain.reaction_key) == (False, False, "👎")
     assert not bot.is_verified_sender(plain.event)
 
+    # Fetched again from the server (as a device checks an approval): same verdicts.
+    again = await bot.get_event(room, enc.event_id)
+    assert (again.decrypted, again.verified, again.reaction_key, again.sender_device) == (
+        True,
+        True,
+        "👍",
+        alice.device_id,
+    )
+    assert not (await bot.get_event(room, plain.event_id)).verified
+
 
 async def test_not_cross_signed_device_is_not_verified(
     synapse: SynapseServer, make_client: MakeClient, tmp_path: Path
