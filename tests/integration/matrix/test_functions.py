@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -37,9 +38,11 @@ def matrix_settings(synapse: SynapseServer, state_dir: Path) -> dict[str, str]:
     return {"operator": operator, "actor": f"@{actor}:{server}", "suffix": synapse.unique("d")}
 
 
-def _state(synapse: SynapseServer, token: str, room_id: str, event_type: str) -> dict[str, Any]:
+def _state(
+    synapse: SynapseServer, token: str, room_id: str, event_type: str, state_key: str = ""
+) -> dict[str, Any]:
     req = urllib.request.Request(
-        f"{synapse.url}/_matrix/client/v3/rooms/{room_id}/state/{event_type}/",
+        f"{synapse.url}/_matrix/client/v3/rooms/{room_id}/state/{event_type}/{urllib.parse.quote(state_key)}",
         headers={"Authorization": f"Bearer {token}"},
     )
     with urllib.request.urlopen(req, timeout=10) as r:
@@ -114,6 +117,15 @@ async def test_provision_room_and_send(
         ev2 = await asyncio.wait_for(got.get(), 15)
         assert ev2.event_id == reply["event_id"]
         assert ev2.content["m.relates_to"]["m.in_reply_to"]["event_id"] == sent["event_id"]
+
+        # Revocation: the device user is removed from its room (twice is fine).
+        for _ in range(2):
+            out = await asyncio.to_thread(
+                call, "matrix_room_kick", room=room["alias"], user=device.user_id, reason="revoked"
+            )
+            assert out["room_id"] == room["room_id"]
+        members = _state(synapse, token, room["room_id"], "m.room.member", device.user_id)
+        assert members["membership"] == "leave"
     finally:
         await device.stop()
 
