@@ -44,6 +44,7 @@ import difflib
 import posixpath
 import re
 import shlex
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -279,7 +280,31 @@ def parse(text: str) -> Command | ParseError:
         known = _LOOKUP.get(name)
         return ParseError("bad_arguments", f"cannot split the command: {exc}", raw=text,
                           command=known.name if known else _label(name), usage=known.usage if known else None)
+    unsignable = _unsignable(args)
+    if unsignable:
+        return ParseError("bad_arguments", unsignable, raw=text, command=spec.name, usage=spec.usage)
     return Command(spec.name, spec.capability, args, raw=text)
+
+
+def _unsignable(value: Any) -> str:
+    """Why ``value`` cannot go into a signed envelope, or "". Canonical JSON (the trust
+    core) refuses strings that are not in Unicode NFC or hold lone surrogates: say so
+    here, in the operator's words, rather than fail later."""
+    if isinstance(value, str):
+        if value.isascii():
+            return ""
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "an argument holds a broken character (a lone surrogate)"
+        if not unicodedata.is_normalized("NFC", value):
+            return "an argument is not in Unicode NFC (decomposed accents); retype it"
+        return ""
+    if isinstance(value, list):
+        return next((why for v in value if (why := _unsignable(v))), "")
+    if isinstance(value, dict):
+        return next((why for v in value.values() if (why := _unsignable(v))), "")
+    return ""
 
 
 def nearest(name: str, n: int = 3) -> tuple[str, ...]:

@@ -63,6 +63,7 @@ from apps.agents_and_robots.commands import (
 from apps.agents_and_robots.confirm import RevokeConfirmations
 from apps.agents_and_robots.dispatches import FINAL, args_digest
 from apps.agents_and_robots.help import render_help
+from meshagents.errors import FnError
 
 
 @dataclass(frozen=True)
@@ -343,6 +344,10 @@ class BotCore:
         info = devices.get(msg.device) if msg.device else None
         if info is None:
             return [self._reply(msg, "no manifest is known for this room's device; nothing was sent")]
+        try:
+            digest = args_digest(cmd.args)
+        except FnError as exc:  # the parser refuses these already; never crash the bot on one
+            return [self._reply(msg, f"bad_arguments: {exc.message}")]
         rid = self._new_request_id()
         check = precheck(cmd, info.view)
         capability = check.capability or str(cmd.capability)
@@ -366,7 +371,7 @@ class BotCore:
         if not check.requires_approval:
             return [record,
                     Dispatch(rid, info.name, msg.room_id, capability, dict(cmd.args), None, msg.event_id)]
-        binding = f"{rid}:{args_digest(cmd.args)}"
+        binding = f"{rid}:{digest}"
         opened = self.book.open(device=info.name, capability=capability, args=cmd.args,
                                 requester=msg.sender, now=msg.at, room_id=msg.room_id,
                                 command_event_id=msg.event_id, binding=binding)

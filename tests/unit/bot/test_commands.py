@@ -306,3 +306,9 @@ def test_reply_fallback_is_stripped() -> None:
     assert strip_reply_fallback(body) == "!approve K309X1"
     assert strip_reply_fallback("!exec ls") == "!exec ls"
     assert strip_reply_fallback("> quoted chat\n\n!exec ls") == "> quoted chat\n\n!exec ls"
+
+
+def test_arguments_must_be_signable() -> None:
+    assert "NFC" in err("!exec ls e\u0301", "bad_arguments").message
+    assert "surrogate" in err("!fs.write /tmp/a \ud800", "bad_arguments").message
+    assert ok("!exec echo \u00e9 日本").args["argv"] == ["echo", "\u00e9", "日本"]
