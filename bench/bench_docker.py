@@ -52,7 +52,12 @@ def row(label: str, med: float, p95: float | None = None) -> None:
 def main() -> None:
     if os.geteuid() != 0:
         sys.exit("bench_docker needs root (dockerd in a network namespace)")
-    os.environ["FN_STATE_DIR"] = tempfile.mkdtemp(prefix="fn-bench-")
+    with tempfile.TemporaryDirectory(prefix="fn-bench-docker-") as state:
+        os.environ["FN_STATE_DIR"] = state  # the deep-mode keys made here go with it
+        run()
+
+
+def run() -> None:
     from meshagents.api import call
     from meshagents.dockerctl import deep
     from meshagents.dockerctl.engine import connect, get_container

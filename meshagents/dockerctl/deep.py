@@ -283,6 +283,8 @@ def attach(
         if not reused:
             _remove_link(cont_ns, iface)
             _remove_link(host_netns, iface)
+            if uapi.socket_path(iface).exists() and uapi.is_stale(iface):
+                uapi.socket_path(iface).unlink(missing_ok=True)
         raise
     _remember_attach(
         ident,

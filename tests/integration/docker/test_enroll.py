@@ -313,9 +313,10 @@ def test_deep_mode_container_is_its_own_mesh_peer(docker_engine: DockerEngine, s
             client.close()
         c.remove(force=True)
         deadline = time.monotonic() + 5
-        while _wg_go_pids(iface) and time.monotonic() < deadline:
+        while (_wg_go_pids(iface) or uapi.socket_path(iface).exists()) and time.monotonic() < deadline:
             time.sleep(0.02)
         assert not _wg_go_pids(iface)
+        assert not uapi.socket_path(iface).exists(), "wireguard-go left its UAPI socket behind"
 
 
 def test_deep_mode_refuses_host_network_and_bad_input(docker_engine: DockerEngine, state_dir: Path) -> None:
