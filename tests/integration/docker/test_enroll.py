@@ -242,6 +242,9 @@ def test_deep_mode_container_is_its_own_mesh_peer(docker_engine: DockerEngine, s
             assert "1 packets received" in ping.stdout
             print(f"attach to first answered ping: {first_ping_s * 1000:.0f} ms")
 
+            # And the other way: the hub reaches the container at its own mesh address.
+            _sh("nsenter", f"--net=/run/netns/{hub.netns}", "ping", "-c", "1", "-W", "3", "10.42.0.10")
+
             # The hub sees the container's own key, with an endpoint on the host side.
             seen = hub.peer(prep["public_key"])
             assert seen["latest_handshake"] != "0"
