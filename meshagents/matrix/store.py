@@ -37,6 +37,10 @@ def read_json(path: Path) -> dict[str, Any] | None:
 class HandledEvents:
     """A set of event ids that survives restarts."""
 
+    #: Ids older than this are forgotten on open. A sync never goes back that far: the
+    #: token moves forward, and a brand-new store records its first sync undispatched.
+    RETENTION_S = 90 * 86400
+
     def __init__(self, path: Path) -> None:
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -44,6 +48,7 @@ class HandledEvents:
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS handled (event_id TEXT PRIMARY KEY, room_id TEXT, at REAL)"
         )
+        self._db.execute("DELETE FROM handled WHERE at < ?", (time.time() - self.RETENTION_S,))
 
     def seen(self, event_id: str) -> bool:
         row = self._db.execute("SELECT 1 FROM handled WHERE event_id = ?", (event_id,)).fetchone()
