@@ -131,6 +131,9 @@ class Hub:
             operator_key=self.operator_public,
         )
         tok = tokens.decode(token)
+        seen = self.store.token(tok.token_id)
+        if seen is not None and seen["state"] != "issued":  # the clear answer first; claim_token decides
+            raise FnError("token_used", "enrollment token already used")
         wg_pub = _key32(wg_public_key, "wg_public_key")
         dev_key = _key32(device_key, "device_key")
         name = str(checked["device_name"])

@@ -59,6 +59,7 @@ STATUS: dict[str, int] = {
 }
 
 KEY_PATTERN = r"^[A-Za-z0-9+/]{43}=$"
+BEARER = HTTPBearer(auto_error=False)  # module level: annotations are resolved in module globals
 DEVICE_ID = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")]
 
 
@@ -150,9 +151,8 @@ def public_app(hub: Hub) -> FastAPI:
 def operator_app(hub: Hub, api_token: str) -> FastAPI:
     app = FastAPI(title="wg_hub operator", version="1")
     _install_errors(app)
-    bearer = HTTPBearer(auto_error=False)
 
-    def auth(cred: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+    def auth(cred: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]) -> None:
         given = cred.credentials.encode() if cred is not None else b""
         # compare_digest: the time taken does not tell how much of a guess was right
         if not hmac.compare_digest(given, api_token.encode()):

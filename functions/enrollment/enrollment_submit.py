@@ -51,17 +51,24 @@ def _wg_private_key(path: Path) -> str:
 
 
 def _post(url: str, body: dict[str, Any], timeout_s: float) -> tuple[int, Any]:
-    import httpx
+    """POST JSON; (status, parsed body or None). urllib: no TLS context built for plain http."""
+    import urllib.error
+    import urllib.request
 
+    req = urllib.request.Request(  # noqa: S310 - http(s) only, checked by the caller
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
     try:
-        resp = httpx.post(url, json=body, timeout=timeout_s)
-    except httpx.HTTPError as exc:
-        raise FnError("hub_unreachable", f"POST {url}: {type(exc).__name__}: {exc}") from exc
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # noqa: S310
+            status, raw = resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read()
+    except (urllib.error.URLError, OSError) as exc:
+        raise FnError("hub_unreachable", f"POST {url}: {exc}") from exc
     try:
-        data = resp.json()
+        return status, json.loads(raw)
     except ValueError:
-        data = None
-    return resp.status_code, data
+        return status, None
 
 
 @function(id="enrollment_submit", group="enrollment", requires=["network", "keystore"])

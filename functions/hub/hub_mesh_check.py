@@ -19,20 +19,26 @@ def hub_mesh_check(
     timeout_s: float = 10.0,
 ) -> dict[str, Any]:
     """Poll URL over the mesh until it answers 200 (the first packet makes the handshake); report it."""
-    import httpx
+    import json
+    import urllib.error
+    import urllib.request
 
     from meshagents.api import call
+
+    if not url.startswith(("http://", "https://")):
+        raise FnError("bad_usage", "url must be http(s)")
 
     t0 = time.perf_counter()
     deadline = t0 + timeout_s
     last = "no answer"
     while True:
         try:
-            resp = httpx.get(url, timeout=1.0)
-            if resp.status_code == 200:
+            with urllib.request.urlopen(url, timeout=1.0) as resp:  # noqa: S310 - http(s) checked above
+                body = json.loads(resp.read())
                 break
-            last = f"HTTP {resp.status_code}"
-        except httpx.HTTPError as exc:
+        except urllib.error.HTTPError as exc:
+            last = f"HTTP {exc.code}"
+        except (urllib.error.URLError, OSError, ValueError) as exc:
             last = type(exc).__name__
         if time.perf_counter() > deadline:
             raise FnError("mesh_unreachable", f"{url} did not answer within {timeout_s} s ({last})")
@@ -44,7 +50,7 @@ def hub_mesh_check(
     hub = status["peers"][0] if status["peers"] else {}
     return {
         "url": url,
-        "healthz": resp.json(),
+        "healthz": body,
         "elapsed_ms": round(elapsed_ms, 1),
         "latest_handshake": hub.get("latest_handshake"),
         "handshake_age_s": hub.get("handshake_age_s"),

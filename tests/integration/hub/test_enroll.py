@@ -1,0 +1,238 @@
+"""The hub on a real mesh: enrollment by pipeline, token rules, revoke + SSE, public surface, audit."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from nacl.signing import SigningKey
+
+from meshagents.trust.audit import AuditLog
+from tests.integration.hub.conftest import OPERATOR_PORT, PUBLIC, PUBLIC_PORT, HubRig, in_netns
+
+pytestmark = [pytest.mark.integration, pytest.mark.root]
+
+
+def enrolled(rig: HubRig, profile: str = "minimal") -> tuple[Any, dict[str, Any]]:
+    dev = rig.new_device()
+    proc = rig.enroll(dev, rig.token(dev.name, profile=profile))
+    assert proc.returncode == 0, proc.stderr
+    return dev, json.loads(proc.stdout)
+
+
+def test_enroll_device_pipeline(hub_rig: HubRig) -> None:
+    dev, out = enrolled(hub_rig, profile="workstation")
+    assert out["device_id"] == dev.name
+    assert out["address"].startswith("10.42.0.")
+    assert "shell.exec.ls" in out["capabilities"]
+    assert hub_rig.mesh.ping(dev, "10.42.0.1")  # type: ignore[arg-type]
+    health = in_netns(dev.netns, httpx.get, f"http://10.42.0.1:{OPERATOR_PORT}/healthz", timeout=5)
+    assert health.json()["listener"] == "operator"
+    manifest = json.loads(Path(out["manifest_file"]).read_text())
+    assert manifest["approvers"] == ["@operator:hub.test"] and manifest["controllers"]
+    peers = hub_rig.operator("GET", "/api/peers").json()["peers"]
+    mine = [p for p in peers if p["name"] == dev.name]
+    assert mine and mine[0]["enrolled"] and mine[0]["profile"] == "workstation"
+    # the device's private keys never left it: the hub holds no copy
+    private = Path(out["wg_private_key_file"]).read_text().strip()
+    assert private not in hub_rig.log_text()
+    # a second enrollment of the same name is a conflict, not a 500
+    again = hub_rig.public(
+        "POST",
+        "/enroll",
+        json={"token": hub_rig.token(dev.name), "wg_public_key": "A" * 43 + "=", "device_key": "B" * 43 + "="},
+    )
+    assert again.status_code == 409 and again.json()["error"] == "device_exists"
+
+
+def test_expired_token(hub_rig: HubRig) -> None:
+    dev = hub_rig.new_device()
+    token = hub_rig.token(dev.name, ttl_s=1)
+    time.sleep(3)
+    proc = hub_rig.enroll(dev, token)
+    assert proc.returncode != 0
+    assert "token_expired" in proc.stderr
+    assert not hub_rig.device_has_interface(dev)
+    raw = hub_rig.public(
+        "POST", "/enroll", json={"token": token, "wg_public_key": "A" * 43 + "=", "device_key": "B" * 43 + "="}
+    )
+    assert raw.status_code == 401 and raw.json()["error"] == "token_expired"
+
+
+def test_reused_token(hub_rig: HubRig) -> None:
+    other = hub_rig.new_device()
+    token = hub_rig.token(other.name)
+    assert hub_rig.enroll(other, token).returncode == 0
+    third = hub_rig.new_device()
+    proc = hub_rig.enroll(third, token)
+    assert proc.returncode != 0 and "token_used" in proc.stderr
+    assert not hub_rig.device_has_interface(third)
+
+
+def test_concurrent_enrollments_one_token(hub_rig: HubRig) -> None:
+    token = hub_rig.token("race-" + hub_rig.mesh.suffix)
+    keys = [(SigningKey.generate(), SigningKey.generate()) for _ in range(4)]
+
+    def attempt(i: int) -> httpx.Response:
+        from meshagents.trust.signing import public_b64
+        from meshagents.wg.hub import public_of
+
+        wg_pub = public_of(public_b64(keys[i][0]))  # any 32 bytes make a valid X25519 private key
+        return hub_rig.public(
+            "POST", "/enroll", json={"token": token, "wg_public_key": wg_pub, "device_key": public_b64(keys[i][1])}
+        )
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(attempt, range(4)))
+    codes = sorted(r.status_code for r in results)
+    assert codes == [200, 401, 401, 401], [r.text for r in results]
+    assert {r.json()["error"] for r in results if r.status_code == 401} == {"token_used"}
+
+
+def test_bad_input_is_422_never_500(hub_rig: HubRig) -> None:
+    cases: list[Any] = [
+        {},
+        {"token": "x", "wg_public_key": "short", "device_key": "B" * 43 + "="},
+        {"token": "", "wg_public_key": "A" * 43 + "=", "device_key": "B" * 43 + "="},
+        [1, 2],
+    ]
+    for body in cases:
+        r = hub_rig.public("POST", "/enroll", json=body)
+        assert r.status_code == 422, (body, r.text)
+        assert r.json()["fields"]
+    r = hub_rig.public("POST", "/enroll", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    bogus = hub_rig.public(
+        "POST", "/enroll", json={"token": "mat1.AAAA.BBBB", "wg_public_key": "A" * 43 + "=", "device_key": "B" * 43 + "="}
+    )
+    assert bogus.status_code == 401 and bogus.json()["error"] == "token_invalid"
+
+
+def test_revoke_through_api(hub_rig: HubRig) -> None:
+    dev, out = enrolled(hub_rig)
+    events: list[dict[str, Any]] = []
+    ready = threading.Event()
+
+    def listen() -> None:
+        headers = {"Authorization": f"Bearer {hub_rig.api_token}"}
+        url = f"http://127.0.0.1:{OPERATOR_PORT}/api/events"
+        with httpx.stream("GET", url, headers=headers, timeout=20) as resp:
+            ready.set()
+            for line in resp.iter_lines():
+                if line.startswith("data:"):
+                    ev = json.loads(line[5:])
+                    events.append(ev)
+                    if ev["type"] == "peer_revoked":
+                        return
+
+    t = threading.Thread(target=in_netns, args=(hub_rig.hub_ns, listen), daemon=True)
+    t.start()
+    assert ready.wait(10)
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    r = hub_rig.operator("POST", f"/api/peers/{dev.name}/revoke")
+    assert r.status_code == 200, r.text
+    while time.monotonic() - t0 < 5:
+        status = hub_rig.mesh.call("wg_status", **hub_rig.mesh.hub_args)
+        if all(p["public_key"] != r.json()["public_key"] for p in status["peers"]):
+            break
+        time.sleep(0.05)
+    gone_s = time.monotonic() - t0
+    assert gone_s < 5
+    assert not hub_rig.mesh.ping(dev, "10.42.0.1")  # type: ignore[arg-type]
+    t.join(10)
+    kinds = [e["type"] for e in events]
+    assert "peer_revoked" in kinds
+    assert any(e["type"] == "peer_stats" for e in events)  # the periodic updates flow too
+    # revoked for good: the same name cannot come back
+    again = hub_rig.operator("POST", "/api/peers", json={"public_key": r.json()["public_key"], "name": dev.name})
+    assert again.status_code == 409 and again.json()["error"] == "peer_revoked"
+    assert hub_rig.operator("GET", "/api/peers", auth=False).status_code == 401
+
+
+def test_internet_sees_only_enroll(hub_rig: HubRig) -> None:
+    inet = hub_rig.internet
+    assert hub_rig.public("GET", "/healthz").json()["listener"] == "public"
+    r = hub_rig.public("POST", "/enroll", json={})
+    assert r.status_code == 422  # /enroll answers
+    assert hub_rig.public("GET", "/api/peers").status_code == 404  # no such route on the public socket
+
+    def refused(url: str) -> bool:
+        try:
+            httpx.get(url, timeout=1)
+        except httpx.HTTPError:
+            return True
+        return False
+
+    for url in (
+        f"http://{PUBLIC}:{OPERATOR_PORT}/healthz",
+        f"http://{PUBLIC}:8008/",
+        f"http://{PUBLIC}:8080/",
+        f"http://10.42.0.1:{OPERATOR_PORT}/healthz",  # routed via the hub: dropped by nftables
+    ):
+        assert in_netns(inet, refused, url), url
+    assert in_netns(inet, lambda: httpx.get(f"http://{PUBLIC}:{PUBLIC_PORT}/healthz", timeout=2).status_code) == 200
+
+
+def test_audit_ingest(hub_rig: HubRig, tmp_path: Path) -> None:
+    from meshagents.trust.keystore import DEVICE_KEY, load_signing_key
+    from meshagents.trust.keystore import FileKeyStore
+
+    dev, out = enrolled(hub_rig)
+    key = load_signing_key(DEVICE_KEY, FileKeyStore(dev.state / "keys"))
+    log = AuditLog(tmp_path / "audit.sqlite", device_id=dev.name)
+    for i in range(3):
+        log.append_intent(f"r{i}", "shell.exec.uptime", {"argv": ["uptime"]})
+        log.append_outcome(f"r{i}", "shell.exec.uptime", "ok")
+    entries = [e.model_dump(mode="json") for e in log.entries()]
+    cp = log.checkpoint(key).model_dump(mode="json")
+    url = f"http://10.42.0.1:{OPERATOR_PORT}/api/audit/{dev.name}"
+
+    def post(body: dict[str, Any]) -> httpx.Response:
+        return in_netns(dev.netns, httpx.post, url, json=body, timeout=10)
+
+    first = post({"entries": entries[:4], "checkpoint": _cp_at(log, key, 4)})
+    assert first.status_code == 200 and first.json()["head_seq"] == 4, first.text
+    again = post({"entries": entries, "checkpoint": cp})  # overlaps what the hub has: idempotent
+    assert again.status_code == 200 and again.json()["head_seq"] == 6
+    assert post({"entries": entries, "checkpoint": cp}).json()["head_seq"] == 6
+    # a tampered entry (beyond the hub's head) breaks the chain
+    log.append_event("system.boot", "ok")
+    more = [e.model_dump(mode="json") for e in log.entries()]
+    cp7 = log.checkpoint(key).model_dump(mode="json")
+    tampered = dict(more[6], detail="edited")
+    bad = post({"entries": [tampered], "checkpoint": cp7})
+    assert bad.status_code == 409 and bad.json()["error"] == "audit_chain_broken"
+    assert bad.json()["expected_seq"] == 7
+    gap = post({"entries": [], "checkpoint": cp7})
+    assert gap.status_code == 409
+    rewritten = dict(more[2], status="edited")
+    assert post({"entries": [rewritten], "checkpoint": cp7}).status_code in (409, 422)
+    forged = post({"entries": more[6:], "checkpoint": dict(cp7, signature=cp["signature"])})
+    assert forged.status_code == 401
+    assert post({"entries": more[6:], "checkpoint": cp7}).status_code == 200
+    view = hub_rig.operator("GET", f"/api/audit/{dev.name}").json()
+    assert view["chain"]["ok"] and len(view["entries"]) == 7
+
+
+def _cp_at(log: AuditLog, key: SigningKey, seq: int) -> dict[str, Any]:
+    """A checkpoint of an earlier head (what a device shipping in two batches sends)."""
+    from meshagents.trust.signing import TYPE_CHECKPOINT, public_b64, sign_payload
+
+    entry = log.entries()[seq - 1]
+    body: dict[str, Any] = {
+        "type": TYPE_CHECKPOINT,
+        "device_id": log.device_id,
+        "seq": seq,
+        "head_hash": entry.hash,
+        "created_at": int(time.time()),
+        "device_key": public_b64(key),
+    }
+    body["signature"] = sign_payload(body, key, TYPE_CHECKPOINT)
+    return body
