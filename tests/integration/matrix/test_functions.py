@@ -15,8 +15,7 @@ import pytest
 from meshagents.api import call
 from meshagents.errors import FnError
 from meshagents.matrix.client import Incoming, MatrixClient
-from meshagents.matrix.ops import provision_account
-from meshagents.matrix.settings import Credentials, account_dir, load_settings
+from meshagents.matrix.settings import Credentials, account_dir
 from tests.fixtures.synapse import SynapseServer
 
 pytestmark = pytest.mark.integration
@@ -24,18 +23,9 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def matrix_settings(synapse: SynapseServer, state_dir: Path) -> dict[str, str]:
-    secret = state_dir / "registration_secret"
-    secret.write_text(synapse.shared_secret)
     operator, _ = synapse.new_user("op")
-    actor = synapse.unique("actor")
-    server = synapse.server_name
-    (state_dir / "matrix").mkdir(mode=0o700)
-    (state_dir / "matrix" / "settings.toml").write_text(
-        f'homeserver = "{synapse.url}"\nserver_name = "{server}"\noperators = ["{operator}"]\n'
-        f'bot = "@{actor}:{server}"\nactor = "{actor}"\nregistration_shared_secret_file = "{secret}"\n'
-    )
-    provision_account(load_settings(), actor, account_dir(actor) / "credentials.json")
-    return {"operator": operator, "actor": f"@{actor}:{server}", "suffix": synapse.unique("d")}
+    actor = synapse.configure_state(state_dir, operators=[operator])
+    return {"operator": operator, "actor": actor, "suffix": synapse.unique("d")}
 
 
 def _state(
