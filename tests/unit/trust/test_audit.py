@@ -150,7 +150,7 @@ def clean_rows(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[object, .
     return rows
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seq=st.integers(1, 10), column=st.integers(1, 10), suffix=st.text(min_size=1, max_size=3))
 def test_any_edit_of_any_row_caught_there(
     clean_rows: list[tuple[object, ...]], seq: int, column: int, suffix: str
@@ -163,7 +163,11 @@ def test_any_edit_of_any_row_caught_there(
     assert (report.first_bad_seq, report.problem) == (seq, "hash_mismatch")
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(
     texts=st.lists(
         st.tuples(

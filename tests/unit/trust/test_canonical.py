@@ -8,7 +8,7 @@ import unicodedata
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from meshagents.errors import FnError
@@ -52,6 +52,7 @@ def test_lone_surrogate_refused() -> None:
         canonical_bytes("\ud800")
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(values)
 def test_round_trip_and_stable_under_key_order(obj: Any) -> None:
     raw = canonical_bytes(obj)

@@ -120,7 +120,11 @@ def test_order_first_failure_wins(keys: Keys, manifest: Manifest, nonces: NonceS
     assert check(bad_args, manifest, nonces) == "rejected_args"
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@settings(
+    max_examples=300,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    deadline=None,
+)
 @given(st.data())
 def test_any_single_byte_change_is_refused(
     keys: Keys, manifest: Manifest, nonces: NonceStore, data: st.DataObject

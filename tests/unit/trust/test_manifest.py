@@ -45,7 +45,11 @@ def test_key_order_does_not_matter(keys: Keys, make_manifest: Callable[..., Mani
     assert M.verify(reordered, keys.op_pub).serial == 1
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@settings(
+    max_examples=300,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    deadline=None,
+)
 @given(st.data())
 def test_any_single_byte_change_is_refused(keys: Keys, data: st.DataObject) -> None:
     signed = M.sign(manifest_body(keys), keys.operator)

@@ -64,7 +64,11 @@ def test_expired_beats_used(keys: Keys, tmp_path: Path) -> None:
     assert code_of(compact, keys, store, now=NOW + 11) == "token_expired"
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@settings(
+    max_examples=300,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    deadline=None,
+)
 @given(st.data())
 def test_any_single_byte_change_is_refused(keys: Keys, data: st.DataObject) -> None:
     _, compact = T.create(keys.operator, device_name="home-wsl", hub_endpoint="203.0.113.5:51820", now=NOW)
