@@ -10,7 +10,8 @@ from meshagents.dockerctl import deep
 from meshagents.dockerctl.engine import connect, get_container
 from meshagents.dockerctl.manifest import container_room_alias, light_capabilities
 from meshagents.dockerctl.output import DEFAULT_CAP
-from meshagents.dockerctl.whitelist import whitelist_risks
+from meshagents.dockerctl.resolve import resolve_executables
+from meshagents.dockerctl.whitelist import invalid_entries, whitelist_risks
 from meshagents.errors import FnError
 
 
@@ -32,28 +33,32 @@ def docker_container_enroll(
     interface: str | None = None,
     docker_host: str | None = None,
 ) -> dict[str, Any]:
-    """Light: manifest entries for the container's exec/logs/list. Deep: its own WireGuard peer and room."""
-    entries: list[dict[str, Any]] = []
+    """Light: manifest entries (whitelist resolved in the container). Deep: own WireGuard peer and room."""
     if mode == "light":
-        entries = light_capabilities(
-            container,
-            whitelist or [],
-            requires_approval=requires_approval,
-            timeout_s=timeout,
-            output_cap=output_cap,
-        )
+        if not whitelist:
+            raise FnError("rejected_args", "light mode needs a whitelist (--whitelist, repeat it)")
+        bad = invalid_entries(whitelist)
+        if bad:
+            raise FnError("rejected_args", f"whitelist entries that can never match: {bad}", entries=bad)
     client = connect(docker_host)
     try:
         c = get_container(client, container)
         name, cid = c.name or container, c.id or ""
         if mode == "light":
+            executables = resolve_executables(c, whitelist or [])
             return {
                 "mode": "light",
                 "container": name,
                 "container_id": cid,
                 "host_room_alias": f"#dev-{host}" if host else None,
-                "capabilities": entries,
-                "warnings": whitelist_risks(whitelist or []),
+                "capabilities": light_capabilities(
+                    name,
+                    executables,
+                    requires_approval=requires_approval,
+                    timeout_s=timeout,
+                    output_cap=output_cap,
+                ),
+                "warnings": whitelist_risks(executables),
             }
         hub = (mesh_address, hub_public_key, hub_endpoint)
         if all(v is None for v in hub):

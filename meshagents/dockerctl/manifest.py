@@ -1,8 +1,11 @@
 """Light mode: the capability entries that map a container into its host's manifest.
 
 The host's device agent then serves ``!docker exec <container> <cmd>`` (and list,
-logs) from ``#dev-<host>``. These are plain data for the operator to sign into the
-host's manifest; nothing is granted until the manifest is signed.
+logs) from ``#dev-<host>``. The entries follow the trust layer's ``Capability``
+model (``meshagents/trust/models.py``): ``executables`` (absolute paths inside the
+container), ``values.container``, ``limits``, ``timeout_s``, ``output_cap_bytes``,
+``requires_approval``. They are plain data for the operator to sign into the host's
+manifest; nothing is granted until the manifest is signed.
 """
 
 from __future__ import annotations
@@ -10,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from meshagents.dockerctl.whitelist import invalid_entries
 from meshagents.errors import FnError
 
 EXEC = "docker.container.exec"
@@ -20,7 +22,7 @@ LIST = "docker.container.list"
 
 def light_capabilities(
     container: str,
-    whitelist: Sequence[str],
+    executables: Sequence[str],
     *,
     requires_approval: bool = False,
     timeout_s: int = 30,
@@ -28,38 +30,40 @@ def light_capabilities(
     max_log_lines: int = 1000,
     max_follow_seconds: int = 60,
 ) -> list[dict[str, Any]]:
-    """Capability entries for ``container``: exec (whitelisted binaries), logs (bounded), list."""
-    bad = invalid_entries(whitelist)
-    if bad:
-        raise FnError("rejected_args", f"whitelist entries that can never match: {bad}", entries=bad)
-    if not whitelist:
+    """Capability entries for ``container``: exec (these absolute paths), logs (bounded), list."""
+    if not executables:
         raise FnError("rejected_args", "an empty whitelist would allow no exec at all; give at least one")
-    binaries = sorted(set(whitelist))
+    relative = [e for e in executables if not e.startswith("/")]
+    if relative:
+        raise FnError("rejected_args", f"manifest executables must be absolute paths: {relative}")
+    only = {"container": [container]}
     return [
         {
             "name": EXEC,
-            "constraints": {"container": container, "binaries": binaries},
-            "requires_approval": requires_approval,
+            "description": f"run whitelisted programs in container {container}",
+            "executables": sorted(set(executables)),
+            "values": only,
             "timeout_s": timeout_s,
-            "output_cap": output_cap,
+            "output_cap_bytes": output_cap,
+            "requires_approval": requires_approval,
         },
         {
             "name": LOGS,
-            "constraints": {
-                "container": container,
-                "max_lines": max_log_lines,
-                "max_follow_seconds": max_follow_seconds,
-            },
-            "requires_approval": False,
+            "description": f"logs of container {container}",
+            "values": only,
+            "limits": {"tail": max_log_lines, "follow_s": max_follow_seconds},
             "timeout_s": max_follow_seconds,
-            "output_cap": output_cap,
+            "output_cap_bytes": output_cap,
+            "requires_approval": False,
         },
         {
             "name": LIST,
-            "constraints": {"filters": {"name": [container]}},
-            "requires_approval": False,
+            "description": f"show container {container}",
+            "values": only,
+            "limits": {"all": 1},
             "timeout_s": 10,
-            "output_cap": output_cap,
+            "output_cap_bytes": output_cap,
+            "requires_approval": False,
         },
     ]
 

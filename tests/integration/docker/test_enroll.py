@@ -57,16 +57,23 @@ def test_light_mode_maps_the_container_into_the_host_manifest(
     caps = {c["name"]: c for c in r["capabilities"]}
     assert set(caps) == {"docker.container.exec", "docker.container.logs", "docker.container.list"}
     ex = caps["docker.container.exec"]
-    assert ex["constraints"] == {"container": sleeper.name, "binaries": sorted(WL)}
+    # Bare names were resolved on the container's own PATH (the image has PATH=/bin).
+    assert ex["executables"] == ["/bin/cat", "/bin/echo", "/bin/ls"]
+    assert ex["values"] == {"container": [sleeper.name]}
     assert ex["requires_approval"] is True
     assert r["warnings"] == []
-    # The entries are what exec enforces: a listed binary runs, another does not.
+    # The entries are valid capabilities of the trust layer's manifest model.
+    from meshagents.trust.models import Capability
+
+    for entry in r["capabilities"]:
+        Capability.model_validate(entry)
+    # And they are what exec enforces: a listed binary runs, another does not.
     ok = call(
         "docker_container_exec",
         docker_host=docker_engine.docker_host,
         container=sleeper.name,
-        argv=["echo", "mapped"],
-        whitelist=ex["constraints"]["binaries"],
+        argv=["/bin/echo", "mapped"],
+        whitelist=ex["executables"],
     )
     assert ok.stdout == "mapped\n"
     with pytest.raises(FnError) as err:
@@ -74,26 +81,38 @@ def test_light_mode_maps_the_container_into_the_host_manifest(
             "docker_container_exec",
             docker_host=docker_engine.docker_host,
             container=sleeper.name,
-            argv=["sh", "-c", "id"],
-            whitelist=ex["constraints"]["binaries"],
+            argv=["/bin/sh", "-c", "id"],
+            whitelist=ex["executables"],
         )
     assert err.value.code == "rejected_args"
 
 
-def test_light_mode_warns_about_shells_and_refuses_missing(
-    docker_engine: DockerEngine, sleeper: Any, state_dir: Path
+def test_light_mode_warns_refuses_missing_and_works_on_stopped(
+    docker_engine: DockerEngine, sleeper: Any, stopped: Any, state_dir: Path
 ) -> None:
-    r = call(
-        "docker_container_enroll",
-        docker_host=docker_engine.docker_host,
-        container=sleeper.name,
-        whitelist=["sh"],
-    )
+    host = docker_engine.docker_host
+    r = call("docker_container_enroll", docker_host=host, container=sleeper.name, whitelist=["sh"])
+    assert r["capabilities"][0]["executables"] == ["/bin/sh"]
     assert any("allows everything" in w for w in r["warnings"])
     with pytest.raises(FnError) as err:
         call(
             "docker_container_enroll",
-            docker_host=docker_engine.docker_host,
+            docker_host=host,
+            container=sleeper.name,
+            whitelist=["ls", "nosuchprog"],
+        )
+    assert err.value.code == "rejected_args"
+    assert err.value.details["missing"] == ["nosuchprog"]
+    with pytest.raises(FnError) as err:
+        call("docker_container_enroll", docker_host=host, container=sleeper.name, whitelist=["/bin"])
+    assert err.value.code == "rejected_args"  # a directory is not an executable
+    # Resolution reads the file system through the engine: no exec, so a stopped container works.
+    r = call("docker_container_enroll", docker_host=host, container=stopped.name, whitelist=["ls"])
+    assert r["capabilities"][0]["executables"] == ["/bin/ls"]
+    with pytest.raises(FnError) as err:
+        call(
+            "docker_container_enroll",
+            docker_host=host,
             container=f"ghost-{docker_engine.suffix}",
             whitelist=WL,
         )

@@ -16,6 +16,7 @@ from meshagents.dockerctl.errors import map_error
 from meshagents.dockerctl.execute import check_limits, descendants
 from meshagents.dockerctl.listing import info_of, normalize_filters
 from meshagents.dockerctl.manifest import container_room_alias, light_capabilities
+from meshagents.dockerctl.resolve import candidates
 from meshagents.errors import FnError
 
 pytestmark = pytest.mark.unit
@@ -57,18 +58,35 @@ def test_info_of_a_list_row() -> None:
 
 def test_light_entries() -> None:
     caps = light_capabilities(
-        "web", ["ls", "echo", "ls"], requires_approval=True, timeout_s=5, output_cap=100
+        "web", ["/bin/ls", "/bin/echo", "/bin/ls"], requires_approval=True, timeout_s=5, output_cap=100
     )
     by = {c["name"]: c for c in caps}
-    assert by["docker.container.exec"]["constraints"] == {"container": "web", "binaries": ["echo", "ls"]}
-    assert by["docker.container.exec"]["requires_approval"] is True
-    assert by["docker.container.logs"]["constraints"]["container"] == "web"
-    assert by["docker.container.list"]["constraints"] == {"filters": {"name": ["web"]}}
+    ex = by["docker.container.exec"]
+    assert ex["executables"] == ["/bin/echo", "/bin/ls"]
+    assert ex["values"] == {"container": ["web"]}
+    assert (ex["requires_approval"], ex["timeout_s"], ex["output_cap_bytes"]) == (True, 5, 100)
+    assert by["docker.container.logs"]["values"] == {"container": ["web"]}
+    assert set(by["docker.container.logs"]["limits"]) == {"tail", "follow_s"}
+    assert by["docker.container.list"]["limits"] == {"all": 1}
     assert container_room_alias("web") == "#cont-web"
-    for bad in ([], ["./x"], ["ls", "bin/sh"]):
+    for bad in ([], ["ls"], ["/bin/ls", "echo"]):
         with pytest.raises(FnError) as err:
             light_capabilities("web", bad)
         assert err.value.code == "rejected_args"
+
+
+def test_light_entries_fit_the_trust_manifest_model() -> None:
+    from meshagents.trust.models import Capability
+
+    for entry in light_capabilities("web-1", ["/bin/ls"]):
+        cap = Capability.model_validate(entry)
+        assert cap.values == {"container": ["web-1"]}
+
+
+def test_path_candidates() -> None:
+    assert candidates("/bin/ls", "/x") == ["/bin/ls"]
+    assert candidates("ls", "/usr/bin:relative:/bin/") == ["/usr/bin/ls", "/bin/ls"]
+    assert candidates("ls", None)[0] == "/usr/local/sbin/ls"
 
 
 def test_deep_parsers() -> None:
