@@ -46,6 +46,7 @@ from apps.agents_and_robots.alerts import DEFAULT_STALE_AFTER_S, StaleWatch, rep
 from apps.agents_and_robots.approvals import (
     ApprovalBook,
     Transition,
+    Vote,
     pending_text,
     vote_from_command,
     vote_from_reaction,
@@ -63,6 +64,7 @@ from apps.agents_and_robots.commands import (
 from apps.agents_and_robots.confirm import RevokeConfirmations
 from apps.agents_and_robots.dispatches import FINAL, args_digest
 from apps.agents_and_robots.help import render_help
+from meshagents.bus import APPROVAL_REQUEST_KEY as APPROVAL_REQUEST_KEY  # the shell's content key
 from meshagents.errors import FnError
 
 
@@ -148,9 +150,6 @@ class SetDispatchStatus:
     approval_event_id: str | None = None
 
 
-APPROVAL_REQUEST_KEY = "io.meshagents.approval_request"
-
-
 @dataclass(frozen=True)
 class PostApprovalRequest:
     """The request message for #operator-approvals. The shell puts ``data`` into the
@@ -172,6 +171,10 @@ class Dispatch:
     args: dict[str, Any] = field(hash=False)
     approval_event_id: str | None
     reply_to: str | None
+    #: The approval's short id and its request message R in #operator-approvals (the
+    #: envelope event's ``approval_request_event`` hint); not part of equality.
+    approval_id: str | None = field(default=None, compare=False)
+    approval_request_event: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,7 @@ class StatusQuery:
 Action = Reply | RecordDispatch | SetDispatchStatus | PostApprovalRequest | Dispatch | Revoke | StatusQuery
 
 
+DASHBOARD = "dashboard"  # decided_by / decision event of a deny through the control API
 DEVICE_STATUSES = FINAL - {"refused", "denied", "expired"}
 Checker = Callable[[DeviceInfo, str, dict[str, Any]], str | None]
 
@@ -220,7 +224,8 @@ class BotCore:
         self.book = approvals or ApprovalBook(bot_user_id=bot_user_id)
         self.confirmations = confirmations or RevokeConfirmations()
         self._new_request_id = new_request_id
-        self._dispatch_of: dict[str, str] = {}  # approval id -> dispatch request id
+        self._dispatch_of: dict[str, str] = {}  # approval id -> dispatch request id (while open)
+        self._request_of: dict[str, str] = {}  # approval id -> dispatch request id (kept for listings)
         self.stale = StaleWatch(threshold_s=stale_after_s)
         self._check = check
 
@@ -262,6 +267,24 @@ class BotCore:
 
     def posted(self, approval_id: str, event_id: str) -> None:
         self.book.posted(approval_id, event_id)
+
+    def request_id_of(self, approval_id: str) -> str | None:
+        """The dispatch request id an approval belongs to (also after its decision)."""
+        return self._request_of.get(approval_id)
+
+    def deny_from_dashboard(self, approval_id: str, now: float) -> tuple[str, list[Action]]:
+        """A deny from the control API: the bearer holder is the operator. Returns
+        (outcome, actions): ``denied``, ``not_found``, or ``decided`` (already approved,
+        denied or expired — a deny after the expiry expires the request instead)."""
+        req = self.book.get(approval_id)
+        if req is None:
+            return "not_found", []
+        if req.terminal:
+            return "decided", []
+        vote = Vote(DASHBOARD, False, DASHBOARD, now, True, True, "command", request_id=approval_id)
+        transition = self.book.vote(vote, operators=frozenset({DASHBOARD}))
+        actions = self._apply(transition)
+        return ("denied" if transition.outcome == "denied" else "decided"), actions
 
     def on_device_result(self, result: DeviceResult) -> list[Action]:
         """Record the device's final status; a replay it refused is also an alert."""
@@ -377,6 +400,7 @@ class BotCore:
                                 command_event_id=msg.event_id, binding=binding)
         assert opened.request is not None  # open always makes a request
         self._dispatch_of[opened.request.id] = rid
+        self._request_of[opened.request.id] = rid
         return [record, SetDispatchStatus(rid, "pending_approval", msg.at, approval_id=opened.request.id),
                 *self._apply(opened)]
 
@@ -393,7 +417,8 @@ class BotCore:
         for effect in t.effects:
             if effect.kind == "dispatch" and req is not None and rid is not None:
                 out.append(Dispatch(rid, req.device, req.room_id or "", req.capability, dict(req.args),
-                                    req.decision_event_id, req.command_event_id))
+                                    req.decision_event_id, req.command_event_id, approval_id=req.id,
+                                    approval_request_event=req.event_id))
             elif effect.kind == "post" and effect.room == "approvals" and t.outcome == "opened" and req:
                 data = {"approval_id": req.id, "request_id": rid, "binding": req.binding,
                         "device": req.device, "capability": req.capability,

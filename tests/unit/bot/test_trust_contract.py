@@ -42,9 +42,9 @@ EXTRA: list[dict[str, Any]] = [
 @pytest.mark.parametrize(
     "text",
     [
-        # a bare "ls" is ambiguous under resolve=False when the manifest lists both
-        # /bin/ls and /usr/bin/ls: decide() then wants exactly one match
-        "!exec /bin/ls /tmp",
+        # the example manifest lists one canonical path per program (/usr/bin/ls; on
+        # Debian 12 /bin is a symlink to /usr/bin), so a bare "ls" is unambiguous
+        "!exec ls /tmp",
         "!exec /usr/bin/ls -la /tmp",
         "!fs.read /home/operator/shared/notes.txt",
         "!docker logs web --tail 50",
