@@ -24,6 +24,7 @@ import io
 import secrets
 import time
 from pathlib import Path
+from typing import Any
 
 from nacl.signing import SigningKey
 
@@ -82,8 +83,8 @@ def encode(token: EnrollmentToken) -> str:
     return f"{PREFIX}.{b64url_encode(payload)}.{b64url_encode(b64decode(token.signature, size=64))}"
 
 
-def decode(compact: str) -> EnrollmentToken:
-    """Parse the compact form (no signature check)."""
+def _split(compact: str) -> dict[str, Any]:
+    """The signed payload exactly as sent, with its signature added back (base64)."""
     if not isinstance(compact, str) or len(compact) > MAX_COMPACT:
         raise FnError("token_invalid", "not an enrollment token")
     parts = compact.strip().split(".")
@@ -94,10 +95,15 @@ def decode(compact: str) -> EnrollmentToken:
         sig = b64url_decode(parts[2], what="signature")
     except FnError as exc:
         raise FnError("token_invalid", exc.message) from exc
-    if not isinstance(payload, dict) or len(sig) != 64:
+    if not isinstance(payload, dict) or len(sig) != 64 or "signature" in payload:
         raise FnError("token_invalid", "malformed token")
     payload["signature"] = b64encode(sig)
-    return parse(EnrollmentToken, payload, code="token_invalid")
+    return payload
+
+
+def decode(compact: str) -> EnrollmentToken:
+    """Parse the compact form (no signature check)."""
+    return parse(EnrollmentToken, _split(compact), code="token_invalid")
 
 
 class TokenStore:
@@ -146,12 +152,13 @@ def verify(
 ) -> EnrollmentToken:
     """The token if valid; consumes it (one use) unless ``consume=False``."""
     now = int(time.time()) if now is None else now
-    token = decode(compact)
-    raw = token.model_dump(mode="json")
-    if token.operator_key != operator_key or not verify_payload(
-        raw, token.signature or "", operator_key, TYPE_TOKEN
+    raw = _split(compact)
+    # The signature is checked over the payload as sent, before the model fills any default.
+    if raw.get("operator_key") != operator_key or not verify_payload(
+        raw, raw["signature"], operator_key, TYPE_TOKEN
     ):
         raise FnError("token_invalid", "token signature is not the operator's")
+    token = parse(EnrollmentToken, raw, code="token_invalid")
     if now >= token.expires_at:
         raise FnError("token_expired", f"token expired at {token.expires_at}", expires_at=token.expires_at)
     if store is not None:

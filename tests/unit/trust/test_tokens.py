@@ -89,6 +89,8 @@ def test_reordered_or_reencoded_payload_refused(keys: Keys) -> None:
         json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).replace(
             "home", "\\u0068ome"
         ),
+        # Dropping a field the model has a default for is a change too.
+        json.dumps({k: v for k, v in obj.items() if k != "type"}, sort_keys=True, separators=(",", ":")),
     ):
         assert code_of(f"{prefix}.{b64url_encode(text.encode())}.{sig}", keys) == "token_invalid"
 
