@@ -38,6 +38,8 @@ import pytest
 
 from tests.fixtures.mesh import NETNS_DIR, Mesh, require_mesh_tools
 
+__all__ = ["NETNS_DIR", "DeviceNs", "HubRig", "hub_rig_cm", "in_netns", "nsenter"]
+
 ROOT = Path(__file__).resolve().parents[3]
 PUBLIC = "198.19.99.1"
 PUBLIC_PORT = 8443
@@ -122,7 +124,15 @@ class HubRig:
         self.log_path = self.workdir / f"wg_hub-{len(list(self.workdir.glob('wg_hub-*.log')))}.log"
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            ["nsenter", f"--net={NETNS_DIR / self.hub_ns}", sys.executable, "-m", "apps.wg_hub", "--config", str(cfg)],
+            [
+                "nsenter",
+                f"--net={NETNS_DIR / self.hub_ns}",
+                sys.executable,
+                "-m",
+                "apps.wg_hub",
+                "--config",
+                str(cfg),
+            ],
             cwd=ROOT,
             env=self.env(self.state),
             stdout=log,
@@ -168,7 +178,9 @@ class HubRig:
         return in_netns(ns or self.internet, httpx.request, method, url, timeout=15, **kw)
 
     def token(self, name: str, *, ttl_s: int = 600, profile: str = "minimal") -> str:
-        resp = self.operator("POST", "/api/tokens", json={"device_name": name, "ttl_s": ttl_s, "profile": profile})
+        resp = self.operator(
+            "POST", "/api/tokens", json={"device_name": name, "ttl_s": ttl_s, "profile": profile}
+        )
         assert resp.status_code == 200, resp.text
         return str(resp.json()["token"])
 
@@ -194,14 +206,20 @@ class HubRig:
 
     def enroll(self, dev: DeviceNs, token: str, *extra: str) -> subprocess.CompletedProcess[str]:
         argv = [
-            "nsenter", f"--net={NETNS_DIR / dev.netns}", str(ROOT / "pipelines" / "enroll_device"),
+            *nsenter(dev.netns), str(ROOT / "pipelines" / "enroll_device"),
             "--token", token, "--hub", self.public_url, "--interface", dev.interface,
             "--config-dir", str(dev.config_dir), "--no-systemd", *extra,
         ]  # fmt: skip
-        return subprocess.run(argv, cwd=ROOT, env=self.env(dev.state), capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            argv, cwd=ROOT, env=self.env(dev.state), capture_output=True, text=True, timeout=120
+        )
 
     def device_has_interface(self, dev: DeviceNs) -> bool:
         return self.mesh.run(dev.netns, ["ip", "link", "show", dev.interface]).returncode == 0
+
+
+def nsenter(ns: str) -> list[str]:
+    return ["nsenter", f"--net={NETNS_DIR / ns}"]
 
 
 def link(mesh: Mesh, ns_a: str, ns_b: str, va: str, vb: str, addr_a: str, addr_b: str) -> None:
@@ -230,9 +248,14 @@ def hub_rig_cm(workdir: Path, state: Path, *, manifest_key: str = "operator/ed25
         mesh.run(internet, ["ip", "route", "add", "default", "via", PUBLIC], check=True)
         call("operator_key_init", caller="tests.hub")
         call("controller_key_init", caller="tests.hub")
+        if manifest_key != "operator/ed25519":  # a hub that signs with a key that is not the operator's
+            from meshagents.trust.keystore import init_signing_key
+
+            init_signing_key(manifest_key)
         rig = HubRig(mesh=mesh, workdir=workdir, state=state, internet=internet)
         try:
             rig.start(manifest_key=manifest_key)
+            rig.manifest_key = manifest_key
             rig.api_token = subprocess.run(
                 [sys.executable, "-m", "apps.wg_hub", "--show-api-token"],
                 cwd=ROOT,

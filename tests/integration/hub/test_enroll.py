@@ -19,6 +19,9 @@ from tests.integration.hub.conftest import OPERATOR_PORT, PUBLIC, PUBLIC_PORT, H
 pytestmark = [pytest.mark.integration, pytest.mark.root]
 
 
+BAD_KEYS = {"wg_public_key": "A" * 43 + "=", "device_key": "B" * 43 + "="}
+
+
 def enrolled(rig: HubRig, profile: str = "minimal") -> tuple[Any, dict[str, Any]]:
     dev = rig.new_device()
     proc = rig.enroll(dev, rig.token(dev.name, profile=profile))
@@ -31,7 +34,7 @@ def test_enroll_device_pipeline(hub_rig: HubRig) -> None:
     assert out["device_id"] == dev.name
     assert out["address"].startswith("10.42.0.")
     assert "shell.exec.ls" in out["capabilities"]
-    assert hub_rig.mesh.ping(dev, "10.42.0.1")  # type: ignore[arg-type]
+    assert hub_rig.mesh.ping(dev, "10.42.0.1")
     health = in_netns(dev.netns, httpx.get, f"http://10.42.0.1:{OPERATOR_PORT}/healthz", timeout=5)
     assert health.json()["listener"] == "operator"
     manifest = json.loads(Path(out["manifest_file"]).read_text())
@@ -46,7 +49,11 @@ def test_enroll_device_pipeline(hub_rig: HubRig) -> None:
     again = hub_rig.public(
         "POST",
         "/enroll",
-        json={"token": hub_rig.token(dev.name), "wg_public_key": "A" * 43 + "=", "device_key": "B" * 43 + "="},
+        json={
+            "token": hub_rig.token(dev.name),
+            "wg_public_key": "A" * 43 + "=",
+            "device_key": "B" * 43 + "=",
+        },
     )
     assert again.status_code == 409 and again.json()["error"] == "device_exists"
 
@@ -60,7 +67,9 @@ def test_expired_token(hub_rig: HubRig) -> None:
     assert "token_expired" in proc.stderr
     assert not hub_rig.device_has_interface(dev)
     raw = hub_rig.public(
-        "POST", "/enroll", json={"token": token, "wg_public_key": "A" * 43 + "=", "device_key": "B" * 43 + "="}
+        "POST",
+        "/enroll",
+        json={"token": token, **BAD_KEYS},
     )
     assert raw.status_code == 401 and raw.json()["error"] == "token_expired"
 
@@ -85,7 +94,9 @@ def test_concurrent_enrollments_one_token(hub_rig: HubRig) -> None:
 
         wg_pub = public_of(public_b64(keys[i][0]))  # any 32 bytes make a valid X25519 private key
         return hub_rig.public(
-            "POST", "/enroll", json={"token": token, "wg_public_key": wg_pub, "device_key": public_b64(keys[i][1])}
+            "POST",
+            "/enroll",
+            json={"token": token, "wg_public_key": wg_pub, "device_key": public_b64(keys[i][1])},
         )
 
     with ThreadPoolExecutor(4) as pool:
@@ -109,13 +120,15 @@ def test_bad_input_is_422_never_500(hub_rig: HubRig) -> None:
     r = hub_rig.public("POST", "/enroll", content=b"{not json", headers={"content-type": "application/json"})
     assert r.status_code == 422
     bogus = hub_rig.public(
-        "POST", "/enroll", json={"token": "mat1.AAAA.BBBB", "wg_public_key": "A" * 43 + "=", "device_key": "B" * 43 + "="}
+        "POST",
+        "/enroll",
+        json={"token": "mat1.AAAA.BBBB", **BAD_KEYS},
     )
     assert bogus.status_code == 401 and bogus.json()["error"] == "token_invalid"
 
 
 def test_revoke_through_api(hub_rig: HubRig) -> None:
-    dev, out = enrolled(hub_rig)
+    dev, _out = enrolled(hub_rig)
     events: list[dict[str, Any]] = []
     ready = threading.Event()
 
@@ -145,13 +158,15 @@ def test_revoke_through_api(hub_rig: HubRig) -> None:
         time.sleep(0.05)
     gone_s = time.monotonic() - t0
     assert gone_s < 5
-    assert not hub_rig.mesh.ping(dev, "10.42.0.1")  # type: ignore[arg-type]
+    assert not hub_rig.mesh.ping(dev, "10.42.0.1")
     t.join(10)
     kinds = [e["type"] for e in events]
     assert "peer_revoked" in kinds
     assert any(e["type"] == "peer_stats" for e in events)  # the periodic updates flow too
     # revoked for good: the same name cannot come back
-    again = hub_rig.operator("POST", "/api/peers", json={"public_key": r.json()["public_key"], "name": dev.name})
+    again = hub_rig.operator(
+        "POST", "/api/peers", json={"public_key": r.json()["public_key"], "name": dev.name}
+    )
     assert again.status_code == 409 and again.json()["error"] == "peer_revoked"
     assert hub_rig.operator("GET", "/api/peers", auth=False).status_code == 401
 
@@ -177,14 +192,16 @@ def test_internet_sees_only_enroll(hub_rig: HubRig) -> None:
         f"http://10.42.0.1:{OPERATOR_PORT}/healthz",  # routed via the hub: dropped by nftables
     ):
         assert in_netns(inet, refused, url), url
-    assert in_netns(inet, lambda: httpx.get(f"http://{PUBLIC}:{PUBLIC_PORT}/healthz", timeout=2).status_code) == 200
+    assert (
+        in_netns(inet, lambda: httpx.get(f"http://{PUBLIC}:{PUBLIC_PORT}/healthz", timeout=2).status_code)
+        == 200
+    )
 
 
 def test_audit_ingest(hub_rig: HubRig, tmp_path: Path) -> None:
-    from meshagents.trust.keystore import DEVICE_KEY, load_signing_key
-    from meshagents.trust.keystore import FileKeyStore
+    from meshagents.trust.keystore import DEVICE_KEY, FileKeyStore, load_signing_key
 
-    dev, out = enrolled(hub_rig)
+    dev, _out = enrolled(hub_rig)
     key = load_signing_key(DEVICE_KEY, FileKeyStore(dev.state / "keys"))
     log = AuditLog(tmp_path / "audit.sqlite", device_id=dev.name)
     for i in range(3):
