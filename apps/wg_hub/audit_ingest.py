@@ -89,6 +89,9 @@ def ingest(store: HubStore, device_id: str, device_key: str, body: Any) -> dict[
         ).fetchone()
         head_seq, head_hash = (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
         stored_head = head_seq
+        for e in entries:  # every entry, also those the hub has: a rewrite keeping the old hash is refused
+            if _recomputed(e) != e.hash:
+                raise broken(f"entry {e.seq} content does not match its hash", head_seq + 1)
         for e in entries:
             if e.seq <= stored_head:
                 have = db.execute(
@@ -101,8 +104,6 @@ def ingest(store: HubStore, device_id: str, device_key: str, body: Any) -> dict[
                 raise broken(f"entry {e.seq} does not follow the hub's head {head_seq}", head_seq + 1)
             if e.prev_hash != head_hash:
                 raise broken(f"entry {e.seq} does not link to the hub's head", head_seq + 1)
-            if _recomputed(e) != e.hash:
-                raise broken(f"entry {e.seq} content does not match its hash", head_seq + 1)
             values = [getattr(e, c) for c in AUDIT_COLUMNS]
             db.execute(
                 INSERT_AUDIT,

@@ -63,16 +63,15 @@ class EventBus:
 
     def _fanout(self, event: dict[str, Any]) -> None:
         for q in list(self._subs):
-            try:
-                q.put_nowait(event)
-            except asyncio.QueueFull:
+            if q.qsize() >= QUEUE_SIZE:  # one slot stays free for the end marker
                 self._subs.discard(q)
-                q.get_nowait()  # make room for the end marker
                 q.put_nowait(_CLOSED)
                 log.warning("dropped a slow event subscriber")
+            else:
+                q.put_nowait(event)
 
     async def stream(self, limit: int | None = None) -> AsyncIterator[dict[str, Any]]:
-        q: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
+        q: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE + 1)
         self._subs.add(q)
         sent = 0
         try:
