@@ -42,7 +42,7 @@ from nacl.signing import SigningKey
 from meshagents.errors import FnError
 from meshagents.trust.canonical import canonical_bytes, sha256_hex
 from meshagents.trust.manifest import Decision, decide
-from meshagents.trust.models import Envelope, Manifest, parse
+from meshagents.trust.models import Envelope, Manifest, parse, parse_exact
 from meshagents.trust.noncestore import NonceStore
 from meshagents.trust.signing import TYPE_ENVELOPE, public_b64, sign_payload, verify_payload
 
@@ -140,7 +140,7 @@ def verify(
     if not isinstance(signature, str) or not verify_payload(raw, signature, controller, TYPE_ENVELOPE):
         return VerifyResult("rejected_signature", "signature does not match the envelope's content")
     try:
-        env = parse(Envelope, raw, code="envelope_invalid")
+        env = parse_exact(Envelope, raw, code="envelope_invalid", deep=False)
     except FnError as exc:
         return VerifyResult("rejected_signature", f"malformed envelope: {exc.message}")
 

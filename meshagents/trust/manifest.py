@@ -45,7 +45,7 @@ from meshagents.trust.constraints import (
     under_prefix,
 )
 from meshagents.trust.db import connect
-from meshagents.trust.models import Capability, Manifest, parse
+from meshagents.trust.models import Capability, Manifest, parse, parse_exact
 from meshagents.trust.signing import TYPE_MANIFEST, public_b64, sign_payload, strip_signature, verify_payload
 
 _SIMPLE_FLAG = re.compile(r"^--?[A-Za-z0-9][A-Za-z0-9\-]*$")
@@ -146,7 +146,7 @@ def verify(
         raise FnError("manifest_invalid_signature", exc.message) from exc
     if not verify_payload(raw, signature, operator_key, TYPE_MANIFEST):
         raise FnError("manifest_invalid_signature", "signature does not match the manifest's content")
-    model = parse(Manifest, raw, code="manifest_invalid")
+    model = parse_exact(Manifest, raw, code="manifest_invalid")
     if now is not None and now >= model.expires_at:
         raise FnError(
             "manifest_expired", f"manifest expired at {model.expires_at}", expires_at=model.expires_at

@@ -214,13 +214,31 @@ class RotationStatement(_Model):
     old_key: str
     new_key: str
     issued_at: int
-    reason: str = ""
+    reason: str
     signatures: RotationSignatures | None = None
 
     @field_validator("old_key", "new_key")
     @classmethod
     def _k(cls, value: str) -> str:
         return _key32(value)
+
+
+def parse_exact(model: type[M], data: dict[str, Any], *, code: str, deep: bool = True) -> M:
+    """Like :func:`parse`, and refuse a document the model would complete with defaults.
+
+    Used after a signature check: what runs must be exactly what was signed, never
+    the signed text plus whatever today's defaults are. ``deep=False`` checks only the
+    top-level fields (enough for models without nested models, and cheaper).
+    """
+    out = parse(model, data, code=code)
+    # Unknown fields are already refused, so equal counts mean every field is present.
+    complete = len(data) == len(model.model_fields)
+    if complete and deep:
+        complete = out.model_dump(mode="json") == data
+    if not complete:
+        missing = sorted(set(model.model_fields) - set(data)) or "a nested default"
+        raise FnError(code, f"{model.__name__} is not in complete signed form (missing: {missing})")
+    return out
 
 
 def parse(model: type[M], data: Any, *, code: str) -> M:

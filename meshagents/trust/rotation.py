@@ -37,7 +37,7 @@ from meshagents.errors import FnError
 from meshagents.state import state_dir
 from meshagents.trust.canonical import loads_strict
 from meshagents.trust.keystore import OPERATOR_KEY, KeyStore, load_signing_key, open_keystore
-from meshagents.trust.models import RotationStatement, parse
+from meshagents.trust.models import RotationStatement, parse, parse_exact
 from meshagents.trust.signing import TYPE_ROTATION, public_b64, sign_payload, strip_signature, verify_payload
 
 
@@ -60,7 +60,7 @@ def make_statement(
 
 def verify_statement(statement: RotationStatement | dict[str, Any]) -> RotationStatement:
     raw = statement.model_dump(mode="json") if isinstance(statement, RotationStatement) else statement
-    st = parse(RotationStatement, raw, code="rotation_invalid")
+    st = parse_exact(RotationStatement, raw, code="rotation_invalid")
     if st.signatures is None:
         raise FnError("rotation_invalid", "rotation statement is not signed")
     payload = strip_signature(raw)

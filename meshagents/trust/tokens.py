@@ -38,7 +38,7 @@ from meshagents.trust.canonical import (
     loads_strict,
 )
 from meshagents.trust.db import connect
-from meshagents.trust.models import EnrollmentToken, parse
+from meshagents.trust.models import EnrollmentToken, parse, parse_exact
 from meshagents.trust.signing import TYPE_TOKEN, public_b64, sign_payload, strip_signature, verify_payload
 
 PREFIX = "mat1"
@@ -158,7 +158,7 @@ def verify(
         raw, raw["signature"], operator_key, TYPE_TOKEN
     ):
         raise FnError("token_invalid", "token signature is not the operator's")
-    token = parse(EnrollmentToken, raw, code="token_invalid")
+    token = parse_exact(EnrollmentToken, raw, code="token_invalid", deep=False)
     if now >= token.expires_at:
         raise FnError("token_expired", f"token expired at {token.expires_at}", expires_at=token.expires_at)
     if store is not None:

@@ -210,3 +210,12 @@ def test_replay_refused_from_a_fresh_process(keys: Keys, tmp_path: Path) -> None
 
 def test_public_b64_of_controller_listed(keys: Keys, manifest: Manifest) -> None:
     assert public_b64(keys.controller) in manifest.controllers
+
+
+def test_signed_but_incomplete_envelope_refused(keys: Keys, manifest: Manifest, nonces: NonceStore) -> None:
+    body = env(keys).model_dump(mode="json")
+    body.pop("signature")
+    body.pop("approval")
+    body["signature"] = sign_payload(body, keys.controller, TYPE_ENVELOPE)
+    res = E.verify(body, manifest, nonces, now=NOW)
+    assert res.status == "rejected_signature" and "complete" in res.reason

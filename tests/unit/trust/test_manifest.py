@@ -168,3 +168,14 @@ def test_example_manifest_signs_and_verifies(keys: Keys) -> None:
     data = M.load_file(project_root() / "docs" / "examples" / "manifest.json")
     signed = M.sign(data, keys.operator)
     assert M.verify(signed.model_dump(mode="json"), keys.op_pub).device_name == "home-wsl"
+
+
+def test_signed_but_incomplete_is_refused(keys: Keys) -> None:
+    """What runs is what was signed: a signed document the model would complete with defaults fails."""
+    body = M.sign(manifest_body(keys), keys.operator).model_dump(mode="json")
+    body.pop("signature")
+    del body["capabilities"][0]["timeout_s"]  # today's default would silently apply
+    body["signature"] = sign_payload(body, keys.operator, "meshagents.manifest.v1")
+    with pytest.raises(FnError) as err:
+        M.verify(body, keys.op_pub)
+    assert err.value.code == "manifest_invalid"
