@@ -1,0 +1,185 @@
+"""HTTP clients for the two APIs the dashboard reads: the hub's operator API and the bot's control API.
+
+    hub = HubClient(base_url, token)          # the operator bearer token
+    await hub.peers() -> list[dict]            # GET /api/peers -> {"peers": [...]}
+    await hub.revoke(device_id) -> dict        # POST /api/peers/{id}/revoke
+    await hub.audit(device_id) -> dict         # GET /api/audit/{id} -> {"entries", "chain"}
+    await hub.create_token(name, profile, ttl_s) -> dict   # POST /api/tokens
+    async for event in hub.events(): ...       # GET /api/events (SSE), parsed dicts
+    bot = BotClient(base_url, token)
+    await bot.healthz() / .approvals() / .devices() / .deny(approval_id)
+
+Every failure is an ``FnError``: ``hub_unreachable`` / ``bot_unreachable`` when the
+service cannot be reached (the panels say so), otherwise the service's own
+``{"error", "message"}`` code (``peer_unknown``, ``approval_decided``, ...) with its
+HTTP status in ``details["status"]``. The dashboard never imports the hub's or the
+bot's code: these JSON shapes are the whole contract (docs/hub.md, docs/dashboard.md).
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from meshagents.errors import FnError
+
+TIMEOUT = httpx.Timeout(10.0, connect=3.0)
+
+
+@dataclass
+class SSEParser:
+    """The text/event-stream grammar, one line at a time (pure; ``feed`` returns a finished event)."""
+
+    event: str = ""
+    data: list[str] = field(default_factory=list)
+    last_id: str = ""
+
+    def feed(self, line: str) -> dict[str, str] | None:
+        line = line.rstrip("\r\n")
+        if line == "":
+            if not self.data and not self.event:
+                return None
+            out = {"event": self.event or "message", "data": "\n".join(self.data), "id": self.last_id}
+            self.event, self.data = "", []
+            return out
+        if line.startswith(":"):
+            return None  # a comment (keep-alive ping)
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "event":
+            self.event = value
+        elif name == "data":
+            self.data.append(value)
+        elif name == "id":
+            self.last_id = value
+        return None
+
+
+def _quote(segment: str) -> str:
+    return urllib.parse.quote(segment, safe="")
+
+
+class _Api:
+    service = "api"
+
+    def __init__(self, base_url: str, token: str, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=TIMEOUT,
+            transport=transport,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def _unreachable(self, exc: Exception) -> FnError:
+        return FnError(
+            f"{self.service}_unreachable",
+            f"{self.service} API at {self.base_url} not reachable: {type(exc).__name__}",
+        )
+
+    async def request(self, method: str, path: str, **kw: Any) -> Any:
+        try:
+            resp = await self._client.request(method, path, **kw)
+        except httpx.HTTPError as exc:
+            raise self._unreachable(exc) from exc
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+        if resp.status_code >= 400:
+            code = body.get("error") if isinstance(body, dict) else None
+            message = body.get("message") if isinstance(body, dict) else None
+            raise FnError(
+                str(code or f"{self.service}_http_{resp.status_code}"),
+                str(message or f"{self.service} API answered {resp.status_code}"),
+                status=resp.status_code,
+            )
+        if body is None:
+            raise FnError(f"{self.service}_bad_answer", f"{self.service} API answered non-JSON for {path}")
+        return body
+
+
+class HubClient(_Api):
+    service = "hub"
+
+    async def healthz(self) -> dict[str, Any]:
+        out: dict[str, Any] = await self.request("GET", "/healthz")
+        return out
+
+    async def peers(self) -> list[dict[str, Any]]:
+        body = await self.request("GET", "/api/peers")
+        peers = body.get("peers") if isinstance(body, dict) else None
+        if not isinstance(peers, list):
+            raise FnError("hub_bad_answer", "GET /api/peers: no peers list")
+        return [p for p in peers if isinstance(p, dict)]
+
+    async def revoke(self, device_id: str) -> dict[str, Any]:
+        out: dict[str, Any] = await self.request("POST", f"/api/peers/{_quote(device_id)}/revoke")
+        return out
+
+    async def audit(self, device_id: str) -> dict[str, Any]:
+        out: dict[str, Any] = await self.request("GET", f"/api/audit/{_quote(device_id)}")
+        return out
+
+    async def create_token(
+        self, device_name: str, profile: str = "default", ttl_s: int = 600
+    ) -> dict[str, Any]:
+        body = {"device_name": device_name, "profile": profile, "ttl_s": ttl_s}
+        out: dict[str, Any] = await self.request("POST", "/api/tokens", json=body)
+        return out
+
+    async def events(self) -> AsyncIterator[dict[str, Any]]:
+        """The hub's live events (``{"id", "type", "ts", "data"}``) until the stream ends."""
+        parser = SSEParser()
+        timeout = httpx.Timeout(10.0, connect=3.0, read=60.0)  # the hub pings every 15 s
+        try:
+            async with self._client.stream("GET", "/api/events", timeout=timeout) as resp:
+                if resp.status_code != 200:
+                    raise FnError(
+                        "hub_events_refused", f"GET /api/events answered {resp.status_code}",
+                        status=resp.status_code,
+                    )  # fmt: skip
+                async for line in resp.aiter_lines():
+                    ev = parser.feed(line)
+                    if ev is None:
+                        continue
+                    try:
+                        data = json.loads(ev["data"])
+                    except ValueError:
+                        continue
+                    if isinstance(data, dict):
+                        yield data
+        except httpx.HTTPError as exc:
+            raise self._unreachable(exc) from exc
+
+
+class BotClient(_Api):
+    service = "bot"
+
+    async def healthz(self) -> dict[str, Any]:
+        out: dict[str, Any] = await self.request("GET", "/healthz")
+        return out
+
+    async def approvals(self) -> list[dict[str, Any]]:
+        body = await self.request("GET", "/approvals")
+        if not isinstance(body, list):
+            raise FnError("bot_bad_answer", "GET /approvals: not a list")
+        return [a for a in body if isinstance(a, dict)]
+
+    async def devices(self) -> list[dict[str, Any]]:
+        body = await self.request("GET", "/devices")
+        if not isinstance(body, list):
+            raise FnError("bot_bad_answer", "GET /devices: not a list")
+        return [d for d in body if isinstance(d, dict)]
+
+    async def deny(self, approval_id: str) -> dict[str, Any]:
+        out: dict[str, Any] = await self.request("POST", f"/approvals/{_quote(approval_id)}/deny")
+        return out

@@ -1,0 +1,271 @@
+"""The cockpit in a real browser (Chromium via Playwright) against a real hub on a real mesh.
+
+Order matters only for the README screenshot, taken once peers, devices, approvals and
+audit data exist; the revoke test runs last because it changes the mesh for good.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from nacl.public import PrivateKey
+from nacl.signing import SigningKey
+
+from meshagents.trust.audit import AuditLog
+from tests.integration.dashboard.conftest import Cockpit
+
+pytestmark = [pytest.mark.integration, pytest.mark.root]
+
+ROOT = Path(__file__).resolve().parents[3]
+SUFFIX = secrets.token_hex(2)
+T = TypeVar("T")
+
+
+def off_loop(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run fn in a worker thread: sync Playwright keeps an event loop running in this one,
+    and pyroute2 (under the mesh fixture) refuses to start its own inside it."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn, *args, **kwargs).result()
+
+
+def approval(approval_id: str, device: str, age_s: float, state: str) -> dict[str, Any]:
+    """One entry of the bot's GET /approvals (the shared contract)."""
+    now = time.time()
+    return {
+        "approval_id": approval_id, "request_id": f"rq-{approval_id}", "device": device,
+        "capability": "system.reboot", "args_preview": "{}", "requester": "@operator:hub.test",
+        "created_at": now - age_s, "expires_at": now - age_s + 3600,
+        "request_event_id": f"$evt-{approval_id}:hub.test", "room_id": "!approvals:hub.test", "state": state,
+    }  # fmt: skip
+
+
+def bot_device(device: str, state: str, age_s: float) -> dict[str, Any]:
+    """One entry of the bot's GET /devices."""
+    return {
+        "device": device, "room_id": f"!{device}:hub.test", "room_alias": f"#dev-{device}:hub.test",
+        "agent_state": state, "last_status_ts": time.time() - age_s,
+    }  # fmt: skip
+
+
+def wg_key() -> str:
+    return base64.b64encode(bytes(PrivateKey.generate().public_key)).decode()
+
+
+def login(page: Any, rig: Cockpit) -> None:
+    page.goto(f"{rig.url}/")
+    assert page.url.endswith("/login")
+    page.fill("#token", rig.hub.api_token)
+    page.click("#login-button")
+    try:
+        page.wait_for_selector("#panel-mesh", timeout=10_000)
+        page.wait_for_selector('#live-state[data-live="1"]', timeout=10_000)
+    except Exception:
+        print(page.url, page.content()[:3000], rig.log_text()[-3000:])
+        raise
+
+
+def add_peer(rig: Cockpit, name: str) -> str:
+    key = wg_key()
+    resp = rig.hub.operator("POST", "/api/peers", json={"public_key": key, "name": name})
+    assert resp.status_code == 200, resp.text
+    return key
+
+
+def enroll(rig: Cockpit, name: str) -> SigningKey:
+    """A device enrolled through the public /enroll (keys made here, as a device would)."""
+    token = rig.hub.token(name, profile="workstation")
+    device_key = SigningKey.generate()
+    body = {
+        "token": token,
+        "wg_public_key": wg_key(),
+        "device_key": base64.b64encode(bytes(device_key.verify_key)).decode(),
+    }
+    resp = rig.hub.public("POST", "/enroll", json=body)
+    assert resp.status_code == 200, resp.text
+    return device_key
+
+
+def ship_audit(rig: Cockpit, name: str, key: SigningKey, n: int) -> None:
+    with AuditLog(rig.workdir / f"audit-{name}.db", device_id=name) as log:
+        for i in range(n):
+            rid = f"req-{name}-{i}"
+            log.append_intent(rid, "shell.exec.uptime", {"argv": ["uptime"]})
+            log.append_outcome(rid, "shell.exec.uptime", "ok", detail="up 3 days")
+        cp = log.checkpoint(key)
+        body = {
+            "entries": [e.model_dump(mode="json") for e in log.entries()],
+            "checkpoint": cp.model_dump(mode="json"),
+        }
+    resp = rig.hub.operator("POST", f"/api/audit/{name}", auth=False, json=body)
+    assert resp.status_code == 200, resp.text
+
+
+def test_login_required_and_wrong_token_refused(cockpit: Cockpit, page: Any) -> None:
+    resp = cockpit.dash("/")
+    assert resp.status_code == 303 or resp.url.path == "/login" or "login" in resp.headers.get("location", "")
+    assert cockpit.dash("/events").status_code == 401
+    page.goto(f"{cockpit.url}/")
+    assert page.url.endswith("/login")
+    page.fill("#token", "not-the-token")
+    page.click("#login-button")
+    assert "not the operator token" in page.inner_text("#login-error")
+    cockpit.shot(page, "login-refused")
+
+
+def test_page_loads_and_new_peer_appears_live(cockpit: Cockpit, page: Any) -> None:
+    first = f"dash-a-{SUFFIX}"
+    add_peer(cockpit, first)
+    login(page, cockpit)
+    assert page.locator(f'#mesh-peers tr[data-peer="{first}"]').count() == 1
+    cookie = next(c for c in page.context.cookies() if c["name"] == "mad_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    page.evaluate("window.__noReload = 1")
+    second = f"dash-b-{SUFFIX}"
+    t0 = time.monotonic()
+    add_peer(cockpit, second)
+    page.wait_for_selector(f'#mesh-peers tr[data-peer="{second}"]', timeout=5_000)
+    elapsed = time.monotonic() - t0
+    assert page.evaluate("window.__noReload") == 1, "the page reloaded"
+    row = page.locator(f'#mesh-peers tr[data-peer="{second}"]')
+    assert "10.42.0." in row.inner_text()
+    assert row.locator(".badge").inner_text() == "stale"  # never handshook
+    print(f"peer added -> row on screen: {elapsed * 1000:.0f} ms")
+    cockpit.shot(page, "mesh-peer-added")
+    # a real device on the mesh: its handshake turns the badge online, traffic gives rates
+    mesh = cockpit.hub.mesh
+    dev = off_loop(mesh.add_device, name=f"laptop-{SUFFIX}")
+    assert mesh.ping(dev, "10.42.0.1", count=3, wait_s=1.0)
+    online = page.locator(f'#mesh-peers tr[data-peer="{dev.name}"] .badge-online')
+    online.wait_for(timeout=5_000)
+    mesh.run(dev, ["ping", "-c", "20", "-i", "0.05", "-s", "1000", "10.42.0.1"])
+    page.wait_for_function(
+        f"""() => {{ const r = document.querySelector('#mesh-peers tr[data-peer="{dev.name}"]');
+              return r && /[1-9][0-9.]* (B|KiB)\\/s/.test(r.innerText); }}""",
+        timeout=5_000,
+    )
+    assert page.evaluate("window.__noReload") == 1
+    cockpit.shot(page, "mesh-online")
+
+
+def test_pending_approval_shows_and_deny(cockpit: Cockpit, page: Any) -> None:
+    cockpit.set_bot(
+        approvals=[
+            approval("ap-1", f"ws-{SUFFIX}", 95, "pending"),
+            approval("ap-0", f"ws-{SUFFIX}", 900, "approved"),
+        ],
+        devices=[],
+    )
+    login(page, cockpit)
+    row = page.locator('#approvals-table tr[data-approval="ap-1"]')
+    row.wait_for(timeout=5_000)
+    text = row.inner_text()
+    assert "system.reboot" in text and "@operator:hub.test" in text
+    assert re.match(r"9\d s", text), text  # its age
+    href = row.locator("a.element-link").get_attribute("href")
+    assert href == "https://matrix.to/#/%21approvals%3Ahub.test/%24evt-ap-1%3Ahub.test"
+    assert page.inner_text("#approvals-pending") == "1"
+    cockpit.shot(page, "approvals-pending")
+    row.locator("button[data-deny]").click()
+    page.wait_for_selector("#flash")
+    assert next(a for a in cockpit.bot()["approvals"] if a["approval_id"] == "ap-1")["state"] == "denied"
+    page.wait_for_function("document.getElementById('approvals-pending').textContent === '0'", timeout=5_000)
+
+
+def test_bot_down_is_said(cockpit: Cockpit, page: Any) -> None:
+    saved = cockpit.bot_state.read_text()
+    cockpit.bot_state.write_text("{not json")  # the stand-in answers 500: the bot is "unreachable"
+    try:
+        login(page, cockpit)
+        page.wait_for_selector("#approvals-bot-down", timeout=5_000)
+        assert "bot" in page.inner_text("#bot-state")
+    finally:
+        cockpit.bot_state.write_text(saved)
+    page.wait_for_selector("#approvals-table", timeout=5_000)
+
+
+def test_audit_chain_verified_and_broken(cockpit: Cockpit, page: Any) -> None:
+    good, bad = f"ws-{SUFFIX}", f"pi-{SUFFIX}"
+    ship_audit(cockpit, good, enroll(cockpit, good), 3)
+    ship_audit(cockpit, bad, enroll(cockpit, bad), 3)
+    # someone edits the hub's copy behind its back: entry 2 of one device
+    db = sqlite3.connect(cockpit.hub.state / "wg_hub" / "operations.db")
+    with db:
+        db.execute("UPDATE device_audit SET detail = 'edited' WHERE device_id = ? AND seq = 2", (bad,))
+    db.close()
+    login(page, cockpit)
+    page.click(f'#audit-devices a[href="/audit/{good}"]')
+    assert page.inner_text("#chain-status") == "verified"
+    assert page.locator("#audit-entries tr[data-seq]").count() == 6
+    cockpit.shot(page, "audit-verified")
+    page.goto(f"{cockpit.url}/audit/{bad}")
+    assert page.inner_text("#chain-status") == "broken at seq 2"
+    assert "hash_mismatch" in page.inner_text("#chain-reason")
+    cockpit.shot(page, "audit-broken")
+
+
+def test_devices_matrix_and_readme_screenshot(cockpit: Cockpit, page: Any) -> None:
+    good, bad = f"ws-{SUFFIX}", f"pi-{SUFFIX}"
+    data = cockpit.bot()
+    data["devices"] = [bot_device(good, "ok", 30), bot_device(bad, "degraded", 600)]
+    cockpit.set_bot(data["approvals"], data["devices"])
+    data["approvals"].append(approval("ap-2", good, 40, "pending"))
+    cockpit.set_bot(data["approvals"], data["devices"])
+    login(page, cockpit)
+    page.wait_for_selector(f'#device-matrix tr[data-device="{bad}"] .badge-degraded', timeout=5_000)
+    row = page.locator(f'#device-matrix tr[data-device="{good}"]')
+    assert "ok" in row.inner_text() and "1" in row.inner_text()  # agent ok, manifest serial 1
+    peers = cockpit.hub.operator("GET", "/api/peers").json()["peers"]
+    if any("manifest" in p for p in peers):  # the hub serves the signed manifests: the matrix fills
+        header = page.inner_text("#device-matrix thead")
+        assert "system.reboot" in header and "docker.container.list" in header
+        assert "✓ A" in row.inner_text()  # the workstation profile's reboot needs an approval
+    else:  # GET /api/peers has no manifests yet: the panel says so
+        assert "without a manifest" in page.inner_text("#panel-devices")
+    page.wait_for_selector('#approvals-table tr[data-approval="ap-2"]', timeout=5_000)
+    path = cockpit.shot(page, "cockpit")
+    page.set_viewport_size({"width": 390, "height": 844})
+    cockpit.shot(page, "cockpit-phone")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    target = ROOT / "docs" / "images" / "dashboard.png"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, target)
+
+
+def test_revoke_removes_peer_from_panel_and_interface(cockpit: Cockpit, page: Any) -> None:
+    name = f"dash-r-{SUFFIX}"
+    key = add_peer(cockpit, name)
+    login(page, cockpit)
+    row = page.locator(f'#mesh-peers tr[data-peer="{name}"]')
+    row.wait_for(timeout=5_000)
+    row.locator("summary").click()
+    page.wait_for_selector(f'button[data-confirm-revoke="{name}"]')
+    cockpit.shot(page, "revoke-confirm")
+    t0 = time.monotonic()
+    page.click(f'button[data-confirm-revoke="{name}"]')
+    page.wait_for_selector(f'#mesh-peers tr[data-peer="{name}"]', state="detached", timeout=5_000)
+    gone_panel = time.monotonic() - t0
+    while True:
+        peers = cockpit.hub.mesh.call("wg_status", **cockpit.hub.mesh.hub_args)["peers"]
+        if all(p["public_key"] != key for p in peers):
+            break
+        assert time.monotonic() - t0 < 5, "peer still on the live interface after 5 s"
+        time.sleep(0.05)
+    gone_wg = time.monotonic() - t0
+    assert gone_panel < 5 and gone_wg < 5
+    assert name in page.inner_text("#flash")
+    assert page.locator(f'#mesh-revoked li[data-peer="{name}"]').count() == 1
+    print(
+        f"revoke click -> gone from the panel {gone_panel * 1000:.0f} ms,"
+        f" from wg_status {gone_wg * 1000:.0f} ms"
+    )
+    cockpit.shot(page, "revoked")
