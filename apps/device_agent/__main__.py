@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -95,7 +96,10 @@ def main(argv: list[str] | None = None) -> int:
         help="run one envelope through the pipeline offline and print the result",
     )
     ns = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    level = os.environ.get("MESHAGENTS_LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(
+        level=getattr(logging, level, logging.INFO), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("nio").setLevel(logging.WARNING)
     try:
         config = load(ns.config or state_dir() / "device_agent" / "config.json")

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -79,6 +80,7 @@ class DeviceAgent:
         self._posted_state: str | None = None
         self._detail = "starting"
         self._stopped = asyncio.Event()
+        self._early: list[Incoming] = []
         self.handled = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -111,6 +113,9 @@ class DeviceAgent:
                 backoff = min(backoff * 2, 30.0)
         self._room_id = await self.client.join(self.config.device_room)
         self._approvals_id = await self.client.join(self.config.approvals_room)
+        early, self._early = self._early, []
+        for ev in early:
+            await self._on_envelope(ev)
         await self._check_health()
         interrupted = self.pipeline.interrupted()
         if interrupted:
@@ -181,8 +186,16 @@ class DeviceAgent:
 
     # ------------------------------------------------------------------ envelopes
     async def _on_envelope(self, ev: Incoming) -> None:
+        if self._room_id is None:
+            # The client's first sync runs before we know our room id (the config may
+            # name an alias): keep such events until start() has joined, never drop them.
+            self._early.append(ev)
+            return
         if ev.room_id != self._room_id:
             return
+        env = ev.content.get("envelope")
+        rid = env.get("request_id") if isinstance(env, dict) else None
+        log.info("envelope %s from %s (event %s)", rid, ev.sender, ev.event_id)
         self._spawn(self._handle(ev.content))
 
     async def _approvals(self, content: Any) -> ApprovalEvents | None:
@@ -232,6 +245,7 @@ class DeviceAgent:
         except Exception:
             log.exception("handling an envelope failed")
             return
+        log.info("request %s: %s (%s)", outcome.request_id, outcome.status, outcome.reason)
         await self._reply(outcome)
 
     async def _reply(self, outcome: Outcome) -> None:
@@ -251,6 +265,14 @@ class DeviceAgent:
                 await self.client.send_notice(self._room_id, body, html=html, reply_to=outcome.reply_to)
                 return
             except FnError as exc:
+                if exc.code == "matrix_send_failed" and outcome.output:
+                    # The server refused the event itself (e.g. too large): send it without output.
+                    log.warning(
+                        "reply to %s refused (%s); sending it without output", outcome.request_id, exc
+                    )
+                    outcome = replace(outcome, output=f"(output not sent: {exc.message[:200]})\n")
+                    body, html = replies.notice(outcome, limit)
+                    continue
                 if time.monotonic() > deadline:
                     log.error("giving up on the reply to %s: %s", outcome.request_id, exc)
                     return

@@ -8,7 +8,9 @@ capability's own cap; ``truncated`` is then true in the result event.
 from __future__ import annotations
 
 import html
+import json
 import time
+from dataclasses import replace
 from typing import Any
 
 from apps.device_agent.capabilities.base import cap_text
@@ -18,9 +20,33 @@ from meshagents.bus import STATUS_EVENT
 __all__ = ["STATUS_EVENT", "notice", "result_content", "status_content"]
 
 
+def json_cut(text: str, limit: int) -> tuple[str, bool]:
+    """``text`` cut so that its JSON form (what the event carries, escapes and all) fits
+    in ``limit`` characters; a NUL costs six (``\\u0000``), so bytes are not enough."""
+    if len(json.dumps(text)) <= limit:
+        return text, False
+    text, _ = cap_text(text, limit)  # the UTF-8 cut first: never longer than needed
+    lo, hi = 0, len(text)
+    while lo < hi:  # the longest prefix whose JSON form fits, note included
+        mid = (lo + hi + 1) // 2
+        if len(json.dumps(text[:mid])) + len(_NOTE) <= limit:
+            lo = mid
+        else:
+            hi = mid - 1
+    return text[:lo] + _NOTE, True
+
+
+_NOTE = "\n[output truncated to fit one Matrix event]"
+
+
 def _cut(outcome: Outcome, limit: int) -> tuple[str, bool]:
-    text, cut = cap_text(outcome.output, limit)
-    return text, cut or outcome.truncated
+    text = outcome.output
+    # Keep the capability's own note ("[output truncated: K of N bytes shown]") at the end.
+    at = text.rfind("\n[output truncated:") if outcome.truncated else -1
+    tail = text[at:] if at >= 0 else ""
+    head = text[:at] if at >= 0 else text
+    cut_head, cut = json_cut(head, max(256, limit - len(json.dumps(tail))))
+    return cut_head + tail, cut or outcome.truncated
 
 
 def result_content(outcome: Outcome, limit: int) -> dict[str, Any]:
@@ -52,6 +78,9 @@ def notice(outcome: Outcome, limit: int) -> tuple[str, str]:
         head = f"{outcome.capability or 'request'} [{rid}]: {outcome.status} — {outcome.reason}"
     body = head
     html_body = html.escape(head)
+    # The notice carries the output twice (plain and HTML): half the budget each.
+    output, cut = _cut(replace(outcome, output=output), limit // 2)
+    truncated = truncated or cut
     if output:
         body += "\n```\n" + output + ("" if output.endswith("\n") else "\n") + "```"
         html_body += f"<pre><code>{html.escape(output)}</code></pre>"

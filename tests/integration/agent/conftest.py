@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from apps.device_agent.agent import DeviceAgent
-from meshagents.bus import APPROVAL_REQUEST_KEY, ENVELOPE_EVENT, RESULT_EVENT, approval_request_content
+from meshagents.bus import ENVELOPE_EVENT, RESULT_EVENT, approval_request_content
 from meshagents.matrix.client import Incoming, MatrixClient
 from meshagents.trust.envelope import approval_binding
 from meshagents.trust.models import Envelope
@@ -42,14 +42,16 @@ class World:
     agents: list[DeviceAgent] = field(default_factory=list)
     rooms: dict[str, str] = field(default_factory=dict)  # device id -> room id
     users: dict[str, tuple[str, str]] = field(default_factory=dict)  # device id -> (user, password)
-    results: dict[str, asyncio.Queue[Incoming]] = field(default_factory=dict)  # room -> results
-    notices: dict[str, asyncio.Queue[Incoming]] = field(default_factory=dict)
-    approvals: asyncio.Queue[Incoming] = field(default_factory=asyncio.Queue)
+    results: dict[str, Inbox] = field(default_factory=dict)  # room -> result events
+    notices: dict[str, Inbox] = field(default_factory=dict)  # room -> m.notice events
 
     async def client(self, prefix: str, **kw: Any) -> MatrixClient:
         user, password = self.synapse.new_user(prefix)
-        c = MatrixClient(self.synapse.client_config(user, password, self.root / f"store-{user[1:8]}-{prefix}",
-                                                     **{**FAST, **kw}))
+        c = MatrixClient(
+            self.synapse.client_config(
+                user, password, self.root / f"store-{user[1:8]}-{prefix}", **{**FAST, **kw}
+            )
+        )
         self.clients.append(c)
         await c.start()
         return c
@@ -58,13 +60,21 @@ class World:
         user, password = self.synapse.new_user("dev")
         room = await self.operator.create_room(name=f"dev {user}", invite=[self.bot.user_id, user])
         await self.operator.nio_client.room_invite(self.approvals_room, user)
-        rig = make_rig(root, approvers=[self.operator.user_id], homeserver=self.synapse.url, matrix_user=user,
-                       matrix_password=password, device_room=room, approvals_room=self.approvals_room,
-                       bot_users=[self.bot.user_id], **rig_kw)
+        rig = make_rig(
+            root,
+            approvers=[self.operator.user_id],
+            homeserver=self.synapse.url,
+            matrix_user=user,
+            matrix_password=password,
+            device_room=room,
+            approvals_room=self.approvals_room,
+            bot_users=[self.bot.user_id],
+            **rig_kw,
+        )
         self.rooms[rig.device_id] = room
         self.users[rig.device_id] = (user, password)
-        self.results[room] = asyncio.Queue()
-        self.notices[room] = asyncio.Queue()
+        self.results[room] = Inbox()
+        self.notices[room] = Inbox()
         await self.operator.wait_for_member(room, self.bot.user_id)
         agent = await self.start_agent(rig)
         return agent, rig
@@ -92,29 +102,47 @@ class World:
 
     async def result(self, rig: Rig, request_id: str, timeout: float = 30) -> tuple[Incoming, Incoming]:
         room = self.rooms[rig.device_id]
-        res = await _next(self.results[room], lambda e: e.content.get("request_id") == request_id, timeout)
-        notice = await _next(self.notices[room], lambda e: f"[{request_id}]" in (e.body or ""), timeout)
+        res = await self.results[room].wait(lambda e: e.content.get("request_id") == request_id, timeout)
+        notice = await self.notices[room].wait(lambda e: f"[{request_id}]" in (e.body or ""), timeout)
         return res, notice
 
     async def request_approval(self, rig: Rig, env: dict[str, Any], approval_id: str = "apr001") -> str:
         envelope = Envelope.model_validate(env)
         content = approval_request_content(
-            approval_id=approval_id, request_id=envelope.request_id, device_id=rig.device_id,
-            capability=envelope.capability, binding=approval_binding(envelope),
-            body=f"approve {envelope.capability} on {rig.device_id}? react 👍", html=None)
+            approval_id=approval_id,
+            request_id=envelope.request_id,
+            device_id=rig.device_id,
+            capability=envelope.capability,
+            binding=approval_binding(envelope),
+            body=f"approve {envelope.capability} on {rig.device_id}? react 👍",
+            html=None,
+        )
         return await self.bot.send_custom(self.approvals_room, "m.room.message", content)
 
     async def react(self, who: MatrixClient, event_id: str, key: str = "👍") -> str:
         return await who.send_reaction(self.approvals_room, event_id, key, encrypted=True)
 
 
-async def _next(queue: asyncio.Queue[Incoming], match: Callable[[Incoming], bool], timeout: float) -> Incoming:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        ev = await asyncio.wait_for(queue.get(), max(0.01, deadline - loop.time()))
-        if match(ev):
-            return ev
+class Inbox:
+    """Events kept in arrival order; ``wait`` takes the first that matches (others stay)."""
+
+    def __init__(self) -> None:
+        self.events: list[Incoming] = []
+        self._changed = asyncio.Event()
+
+    async def put(self, ev: Incoming) -> None:
+        self.events.append(ev)
+        self._changed.set()
+
+    async def wait(self, match: Callable[[Incoming], bool], timeout: float = 30) -> Incoming:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            for i, ev in enumerate(self.events):
+                if match(ev):
+                    return self.events.pop(i)
+            self._changed.clear()
+            await asyncio.wait_for(self._changed.wait(), max(0.01, deadline - loop.time()))
 
 
 MakeWorld = Callable[[], Awaitable[World]]
@@ -128,8 +156,9 @@ async def make_world(synapse: SynapseServer, tmp_path: Path) -> AsyncIterator[Ma
         op_user, op_pw = synapse.new_user("operator")
         operator = MatrixClient(synapse.client_config(op_user, op_pw, tmp_path / "operator-store", **FAST))
         bot_user, bot_pw = synapse.new_user("bot")
-        bot = MatrixClient(synapse.client_config(bot_user, bot_pw, tmp_path / "bot-store",
-                                                 operators=(op_user,), **FAST))
+        bot = MatrixClient(
+            synapse.client_config(bot_user, bot_pw, tmp_path / "bot-store", operators=(op_user,), **FAST)
+        )
         await operator.start()
         await bot.start()
         approvals = await operator.create_room(name="operator-approvals", invite=[bot_user])
@@ -146,8 +175,6 @@ async def make_world(synapse: SynapseServer, tmp_path: Path) -> AsyncIterator[Ma
             q = world.notices.get(ev.room_id)
             if q is not None and ev.content.get("msgtype") == "m.notice":
                 await q.put(ev)
-            if ev.room_id == approvals and APPROVAL_REQUEST_KEY in ev.content:
-                await world.approvals.put(ev)
 
         operator.on_custom_event(RESULT_EVENT, on_custom)
         operator.on_message(on_message)

@@ -28,8 +28,9 @@ async def test_approvals(make_world: MakeWorld, tmp_path: Path) -> None:
     draft = rig.envelope("fs.write", args)
     request_event = await world.request_approval(rig, draft)
     approval = await world.react(world.operator, request_event)
-    content = rig.content("fs.write", args, approval=approval, request_id=draft["request_id"],
-                          request_event=request_event)
+    content = rig.content(
+        "fs.write", args, approval=approval, request_id=draft["request_id"], request_event=request_event
+    )
     await world.send(rig, content)
     res, _ = await world.result(rig, draft["request_id"])
     assert res.content["status"] == "ok", res.content
@@ -45,7 +46,7 @@ async def test_approvals(make_world: MakeWorld, tmp_path: Path) -> None:
     evil_args = {"path": str(target), "content": "evil\n"}
     evil = rig.content("fs.write", evil_args, approval=other_approval, request_event=other_request)
     await world.send(rig, evil)
-    res, note = await world.result(rig, evil["envelope"]["request_id"])
+    res, _ = await world.result(rig, evil["envelope"]["request_id"])
     assert res.content["status"] == "rejected_approval"
     assert "another request" in res.content["reason"], res.content
 
@@ -53,8 +54,9 @@ async def test_approvals(make_world: MakeWorld, tmp_path: Path) -> None:
     draft3 = rig.envelope("fs.write", args)
     request3 = await world.request_approval(rig, draft3, approval_id="apr003")
     fake = await world.react(mallory, request3)
-    content3 = rig.content("fs.write", args, approval=fake, request_id=draft3["request_id"],
-                           request_event=request3)
+    content3 = rig.content(
+        "fs.write", args, approval=fake, request_id=draft3["request_id"], request_event=request3
+    )
     await world.send(rig, content3)
     res, _ = await world.result(rig, draft3["request_id"])
     assert res.content["status"] == "rejected_approval"

@@ -26,7 +26,7 @@ async def test_golden_path_and_refusals(make_world: MakeWorld, tmp_path: Path) -
     assert "hello.txt" in result.content["output"] and result.content["exit_code"] == 0
     assert result.content["device_id"] == rig.device_id
     assert notice.content["m.relates_to"]["m.in_reply_to"]["event_id"] == cmd
-    assert "hello.txt" in notice.body and "<pre><code>" in notice.content["formatted_body"]
+    assert "hello.txt" in (notice.body or "") and "<pre><code>" in notice.content["formatted_body"]
     entries = agent.pipeline.audit.entries()
     assert [(e.kind, e.status, e.request_id) for e in entries] == [
         ("intent", "started", content["envelope"]["request_id"]),
@@ -41,7 +41,9 @@ async def test_golden_path_and_refusals(make_world: MakeWorld, tmp_path: Path) -
     refusals = {
         "rejected_signature": bad_sig,
         "rejected_device": rig.content("shell.exec.sh", {"argv": touch}, device_id="dev-elsewhere"),
-        "rejected_expired": rig.content("shell.exec.sh", {"argv": touch}, ttl_s=30, now=int(time.time()) - 900),
+        "rejected_expired": rig.content(
+            "shell.exec.sh", {"argv": touch}, ttl_s=30, now=int(time.time()) - 900
+        ),
         "rejected_capability": rig.content("shell.exec.rm", {"argv": ["rm", "-rf", str(rig.files)]}),
         "rejected_args": rig.content("shell.exec.ls", {"argv": ["ls", "/etc"]}),
         "rejected_approval": rig.content("system.reboot", {"argv": ["true"]}),

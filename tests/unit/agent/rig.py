@@ -38,14 +38,29 @@ def default_capabilities(files: Path, writable: Path) -> list[dict[str, Any]]:
         {"name": "shell.exec.ls", "executables": _exe("ls"), "path_prefixes": [str(files)], "timeout_s": 10},
         {"name": "shell.exec.echo", "executables": _exe("echo"), "timeout_s": 10},
         {"name": "shell.exec.sleep", "executables": _exe("sleep"), "timeout_s": 60},
-        {"name": "shell.exec.sh", "executables": _exe("sh"), "cwd": str(writable), "flags": ["-c"],
-         "timeout_s": 20, "output_cap_bytes": 4096},
+        {
+            "name": "shell.exec.sh",
+            "executables": _exe("sh"),
+            "cwd": str(writable),
+            "flags": ["-c"],
+            "timeout_s": 20,
+            "output_cap_bytes": 4096,
+        },
         {"name": "shell.exec.python3", "executables": _exe("python3"), "flags": ["-c"], "timeout_s": 20},
-        {"name": "shell.exec.head", "executables": _exe("head"), "flags": ["-c"], "timeout_s": 20,
-         "output_cap_bytes": 65536},
+        {
+            "name": "shell.exec.head",
+            "executables": _exe("head"),
+            "flags": ["-c"],
+            "timeout_s": 20,
+            "output_cap_bytes": 65536,
+        },
         {"name": "fs.list", "path_prefixes": [str(files)]},
-        {"name": "fs.read", "path_prefixes": [str(files)], "limits": {"max_bytes": 1 << 20},
-         "output_cap_bytes": 4096},
+        {
+            "name": "fs.read",
+            "path_prefixes": [str(files)],
+            "limits": {"max_bytes": 1 << 20},
+            "output_cap_bytes": 4096,
+        },
         {"name": "fs.write", "path_prefixes": [str(writable)], "requires_approval": True},
         {"name": "system.info"},
         {"name": "sensors"},
@@ -76,10 +91,20 @@ class Rig:
         env = trust_envelope.sign(key, capability=capability, args=args, **kw)
         return env.model_dump(mode="json")
 
-    def content(self, capability: str, args: dict[str, Any], *, reply_to: str | None = None,
-                request_event: str | None = None, **kw: Any) -> dict[str, Any]:
-        return {"envelope": self.envelope(capability, args, **kw), "reply_to": reply_to,
-                "approval_request_event": request_event}
+    def content(
+        self,
+        capability: str,
+        args: dict[str, Any],
+        *,
+        reply_to: str | None = None,
+        request_event: str | None = None,
+        **kw: Any,
+    ) -> dict[str, Any]:
+        return {
+            "envelope": self.envelope(capability, args, **kw),
+            "reply_to": reply_to,
+            "approval_request_event": request_event,
+        }
 
     def resign(self, **changes: Any) -> None:
         data = json.loads(self.manifest_path.read_text())
@@ -144,5 +169,6 @@ def make_rig(
     config_path = state / "config.json"
     config_path.write_text(json.dumps(cfg))
     config_path.chmod(0o600)
-    return Rig(root, files, writable, operator, controller, device, device_id, config_path, manifest_path,
-               approvers)
+    return Rig(
+        root, files, writable, operator, controller, device, device_id, config_path, manifest_path, approvers
+    )

@@ -4,6 +4,7 @@ path, replays across a restart, interrupted requests, and the --replay-test CLI.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 import time
 from pathlib import Path
 from typing import Any
@@ -30,14 +31,16 @@ def rig(tmp_path: Path) -> Rig:
 
 
 @pytest.fixture
-def pipe(rig: Rig) -> Pipeline:
+def pipe(rig: Rig) -> Iterator[Pipeline]:
     p = Pipeline(rig.config)
-    yield p  # type: ignore[misc]
+    yield p
     p.close()
 
 
 def test_golden_ls(rig: Rig, pipe: Pipeline) -> None:
-    out = pipe.process(rig.content("shell.exec.ls", {"argv": ["ls", str(rig.files)]}, reply_to="$cmd"), None, CTX)
+    out = pipe.process(
+        rig.content("shell.exec.ls", {"argv": ["ls", str(rig.files)]}, reply_to="$cmd"), None, CTX
+    )
     assert out.status == "ok", out
     assert "hello.txt" in out.output and out.exit_code == 0 and out.reply_to == "$cmd"
     kinds = [(e.kind, e.status) for e in pipe.audit.entries()]
@@ -45,7 +48,9 @@ def test_golden_ls(rig: Rig, pipe: Pipeline) -> None:
     assert pipe.audit.verify().ok
 
 
-def _status(pipe: Pipeline, content: dict[str, Any], approvals: ApprovalEvents | None = None, **kw: Any) -> str:
+def _status(
+    pipe: Pipeline, content: dict[str, Any], approvals: ApprovalEvents | None = None, **kw: Any
+) -> str:
     before = len(pipe.audit.entries())
     out = pipe.process(content, approvals, CTX, **kw)
     entries = pipe.audit.entries()[before:]
@@ -71,8 +76,9 @@ def test_rejected_device(rig: Rig, pipe: Pipeline) -> None:
 
 def test_rejected_expired_never_runs_late(rig: Rig, pipe: Pipeline) -> None:
     marker = rig.writable / "late"
-    content = rig.content("shell.exec.sh", {"argv": ["sh", "-c", f"touch {marker}"]}, ttl_s=60,
-                          now=int(time.time()) - 600)
+    content = rig.content(
+        "shell.exec.sh", {"argv": ["sh", "-c", f"touch {marker}"]}, ttl_s=60, now=int(time.time()) - 600
+    )
     assert _status(pipe, content) == "rejected_expired"
     assert not marker.exists()
 
@@ -97,16 +103,39 @@ def test_rejected_capability_and_args(rig: Rig, pipe: Pipeline) -> None:
     assert _status(pipe, rig.content("shell.exec.ls", {"argv": ["/bin/../bin/sh"]})) == "rejected_args"
 
 
-def _events(rig: Rig, env: dict[str, Any], *, sender: str | None = None, verified: bool = True,
-            binding: str | None = None, device_id: str | None = None, key: str = "👍") -> ApprovalEvents:
+def _events(
+    rig: Rig,
+    env: dict[str, Any],
+    *,
+    sender: str | None = None,
+    verified: bool = True,
+    binding: str | None = None,
+    device_id: str | None = None,
+    key: str = "👍",
+) -> ApprovalEvents:
     envelope = Envelope.model_validate(env)
-    request = {"event_id": "$R", "type": "m.room.message", "sender": "@bot:localhost", "content": {
-        "msgtype": "m.text", "body": "approve?",
-        APPROVAL_REQUEST_KEY: {"approval_id": "abc123", "request_id": envelope.request_id,
-                               "device_id": device_id or rig.device_id, "capability": envelope.capability,
-                               "binding": binding or approval_binding(envelope)}}}
-    approval = {"event_id": envelope.approval, "type": "m.reaction", "sender": sender or rig.approvers[0],
-                "content": {"m.relates_to": {"rel_type": "m.annotation", "event_id": "$R", "key": key}}}
+    request = {
+        "event_id": "$R",
+        "type": "m.room.message",
+        "sender": "@bot:localhost",
+        "content": {
+            "msgtype": "m.text",
+            "body": "approve?",
+            APPROVAL_REQUEST_KEY: {
+                "approval_id": "abc123",
+                "request_id": envelope.request_id,
+                "device_id": device_id or rig.device_id,
+                "capability": envelope.capability,
+                "binding": binding or approval_binding(envelope),
+            },
+        },
+    }
+    approval = {
+        "event_id": envelope.approval,
+        "type": "m.reaction",
+        "sender": sender or rig.approvers[0],
+        "content": {"m.relates_to": {"rel_type": "m.annotation", "event_id": "$R", "key": key}},
+    }
     return ApprovalEvents(approval=approval, approval_verified=verified, request=request)
 
 
@@ -130,7 +159,8 @@ def test_approval_required_and_checked(rig: Rig, pipe: Pipeline) -> None:
         assert fresh_events.request is not None
         if name != "other request":
             fresh_events.request["content"][APPROVAL_REQUEST_KEY]["binding"] = approval_binding(
-                Envelope.model_validate(fresh))
+                Envelope.model_validate(fresh)
+            )
         assert _status(pipe, {"envelope": fresh}, fresh_events) == "rejected_approval", name
     # the approval event must be the one the signed envelope names
     named_other = rig.envelope("fs.write", args, approval="$B")
@@ -158,11 +188,14 @@ def test_shell_metacharacters_are_plain(rig: Rig, pipe: Pipeline) -> None:
 
 
 def test_timeout_and_big_output(rig: Rig, pipe: Pipeline) -> None:
-    out = pipe.process(rig.content("shell.exec.head", {"argv": ["head", "-c", "10000000", "/dev/zero"]}), None, CTX)
+    out = pipe.process(
+        rig.content("shell.exec.head", {"argv": ["head", "-c", "10000000", "/dev/zero"]}), None, CTX
+    )
     assert out.status == "ok" and out.truncated
     assert "output truncated: 65536 of 10000000 bytes" in out.output
-    rig.resign(serial=2, capabilities=[{"name": "shell.exec.sleep", "executables": ["/bin/sleep"],
-                                         "timeout_s": 1}])
+    rig.resign(
+        serial=2, capabilities=[{"name": "shell.exec.sleep", "executables": ["/bin/sleep"], "timeout_s": 1}]
+    )
     t0 = time.monotonic()
     out = pipe.process(rig.content("shell.exec.sleep", {"argv": ["/bin/sleep", "30"]}), None, CTX)
     assert out.status == "error" and "killed after 1 s" in out.reason
