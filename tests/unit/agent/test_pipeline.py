@@ -4,8 +4,8 @@ path, replays across a restart, interrupted requests, and the --replay-test CLI.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
