@@ -823,7 +823,7 @@ class MatrixClient:
             return await self._raw_send(room_id, event_type, content)
         if isinstance(resp, nio.RoomSendResponse):
             return str(resp.event_id)
-        raise FnError("matrix_send_failed", f"send to {room_id} failed: {getattr(resp, 'message', resp)}")
+        raise _send_error(room_id, resp)
 
     async def _raw_send(self, room_id: str, event_type: str, content: dict[str, Any]) -> str:
         """PUT /send without nio's encryption step (content already final)."""
@@ -832,7 +832,14 @@ class MatrixClient:
         resp = await self._net(client._send(nio.RoomSendResponse, method, path, data, (room_id,)))
         if isinstance(resp, nio.RoomSendResponse):
             return str(resp.event_id)
-        raise FnError("matrix_send_failed", f"send to {room_id} failed: {getattr(resp, 'message', resp)}")
+        raise _send_error(room_id, resp)
+
+
+def _send_error(room_id: str, resp: object) -> FnError:
+    if getattr(resp, "status_code", "") == "M_TOO_LARGE":
+        # Matrix caps an event at 65,536 bytes; encryption grows content by about 4/3.
+        return FnError("matrix_event_too_large", f"event for {room_id} is over the 64 KiB limit")
+    return FnError("matrix_send_failed", f"send to {room_id} failed: {getattr(resp, 'message', resp)}")
 
 
 class _SyncFailed(Exception):

@@ -74,3 +74,14 @@ async def test_kick_removes_member(make_client: MakeClient) -> None:
     members = await alice.nio_client.joined_members(room)
     assert dev.user_id not in [m.user_id for m in members.members]
     await alice.kick(room, dev.user_id, "revoked")  # already gone: no error
+
+
+async def test_oversized_event_has_its_own_error(make_client: MakeClient) -> None:
+    from meshagents.errors import FnError
+
+    alice = await make_client("alice")
+    room = await alice.create_room()
+    await alice.send_custom(room, "org.meshagents.test", {"output": "z" * 40_000})
+    with pytest.raises(FnError) as err:  # 50 kB of text is over 64 KiB once encrypted
+        await alice.send_custom(room, "org.meshagents.test", {"output": "z" * 50_000})
+    assert err.value.code == "matrix_event_too_large"
