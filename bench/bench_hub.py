@@ -1,0 +1,226 @@
+"""wg_hub: enrollment from token to first handshake, and the SSE update delay at 10,000 peers.
+
+    .venv/bin/python bench/bench_hub.py [--devices 8] [--period 1.0] [--trials 12]
+
+(root; wireguard-go, nftables). Builds the integration rig (tests/integration/hub):
+a hub namespace running the real wg_hub service, device namespaces, all per-run names,
+torn down at the end. Prints, in one run:
+
+  1. enrollment, in-process on the device side (what the pipeline's steps do, without
+     the Python start-up of each ``./fn run``): enrollment_submit (HTTP + the hub's
+     token check, wg_peer_add with its git commit, manifest signing + the device's
+     verification), wg_client_install, then the wait for the first handshake; and the
+     whole ``pipelines/enroll_device`` as a subprocess for comparison;
+  2. with 10,000 peers on the hub interface and in the ledger (bulk-loaded the
+     WireGuard layer's way, one UAPI set per 500 peers): the cost of one poll, and
+     the delay from a device sending traffic to the ``peer_stats`` SSE event that
+     names it, at events_period_s = --period.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import secrets
+import socket
+import sqlite3
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx
+
+from meshagents.api import call
+from meshagents.wg.model import PeerSpec
+from meshagents.wg.uapi import render_set
+from meshagents.wg.userspace import UserspaceBackend
+from tests.integration.hub.conftest import OPERATOR_PORT, DeviceNs, HubRig, hub_rig_cm, in_netns
+
+
+def stats(samples: list[float]) -> str:
+    s = sorted(samples)
+    p95 = s[max(0, int(round(len(s) * 0.95)) - 1)]
+    return f"median {statistics.median(s) * 1000:8.1f} ms   p95 {p95 * 1000:8.1f} ms   (n={len(s)})"
+
+
+def kick(address: str) -> None:
+    """One UDP datagram into the mesh: WireGuard handshakes to carry it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.sendto(b"x", (address, 9))
+
+
+def enroll_in_process(rig: HubRig, dev: DeviceNs) -> dict[str, float]:
+    token = rig.token(dev.name)
+    os.environ["FN_STATE_DIR"] = str(dev.state)
+    try:
+        t0 = time.perf_counter()
+        call("device_key_init", caller="bench_hub")
+        out = in_netns(
+            dev.netns, call, "enrollment_submit", caller="bench_hub", token=token, hub_url=rig.public_url
+        )
+        t1 = time.perf_counter()
+        call(
+            "wg_client_install",
+            caller="bench_hub",
+            config_file=Path(out["client_config"]),
+            private_key_file=Path(out["wg_private_key_file"]),
+            interface=dev.interface,
+            config_dir=dev.config_dir,
+            netns=dev.netns,
+            systemd=False,
+        )
+        t2 = time.perf_counter()
+        in_netns(dev.netns, kick, "10.42.0.1")
+        be = UserspaceBackend(dev.interface, dev.netns)
+        while not (be.state().peers and be.state().peers[0].last_handshake):
+            time.sleep(0.001)
+        t3 = time.perf_counter()
+    finally:
+        os.environ["FN_STATE_DIR"] = str(rig.state)
+    return {"submit": t1 - t0, "install": t2 - t1, "handshake": t3 - t2, "total": t3 - t0}
+
+
+def key() -> str:
+    return base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def load_peers(rig: HubRig, count: int) -> None:
+    hub = rig.mesh.hub
+    be = UserspaceBackend(hub.interface, hub.netns)
+    ledger = hub.config_dir / ".meshagents" / f"{hub.interface}.sqlite"
+    db = sqlite3.connect(ledger)
+    now = time.time()
+    for base in range(0, count, 500):
+        batch = [
+            PeerSpec(key(), (f"10.200.{i // 256}.{i % 256}/32",)) for i in range(base, min(base + 500, count))
+        ]
+        be.uapi.set(render_set(peers=batch))
+        db.executemany(
+            "INSERT INTO peers VALUES (?, ?, ?, ?, 'active', 0, ?, ?)",
+            [(p.public_key, f"bulk-{base + j}", f"10.200.{(base + j) // 256}.{(base + j) % 256}",
+              200000 + base + j, now, now) for j, p in enumerate(batch)],
+        )  # fmt: skip
+    db.commit()
+    db.close()
+
+
+class SseClient:
+    def __init__(self, rig: HubRig) -> None:
+        self.rig = rig
+        self.events: list[tuple[float, int, dict[str, Any]]] = []
+        self.ready = threading.Event()
+        self.stop = False
+        self.thread = threading.Thread(target=in_netns, args=(rig.hub_ns, self.run), daemon=True)
+        self.thread.start()
+        self.ready.wait(10)
+
+    def run(self) -> None:
+        headers = {"Authorization": f"Bearer {self.rig.api_token}"}
+        url = f"http://127.0.0.1:{OPERATOR_PORT}/api/events"
+        with httpx.stream("GET", url, headers=headers, timeout=None) as resp:
+            self.ready.set()
+            for line in resp.iter_lines():
+                if self.stop:
+                    return
+                if line.startswith("data:"):
+                    self.events.append((time.perf_counter(), len(line), json.loads(line[5:])))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--devices", type=int, default=8)
+    ap.add_argument("--period", type=float, default=1.0)
+    ap.add_argument("--trials", type=int, default=12)
+    ap.add_argument("--peers", type=int, default=10_000)
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench_hub needs root (network namespaces, wireguard-go)")
+    work = Path(tempfile.mkdtemp(prefix="bench-hub-"))
+    state = work / "hub-state"
+    state.mkdir(mode=0o700)
+    with hub_rig_cm(work, state) as rig:
+        print(f"hub {rig.mesh.hub.interface} in {rig.hub_ns}, service at {rig.public_url}\n")
+        print(f"1. enrollment from token to first handshake ({args.devices} devices, in-process device side)")
+        rows = [enroll_in_process(rig, rig.new_device()) for _ in range(args.devices)]
+        for part, label in (
+            ("submit", "enrollment_submit (HTTP, hub: verify+peer add+sign; device: verify)"),
+            ("install", "wg_client_install (wireguard-go up, routes)"),
+            ("handshake", "first handshake after the first packet"),
+            ("total", "token -> first handshake"),
+        ):
+            print(f"   {label:<70} {stats([r[part] for r in rows])}")
+        pipe = []
+        for _ in range(3):
+            dev = rig.new_device()
+            t0 = time.perf_counter()
+            proc = rig.enroll(dev, rig.token(dev.name))
+            assert proc.returncode == 0, proc.stderr
+            pipe.append(time.perf_counter() - t0)
+        print(f"   {'pipelines/enroll_device, whole (4 x ./fn run, Python start-ups)':<70} {stats(pipe)}\n")
+
+        print(f"2. SSE peer_stats delay with {args.peers:,} peers (events_period_s = {args.period})")
+        t0 = time.perf_counter()
+        load_peers(rig, args.peers)
+        print(f"   bulk-loaded {args.peers:,} peers in {time.perf_counter() - t0:.1f} s (not measured)")
+        rig.stop()
+        rig.start(events_period_s=args.period)
+        hub = rig.mesh.hub
+        be = UserspaceBackend(hub.interface, hub.netns)
+        polls = []
+        for _ in range(7):
+            t = time.perf_counter()
+            n = len(be.state().peers)
+            polls.append(time.perf_counter() - t)
+        print(f"   one poll of the interface ({n:,} peers, UAPI get + parse)          {stats(polls)}")
+        client = SseClient(rig)
+        device = rig.devices[0]
+        pub = [p for p in rig.operator("GET", "/api/peers").json()["peers"] if p["name"] == device.name][0]
+        delays, sizes = [], []
+        import random
+
+        time.sleep(args.period * 2.5)  # past the first (full) event
+        first = [e for e in client.events if e[2]["type"] == "peer_stats"]
+        for _ in range(args.trials):
+            time.sleep(random.uniform(0, args.period))
+            mark = len(client.events)
+            t_send = time.perf_counter()
+            in_netns(device.netns, kick, "10.42.0.1")
+            deadline = time.perf_counter() + args.period * 4 + 5
+            hit = None
+            while hit is None and time.perf_counter() < deadline:
+                for at, size, ev in client.events[mark:]:
+                    changed = ev["data"].get("changed", []) if ev["type"] == "peer_stats" else []
+                    if at >= t_send and any(c["public_key"] == pub["public_key"] for c in changed):
+                        hit = (at, size)
+                        break
+                time.sleep(0.002)
+            if hit is None:
+                print("   (an update did not arrive)")
+                continue
+            delays.append(hit[0] - t_send)
+            sizes.append(hit[1])
+        client.stop = True
+        print(f"   traffic on one peer -> SSE event naming it                         {stats(delays)}")
+        if first:
+            print(
+                f"   first event after connecting (all {args.peers:,} peers listed): {first[0][1] / 1e6:.2f} MB"
+            )
+        if sizes:
+            print(
+                f"   update event size (changed peers only): median {statistics.median(sizes) / 1e3:.1f} kB"
+            )
+        print(
+            f"   expected: uniform over the period ({args.period} s) plus one poll; median ~ period/2 + poll"
+        )
+
+
+if __name__ == "__main__":
+    main()
