@@ -23,6 +23,7 @@ import argparse
 import base64
 import json
 import os
+import random
 import secrets
 import socket
 import sqlite3
@@ -47,7 +48,7 @@ from tests.integration.hub.conftest import OPERATOR_PORT, DeviceNs, HubRig, hub_
 
 def stats(samples: list[float]) -> str:
     s = sorted(samples)
-    p95 = s[max(0, int(round(len(s) * 0.95)) - 1)]
+    p95 = s[max(0, round(len(s) * 0.95) - 1)]
     return f"median {statistics.median(s) * 1000:8.1f} ms   p95 {p95 * 1000:8.1f} ms   (n={len(s)})"
 
 
@@ -182,9 +183,8 @@ def main() -> None:
         print(f"   one poll of the interface ({n:,} peers, UAPI get + parse)          {stats(polls)}")
         client = SseClient(rig)
         device = rig.devices[0]
-        pub = [p for p in rig.operator("GET", "/api/peers").json()["peers"] if p["name"] == device.name][0]
+        pub = next(p for p in rig.operator("GET", "/api/peers").json()["peers"] if p["name"] == device.name)
         delays, sizes = [], []
-        import random
 
         time.sleep(args.period * 2.5)  # past the first (full) event
         first = [e for e in client.events if e[2]["type"] == "peer_stats"]
@@ -210,9 +210,7 @@ def main() -> None:
         client.stop = True
         print(f"   traffic on one peer -> SSE event naming it                         {stats(delays)}")
         if first:
-            print(
-                f"   first event after connecting (all {args.peers:,} peers listed): {first[0][1] / 1e6:.2f} MB"
-            )
+            print(f"   first event after connecting (all {args.peers:,} peers): {first[0][1] / 1e6:.2f} MB")
         if sizes:
             print(
                 f"   update event size (changed peers only): median {statistics.median(sizes) / 1e3:.1f} kB"
