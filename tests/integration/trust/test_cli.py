@@ -1,4 +1,4 @@
-"""The CLI shapes scripts depend on, through the real ./fn launcher."""
+"""The CLI shapes scripts depend on, through the real ./fn launcher (subprocesses, so not a unit test)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from meshagents.state import project_root
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 
 
 def fn(state: Path, *args: str) -> tuple[int, Any, str]:
@@ -61,3 +61,51 @@ def test_contract(tmp_path: Path) -> None:
     assert rc == 0 and out["devices"]["home-wsl"]["ok"]
     rc, out, _ = fn(state, "device_audit_verify_chain", "--all")
     assert rc == 0 and list(out["devices"]) == ["home-wsl"]
+
+
+def test_envelope_and_rotation_flow(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    assert fn(state, "operator_key_init")[0] == 0
+    rc, ctl, _ = fn(state, "controller_key_init")
+    assert rc == 0
+    example = json.loads((project_root() / "docs" / "examples" / "manifest.json").read_text())
+    example["controllers"] = [ctl["public_key"]]
+    example["capabilities"][0]["path_prefixes"] = [str(tmp_path)]
+    unsigned = tmp_path / "m.json"
+    unsigned.write_text(json.dumps(example))
+    rc, signed, _ = fn(state, "capability_manifest_sign", "--manifest", str(unsigned))
+    manifest = tmp_path / "signed.json"
+    manifest.write_text(json.dumps(signed))
+
+    def envelope(argv: list[str]) -> Path:
+        rc, env, _ = fn(
+            state, "envelope_sign", "--device-id", "dev-0001", "--capability", "shell.exec.ls",
+            "--args", json.dumps({"argv": argv}),
+        )  # fmt: skip
+        assert rc == 0
+        path = tmp_path / f"env-{env['nonce']}.json"
+        path.write_text(json.dumps(env))
+        return path
+
+    ok = envelope(["ls", "-l", str(tmp_path)])
+    rc, out, _ = fn(state, "envelope_verify", "--envelope", str(ok), "--manifest", str(manifest))
+    assert rc == 0 and out["argv"][0] in ("/bin/ls", "/usr/bin/ls")
+    assert (
+        fn(state, "envelope_verify", "--envelope", str(ok), "--manifest", str(manifest))[2]
+        == "rejected_nonce"
+    )
+    bad = envelope(["ls", "/etc"])
+    assert (
+        fn(state, "envelope_verify", "--envelope", str(bad), "--manifest", str(manifest))[2]
+        == "rejected_args"
+    )
+
+    rc, rot, _ = fn(state, "operator_key_rotate", "--reason", "test", "--manifests", str(manifest))
+    assert rc == 0 and rot["resigned"][0]["serial"] == 2
+    rc, out, _ = fn(state, "capability_manifest_verify", "--manifest", str(manifest))
+    assert rc == 0 and out["serial"] == 2 and out["operator_key"] == rot["new_key"]
+    manifest.write_text(json.dumps(signed))  # the old manifest, old key, serial 1
+    assert (
+        fn(state, "capability_manifest_verify", "--manifest", str(manifest))[2]
+        == "manifest_invalid_signature"
+    )
