@@ -2,7 +2,7 @@
 
     fn app agents_dashboard                                  # hub on 127.0.0.1:8000, bot on :8766
     fn app agents_dashboard --hub-api http://127.0.0.1:8000 --bot-api none --stale-after-s 60
-    fn app agents_dashboard --host 10.42.0.1 --host 127.0.0.1 --port 8090 --token-file op.token
+    fn app agents_dashboard --host 10.42.0.1 --host 127.0.0.1 --port 8080 --token-file op.token
 
 The operator token is the hub's operator API token: by default read from the same key
 store entry the hub uses (``wg_hub/api_token``), or from ``--token-file`` (0600).
@@ -31,7 +31,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--host", action="append", dest="hosts", help="listen address (repeat); default: mesh + loopback"
     )
-    p.add_argument("--port", type=int, default=8090)
+    p.add_argument("--port", type=int, default=8080)
     p.add_argument("--stale-after-s", type=float, default=180.0, help="no handshake for this long: stale")
     p.add_argument("--bot-period-s", type=float, default=3.0)
     p.add_argument("--tick-s", type=float, default=5.0)

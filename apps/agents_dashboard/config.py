@@ -4,7 +4,7 @@
     token = load_token(cfg)      # --token-file, else the key store entry the hub uses
 
 Defaults suit a dashboard running on the hub next to wg_hub: it listens on the hub's
-mesh address (asked from the hub's ``/healthz``) and 127.0.0.1, port 8090.
+mesh address (asked from the hub's ``/healthz``) and 127.0.0.1, port 8080.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ class DashConfig:
     hub_api: str = "http://127.0.0.1:8000"
     bot_api: str | None = "http://127.0.0.1:8766"
     hosts: tuple[str, ...] = ()  # default: the hub's mesh address + 127.0.0.1
-    port: int = 8090
+    port: int = 8080
     stale_after_s: float = 180.0  # a peer with no handshake for this long is "stale"
     bot_period_s: float = 3.0  # how often approvals and agent states are read from the bot
     tick_s: float = 5.0  # re-render ages when the hub sends nothing

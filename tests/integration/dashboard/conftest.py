@@ -2,7 +2,7 @@
 
     rig = cockpit                     # module-scoped
     rig.hub                           # tests.integration.hub.conftest.HubRig (hub namespace, API)
-    rig.url                           # http://127.0.0.1:8090 inside the hub namespace
+    rig.url                           # http://127.0.0.1:8080 inside the hub namespace
     rig.set_bot(approvals=[...], devices=[...])   # what the bot stand-in answers from now on
     rig.shot(page, "name")            # screenshot into rig.artifacts (printed at start)
     page = browser_page               # a fresh Chromium page (empty profile), logged out
@@ -38,7 +38,7 @@ from tests.fixtures.mesh import NETNS_DIR
 from tests.integration.hub.conftest import HubRig, hub_rig_cm, in_netns
 
 ROOT = Path(__file__).resolve().parents[3]
-DASH_PORT = 8090
+DASH_PORT = 8080
 BOT_PORT = 8766
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

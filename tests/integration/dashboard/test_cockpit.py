@@ -17,12 +17,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 from nacl.public import PrivateKey
 from nacl.signing import SigningKey
 
 from meshagents.trust.audit import AuditLog
-from tests.integration.dashboard.conftest import Cockpit
+from tests.integration.dashboard.conftest import DASH_PORT, Cockpit
+from tests.integration.hub.conftest import in_netns
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
 
@@ -155,6 +157,17 @@ def test_page_loads_and_new_peer_appears_live(cockpit: Cockpit, page: Any) -> No
     )
     assert page.evaluate("window.__noReload") == 1
     cockpit.shot(page, "mesh-online")
+
+
+def test_served_on_mesh_and_loopback_only(cockpit: Cockpit) -> None:
+    mesh = cockpit.hub.mesh
+    dev = mesh.devices[0] if mesh.devices else off_loop(mesh.add_device, name=f"phone-{SUFFIX}")
+    # a device on the mesh (the operator's phone) reaches it on the hub's mesh address
+    resp = in_netns(dev.netns, httpx.get, f"http://{mesh.hub.address}:{DASH_PORT}/login", timeout=5)
+    assert resp.status_code == 200 and "Operator token" in resp.text
+    # the internet side of the hub does not: nothing listens there, and the firewall drops 8080
+    with pytest.raises((httpx.ConnectError, httpx.ConnectTimeout)):  # refused, or dropped by nftables
+        in_netns(cockpit.hub.internet, httpx.get, f"http://198.19.99.1:{DASH_PORT}/login", timeout=3)
 
 
 def test_pending_approval_shows_and_deny(cockpit: Cockpit, page: Any) -> None:

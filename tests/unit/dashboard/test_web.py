@@ -87,7 +87,7 @@ def env(fake: Fake) -> tuple[TestClient, Live]:
     asyncio.run(live.refresh_peers())
     asyncio.run(live.poll_bot_once())
     app = create_app(cfg, live, hub, bot, SessionStore(), TOKEN)
-    return TestClient(app, base_url="http://127.0.0.1:8090"), live
+    return TestClient(app, base_url="http://127.0.0.1:8080"), live
 
 
 def login(client: TestClient) -> str:
