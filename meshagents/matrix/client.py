@@ -184,6 +184,7 @@ class MatrixClient:
         self._device_id: str | None = None
         self._pins: dict[str, str] | None = None
         self._chain_cache: dict[tuple[str, str, str | None], crosssign.ChainResult] = {}
+        self._filter: str | dict[str, Any] | None = None
         self.trust_alerts: list[str] = []
 
     # ------------------------------------------------------------------ public
@@ -427,6 +428,7 @@ class MatrixClient:
                 {"user_id": cfg.user_id, "device_id": resp.device_id, "access_token": resp.access_token},
             )
         self._device_id = str(client.device_id)
+        self._filter = None
         self._handled = HandledEvents(cfg.store_dir / "handled.sqlite")
         self._first_sync_ever = client.loaded_sync_token is None
         if client.should_upload_keys:
@@ -562,11 +564,12 @@ class MatrixClient:
 
     async def _sync_once(self, timeout_ms: int, *, full_state: bool = False) -> None:
         client = self._client
-        resp = await client.sync(
-            timeout=timeout_ms,
-            sync_filter={"room": {"timeline": {"limit": self.config.timeline_limit}}},
-            full_state=full_state or None,
-        )
+        if self._filter is None:
+            room_filter = {"timeline": {"limit": self.config.timeline_limit}}
+            up = await client.upload_filter(room=room_filter)
+            # An uploaded filter spares the server parsing it on every long poll.
+            self._filter = up.filter_id if isinstance(up, nio.UploadFilterResponse) else {"room": room_filter}
+        resp = await client.sync(timeout=timeout_ms, sync_filter=self._filter, full_state=full_state or None)
         if not isinstance(resp, nio.SyncResponse):
             raise _SyncFailed(getattr(resp, "message", str(resp)))
         if client.outgoing_to_device_messages:
