@@ -13,7 +13,7 @@ Public API::
     .entries() -> list[AuditEntry]; .head() -> (seq, hash); .pending() -> list[AuditEntry]
     .checkpoint(key: SigningKey) -> Checkpoint; .checkpoints() -> list[dict]
     .verify(device_key: str | None = None) -> ChainReport
-    verify_chain(rows, checkpoints, device_key=None) -> ChainReport     # pure core
+    verify_chain(rows, checkpoints, device_key=None, *, after=(0, GENESIS)) -> ChainReport  # pure
     entry_hash(seq, kind, ts_ms, request_id, capability, args_digest, status, approval,
                detail, prev_hash) -> str
     ChainReport(ok, entries, head_seq, head_hash, first_bad_seq, problem, reason, checkpoints)
@@ -155,29 +155,42 @@ def _row_text(row: Row) -> str | None:
 
 
 def verify_chain(
-    rows: Iterable[Row], checkpoints: Sequence[dict[str, Any]], device_key: str | None = None
+    rows: Iterable[Row],
+    checkpoints: Sequence[dict[str, Any]],
+    device_key: str | None = None,
+    *,
+    after: tuple[int, str] = (0, GENESIS),
 ) -> ChainReport:
-    """Check rows (``COLUMNS`` order, storage order) and checkpoints; the first bad seq wins."""
+    """Check rows (``COLUMNS`` order, storage order) and checkpoints; the first bad seq wins.
+
+    ``after=(seq, hash)`` continues from a head already verified: the hub checks each
+    shipped batch against the last entry it holds for that device.
+    """
     links = [(r[0], r[9], r[10], _row_text(r)) for r in rows]
-    return verify_links(links, checkpoints, device_key)
+    return verify_links(links, checkpoints, device_key, after=after)
 
 
 Link = tuple[Any, Any, Any, Any]  # (seq, prev_hash, stored hash, hashed text or None)
 
 
 def verify_links(
-    links: Sequence[Link], checkpoints: Sequence[dict[str, Any]], device_key: str | None = None
+    links: Sequence[Link],
+    checkpoints: Sequence[dict[str, Any]],
+    device_key: str | None = None,
+    *,
+    after: tuple[int, str] = (0, GENESIS),
 ) -> ChainReport:
     """The core of :func:`verify_chain` over (seq, prev_hash, hash, text) in storage order."""
-    expected = 1
-    prev = GENESIS
+    first = after[0] + 1
+    expected = first
+    prev = after[1]
     wanted = {int(cp.get("seq", -1)) for cp in checkpoints if isinstance(cp.get("seq"), int)}
-    hash_at: dict[int, str] = {0: GENESIS}
+    hash_at: dict[int, str] = {after[0]: after[1]}
     bad: tuple[int, str, str] | None = None
     tag = _TAG
     for seq, prev_hash, stored, text in links:
         if seq != expected:
-            later = {link[0] for link in links[expected:]}  # rows after this one (index = expected - 1)
+            later = {link[0] for link in links[expected - first + 1 :]}  # the rows after this one
             if expected in later:
                 bad = (expected, "reorder", f"seq {expected} is stored out of order")
             elif isinstance(seq, int) and 1 <= seq < expected:
@@ -207,6 +220,8 @@ def verify_links(
             continue
         if limit is not None and cp_seq >= limit:
             break
+        if cp_seq < after[0]:
+            continue  # before this batch: checked when that part was verified
         key = device_key or cp.get("device_key")
         signature = cp.get("signature")
         if (

@@ -188,3 +188,17 @@ def test_sql_hash_text_matches_python(tmp_path_factory: pytest.TempPathFactory, 
                 continue  # lone surrogates cannot be stored at all
         assert log.verify().ok
         assert verify_chain(log.rows(), []).ok
+
+
+def test_hub_checks_shipped_batches_for_continuity(tmp_path: Path, keys: Keys) -> None:
+    log = build(tmp_path / "a.sqlite")  # 10 entries
+    log.checkpoint(keys.device)
+    rows, cps = log.rows(), log.checkpoints()
+    first = verify_chain(rows[:4], [], keys.dev_pub)
+    assert first.ok and first.head_seq == 4
+    rest = verify_chain(rows[4:], cps, keys.dev_pub, after=(first.head_seq, first.head_hash))
+    assert rest.ok and rest.head_seq == 10 and rest.checkpoints == 1
+    skipped = verify_chain(rows[5:], [], after=(first.head_seq, first.head_hash))
+    assert (skipped.first_bad_seq, skipped.problem) == (5, "gap")
+    forked = verify_chain(rows[4:], [], after=(4, "f" * 64))
+    assert (forked.first_bad_seq, forked.problem) == (5, "hash_mismatch")
