@@ -1,0 +1,84 @@
+"""/enroll with a homeserver configured: the answer carries the device's Matrix account and room.
+
+The hub runs in the root namespace here (its listeners on 127.0.0.1, free ports) so it
+can reach the session's Synapse on loopback; its WireGuard interface is still the
+mesh fixture's, in a namespace. The device side is the test itself (random keys).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.fixtures.mesh import Mesh, require_mesh_tools
+from tests.fixtures.synapse import SynapseServer, free_port, synapse  # noqa: F401
+from tests.integration.hub.conftest import ROOT
+
+pytestmark = [pytest.mark.integration, pytest.mark.root]
+
+
+def test_enroll_with_matrix(synapse: SynapseServer, tmp_path: Path, state_dir: Path) -> None:  # noqa: F811
+    from meshagents.api import call
+
+    require_mesh_tools()
+    operator, _ = synapse.new_user("op")
+    synapse.configure_state(state_dir, operators=[operator])
+    call("operator_key_init", caller="tests.hub")
+    call("controller_key_init", caller="tests.hub")
+    pub_port, op_port = free_port(), free_port()
+    with Mesh(devices=0, workdir=tmp_path / "mesh") as mesh:
+        cfg = tmp_path / "hub.toml"
+        cfg.write_text(
+            f'interface = "{mesh.hub.interface}"\nconfig_dir = "{mesh.hub.config_dir}"\n'
+            f'netns = "{mesh.hub.netns}"\n'
+            f'public_host = "127.0.0.1"\npublic_port = {pub_port}\noperator_port = {op_port}\n'
+            f'operator_hosts = ["127.0.0.1"]\nendpoint = "198.19.99.1:51820"\n'
+            f'[matrix]\nhomeserver_url = "{synapse.url}"\nserver_name = "{synapse.server_name}"\n'
+        )
+        hub = subprocess.Popen(
+            [sys.executable, "-m", "apps.wg_hub", "--config", str(cfg)],
+            cwd=ROOT,
+            env={**os.environ, "FN_STATE_DIR": str(state_dir)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            for _ in range(100):
+                try:
+                    if httpx.get(f"http://127.0.0.1:{pub_port}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            name = synapse.unique("dev")
+            token = call("enrollment_token_create", caller="tests.hub", device_name=name)["token"]
+            keys = {
+                "wg_public_key": base64.b64encode(secrets.token_bytes(32)).decode(),
+                "device_key": base64.b64encode(secrets.token_bytes(32)).decode(),
+            }
+            resp = httpx.post(
+                f"http://127.0.0.1:{pub_port}/enroll", json={"token": token, **keys}, timeout=60
+            )
+            assert resp.status_code == 200, resp.text
+            m = resp.json()["matrix"]
+            assert (
+                m["user_id"] == f"@dev-{name}:{synapse.server_name}" == resp.json()["manifest"]["matrix_user"]
+            )
+            assert m["room_alias"] == f"#dev-{name}:{synapse.server_name}" and m["room_id"].startswith("!")
+            login = httpx.post(
+                f"{synapse.url}/_matrix/client/v3/login",
+                json={"type": "m.login.password", "identifier": {"type": "m.id.user", "user": m["user_id"]},
+                      "password": m["password"]},
+                timeout=10,
+            )  # fmt: skip
+            assert login.status_code == 200, login.text
+        finally:
+            hub.terminate()
+            hub.wait(10)
