@@ -313,6 +313,8 @@ class AuditLog:
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
+        if nonce is not None:
+            self.nonces.maybe_prune(ts // 1000)
         return AuditEntry(
             seq=seq,
             kind=kind,  # type: ignore[arg-type]

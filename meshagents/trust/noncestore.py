@@ -7,6 +7,7 @@ Public API::
     .consume(nonce, keep_until, *, now=None)   # FnError("rejected_nonce") if already there
     .insert(nonce, keep_until)       # inside a transaction the caller already holds
     .prune(now) -> int               # forget nonces whose keep_until has passed
+    .maybe_prune(now=None)           # prune every 256 inserts (consume and AuditLog do this)
     .count() -> int
 
 A nonce is kept until ``keep_until`` = the envelope's ``expires_at`` plus the clock
@@ -62,6 +63,10 @@ class NonceStore:
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
+        self.maybe_prune(now)
+
+    def maybe_prune(self, now: int | None = None) -> None:
+        """Prune once every PRUNE_EVERY inserts, so the table stays the size of the live window."""
         if self._inserts >= PRUNE_EVERY:
             self.prune(int(time.time()) if now is None else now)
 

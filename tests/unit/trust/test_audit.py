@@ -202,3 +202,15 @@ def test_hub_checks_shipped_batches_for_continuity(tmp_path: Path, keys: Keys) -
     assert (skipped.first_bad_seq, skipped.problem) == (5, "gap")
     forked = verify_chain(rows[4:], [], after=(4, "f" * 64))
     assert (forked.first_bad_seq, forked.problem) == (5, "hash_mismatch")
+
+
+def test_nonces_written_by_intents_are_pruned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from meshagents.trust import noncestore
+
+    monkeypatch.setattr(noncestore, "PRUNE_EVERY", 3)
+    with AuditLog(tmp_path / "a.sqlite") as log:
+        for i in range(3):
+            log.append_intent(f"r{i}", "c", {}, nonce=f"old-nonce-{i:08d}", keep_until=10, ts_ms=1_000_000)
+        assert log.nonces.count() == 0  # all three past keep_until at ts 1000 s
+        log.append_intent("r9", "c", {}, nonce="live-nonce-000000", keep_until=5000, ts_ms=1_000_000)
+        assert log.nonces.seen("live-nonce-000000")
