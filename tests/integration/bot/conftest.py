@@ -15,6 +15,7 @@ up in #operator-approvals with ``meshagents.bus.check_approval``) and answers wi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import time
@@ -31,6 +32,7 @@ from apps.agents_and_robots.dispatches import Dispatch, DispatchStore
 from apps.agents_and_robots.shell import BotShell, ShellConfig
 from meshagents.bus import APPROVAL_REQUEST_KEY, ENVELOPE_EVENT, RESULT_EVENT, check_approval
 from meshagents.matrix.client import Incoming, MatrixClient
+from meshagents.matrix.rooms import power_levels
 from meshagents.trust import envelope as trust_envelope
 from meshagents.trust import manifest as trust_manifest
 from meshagents.trust.keystore import CONTROLLER_KEY, init_signing_key
@@ -71,9 +73,10 @@ class TestDevice:
         r = await self.client.get_event(self.approvals_room, request_event)
         if r.sender != self.bot_user:
             return False
-        verdict = check_approval(approval=_event_dict(a), request=_event_dict(r), approval_verified=a.verified,
-                                 binding=trust_envelope.approval_binding(env), device_id=self.manifest.device_id,
-                                 approvers=self.manifest.approvers, bot_users=[self.bot_user])
+        verdict = check_approval(
+            approval=_event_dict(a), request=_event_dict(r), approval_verified=a.verified,
+            binding=trust_envelope.approval_binding(env), device_id=self.manifest.device_id,
+            approvers=self.manifest.approvers, bot_users=[self.bot_user])
         return verdict.ok
 
     async def _on_envelope(self, ev: Incoming) -> None:
@@ -124,10 +127,8 @@ class World:
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out waiting for {what or probe}")
             self.changed.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.changed.wait(), 0.25)
-            except TimeoutError:
-                pass
 
     async def notice(self, room: str, match: Callable[[str], bool], timeout: float = 20.0) -> Incoming:
         def probe() -> Incoming | None:
@@ -141,7 +142,8 @@ class World:
     async def request(self, timeout: float = 20.0) -> Incoming:
         """The newest approval request R the bot posted."""
         def probe() -> Incoming | None:
-            reqs = [e for e in self.messages.get(self.approvals_room, []) if APPROVAL_REQUEST_KEY in e.content]
+            seen = self.messages.get(self.approvals_room, [])
+            reqs = [e for e in seen if APPROVAL_REQUEST_KEY in e.content]
             return reqs[-1] if reqs else None
         found: Incoming = await self.wait(probe, timeout, "an approval request")
         return found
@@ -207,9 +209,12 @@ async def make_world(synapse: SynapseServer, tmp_path: Path, state_dir: Path) ->
 
         operator = await client(op_user, op_pw, "operator", accept_invites_from=(bot_user,))
         stranger = await client(eve_user, eve_pw, "eve", accept_invites_from=(bot_user, op_user))
-        dev = await client(dev_user, dev_pw, "device", operators=(op_user,), accept_invites_from=(bot_user, op_user))
+        dev = await client(dev_user, dev_pw, "device", operators=(op_user,),
+                           accept_invites_from=(bot_user, op_user))
+        # the device room as the Matrix layer makes it: operator 100, bot 50 (may kick), device 0
         room = await operator.create_room(alias=f"dev-{name}", name=f"dev {name}",
-                                          invite=[bot_user, dev_user, eve_user])
+                                          invite=[bot_user, dev_user, eve_user],
+                                          power_levels=power_levels([op_user], bot_user, dev_user))
 
         approvals_alias = synapse.unique("operator-approvals")
         cfg = ShellConfig(

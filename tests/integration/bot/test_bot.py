@@ -45,7 +45,8 @@ async def test_refusal_dispatch_and_strangers(make_world: MakeWorld) -> None:
     before = len(world.envelopes)
     await world.say("!exec ls /tmp", who=world.stranger)
     await world.notice(room, lambda t: t.startswith("refused:") and world.stranger.user_id in t)
-    await world.notice(approvals, lambda t: t.startswith("alert: refused a command") and world.stranger.user_id in t)
+    await world.notice(approvals,
+                       lambda t: t.startswith("alert: refused a command") and world.stranger.user_id in t)
     assert len(world.envelopes) == before
 
     # the directory's revoked mark (what the hub reports) answers peer_revoked within the poll interval
@@ -54,3 +55,123 @@ async def test_refusal_dispatch_and_strangers(make_world: MakeWorld) -> None:
     await world.say("!exec ls /tmp")
     await world.notice(room, lambda t: t == f"peer_revoked: {world.name} is revoked; nothing was sent")
     assert world.latest_row().status == "peer_revoked"
+
+
+async def test_approvals_count_only_operators_and_the_dashboard_can_deny(make_world: MakeWorld) -> None:
+    world = await make_world()
+    room, approvals = world.device_room, world.approvals_room
+    bot = world.shell.client
+    # the stranger may read #operator-approvals (a mistake an admin could make): their vote must not count
+    await bot.nio_client.room_invite(approvals, world.stranger.user_id)
+    await bot.wait_for_member(approvals, world.stranger.user_id, timeout=30)
+
+    cmd = await world.say("!exec echo hello")
+    waiting = await world.notice(room, lambda t: t.startswith("waiting for approval "))
+    approval_id = waiting.body.split()[3]  # type: ignore[union-attr]
+    req = await world.request()
+    data = req.content[APPROVAL_REQUEST_KEY]
+    assert data["approval_id"] == approval_id and data["device_id"] == world.name
+    assert data["capability"] == "shell.exec.echo" and data["binding"].startswith(data["request_id"] + ":")
+    rid = data["request_id"]
+    assert (await world.row(rid, "pending_approval")).approval_id == approval_id
+
+    # neither the stranger's 👍 nor the bot's own counts
+    await world.stranger.send_reaction(approvals, req.event_id, "👍")
+    await world.notice(approvals, lambda t: t.startswith(f"alert: ignored approval of request {approval_id}")
+                       and world.stranger.user_id in t)
+    await bot.send_reaction(approvals, req.event_id, "👍")
+    await asyncio.sleep(1.5)
+    assert world.store().get(rid).status == "pending_approval"  # type: ignore[union-attr]
+    assert not [e for e in world.envelopes if e.content.get("reply_to") == cmd]
+
+    # the operator's 👍 decides; the device accepts the approval it looked up itself
+    thumb = await world.operator.send_reaction(approvals, req.event_id, "👍")
+    envs = await world.wait(lambda: [e for e in world.envelopes if e.content.get("reply_to") == cmd],
+                            what="the approved envelope")
+    content = envs[0].content
+    assert content["envelope"]["approval"] == thumb and content["approval_request_event"] == req.event_id
+    row = await world.row(rid, "ok")
+    assert row.approval_event_id == thumb
+    await world.notice(room, lambda t: t.startswith(f"approved {approval_id} by {world.operator.user_id}"))
+
+    # the control API: a pending request is listed; a deny through it is honoured
+    shell = world.shell
+    host, port = shell.control_bound[0]
+    base = f"http://{host}:{port}"
+    auth = {"Authorization": f"Bearer {shell.cfg.control_token}"}
+    await world.say("!exec echo second")
+    second = await world.notice(room,
+                                lambda t: t.startswith("waiting for approval ") and approval_id not in t)
+    second_id = second.body.split()[3]  # type: ignore[union-attr]
+    async with httpx.AsyncClient(timeout=10) as http:
+        assert (await http.get(base + "/healthz")).json() == {"state": "ok"}
+        assert (await http.get(base + "/approvals")).status_code == 401
+        bad = await http.get(base + "/approvals", headers={"Authorization": "Bearer nope"})
+        assert bad.status_code == 401 and bad.json()["error"] == "unauthorized"
+        listed = (await http.get(base + "/approvals", headers=auth)).json()
+        assert listed[0]["approval_id"] == second_id and listed[0]["state"] == "pending"
+        assert listed[0]["device"] == world.name and listed[0]["room_id"] == approvals
+        assert {"approval_id", "request_id", "device", "capability", "args_preview", "requester",
+                "created_at", "expires_at", "request_event_id", "room_id", "state"} <= set(listed[0])
+        assert any(a["approval_id"] == approval_id and a["state"] == "approved" for a in listed)
+        denied = await http.post(base + f"/approvals/{second_id.lower()}/deny", headers=auth)
+        assert denied.status_code == 200 and denied.json() == {"state": "denied"}
+        again = await http.post(base + f"/approvals/{second_id}/deny", headers=auth)
+        assert again.status_code == 409 and again.json()["error"] == "approval_decided"
+        missing = await http.post(base + "/approvals/ZZZZZZ/deny", headers=auth)
+        assert missing.status_code == 404 and missing.json()["error"] == "approval_not_found"
+        devices = (await http.get(base + "/devices", headers=auth)).json()
+        assert devices == [{"device": world.name, "room_id": room, "room_alias": f"#dev-{world.name}:"
+                            f"{world.synapse.server_name}", "agent_state": "unknown", "last_status_ts": None}]
+    await world.notice(room, lambda t: t == f"denied {second_id} by {DASHBOARD}; nothing ran")
+    await world.notice(approvals, lambda t: t.startswith(f"denied {second_id}") and DASHBOARD in t)
+    denied_row = world.store().by_approval(second_id)
+    assert denied_row is not None and denied_row.status == "denied"
+    # a vote after the decision changes nothing
+    await world.say(f"!approve {second_id}", room=approvals)
+    await world.notice(approvals, lambda t: t == f"request {second_id} is already denied")
+
+
+async def test_pending_requests_expire(make_world: MakeWorld) -> None:
+    world = await make_world(approval_ttl_s=2.0)
+    await world.say("!exec echo late")
+    waiting = await world.notice(world.device_room, lambda t: t.startswith("waiting for approval "))
+    approval_id = waiting.body.split()[3]  # type: ignore[union-attr]
+    await world.notice(world.device_room, lambda t: t == f"request {approval_id} expired without approval; "
+                       "nothing ran")
+    await world.notice(world.approvals_room, lambda t: t.startswith(f"expired {approval_id}"))
+    row = world.store().by_approval(approval_id)
+    assert row is not None and row.status == "expired"
+    req = await world.request()
+    await world.operator.send_reaction(world.approvals_room, req.event_id, "👍")
+    await asyncio.sleep(1.5)
+    assert not world.envelopes  # nothing was ever sent
+
+
+async def test_replay_alert_and_revoke(make_world: MakeWorld) -> None:
+    world = await make_world()
+    room, approvals = world.device_room, world.approvals_room
+    cmd = await world.say("!exec ls /tmp")
+    envs = await world.wait(lambda: [e for e in world.envelopes if e.content.get("reply_to") == cmd],
+                            what="the envelope")
+    rid = envs[0].content["envelope"]["request_id"]
+    await world.row(rid, "ok")
+    # someone re-sends the very same signed envelope: the device refuses it, the bot alerts
+    await world.operator.send_custom(room, ENVELOPE_EVENT, dict(envs[0].content))
+    await world.notice(approvals, lambda t: f"refused request {rid} as a replay (rejected_nonce)" in t)
+    assert world.device.results[-1]["status"] == "rejected_nonce"
+    assert world.store().get(rid).status == "ok"  # type: ignore[union-attr]  # the first answer stands
+
+    # !revoke in two steps; then the device answers peer_revoked and its user is out of its rooms
+    await world.say(f"!revoke {world.name} --confirm ABCDEF", room=approvals)
+    await world.notice(approvals, lambda t: t.startswith(f"no revoke of {world.name} to confirm"))
+    await world.say(f"!revoke {world.name}", room=approvals)
+    ask = await world.notice(approvals, lambda t: t.startswith(f"revoking {world.name} removes"))
+    code = (ask.body or "").rsplit("--confirm", 1)[1].split()[0]
+    await world.say(f"!revoke {world.name} --confirm {code}", room=approvals)
+    await world.notice(approvals, lambda t: t.startswith(f"revoked {world.name}"))
+    assert (world.manifests / f"{world.name}.revoked").exists()
+    await world.say("!exec ls /tmp")
+    await world.notice(room, lambda t: t == f"peer_revoked: {world.name} is revoked; nothing was sent")
+    dev_user = world.device.client.user_id
+    await world.wait(lambda: dev_user not in world.shell.client.nio_client.rooms[room].users, what="kick")
