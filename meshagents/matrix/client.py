@@ -610,6 +610,7 @@ class MatrixClient:
     async def _retry_pending(self) -> None:
         now = time.monotonic()
         for event_id, (since, room_id, event, dispatch) in list(self._pending.items()):
+            event.room_id = room_id
             try:
                 decrypted = self._client.decrypt_event(event)
             except (nio.EncryptionError, nio.LocalProtocolError):
