@@ -77,6 +77,7 @@ class Live:
         self.bot_state = "not configured" if bot is None else "connecting"
         self.bot_error = ""
         self._subs: set[Subscriber] = set()
+        self.versions: dict[str, int] = dict.fromkeys(PANELS, 0)  # bumped on every mark
         self._refresh_lock = asyncio.Lock()
 
     # subscribers -----------------------------------------------------------------------------
@@ -93,6 +94,8 @@ class Live:
         return len(self._subs)
 
     def notify(self, panels: set[str]) -> None:
+        for p in panels:
+            self.versions[p] = self.versions.get(p, 0) + 1
         for sub in list(self._subs):
             sub.mark(panels)
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import secrets
 import time
 import urllib.parse
 from pathlib import Path
@@ -56,6 +57,8 @@ MESSAGES = {
     "logged_out": "logged out",
 }
 LOGIN_FAIL_DELAY_S = 1.0
+# where each page's CSRF token goes in a shared render; random, so no data can spell it
+CSRF_SLOT = f"csrf-slot-{secrets.token_hex(16)}"
 
 
 def templates() -> Environment:
@@ -118,8 +121,18 @@ def create_app(
     def render(name: str, **ctx: Any) -> str:
         return env.get_template(name).render(**ctx)
 
+    cache: dict[str, tuple[int, str]] = {}
+
     def fragment(panel: str, session: Session) -> str:
-        return render(f"_{panel}.html", **context(session))
+        """One render per panel version, shared by every open page; the CSRF token goes in last."""
+        version = live.versions.get(panel, 0)
+        hit = cache.get(panel)
+        if hit is None or hit[0] != version:
+            ctx = context(None)
+            ctx["csrf"] = CSRF_SLOT
+            hit = (version, render(f"_{panel}.html", **ctx))
+            cache[panel] = hit
+        return hit[1].replace(CSRF_SLOT, session.csrf)
 
     async def form(request: Request) -> dict[str, str]:
         body = (await request.body())[:65536].decode("utf-8", "replace")

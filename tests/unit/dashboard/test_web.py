@@ -199,3 +199,16 @@ def test_hub_event_marks_mesh(env: tuple[TestClient, Live]) -> None:
     assert live.handle(json.loads(json.dumps(shapes.PEER_STATS))) is False
     assert sub.pending == {"mesh"}
     assert live.handle({"type": "peer_revoked", "data": {"device_id": "pi"}}) is True
+
+
+def test_shared_render_gets_each_sessions_csrf(env: tuple[TestClient, Live]) -> None:
+    client, live = env
+    other = TestClient(client.app, base_url="http://127.0.0.1:8080")
+    a, b = login(client), login(other)
+    assert a != b
+    frag_a, frag_b = client.get("/panels/mesh").text, other.get("/panels/mesh").text
+    assert f'value="{a}"' in frag_a and f'value="{b}"' in frag_b and a not in frag_b
+    assert "csrf-slot-" not in frag_a
+    before = live.versions["mesh"]
+    live.notify({"mesh"})
+    assert live.versions["mesh"] == before + 1
