@@ -78,6 +78,9 @@ class DeviceAgent:
         self._approvals_id: str | None = None
         self._state = "degraded"
         self._posted_state: str | None = None
+        self._unposted = True
+        self._problems: list[str] = []
+        self._outage = ""
         self._detail = "starting"
         self._stopped = asyncio.Event()
         self._early: list[Incoming] = []
@@ -164,9 +167,18 @@ class DeviceAgent:
         mesh_ok, mesh_detail = await self._mesh_ok()
         matrix_ok = self.client.state == "ok"
         problems = [p for ok, p in ((matrix_ok, "homeserver unreachable"), (mesh_ok, mesh_detail)) if not ok]
-        self._state = "ok" if not problems else "degraded"
-        self._detail = "; ".join(problems) or "all links up"
-        if self._state != self._posted_state and self._room_id is not None and self.client.state == "ok":
+        state = "ok" if not problems else "degraded"
+        if state != self._state or (problems and problems != self._problems):
+            if state != self._state:
+                log.warning("state %s -> %s (%s)", self._state, state, "; ".join(problems) or "all links up")
+            self._unposted = True  # a change the room has not heard of (maybe it could not)
+            if problems:
+                self._outage = "; ".join(problems)
+        self._state, self._problems = state, problems
+        self._detail = "; ".join(problems) or (
+            f"all links up (back after: {self._outage})" if self._outage else "all links up"
+        )
+        if self._unposted and self._room_id is not None and self.client.state == "ok":
             try:
                 await self.client.send_custom(
                     self._room_id,
@@ -174,6 +186,9 @@ class DeviceAgent:
                     replies.status_content(self.config.device_id, self._state, self._detail),
                 )
                 self._posted_state = self._state
+                self._unposted = False
+                if state == "ok":
+                    self._outage = ""
                 log.info("status %s: %s", self._state, self._detail)
             except FnError as exc:
                 log.warning("could not post status (%s)", exc)

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from apps.device_agent.agent import DeviceAgent
-from meshagents.bus import ENVELOPE_EVENT, RESULT_EVENT, approval_request_content
+from meshagents.bus import ENVELOPE_EVENT, RESULT_EVENT, STATUS_EVENT, approval_request_content
 from meshagents.matrix.client import Incoming, MatrixClient
 from meshagents.trust.envelope import approval_binding
 from meshagents.trust.models import Envelope
@@ -44,6 +44,7 @@ class World:
     users: dict[str, tuple[str, str]] = field(default_factory=dict)  # device id -> (user, password)
     results: dict[str, Inbox] = field(default_factory=dict)  # room -> result events
     notices: dict[str, Inbox] = field(default_factory=dict)  # room -> m.notice events
+    statuses: dict[str, Inbox] = field(default_factory=dict)  # room -> status events
 
     async def client(self, prefix: str, **kw: Any) -> MatrixClient:
         user, password = self.synapse.new_user(prefix)
@@ -75,6 +76,7 @@ class World:
         self.users[rig.device_id] = (user, password)
         self.results[room] = Inbox()
         self.notices[room] = Inbox()
+        self.statuses[room] = Inbox()
         await self.operator.wait_for_member(room, self.bot.user_id)
         agent = await self.start_agent(rig)
         return agent, rig
@@ -176,7 +178,13 @@ async def make_world(synapse: SynapseServer, tmp_path: Path) -> AsyncIterator[Ma
             if q is not None and ev.content.get("msgtype") == "m.notice":
                 await q.put(ev)
 
+        async def on_status(ev: Incoming) -> None:
+            q = world.statuses.get(ev.room_id)
+            if q is not None:
+                await q.put(ev)
+
         operator.on_custom_event(RESULT_EVENT, on_custom)
+        operator.on_custom_event(STATUS_EVENT, on_status)
         operator.on_message(on_message)
         return world
 
