@@ -124,6 +124,14 @@ def result_from_content(content: Mapping[str, Any], device: str, at: float) -> D
     return DeviceResult(rid, device, status, at, reason=reason)
 
 
+def sign_envelope(device_id: str, action: Dispatch, ttl_s: int) -> dict[str, Any]:
+    """The envelope for ``action``, signed with the controller key (catalog ``envelope_sign``)."""
+    signed: dict[str, Any] = api.call(
+        "envelope_sign", caller=APP, device_id=device_id, capability=action.capability, args=action.args,
+        ttl_s=ttl_s, approval=action.approval_event_id, request_id=action.request_id)
+    return signed
+
+
 def status_text(records: Mapping[str, DeviceRecord], statuses: Mapping[str, DeviceStatus],
                 device: str | None, now: float) -> str:
     """The answer to ``!status``: one line per device (or the room's device)."""
@@ -501,10 +509,7 @@ class BotShell:
             self.store.set_status(action.request_id, "error", now=now, reason=refusal)
             await self._notice(action.room_id, f"not sent: {refusal}", None, action.reply_to)
             return
-        signed = await asyncio.to_thread(
-            api.call, "envelope_sign", caller=APP, device_id=rec.device_id, capability=action.capability,
-            args=action.args, ttl_s=self.cfg.envelope_ttl_s, approval=action.approval_event_id,
-            request_id=action.request_id)
+        signed = await asyncio.to_thread(sign_envelope, rec.device_id, action, self.cfg.envelope_ttl_s)
         content = {"envelope": signed, "reply_to": action.reply_to,
                    "approval_request_event": action.approval_request_event}
         await self.client.send_custom(action.room_id, ENVELOPE_EVENT, content)

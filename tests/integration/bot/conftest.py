@@ -25,9 +25,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from nacl.signing import SigningKey
 
-from apps.agents_and_robots.directory import FileDirectory, LocalHub
+from apps.agents_and_robots.directory import (
+    DeviceDirectory,
+    FileDirectory,
+    HubApi,
+    HubDirectory,
+    HubLike,
+    LocalHub,
+)
 from apps.agents_and_robots.dispatches import Dispatch, DispatchStore
 from apps.agents_and_robots.shell import BotShell, ShellConfig
 from meshagents.bus import APPROVAL_REQUEST_KEY, ENVELOPE_EVENT, RESULT_EVENT, check_approval
@@ -167,6 +175,52 @@ class World:
 MakeWorld = Callable[..., Awaitable[World]]
 
 
+class StandInHub:
+    """The hub's operator API as far as the bot uses it (``GET /api/peers``, ``POST
+    /api/peers/{id}/revoke``, bearer token), on a loopback port: the real hub is built
+    in apps/wg_hub and needs WireGuard; the bot only needs these two routes."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.peers: dict[str, dict[str, Any]] = {}
+        self.revoked: list[str] = []
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    def _auth(self, request: web.Request) -> None:
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            raise web.HTTPUnauthorized(text=json.dumps({"error": "unauthorized", "message": "token"}),
+                                       content_type="application/json")
+
+    async def _peers(self, request: web.Request) -> web.Response:
+        self._auth(request)
+        return web.json_response({"peers": list(self.peers.values())})
+
+    async def _revoke(self, request: web.Request) -> web.Response:
+        self._auth(request)
+        name = request.match_info["device_id"]
+        if name not in self.peers:
+            return web.json_response({"error": "peer_unknown", "message": f"no peer {name!r}"}, status=404)
+        self.peers[name]["status"] = "revoked"
+        self.revoked.append(name)
+        return web.json_response({"name": name, "revoked": True})
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/api/peers", self._peers)
+        app.router.add_post("/api/peers/{device_id}/revoke", self._revoke)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
 def sign_manifest(key: SigningKey, *, name: str, matrix_user: str, approvers: list[str], controller: str,
                   capabilities: list[dict[str, Any]]) -> dict[str, Any]:
     now = int(time.time())
@@ -185,8 +239,9 @@ async def make_world(synapse: SynapseServer, tmp_path: Path, state_dir: Path) ->
     worlds: list[World] = []
     clients: list[MatrixClient] = []
     shells: list[BotShell] = []
+    hubs: list[StandInHub] = []
 
-    async def make(**shell_kw: Any) -> World:
+    async def make(*, hub: StandInHub | None = None, **shell_kw: Any) -> World:
         controller, _ = init_signing_key(CONTROLLER_KEY)  # in this test's FN_STATE_DIR key store
         operator_key = SigningKey.generate()
         op_user, op_pw = synapse.new_user("operator")
@@ -212,6 +267,9 @@ async def make_world(synapse: SynapseServer, tmp_path: Path, state_dir: Path) ->
         dev = await client(dev_user, dev_pw, "device", operators=(op_user,),
                            accept_invites_from=(bot_user, op_user))
         # the device room as the Matrix layer makes it: operator 100, bot 50 (may kick), device 0
+        if hub is not None:
+            hubs.append(hub)
+            await hub.start()
         room = await operator.create_room(alias=f"dev-{name}", name=f"dev {name}",
                                           invite=[bot_user, dev_user, eve_user],
                                           power_levels=power_levels([op_user], bot_user, dev_user))
@@ -222,8 +280,14 @@ async def make_world(synapse: SynapseServer, tmp_path: Path, state_dir: Path) ->
             server_name=synapse.server_name, operators=(op_user,), approvals_alias=approvals_alias,
             control_port=0, control_token="tok-" + secrets.token_hex(8), poll_s=0.5, tick_s=0.5,
             store_path=tmp_path / "operations.db", **shell_kw)
-        directory = FileDirectory(manifests, operator_key=public_b64(operator_key))
-        shell = BotShell(cfg, directory=directory, hub=LocalHub(manifests))
+        files = FileDirectory(manifests, operator_key=public_b64(operator_key))
+        directory: DeviceDirectory = files
+        hub_api: HubLike = LocalHub(manifests)
+        if hub is not None:  # peers (revoked, handshakes) from the hub's API, manifests from the files
+            hub.peers[name] = {"id": name, "name": name, "status": "active", "latest_handshake": None}
+            hub_api = HubApi(hub.url, hub.token)
+            directory = HubDirectory(hub_api, fallback=files, operator_key=public_b64(operator_key))
+        shell = BotShell(cfg, directory=directory, hub=hub_api)
 
         # what the operator sees, collected before anything is said
         world_ref: list[World] = []
@@ -261,6 +325,8 @@ async def make_world(synapse: SynapseServer, tmp_path: Path, state_dir: Path) ->
         return world
 
     yield make
+    for h in hubs:
+        await h.stop()
     for shell in shells:
         await shell.stop()
     for c in clients:

@@ -4,13 +4,17 @@ replays and revocation (see conftest.py for the world)."""
 from __future__ import annotations
 
 import asyncio
+import secrets
+import time
 
 import httpx
 import pytest
 
 from apps.agents_and_robots.core import DASHBOARD
-from meshagents.bus import APPROVAL_REQUEST_KEY, ENVELOPE_EVENT
-from tests.integration.bot.conftest import MakeWorld
+from apps.agents_and_robots.directory import HubApi
+from meshagents.bus import APPROVAL_REQUEST_KEY, ENVELOPE_EVENT, STATUS_EVENT
+from meshagents.errors import FnError
+from tests.integration.bot.conftest import MakeWorld, StandInHub
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -175,3 +179,42 @@ async def test_replay_alert_and_revoke(make_world: MakeWorld) -> None:
     await world.notice(room, lambda t: t == f"peer_revoked: {world.name} is revoked; nothing was sent")
     dev_user = world.device.client.user_id
     await world.wait(lambda: dev_user not in world.shell.client.nio_client.rooms[room].users, what="kick")
+
+
+async def test_hub_directory_stale_and_revoked(make_world: MakeWorld) -> None:
+    hub = StandInHub("hub-" + secrets.token_hex(8))
+    world = await make_world(hub=hub, stale_after_s=3600.0)
+    room, approvals, name = world.device_room, world.approvals_room, world.name
+    # the agent's status event is what /devices shows
+    await world.device.client.send_custom(room, STATUS_EVENT, {"device_id": name, "state": "ok",
+                                                               "ts": int(time.time()), "detail": ""})
+    await world.wait(lambda: world.shell.statuses.get(name), what="the status event")
+    assert world.shell.devices_listing()[0]["agent_state"] == "ok"
+
+    # never a handshake, then one two days old: one stale alert each time it goes stale, one when back
+    await world.notice(approvals, lambda t: t == f"alert: {name} has never completed a WireGuard handshake")
+    hub.peers[name]["latest_handshake"] = time.time()
+    await world.notice(approvals, lambda t: t.startswith(f"{name} is back"))
+    hub.peers[name]["latest_handshake"] = time.time() - 2 * 86400
+    stale = f"alert: {name} is stale: last handshake 2 days ago"
+    await world.notice(approvals, lambda t: t.startswith(stale))
+    await world.say("!status")
+    await world.notice(room, lambda t: t.startswith(f"{name}: last handshake") and "agent ok" in t)
+
+    # revoked at the hub (its API, by anyone): the bot answers peer_revoked within the 5 s the spec allows
+    hub.peers[name]["status"] = "revoked"
+    t0 = time.monotonic()
+    while True:
+        await world.say("!exec ls /tmp")
+        try:
+            await world.notice(room, lambda t: t.startswith("peer_revoked:"), timeout=1.0)
+            break
+        except AssertionError:
+            assert time.monotonic() - t0 < 5.0, "still not revoked after 5 s"
+    assert time.monotonic() - t0 < 5.0
+
+    # the adapter maps the hub's errors to FnError codes
+    assert isinstance(world.shell.hub, HubApi)
+    with pytest.raises(FnError) as err:
+        await world.shell.hub.revoke("no-such-device")
+    assert err.value.code == "peer_unknown"
