@@ -2,6 +2,7 @@
 
     fn app device_agent [--config FILE]                 # run (systemd, Termux, foreground)
     fn app device_agent --config FILE --replay-test ENVELOPE.json
+    fn app device_agent --offer default                 # capability entries for the manifest
 
 ``--config`` defaults to ``$FN_STATE_DIR/device_agent/config.json`` (written by
 enrollment). ``--replay-test`` runs one envelope (a bare envelope or an
@@ -95,7 +96,21 @@ def main(argv: list[str] | None = None) -> int:
         metavar="ENVELOPE_JSON",
         help="run one envelope through the pipeline offline and print the result",
     )
+    ap.add_argument(
+        "--offer",
+        metavar="PROFILE",
+        help="print the capability entries this device can offer (minimal|default|docker)",
+    )
     ns = ap.parse_args(argv)
+    if ns.offer is not None:
+        from apps.device_agent.profile import capabilities_for
+
+        try:
+            print(json.dumps(capabilities_for(ns.offer), indent=2))
+        except FnError as exc:
+            print(json.dumps(exc.to_json()), file=sys.stderr)
+            return 2
+        return 0
     level = os.environ.get("MESHAGENTS_LOG_LEVEL", "INFO").upper()
     logging.basicConfig(
         level=getattr(logging, level, logging.INFO), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
