@@ -131,6 +131,8 @@ class Hub:
             operator_key=self.operator_public,
         )
         tok = tokens.decode(token)
+        if tok.hub_public_key and tok.hub_public_key != self.facts.public_key:
+            raise FnError("token_invalid", "this token was made for another hub")
         seen = self.store.token(tok.token_id)
         if seen is not None and seen["state"] != "issued":  # the clear answer first; claim_token decides
             raise FnError("token_used", "enrollment token already used")

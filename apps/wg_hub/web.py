@@ -97,7 +97,18 @@ def _error(exc: FnError) -> JSONResponse:
     return JSONResponse(exc.to_json(), status_code=status)
 
 
+MAX_BODY = 8 * 1024 * 1024
+
+
 def _install_errors(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def body_cap(request: Request, call_next: Any) -> Any:
+        # a declared body over the cap is refused before anything reads it
+        length = request.headers.get("content-length", "0")
+        if not length.isdigit() or int(length) > MAX_BODY:
+            return JSONResponse({"error": "body_too_large", "message": f"at most {MAX_BODY} bytes"}, 413)
+        return await call_next(request)
+
     @app.exception_handler(FnError)
     async def fn_error(_: Request, exc: FnError) -> JSONResponse:
         return _error(exc)
