@@ -262,7 +262,7 @@ def decide(
             canonical_bytes(args)
         except FnError as exc:
             return _refuse("rejected_args", exc.message, cap)
-    allowed_keys = set(cap.values) | set(cap.limits)
+    allowed_keys = set(cap.values) | set(cap.limits) | set(cap.texts)
     if cap.executables:
         allowed_keys.add("argv")
     if cap.path_prefixes:
@@ -291,6 +291,14 @@ def decide(
                 value = args[key]
                 if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= limit:
                     raise _ArgsRefused(f"{key} must be an integer from 0 to {limit}")
+                extra[key] = value
+        for key, max_bytes in cap.texts.items():
+            if key in args:
+                value = args[key]
+                if not isinstance(value, str):
+                    raise _ArgsRefused(f"{key} must be a string")
+                if len(value.encode("utf-8")) > max_bytes:
+                    raise _ArgsRefused(f"{key} is over {max_bytes} bytes")
                 extra[key] = value
     except _ArgsRefused as exc:
         return _refuse("rejected_args", str(exc), cap)

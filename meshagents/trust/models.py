@@ -58,7 +58,8 @@ class Capability(_Model):
     ``args`` of a request are a JSON object. Keys it may hold:
     ``argv`` (list of strings) when ``executables`` is set; ``path`` (string) when
     ``path_prefixes`` is set; the keys of ``values`` (one of the listed strings);
-    the keys of ``limits`` (an integer 0..limit). Anything else is refused.
+    the keys of ``limits`` (an integer 0..limit); the keys of ``texts`` (any string up
+    to that many UTF-8 bytes, e.g. a file's content). Anything else is refused.
     """
 
     name: str = Field(pattern=NAME_PATTERN, description="capability name, e.g. shell.exec.ls")
@@ -77,6 +78,10 @@ class Capability(_Model):
     )
     values: dict[str, list[str]] = Field(default_factory=dict, description="enumerated string arguments")
     limits: dict[str, int] = Field(default_factory=dict, description="integer arguments and their maxima")
+    texts: dict[str, int] = Field(
+        default_factory=dict,
+        description="free-form string arguments (e.g. fs.write content) and their maximum UTF-8 size",
+    )
     max_args: int = Field(default=32, ge=0, le=4096)
     max_arg_len: int = Field(default=4096, ge=1, le=1 << 20)
     timeout_s: int = Field(default=30, ge=1, le=86400)

@@ -87,15 +87,14 @@ def test_refusal_text_from_the_example_manifest() -> None:
     assert check.text == "capability rejected: shell.exec.rm not in manifest"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the trust core's decide() has no free-form argument for fs.write's content yet; "
-    "reported to the lead — this test starts passing (and must then lose the xfail) when it does",
-)
 def test_fs_write_content_passes_decide() -> None:
-    m = manifest([{"name": "fs.write", "path_prefixes": ["/tmp"], "requires_approval": True}])
+    m = manifest(
+        [{"name": "fs.write", "path_prefixes": ["/tmp"], "texts": {"content": 16}, "requires_approval": True}]
+    )
     command = cmd("!fs.write /tmp/note.txt hello")
     assert decide(m, "fs.write", command.args, resolve=False).allowed
+    too_long = cmd("!fs.write /tmp/note.txt " + "x" * 17)
+    assert not decide(m, "fs.write", too_long.args, resolve=False).allowed
 
 
 def test_core_with_decide_as_its_check() -> None:
