@@ -37,7 +37,7 @@ from typing import Any
 from apps.wg_hub import audit_ingest
 from apps.wg_hub.config import HubConfig
 from apps.wg_hub.events import EventBus
-from apps.wg_hub.issue import build_manifest
+from apps.wg_hub.issue import build_manifest, matrix_user
 from apps.wg_hub.profiles import load_profile
 from apps.wg_hub.store import HubStore
 from meshagents.api import call
@@ -353,7 +353,26 @@ class Hub:
         self.store.log("peer_revoked", name, "operator API")
         log.warning("peer_revoked device=%s (removed live in %s ms)", name, out.get("live_removed_ms"))
         self.bus.publish("peer_revoked", {"device_id": name, "address": out["address"]})
+        # after the kill switch bit: take the device's Matrix user out of its room
+        out["matrix_kick"] = self._matrix_kick(name)
         return out
+
+    def _matrix_kick(self, name: str) -> dict[str, Any] | None:
+        m = self.cfg.matrix
+        if m is None:
+            return None
+        try:
+            kicked: dict[str, Any] = call(
+                "matrix_room_kick",
+                caller="wg_hub",
+                room=f"#{m.room_alias_prefix}{name}:{m.server_name}",
+                user=matrix_user(name, m.server_name),
+                reason="device revoked",
+            )
+        except FnError as exc:
+            log.error("could not remove %s from its Matrix room: %s", name, exc)
+            return {"error": exc.code, "message": exc.message}
+        return kicked
 
     # tokens ----------------------------------------------------------------------------------
     def create_token(self, device_name: str, profile: str, ttl_s: int) -> dict[str, Any]:

@@ -29,7 +29,7 @@ def test_enroll_with_matrix(synapse: SynapseServer, tmp_path: Path, state_dir: P
     from meshagents.api import call
 
     require_mesh_tools()
-    operator, _ = synapse.new_user("op")
+    operator, op_password = synapse.new_user("op")
     synapse.configure_state(state_dir, operators=[operator])
     call("operator_key_init", caller="tests.hub")
     call("controller_key_init", caller="tests.hub")
@@ -79,6 +79,42 @@ def test_enroll_with_matrix(synapse: SynapseServer, tmp_path: Path, state_dir: P
                 timeout=10,
             )  # fmt: skip
             assert login.status_code == 200, login.text
+
+            # revoke through the API: the device's user leaves its room
+            def member_state() -> str:
+                url = (
+                    f"{synapse.url}/_matrix/client/v3/rooms/{m['room_id']}/state/m.room.member/{m['user_id']}"
+                )
+                r = httpx.get(url, headers=op_auth, timeout=10)
+                return str(r.json().get("membership"))
+
+            op_login = httpx.post(
+                f"{synapse.url}/_matrix/client/v3/login",
+                json={"type": "m.login.password", "identifier": {"type": "m.id.user", "user": operator},
+                      "password": op_password},
+                timeout=10,
+            ).json()  # fmt: skip
+            op_auth = {"Authorization": f"Bearer {op_login['access_token']}"}
+            httpx.post(
+                f"{synapse.url}/_matrix/client/v3/join/{m['room_id']}", headers=op_auth, json={}, timeout=10
+            )
+            assert member_state() == "invite"
+            api_token = subprocess.run(
+                [sys.executable, "-m", "apps.wg_hub", "--show-api-token"],
+                cwd=ROOT,
+                env={**os.environ, "FN_STATE_DIR": str(state_dir)},
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+            revoked = httpx.post(
+                f"http://127.0.0.1:{op_port}/api/peers/{name}/revoke",
+                headers={"Authorization": f"Bearer {api_token}"},
+                timeout=60,
+            )
+            assert revoked.status_code == 200, revoked.text
+            assert revoked.json()["matrix_kick"]["removed"] is True
+            assert member_state() == "leave"
         finally:
             hub.terminate()
             hub.wait(10)
