@@ -165,8 +165,10 @@ class Live:
             approvals = await self.bot.approvals()
             devices = await self.bot.devices()
         except FnError as exc:
-            changed = self.bot_state != "unreachable" or self.bot_error != exc.message
-            self.bot_state, self.bot_error = "unreachable", exc.message
+            # unreachable: nothing answers; error: the bot answered but not with the contract's data
+            state = "unreachable" if exc.code == "bot_unreachable" else "error"
+            changed = self.bot_state != state or self.bot_error != exc.message
+            self.bot_state, self.bot_error = state, f"{exc.code}: {exc.message}"
             self.approvals = self.bot_devices = None
             if changed:
                 self.notify({"status", "approvals", "devices", "containers"})

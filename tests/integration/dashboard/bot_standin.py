@@ -1,75 +1,70 @@
-"""A stand-in for the bot's control API (the contract in docs/dashboard.md), for the dashboard tests.
+"""The bot's real control API (apps/agents_and_robots/control.py) over a stand-in bot.
 
     python -m tests.integration.dashboard.bot_standin --port 8766 --state FILE.json --token-file FILE
 
-``FILE.json`` holds ``{"approvals": [...], "devices": [...]}`` and is re-read on every
-request, so a test changes what the "bot" says by rewriting it; a deny is written back.
-Bearer token checked in constant time, errors as ``{"error", "message"}`` — the same
-surface the real bot serves (apps/agents_and_robots), which was not ready when this
-was written.
+The HTTP layer is the bot's own ``ControlApi`` (routes, bearer check, error JSON); only
+what sits behind it is replaced: instead of a bot on Matrix, ``FILE.json`` holding
+``{"approvals": [...], "devices": [...]}``, re-read on every request (a test changes
+what the "bot" says by rewriting it; a deny is written back with ``decided_by``
+"dashboard"). A file that does not parse makes the bot answer 500, which the dashboard
+must show as "bot unreachable". Running the whole bot would need a homeserver and
+device agents, which the bot's own tests cover.
 """
 
 from __future__ import annotations
 
 import argparse
-import hmac
+import asyncio
 import json
 import os
 from pathlib import Path
 from typing import Any
 
-import uvicorn
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from apps.agents_and_robots.control import ControlApi
 
 
-def build(state: Path, token: str) -> FastAPI:
-    app = FastAPI()
+class StandInBot:
+    """What ``ControlApi`` asks of the running bot (its ``Controlled`` protocol)."""
 
-    def load() -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(state.read_text())
+    def __init__(self, state: Path) -> None:
+        self.state = state
+
+    def _load(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.state.read_text())
         return data
 
-    def authorised(request: Request) -> bool:
-        given = request.headers.get("authorization", "").removeprefix("Bearer ").encode()
-        return hmac.compare_digest(given, token.encode())
+    def health(self) -> str:
+        return "ok"
 
-    def refuse() -> JSONResponse:
-        return JSONResponse({"error": "unauthorized", "message": "bearer token required"}, 401)
-
-    @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"state": "ok"}
-
-    @app.get("/approvals", response_model=None)
-    def approvals(request: Request) -> Any:
-        if not authorised(request):
-            return refuse()
-        items = load()["approvals"]
+    def approvals(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self._load()["approvals"]
         return sorted(items, key=lambda a: (a["state"] != "pending", a["created_at"]))
 
-    @app.get("/devices", response_model=None)
-    def devices(request: Request) -> Any:
-        return load()["devices"] if authorised(request) else refuse()
+    def devices_listing(self) -> list[dict[str, Any]]:
+        devices: list[dict[str, Any]] = self._load()["devices"]
+        return devices
 
-    @app.post("/approvals/{approval_id}/deny", response_model=None)
-    def deny(request: Request, approval_id: str) -> Any:
-        if not authorised(request):
-            return refuse()
-        data = load()
+    async def deny(self, approval_id: str) -> str:
+        data = self._load()
         for a in data["approvals"]:
             if a["approval_id"] == approval_id:
                 if a["state"] != "pending":
-                    return JSONResponse({"error": "approval_decided", "message": a["state"]}, 409)
-                a["state"] = "denied"
-                a["decided_by"] = "dashboard"
-                tmp = state.with_suffix(".tmp")
+                    return "decided"
+                a["state"], a["decided_by"] = "denied", "dashboard"
+                tmp = self.state.with_suffix(".tmp")
                 tmp.write_text(json.dumps(data))
-                os.replace(tmp, state)
-                return {"state": "denied"}
-        return JSONResponse({"error": "approval_not_found", "message": approval_id}, 404)
+                os.replace(tmp, self.state)
+                return "denied"
+        return "not_found"
 
-    return app
+
+async def serve(port: int, state: Path, token: str) -> None:
+    api = ControlApi(StandInBot(state), token)
+    await api.start(["127.0.0.1"], port)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await api.stop()
 
 
 def main() -> None:
@@ -78,8 +73,7 @@ def main() -> None:
     p.add_argument("--state", type=Path, required=True)
     p.add_argument("--token-file", type=Path, required=True)
     args = p.parse_args()
-    token = args.token_file.read_text().strip()
-    uvicorn.run(build(args.state, token), host="127.0.0.1", port=args.port, log_level="warning")
+    asyncio.run(serve(args.port, args.state, args.token_file.read_text().strip()))
 
 
 if __name__ == "__main__":

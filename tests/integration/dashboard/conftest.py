@@ -12,8 +12,8 @@ address and 127.0.0.1 there), so Chromium runs in that namespace too: Playwright
 ``/usr/bin/chromium`` through a two-line ``nsenter`` wrapper, which keeps the pipe it
 talks over. The root namespace gets no address and no route.
 
-The bot's control API is a stand-in (``bot_standin.py``) speaking the shared contract;
-the real bot's API was not ready when these tests were written.
+The bot's control API is the bot's own ``ControlApi`` (aiohttp) over a stand-in bot
+(``bot_standin.py``) whose approvals and device states come from a JSON file.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ class Cockpit:
     bot_state: Path
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     logs: list[Path] = field(default_factory=list)
+    bot_proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -71,7 +72,7 @@ class Cockpit:
 
     def spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
         log_path = self.workdir / f"{name}.log"
-        with log_path.open("wb") as log:
+        with log_path.open("ab") as log:
             proc = subprocess.Popen(
                 ["nsenter", f"--net={NETNS_DIR / self.hub.hub_ns}", sys.executable, *argv],
                 cwd=ROOT,
@@ -82,6 +83,25 @@ class Cockpit:
         self.procs.append(proc)
         self.logs.append(log_path)
         return proc
+
+    def start_bot(self) -> subprocess.Popen[bytes]:
+        token_file = self.workdir / "bot.token"
+        token_file.write_text(self.hub.api_token)
+        token_file.chmod(0o600)
+        bot = self.spawn(
+            "bot",
+            ["-m", "tests.integration.dashboard.bot_standin", "--port", str(BOT_PORT),
+             "--state", str(self.bot_state), "--token-file", str(token_file)],
+        )  # fmt: skip
+        self.wait_http(f"http://127.0.0.1:{BOT_PORT}/healthz", bot, "bot stand-in")
+        self.bot_proc = bot
+        return bot
+
+    def stop_bot(self) -> None:
+        if self.bot_proc is not None and self.bot_proc.poll() is None:
+            self.bot_proc.terminate()
+            self.bot_proc.wait(10)
+        self.bot_proc = None
 
     def wait_http(self, url: str, proc: subprocess.Popen[bytes], what: str) -> None:
         deadline = time.monotonic() + 30
@@ -143,15 +163,7 @@ def cockpit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cockpit]:
             rig = Cockpit(hub=hub, workdir=workdir, artifacts=artifacts, bot_state=workdir / "bot.json")
             try:
                 rig.set_bot([], [])
-                token_file = workdir / "bot.token"
-                token_file.write_text(hub.api_token)
-                token_file.chmod(0o600)
-                bot = rig.spawn(
-                    "bot",
-                    ["-m", "tests.integration.dashboard.bot_standin", "--port", str(BOT_PORT),
-                     "--state", str(rig.bot_state), "--token-file", str(token_file)],
-                )  # fmt: skip
-                rig.wait_http(f"http://127.0.0.1:{BOT_PORT}/healthz", bot, "bot stand-in")
+                rig.start_bot()
                 # the token comes from the key store entry the hub made (FN_STATE_DIR = the hub's)
                 dash = rig.spawn(
                     "dashboard",

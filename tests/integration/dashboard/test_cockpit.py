@@ -195,14 +195,24 @@ def test_pending_approval_shows_and_deny(cockpit: Cockpit, page: Any) -> None:
 
 
 def test_bot_down_is_said(cockpit: Cockpit, page: Any) -> None:
+    login(page, cockpit)
     saved = cockpit.bot_state.read_text()
-    cockpit.bot_state.write_text("{not json")  # the stand-in answers 500: the bot is "unreachable"
+    cockpit.bot_state.write_text("{not json")  # the bot answers 500 internal_error
     try:
-        login(page, cockpit)
         page.wait_for_selector("#approvals-bot-down", timeout=5_000)
-        assert "bot" in page.inner_text("#bot-state")
+        assert page.inner_text("#bot-state") == "bot: error"
+        assert "internal_error" in page.inner_text("#approvals-bot-down")
     finally:
         cockpit.bot_state.write_text(saved)
+    page.wait_for_selector("#approvals-table", timeout=5_000)
+    cockpit.stop_bot()  # nothing listens any more
+    try:
+        page.wait_for_selector("#approvals-bot-down", timeout=5_000)
+        assert page.inner_text("#bot-state") == "bot: unreachable"
+        assert page.locator("#mesh-peers tr[data-peer]").count() >= 1  # the mesh still shows
+        cockpit.shot(page, "bot-unreachable")
+    finally:
+        cockpit.start_bot()
     page.wait_for_selector("#approvals-table", timeout=5_000)
 
 
