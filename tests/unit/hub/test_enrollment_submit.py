@@ -1,0 +1,137 @@
+"""enrollment_submit against a scripted hub on loopback: it keeps only a manifest the token's key signed."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nacl.signing import SigningKey
+
+from apps.wg_hub.config import PROFILES_DIR
+from apps.wg_hub.issue import build_manifest
+from apps.wg_hub.profiles import load_profile
+from meshagents.api import call
+from meshagents.errors import FnError
+from meshagents.trust import manifest as manifest_mod
+from meshagents.trust import tokens
+from meshagents.trust.signing import public_b64
+
+pytestmark = pytest.mark.unit
+
+OPERATOR = SigningKey.generate()
+HUB_KEY = "H" * 43 + "="
+
+
+class FakeHub:
+    def __init__(self) -> None:
+        self.mode = "good"
+        self.refusals: list[dict[str, Any]] = []
+        hub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                if self.path == "/enroll/refused":
+                    hub.refusals.append(body)
+                    self.reply(200, {"removed": True})
+                elif hub.mode == "expired":
+                    self.reply(401, {"error": "token_expired", "message": "expired"})
+                else:
+                    self.reply(200, hub.answer(body))
+
+            def reply(self, status: int, data: dict[str, Any]) -> None:
+                raw = json.dumps(data).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def answer(self, req: dict[str, Any]) -> dict[str, Any]:
+        signer = SigningKey.generate() if self.mode == "rogue" else OPERATOR
+        device_key = public_b64(SigningKey.generate()) if self.mode == "other_key" else req["device_key"]
+        body = build_manifest(
+            device_name="home-wsl", device_key=device_key, wg_public_key=req["wg_public_key"],
+            mesh_address="10.42.0.10", profile=load_profile(PROFILES_DIR, "minimal"),
+            controllers=[public_b64(SigningKey.generate())], approvers=["@op:hub"], server_name="hub",
+            serial=1, now=int(time.time()), default_ttl_s=3600, operator_key=public_b64(signer),
+        )  # fmt: skip
+        return {
+            "device_id": "home-wsl", "address": "10.42.0.10", "address_cidr": "10.42.0.10/24",
+            "hub_public_key": HUB_KEY, "hub_mesh_address": "10.42.0.1", "endpoint": "198.51.100.1:51820",
+            "allowed_ips": ["10.42.0.0/24"], "persistent_keepalive": 25, "preshared_key": None,
+            "operator_port": 8000, "manifest": manifest_mod.sign(body, signer).model_dump(mode="json"),
+            "matrix": None,
+        }  # fmt: skip
+
+
+@pytest.fixture
+def hub(state_dir: Path) -> Iterator[FakeHub]:
+    call("device_key_init", caller="tests")
+    fake = FakeHub()
+    yield fake
+    fake.server.shutdown()
+
+
+def token(url: str, key: SigningKey = OPERATOR) -> str:
+    return tokens.create(key, device_name="home-wsl", hub_endpoint=url, hub_public_key=HUB_KEY)[1]
+
+
+def test_good_answer_is_kept_and_the_operator_key_pinned(hub: FakeHub, state_dir: Path) -> None:
+    out = call("enrollment_submit", caller="tests", token=token(hub.url))
+    assert out["device_id"] == "home-wsl" and out["healthz_url"] == "http://10.42.0.1:8000/healthz"
+    folder = state_dir / "enrollment"
+    assert json.loads((folder / "manifest.json").read_text())["serial"] == 1
+    conf = (folder / "client.conf").read_text()
+    assert "<device private key>" in conf and "Endpoint = 198.51.100.1:51820" in conf
+    assert (folder / "wg.key").stat().st_mode & 0o777 == 0o600
+    assert (state_dir / "trust" / "operator.pub").read_text().strip() == public_b64(OPERATOR)
+    assert hub.refusals == []
+
+
+@pytest.mark.parametrize(
+    ("mode", "code"), [("rogue", "manifest_invalid_signature"), ("other_key", "manifest_mismatch")]
+)
+def test_bad_manifest_installs_nothing_and_tells_the_hub(
+    hub: FakeHub, state_dir: Path, mode: str, code: str
+) -> None:
+    hub.mode = mode
+    compact = token(hub.url)
+    with pytest.raises(FnError) as exc:
+        call("enrollment_submit", caller="tests", token=compact)
+    assert exc.value.code == code and exc.value.details["reported_to_hub"] is True
+    assert hub.refusals == [{"token": compact, "reason": code}]
+    folder = state_dir / "enrollment"
+    assert not (folder / "manifest.json").exists() and not (folder / "client.conf").exists()
+    assert not (state_dir / "trust" / "operator.pub").exists()
+
+
+def test_hub_errors_and_bad_tokens(hub: FakeHub, state_dir: Path) -> None:
+    hub.mode = "expired"
+    with pytest.raises(FnError) as exc:
+        call("enrollment_submit", caller="tests", token=token(hub.url))
+    assert exc.value.code == "token_expired" and exc.value.details["status"] == 401
+    good = token(hub.url)
+    head, payload, sig = good.split(".")
+    forged = ".".join([head, payload, sig[:-4] + ("AAAA" if sig[-4:] != "AAAA" else "BBBB")])
+    with pytest.raises(FnError) as exc:
+        call("enrollment_submit", caller="tests", token=forged)
+    assert exc.value.code == "token_invalid"
+    hub.mode = "good"
+    call("enrollment_submit", caller="tests", token=good)
+    with pytest.raises(FnError) as exc:  # this device now trusts OPERATOR only
+        call("enrollment_submit", caller="tests", token=token(hub.url, SigningKey.generate()))
+    assert exc.value.code == "operator_key_mismatch"
