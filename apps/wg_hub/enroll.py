@@ -203,10 +203,18 @@ class Hub:
         }
 
     def _check_free(self, name: str, wg_pub: str) -> None:
+        """The name and key are new — or this is the same device coming back after a removal.
+
+        Ids are never reused for another key, and a revoked device never comes back; but
+        a device whose peer was removed (by an operator, or after it refused a bad
+        manifest) may enroll again with a new token and the key it already had.
+        """
         if not self.paths.ledger_path.exists():
             return
         with self.paths.ledger() as led:
             by_name, by_key = led.by_name(name), led.by_key(wg_pub)
+        if by_name is not None and by_name.status == "removed" and by_name.public_key == wg_pub:
+            return
         if by_name is not None:
             what = (
                 "was revoked; ids are never reused" if by_name.status == "revoked" else "is already enrolled"

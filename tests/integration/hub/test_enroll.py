@@ -58,6 +58,17 @@ def test_enroll_device_pipeline(hub_rig: HubRig) -> None:
     assert again.status_code == 409 and again.json()["error"] == "device_exists"
 
 
+def test_reenroll_after_removal(hub_rig: HubRig) -> None:
+    dev, first = enrolled(hub_rig)
+    assert hub_rig.operator("DELETE", f"/api/peers/{dev.name}").status_code == 200
+    assert not hub_rig.mesh.ping(dev, "10.42.0.1")
+    proc = hub_rig.enroll(dev, hub_rig.token(dev.name))  # same device, same keys, a new token
+    assert proc.returncode == 0, proc.stderr
+    again = json.loads(proc.stdout)
+    assert again["address"] == first["address"] and again["serial"] == first["serial"] + 1
+    assert hub_rig.mesh.ping(dev, "10.42.0.1")
+
+
 def test_expired_token(hub_rig: HubRig) -> None:
     dev = hub_rig.new_device()
     token = hub_rig.token(dev.name, ttl_s=1)
