@@ -11,6 +11,7 @@ import re
 import secrets
 import shutil
 import sqlite3
+import subprocess
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,7 @@ from nacl.public import PrivateKey
 from nacl.signing import SigningKey
 
 from meshagents.trust.audit import AuditLog
+from tests.fixtures.mesh import NETNS_DIR
 from tests.integration.dashboard.conftest import DASH_PORT, Cockpit
 from tests.integration.hub.conftest import in_netns
 
@@ -149,12 +151,22 @@ def test_page_loads_and_new_peer_appears_live(cockpit: Cockpit, page: Any) -> No
     assert mesh.ping(dev, "10.42.0.1", count=3, wait_s=1.0)
     online = page.locator(f'#mesh-peers tr[data-peer="{dev.name}"] .badge-online')
     online.wait_for(timeout=5_000)
-    mesh.run(dev, ["ping", "-c", "20", "-i", "0.05", "-s", "1000", "10.42.0.1"])
-    page.wait_for_function(
-        f"""() => {{ const r = document.querySelector('#mesh-peers tr[data-peer="{dev.name}"]');
-              return r && /[1-9][0-9.]* (B|KiB)\\/s/.test(r.innerText); }}""",
-        timeout=5_000,
-    )
+    # traffic while we look (a rate is the change between two of the hub's samples)
+    ping = subprocess.Popen(
+        ["nsenter", f"--net={NETNS_DIR / dev.netns}", "ping", "-q", "-c", "200", "-i", "0.05", "-s", "1000",
+         "10.42.0.1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        page.wait_for_function(
+            f"""() => {{ const r = document.querySelector('#mesh-peers tr[data-peer="{dev.name}"]');
+                  return r && /[1-9][0-9.]* (B|KiB)\\/s/.test(r.innerText); }}""",
+            timeout=5_000,
+        )
+    finally:
+        ping.kill()
+        ping.wait()
     assert page.evaluate("window.__noReload") == 1
     cockpit.shot(page, "mesh-online")
 
