@@ -31,7 +31,7 @@ def matrix_room_for_device(
 
     settings = load_settings()
     user = device_user or f"@{alias_localpart(kind, device_name)}:{settings.server_name}"
-    ops = list(operators) if operators is not None else list(settings.operators)
+    ops = list(operators or settings.operators)  # the CLI passes [] for "not given"
     result = run_as(
         settings,
         lambda client: room_for_device(

@@ -275,16 +275,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--write-settings", action="store_true", help="write $FN_STATE_DIR/matrix/settings.toml")
     ap.add_argument("--operator", action="append", default=[], help="operator user id (repeatable)")
     ap.add_argument("--bot", default=None, help="bot user id")
-    ap.add_argument("--actor", default=None, help="account localpart the functions act as")
+    ap.add_argument(
+        "--actor", default=None, help="account localpart the functions act as (registered if missing)"
+    )
     args = ap.parse_args(argv)
     hs = EmbeddedSynapse(args.data_dir, host=args.host, port=args.port, server_name=args.server_name)
+    # SIGTERM must unwind through `finally` too, or Synapse (its own session) outlives us.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     hs.write_config()
     hs.start()
     print(f"synapse ready at {hs.url} (data in {args.data_dir}); Ctrl-C stops it", flush=True)
     if args.write_settings:
-        print(
-            f"settings written to {write_local_settings(hs, args.operator, args.bot, args.actor)}", flush=True
-        )
+        written = write_local_settings(hs, args.operator, args.bot, args.actor)
+        print(f"settings written to {written}", flush=True)
+        if args.actor:
+            from meshagents.matrix.ops import provision_account
+            from meshagents.matrix.settings import account_dir, load_settings
+
+            out = provision_account(load_settings(), args.actor, account_dir(args.actor) / "credentials.json")
+            print(f"actor account {out['user_id']}: credentials in {out['credentials_path']}", flush=True)
     try:
         while hs.running:
             time.sleep(1)
