@@ -112,6 +112,13 @@ def _log_config(data_dir: Path) -> dict[str, Any]:
     }
 
 
+def _pdeathsig() -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
 def _write_private(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -124,13 +131,23 @@ class EmbeddedSynapse:
     """One Synapse child process bound to ``host:port`` with its state in ``data_dir``."""
 
     def __init__(
-        self, data_dir: Path, *, host: str = "127.0.0.1", port: int = 8008, server_name: str = "localhost"
+        self,
+        data_dir: Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8008,
+        server_name: str = "localhost",
+        die_with_parent: bool = False,
     ):
         self.data_dir = Path(data_dir)
         self.host = host
         self.port = port
         self.server_name = server_name
         self._proc: subprocess.Popen[bytes] | None = None
+        # Linux PR_SET_PDEATHSIG: Synapse gets SIGTERM when the *thread* that started it
+        # ends, so a killed test run leaves no server behind. Start it from a thread that
+        # lives as long as the server (the main thread).
+        self.die_with_parent = die_with_parent
 
     @property
     def url(self) -> str:
@@ -189,6 +206,7 @@ class EmbeddedSynapse:
                 stderr=subprocess.STDOUT,
                 cwd=self.data_dir,
                 start_new_session=True,
+                preexec_fn=_pdeathsig if self.die_with_parent else None,
             )
         finally:
             out.close()
