@@ -297,7 +297,9 @@ def main(argv: list[str] | None = None) -> int:
         "--actor", default=None, help="account localpart the functions act as (registered if missing)"
     )
     args = ap.parse_args(argv)
-    hs = EmbeddedSynapse(args.data_dir, host=args.host, port=args.port, server_name=args.server_name)
+    hs = EmbeddedSynapse(
+        args.data_dir, host=args.host, port=args.port, server_name=args.server_name, die_with_parent=True
+    )
     # SIGTERM must unwind through `finally` too, or Synapse (its own session) outlives us.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     hs.write_config()
