@@ -36,6 +36,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--bot-period-s", type=float, default=3.0)
     p.add_argument("--tick-s", type=float, default=5.0)
     p.add_argument("--session-ttl-s", type=float, default=12 * 3600)
+    p.add_argument(
+        "--operator-key", help="the operator's ed25519 public key (base64): manifests are checked against it"
+    )
     p.add_argument("--token-file", type=Path)
     p.add_argument("--token-name", default=DEFAULT_TOKEN_NAME, help="key store entry of the operator token")
     return p.parse_args(argv)
@@ -52,6 +55,7 @@ def config(args: argparse.Namespace) -> DashConfig:
         bot_period_s=args.bot_period_s,
         tick_s=args.tick_s,
         session_ttl_s=args.session_ttl_s,
+        operator_key=args.operator_key,
         token_file=args.token_file,
         token_name=args.token_name,
     )

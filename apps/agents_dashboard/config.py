@@ -29,6 +29,7 @@ class DashConfig:
     bot_period_s: float = 3.0  # how often approvals and agent states are read from the bot
     tick_s: float = 5.0  # re-render ages when the hub sends nothing
     session_ttl_s: float = 12 * 3600
+    operator_key: str | None = None  # pinned operator public key (base64) for the manifest check
     token_file: Path | None = None
     token_name: str = DEFAULT_TOKEN_NAME
 

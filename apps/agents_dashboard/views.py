@@ -5,12 +5,15 @@
     bytes_text(n) -> "1.2 MiB";  rate_text(bytes_per_s) -> "3.4 KiB/s"
     RateTracker().update(public_key, rx, tx, ts) -> (rx_rate, tx_rate) | (None, None)
     mesh_rows(peers, rates, now, stale_after_s) -> (live rows, revoked rows)
-    device_matrix(peers, bot_devices) -> DeviceMatrix (capability columns x device rows)
+    device_matrix(peers, bot_devices, now, operator_key=None) -> DeviceMatrix (capabilities x devices)
     containers(peers, bot_devices) -> list[ContainerRow]
     approval_rows(approvals, now) -> pending first, with age and the matrix.to link
     audit_summary(audit_json) -> AuditView ("verified" or "broken at seq N")
+    manifest_signature(manifest, operator_key, now) -> "signed" | "self-signed" | "expired"
+                                                       | "bad signature" | "-"
 
-No I/O and no clock: ``now`` is a parameter, so every rule here is unit-tested with
+No I/O and no clock (the signature check is the trust core's pure ``manifest.verify``):
+``now`` is a parameter, so every rule here is unit-tested with
 recorded JSON shapes of the hub's ``GET /api/peers`` / ``GET /api/audit/{id}`` and the
 bot's ``GET /approvals`` / ``GET /devices``.
 """
@@ -22,6 +25,9 @@ import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from meshagents.errors import FnError
+from meshagents.trust import manifest as manifest_mod
 
 DOCKER_PREFIX = "docker.container."
 DEEP_PREFIX = "cont-"
@@ -178,6 +184,7 @@ class DeviceRow:
     room: str
     has_manifest: bool
     cells: tuple[Cell, ...]
+    signature: str = "-"  # see manifest_signature()
 
 
 @dataclass
@@ -205,6 +212,22 @@ def _date(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(ts))
 
 
+def manifest_signature(manifest: Mapping[str, Any] | None, operator_key: str | None, now: float) -> str:
+    """``signed`` (by the pinned operator key), ``self-signed`` (valid for the key it names, no
+    key pinned), ``expired``, ``bad signature``, or ``-`` (no manifest)."""
+    if not isinstance(manifest, Mapping):
+        return "-"
+    raw = dict(manifest)
+    key = operator_key or raw.get("operator_key")
+    if not isinstance(key, str):
+        return "bad signature"
+    try:
+        manifest_mod.verify(raw, key, now=int(now))
+    except FnError as exc:
+        return "expired" if exc.code == "manifest_expired" else "bad signature"
+    return "signed" if operator_key else "self-signed"
+
+
 def bot_by_device(bot_devices: Sequence[Mapping[str, Any]] | None) -> dict[str, Mapping[str, Any]]:
     return {str(d.get("device")): d for d in bot_devices or [] if isinstance(d, Mapping)}
 
@@ -213,6 +236,7 @@ def device_matrix(
     peers: Sequence[Mapping[str, Any]],
     bot_devices: Sequence[Mapping[str, Any]] | None,
     now: float,
+    operator_key: str | None = None,
 ) -> DeviceMatrix:
     """Enrolled, non-revoked devices by capabilities (union of every manifest's names)."""
     bot = bot_by_device(bot_devices)
@@ -243,6 +267,7 @@ def device_matrix(
                 room=str(info.get("room_alias") or ""),
                 has_manifest=manifest is not None,
                 cells=tuple(Cell(c in caps, caps.get(c, False)) for c in columns),
+                signature=manifest_signature(manifest, operator_key, now),
             )
         )
     return out

@@ -109,7 +109,7 @@ def create_app(
             "mesh": live_rows,
             "revoked": revoked_rows,
             "online": sum(1 for r in live_rows if r.badge == "online"),
-            "matrix": views.device_matrix(live.peers, live.bot_devices, now),
+            "matrix": views.device_matrix(live.peers, live.bot_devices, now, cfg.operator_key),
             "containers": views.containers(live.peers, live.bot_devices),
             "approvals": None if live.approvals is None else views.approval_rows(live.approvals, now),
             "audit_devices": sorted(

@@ -128,3 +128,29 @@ def test_audit_summary() -> None:
     empty = views.audit_summary({"entries": [], "chain": {"ok": True, "head_seq": 0}})
     assert empty.status == "empty"
     assert views.audit_summary({}).status == "broken"
+
+
+def test_manifest_signature_states() -> None:
+    import base64
+
+    from nacl.signing import SigningKey
+
+    from meshagents.trust import manifest as manifest_mod
+
+    op = SigningKey.generate()
+    op_pub = base64.b64encode(bytes(op.verify_key)).decode()
+    body = shapes.manifest("home-wsl", [{"name": "shell.exec.ls", "requires_approval": False}])
+    body.pop("signature")
+    body["operator_key"] = op_pub
+    signed = manifest_mod.sign(body, op).model_dump(mode="json")
+    assert views.manifest_signature(signed, op_pub, NOW) == "signed"
+    assert views.manifest_signature(signed, None, NOW) == "self-signed"
+    other = base64.b64encode(bytes(SigningKey.generate().verify_key)).decode()
+    assert views.manifest_signature(signed, other, NOW) == "bad signature"
+    widened = dict(signed, capabilities=[{"name": "shell.exec.rm", "requires_approval": False}])
+    assert views.manifest_signature(widened, op_pub, NOW) == "bad signature"
+    assert views.manifest_signature(signed, op_pub, signed["expires_at"] + 1) == "expired"
+    assert views.manifest_signature(None, op_pub, NOW) == "-"
+    peers = [dict(shapes.PEERS[0], manifest=signed)]
+    assert views.device_matrix(peers, None, NOW, op_pub).rows[0].signature == "signed"
+    assert views.device_matrix(shapes.PEERS, None, NOW).rows[0].signature in ("bad signature", "-")
