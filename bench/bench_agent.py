@@ -1,0 +1,235 @@
+"""Device agent: resident memory idle and while serving, envelope-to-result latency.
+
+    .venv/bin/python bench/bench_agent.py [--requests 50]
+
+Starts one embedded Synapse on a free loopback port (temp dir, removed after), an
+operator and a stand-in bot on the Matrix client base, and the agent as its own
+process (``python -m apps.device_agent``, sandbox on), exactly as systemd runs it.
+Measures, in the same run:
+
+- RSS of the agent process: idle (after start and a few seconds of syncing) and the
+  peak while serving the requests (sampled every 20 ms from /proc);
+- envelope-to-result latency: the bot sends a signed envelope, the time until the
+  operator has decrypted the agent's ``org.meshagents.result`` event, for
+  ``system.info`` (no child process) and ``shell.exec.echo`` (bubblewrap);
+- baselines: the same ``shell.exec.echo`` envelope through the pipeline alone
+  (verify + audit + bwrap run, no Matrix), in this process; and one encrypted custom
+  event from the bot to the operator (the Matrix transport alone; the agent's path is
+  two such hops: envelope in, result out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from apps.device_agent.capabilities.base import Context  # noqa: E402
+from apps.device_agent.pipeline import Pipeline  # noqa: E402
+from meshagents.bus import ENVELOPE_EVENT, RESULT_EVENT, STATUS_EVENT  # noqa: E402
+from meshagents.matrix.client import ClientConfig, Incoming, MatrixClient  # noqa: E402
+from meshagents.matrix.homeserver import EmbeddedSynapse  # noqa: E402
+from tests.fixtures.synapse import free_port  # noqa: E402
+from tests.unit.agent.rig import make_rig  # noqa: E402
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))]
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class Sampler:
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak, self._stop = pid, 0.0, threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.peak = max(self.peak, rss_mb(self.pid))
+            except OSError:
+                return
+            time.sleep(0.02)
+
+    def __enter__(self) -> Sampler:
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._t.join()
+
+
+def summary(name: str, values: list[float]) -> str:
+    return (
+        f"{name:<44} n={len(values):<4} p50={pct(values, 50):7.1f} ms  p95={pct(values, 95):7.1f} ms  "
+        f"mean={statistics.fmean(values):7.1f} ms"
+    )
+
+
+async def run(requests: int) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="bench-agent-"))
+    suffix = secrets.token_hex(3)
+    hs = EmbeddedSynapse(tmp / "hs", port=free_port())
+    hs.write_config()
+    hs.start()
+    clients: list[MatrixClient] = []
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+
+        def user(prefix: str) -> tuple[str, str]:
+            pw = secrets.token_urlsafe(12)
+            return hs.register(f"{prefix}-{suffix}", pw), pw
+
+        (op, op_pw), (bot_u, bot_pw), (dev, dev_pw) = user("operator"), user("bot"), user("dev")
+
+        def cfg(u: str, pw: str, name: str, **kw: Any) -> ClientConfig:
+            return ClientConfig(homeserver=hs.url, user_id=u, password=pw, store_dir=tmp / name, **kw)
+
+        operator = MatrixClient(cfg(op, op_pw, "op"))
+        bot = MatrixClient(cfg(bot_u, bot_pw, "bot", operators=(op,)))
+        clients += [operator, bot]
+        results: dict[str, asyncio.Future[float]] = {}
+        ready = asyncio.get_running_loop().create_future()
+
+        async def on_result(ev: Incoming) -> None:
+            fut = results.get(str(ev.content.get("request_id")))
+            if fut is not None and not fut.done():
+                fut.set_result(time.perf_counter())
+
+        async def on_status(ev: Incoming) -> None:
+            if ev.content.get("state") == "ok" and not ready.done():
+                ready.set_result(True)
+
+        async def on_ping(ev: Incoming) -> None:
+            fut = results.get(str(ev.content.get("ping")))
+            if fut is not None and not fut.done():
+                fut.set_result(time.perf_counter())
+
+        operator.on_custom_event(RESULT_EVENT, on_result)
+        operator.on_custom_event("org.meshagents.bench", on_ping)
+        operator.on_custom_event(STATUS_EVENT, on_status)
+        await operator.start()
+        await bot.start()
+        room = await operator.create_room(invite=[bot_u, dev])
+        approvals = await operator.create_room(invite=[bot_u, dev])
+        await operator.wait_for_member(room, bot_u)
+        rig = make_rig(
+            tmp / "device",
+            approvers=[op],
+            homeserver=hs.url,
+            matrix_user=dev,
+            matrix_password=dev_pw,
+            device_room=room,
+            approvals_room=approvals,
+            bot_users=[bot_u],
+            health_interval_s=10,
+        )
+        env = {
+            **os.environ,
+            "FN_STATE_DIR": str(tmp / "fn-state"),
+            "MESHAGENTS_LOG_LEVEL": os.environ.get("BENCH_AGENT_LOG", "WARNING"),
+        }
+        t_start = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "apps.device_agent", "--config", str(rig.config_path)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(os.environ.get("BENCH_AGENT_LOGFILE", os.devnull), "w"),  # noqa: SIM115 - lives as long as the child
+        )
+        await asyncio.wait_for(ready, 60)
+        startup = time.perf_counter() - t_start
+        await bot.wait_for_member(room, dev)
+        await asyncio.sleep(5)
+        idle = rss_mb(proc.pid)
+
+        async def one(capability: str, args: dict[str, Any]) -> float:
+            content = rig.content(capability, args)
+            rid = content["envelope"]["request_id"]
+            results[rid] = asyncio.get_running_loop().create_future()
+            t0 = time.perf_counter()
+            await bot.send_custom(room, ENVELOPE_EVENT, content)
+            done = await asyncio.wait_for(results[rid], 30)
+            return (done - t0) * 1000
+
+        async def ping(i: int) -> float:
+            key = f"ping-{i}"
+            results[key] = asyncio.get_running_loop().create_future()
+            t0 = time.perf_counter()
+            await bot.send_custom(room, "org.meshagents.bench", {"ping": key})
+            return (await asyncio.wait_for(results[key], 30) - t0) * 1000
+
+        await one("system.info", {})  # first message: room-key sharing, reported apart
+        await ping(-1)
+        pings = [await ping(i) for i in range(requests)]
+        with Sampler(proc.pid) as sampler:
+            info = [await one("system.info", {}) for _ in range(requests)]
+            echo = [await one("shell.exec.echo", {"argv": ["echo", f"n{i}"]}) for i in range(requests)]
+            burst_t0 = time.perf_counter()
+            await asyncio.gather(*(one("shell.exec.echo", {"argv": ["echo", f"b{i}"]}) for i in range(20)))
+            burst = (time.perf_counter() - burst_t0) * 1000
+        after = rss_mb(proc.pid)
+
+        base_rig = make_rig(tmp / "baseline")
+        pipe = Pipeline(base_rig.config)
+        base = []
+        for i in range(requests):
+            content = base_rig.content("shell.exec.echo", {"argv": ["echo", f"x{i}"]})
+            t0 = time.perf_counter()
+            out = pipe.process(content, None, Context(sandbox=True))
+            base.append((time.perf_counter() - t0) * 1000)
+            assert out.status == "ok", out
+        pipe.close()
+
+        print(f"agent start to first status event: {startup:.2f} s")
+        print(f"agent RSS idle:                    {idle:.1f} MB   (aim < 80 MB)")
+        print(f"agent RSS peak while serving:      {sampler.peak:.1f} MB")
+        print(f"agent RSS after serving:           {after:.1f} MB")
+        print(summary("envelope -> result, system.info (Matrix)", info))
+        print(summary("envelope -> result, shell.exec.echo (Matrix)", echo))
+        print(f"{'burst of 20 echo envelopes at once':<44} all results after {burst:.0f} ms")
+        print(summary("baseline: pipeline alone, shell.exec.echo", base))
+        print(summary("baseline: one event bot -> operator (Matrix)", pings))
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        for c in clients:
+            await c.stop()
+        hs.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--requests", type=int, default=50)
+    asyncio.run(run(ap.parse_args().requests))
+
+
+if __name__ == "__main__":
+    main()
