@@ -161,7 +161,7 @@ class Hub:
                 mesh_address=str(peer["address"]),
                 profile=profile,
                 controllers=self.controllers,
-                approvers=self.cfg.approvers,
+                approvers=self._approvers(),
                 server_name=self.cfg.matrix.server_name if self.cfg.matrix else self.cfg.matrix_server_name,
                 serial=self.store.next_serial(wg_pub),
                 now=int(time.time()),
@@ -201,6 +201,18 @@ class Hub:
             "manifest": signed,
             "matrix": self._matrix(name),
         }
+
+    def _approvers(self) -> list[str]:
+        """The config's approvers; with a homeserver and none configured, its operators."""
+        if self.cfg.approvers or self.cfg.matrix is None:
+            return list(self.cfg.approvers)
+        from meshagents.matrix.settings import load_settings
+
+        try:
+            return list(load_settings().operators)
+        except FnError as exc:
+            log.error("no approvers: %s", exc)
+            return []
 
     def _check_free(self, name: str, wg_pub: str) -> None:
         """The name and key are new — or this is the same device coming back after a removal.

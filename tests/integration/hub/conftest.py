@@ -1,6 +1,6 @@
 """A real hub rig: the WireGuard hub in a namespace, the wg_hub service in it, devices and "the internet".
 
-    rig = hub_rig                      # module-scoped: one hub for the module's tests
+    rig = hub_rig                      # package-scoped: one hub for this folder's tests
     rig.mesh                           # tests.fixtures.mesh.Mesh (hub only; devices are enrolled)
     rig.public_url                     # http://198.19.99.1:8443  (the hub's "public" address)
     rig.operator("GET", "/api/peers")  # httpx.Response from inside the hub namespace (loopback)
@@ -269,7 +269,7 @@ def hub_rig_cm(workdir: Path, state: Path, *, manifest_key: str = "operator/ed25
             rig.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def hub_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubRig]:
     workdir = tmp_path_factory.mktemp(f"hub{secrets.token_hex(2)}")
     state = workdir / "hub-state"

@@ -71,6 +71,7 @@ def test_enroll_with_matrix(synapse: SynapseServer, tmp_path: Path, state_dir: P
             assert (
                 m["user_id"] == f"@dev-{name}:{synapse.server_name}" == resp.json()["manifest"]["matrix_user"]
             )
+            assert resp.json()["manifest"]["approvers"] == [operator]  # from the Matrix settings
             assert m["room_alias"] == f"#dev-{name}:{synapse.server_name}" and m["room_id"].startswith("!")
             login = httpx.post(
                 f"{synapse.url}/_matrix/client/v3/login",

@@ -17,7 +17,7 @@ from tests.integration.hub.conftest import OPERATOR_PORT, PUBLIC, PUBLIC_PORT, H
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
 
-EXAMPLES = 15
+EXAMPLES = 10
 
 
 def schemathesis(rig: HubRig, base: str, tmp: Path, *extra: str) -> subprocess.CompletedProcess[str]:
