@@ -31,6 +31,7 @@ from meshagents.trust import manifest as manifest_mod
 
 DOCKER_PREFIX = "docker.container."
 DEEP_PREFIX = "cont-"
+MATRIX_ID_SAFE = "!$:@.-_~=+"  # kept literal in matrix.to links (room, event and user id characters)
 
 
 def _num(value: Any) -> float | None:
@@ -343,12 +344,16 @@ class ApprovalRow:
 
 
 def matrix_to(room_id: str, event_id: str) -> str:
-    """``https://matrix.to/#/<room>/<event>`` with both parts escaped (ids contain ! $ : #)."""
+    """``https://matrix.to/#/<room>/<event>`` as Element writes it (``!`` ``$`` ``:`` kept);
+    anything that would end the path (``/ ? # %``, spaces) is escaped."""
     if not room_id:
         return ""
-    q = urllib.parse.quote
-    base = f"https://matrix.to/#/{q(room_id, safe='')}"
-    return f"{base}/{q(event_id, safe='')}" if event_id else base
+
+    def q(part: str) -> str:
+        return urllib.parse.quote(part, safe=MATRIX_ID_SAFE)
+
+    base = f"https://matrix.to/#/{q(room_id)}"
+    return f"{base}/{q(event_id)}" if event_id else base
 
 
 def approval_rows(approvals: Sequence[Mapping[str, Any]], now: float) -> list[ApprovalRow]:

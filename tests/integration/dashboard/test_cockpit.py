@@ -197,7 +197,7 @@ def test_pending_approval_shows_and_deny(cockpit: Cockpit, page: Any) -> None:
     assert "system.reboot" in text and "@operator:hub.test" in text
     assert re.match(r"9\d s", text), text  # its age
     href = row.locator("a.element-link").get_attribute("href")
-    assert href == "https://matrix.to/#/%21approvals%3Ahub.test/%24evt-ap-1%3Ahub.test"
+    assert href == "https://matrix.to/#/!approvals:hub.test/$evt-ap-1:hub.test"
     assert page.inner_text("#approvals-pending") == "1"
     cockpit.shot(page, "approvals-pending")
     row.locator("button[data-deny]").click()

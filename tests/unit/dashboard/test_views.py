@@ -115,7 +115,8 @@ def test_approvals_pending_first_with_link() -> None:
     assert [r.approval_id for r in rows] == ["ap-1", "ap-old"]
     first = rows[0]
     assert first.pending and first.age == "95 s" and first.expires_in == "58 min"
-    assert first.link == "https://matrix.to/#/%21ap%3Ahub.test/%24e1%3Ahub.test"
+    assert first.link == "https://matrix.to/#/!ap:hub.test/$e1:hub.test"
+    assert views.matrix_to("!a/b:x", "$c?d") == "https://matrix.to/#/!a%2Fb:x/$c%3Fd"
     assert rows[1].expires_in == "expired" and not rows[1].pending
     assert views.matrix_to("", "$x") == ""
 

@@ -129,7 +129,7 @@ def test_login_cookie_flags_and_cockpit(env: tuple[TestClient, Live]) -> None:
     live_table = html.split('id="mesh-peers"')[1].split("</table>")[0]
     assert 'data-peer="old"' not in live_table
     assert 'id="mesh-revoked"' in html
-    assert "https://matrix.to/#/%21ap%3Ahub.test/%24e1%3Ahub.test" in html
+    assert "https://matrix.to/#/!ap:hub.test/$e1:hub.test" in html
     assert "cdn" not in html.lower() and "http://" not in html.replace("http://127.0.0.1", "")
 
 
