@@ -263,12 +263,21 @@ class Hub:
             # The mesh works without Matrix; the operator sees why in the log and the answer.
             log.error("matrix provisioning for %s failed: %s", name, exc)
             return {"error": getattr(exc, "code", "matrix_error"), "message": str(exc)}
+        bot: str | None = None
+        try:
+            from meshagents.matrix.settings import load_settings
+
+            bot = load_settings().bot
+        except FnError as exc:
+            log.error("matrix settings: %s", exc)
         return {
             "homeserver_url": m.homeserver_url,
             "user_id": account.get("user_id") or secret.get("user_id"),
             "password": secret.get("password"),
             "room_alias": room.get("alias"),
             "room_id": room.get("room_id"),
+            "approvals_room": f"#operator-approvals:{m.server_name}",
+            "bot_users": [bot] if bot else [],
         }
 
     def refused(self, token: str, reason: str) -> dict[str, Any]:

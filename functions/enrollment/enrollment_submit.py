@@ -71,6 +71,30 @@ def _post(url: str, body: dict[str, Any], timeout_s: float) -> tuple[int, Any]:
         return status, None
 
 
+def _agent_config(
+    state: Path, folder: Path, signed: Any, matrix: dict[str, Any], healthz: str, operator_key: str
+) -> Path:
+    """``<state>/device_agent/config.json`` for the device agent (0600: it holds the Matrix password)."""
+    agent_dir = state / "device_agent"
+    agent_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    config = {
+        "device_id": signed.device_id,
+        "device_name": signed.device_name,
+        "manifest_path": str(folder / "manifest.json"),
+        "operator_key": operator_key,
+        "homeserver": matrix.get("homeserver_url"),
+        "matrix_user": matrix.get("user_id") or signed.matrix_user,
+        "matrix_password": matrix["password"],
+        "device_room": matrix.get("room_alias") or matrix.get("room_id"),
+        "approvals_room": matrix.get("approvals_room"),
+        "bot_users": list(matrix.get("bot_users") or []),
+        "hub_url": healthz.removesuffix("/healthz"),
+    }
+    path = agent_dir / "config.json"
+    _write(path, json.dumps(config, indent=2, sort_keys=True) + "\n")
+    return path
+
+
 @function(id="enrollment_submit", group="enrollment", requires=["network", "keystore"])
 def enrollment_submit(
     token: str,
@@ -178,10 +202,14 @@ def enrollment_submit(
         "wg_private_key_file": str(key_file),
         "healthz_url": healthz,
         "matrix_credentials": None,
+        "agent_config": None,
     }
     if isinstance(matrix, dict) and matrix.get("password"):
         _write(folder / "matrix.json", json.dumps(matrix, indent=2, sort_keys=True) + "\n")
         out["matrix_credentials"] = str(folder / "matrix.json")
         info["matrix"] = {k: v for k, v in matrix.items() if k != "password"}
+        out["agent_config"] = str(
+            _agent_config(state_dir(), folder, signed, matrix, healthz, tok.operator_key)
+        )
     _write(folder / "enrollment.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
     return out

@@ -30,7 +30,7 @@ def test_enroll_with_matrix(synapse: SynapseServer, tmp_path: Path, state_dir: P
 
     require_mesh_tools()
     operator, op_password = synapse.new_user("op")
-    synapse.configure_state(state_dir, operators=[operator])
+    bot = synapse.configure_state(state_dir, operators=[operator])
     call("operator_key_init", caller="tests.hub")
     call("controller_key_init", caller="tests.hub")
     pub_port, op_port = free_port(), free_port()
@@ -72,6 +72,9 @@ def test_enroll_with_matrix(synapse: SynapseServer, tmp_path: Path, state_dir: P
                 m["user_id"] == f"@dev-{name}:{synapse.server_name}" == resp.json()["manifest"]["matrix_user"]
             )
             assert resp.json()["manifest"]["approvers"] == [operator]  # from the Matrix settings
+            assert m["approvals_room"] == f"#operator-approvals:{synapse.server_name}" and m["bot_users"] == [
+                bot
+            ]
             assert m["room_alias"] == f"#dev-{name}:{synapse.server_name}" and m["room_id"].startswith("!")
             login = httpx.post(
                 f"{synapse.url}/_matrix/client/v3/login",

@@ -74,7 +74,11 @@ class FakeHub:
             "hub_public_key": HUB_KEY, "hub_mesh_address": "10.42.0.1", "endpoint": "198.51.100.1:51820",
             "allowed_ips": ["10.42.0.0/24"], "persistent_keepalive": 25, "preshared_key": None,
             "operator_port": 8000, "manifest": manifest_mod.sign(body, signer).model_dump(mode="json"),
-            "matrix": None,
+            "matrix": None if self.mode != "matrix" else {
+                "homeserver_url": "http://10.42.0.1:8008", "user_id": "@dev-home-wsl:hub", "password": "pw",
+                "room_alias": "#dev-home-wsl:hub", "room_id": "!r:hub",
+                "approvals_room": "#operator-approvals:hub", "bot_users": ["@bot:hub"],
+            },
         }  # fmt: skip
 
 
@@ -100,6 +104,20 @@ def test_good_answer_is_kept_and_the_operator_key_pinned(hub: FakeHub, state_dir
     assert (folder / "wg.key").stat().st_mode & 0o777 == 0o600
     assert (state_dir / "trust" / "operator.pub").read_text().strip() == public_b64(OPERATOR)
     assert hub.refusals == []
+
+
+def test_matrix_section_writes_the_device_agent_config(hub: FakeHub, state_dir: Path) -> None:
+    from apps.device_agent.config import load
+
+    hub.mode = "matrix"
+    out = call("enrollment_submit", caller="tests", token=token(hub.url))
+    path = Path(out["agent_config"])
+    assert path == state_dir / "device_agent" / "config.json" and path.stat().st_mode & 0o777 == 0o600
+    cfg = load(path)
+    assert cfg.device_id == "home-wsl" and cfg.matrix_password == "pw" and cfg.bot_users == ("@bot:hub",)
+    assert cfg.hub_url == "http://10.42.0.1:8000" and cfg.operator_key == public_b64(OPERATOR)
+    assert json.loads(cfg.manifest_path.read_text())["device_id"] == "home-wsl"
+    assert "pw" not in (state_dir / "enrollment" / "enrollment.json").read_text()
 
 
 @pytest.mark.parametrize(
