@@ -228,6 +228,8 @@ class DeviceAgent:
             r = await fetch_event(self.client, self._approvals_id, r_id) if r_id else None
         except FnError as exc:
             return ApprovalEvents(problem=f"cannot fetch the approval: {exc.message}")
+        except Exception as exc:  # any failure to look it up refuses; it never crashes the agent
+            return ApprovalEvents(problem=f"cannot fetch the approval: {type(exc).__name__}")
         return ApprovalEvents(
             approval=a.as_bus_dict(),
             approval_verified=a.verified and a.decrypted,
@@ -257,9 +259,10 @@ class DeviceAgent:
     async def _handle(self, content: Any) -> None:
         try:
             outcome = await self.handle(content)
-        except Exception:
+        except Exception as exc:
+            # The room still hears about it (status error); the chain has whatever was written.
             log.exception("handling an envelope failed")
-            return
+            outcome = self.pipeline.error_outcome(content, f"internal error: {type(exc).__name__}")
         log.info("request %s: %s (%s)", outcome.request_id, outcome.status, outcome.reason)
         await self._reply(outcome)
 

@@ -368,6 +368,21 @@ class Pipeline:
             verdict.envelope.approval if verdict.envelope else None,
         )
 
+    def error_outcome(self, content: Any, reason: str) -> Outcome:
+        """An ``error`` answer for a request the agent failed on (not a refusal)."""
+        raw = envelope_of(content)
+        rid = _label(raw.get("request_id")) if isinstance(raw, dict) else ""
+        cap = _label(raw.get("capability")) if isinstance(raw, dict) else ""
+        reply_to = content.get("reply_to") if isinstance(content, dict) else None
+        return Outcome(
+            "error",
+            reason,
+            rid,
+            self.config.device_id,
+            cap,
+            reply_to=reply_to if isinstance(reply_to, str) else None,
+        )
+
     def process(
         self, content: Any, approvals: ApprovalEvents | None, ctx: Context, *, now: int | None = None
     ) -> Outcome:

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
 from apps.device_agent.__main__ import main
@@ -251,3 +253,44 @@ def test_replay_cli(rig: Rig, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(["--config", str(rig.config_path), "--replay-test", str(path)]) == 1
     out = json.loads(capsys.readouterr().out)
     assert out["status"] == "rejected_nonce"
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    words=st.lists(
+        st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=40).filter(
+            lambda w: not w.startswith("-")
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_any_words_reach_the_program_verbatim(rig: Rig, pipe: Pipeline, words: list[str]) -> None:
+    out = pipe.process(
+        rig.content(
+            "shell.exec.python3",
+            {"argv": ["python3", "-c", "import sys; sys.stdout.write(repr(sys.argv[1:]))", *words]},
+        ),
+        None,
+        CTX,
+    )
+    assert out.status == "ok", out
+    assert out.output == repr(words)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_tampered_field_is_refused_and_nothing_runs(
+    rig: Rig, pipe: Pipeline, data: st.DataObject
+) -> None:
+    marker = rig.writable / "tampered"
+    content = rig.content("shell.exec.sh", {"argv": ["sh", "-c", f"touch {marker}"]})
+    env = content["envelope"]
+    key = data.draw(st.sampled_from(sorted(k for k in env if k != "signature")))
+    value = data.draw(st.one_of(st.text(max_size=20), st.integers(), st.none()))
+    if value == env[key]:
+        return
+    env[key] = value
+    out = pipe.process(content, None, CTX)
+    assert out.status.startswith("rejected_"), (key, value, out)
+    assert not marker.exists()
