@@ -255,7 +255,7 @@ def test_replay_cli(rig: Rig, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert out["status"] == "rejected_nonce"
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     words=st.lists(
         st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=40).filter(
