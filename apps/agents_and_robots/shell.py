@@ -40,8 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from apps.agents_and_robots.approvals import ApprovalBook
-from apps.agents_and_robots.commands import RoomKind
+from apps.agents_and_robots.approvals import ApprovalBook, reaction_vote
+from apps.agents_and_robots.commands import Command, RoomKind, parse, strip_reply_fallback
 from apps.agents_and_robots.control import ControlApi, DeviceStatus, approval_rows, device_rows
 from apps.agents_and_robots.core import (
     Action,
@@ -64,6 +64,8 @@ from apps.agents_and_robots.ids import normalize_request_id
 from meshagents import api
 from meshagents.bus import (
     APPROVAL_REQUEST_KEY,
+    APPROVE_COMMAND,
+    APPROVE_REACTIONS,
     ENVELOPE_EVENT,
     RESULT_EVENT,
     STATUS_EVENT,
@@ -122,6 +124,32 @@ def result_from_content(content: Mapping[str, Any], device: str, at: float) -> D
         output = content.get("output")
         reason = output[:200] if isinstance(output, str) and output else None
     return DeviceResult(rid, device, status, at, reason=reason)
+
+
+def device_checkable_vote(body: str | None = None, *, reaction_key: str | None = None) -> str | None:
+    """Why an approving vote the core would count could not pass the device's own check
+    (``meshagents.bus.check_approval`` reads the raw event), or None when it can.
+
+    The device accepts only the reactions in ``APPROVE_REACTIONS`` (no skin tones) and
+    a message whose whole body is ``!approve <id>`` with the id exactly as the request
+    shows it (no reply fallback, no lower case or look-alike letters). The bot counts
+    only what the device will accept, so an approval never ends in rejected_approval.
+    """
+    if reaction_key is not None:
+        if reaction_vote(reaction_key) is True and reaction_key not in APPROVE_REACTIONS:
+            return ("a 👍 with a skin tone cannot be checked by the device; react with a plain 👍 "
+                    "(or write !approve <id>)")
+        return None
+    if body is None:
+        return None
+    parsed = parse(strip_reply_fallback(body))
+    if not isinstance(parsed, Command) or parsed.name != "approve":
+        return None
+    canonical = str(parsed.args["id"])
+    if body.strip().split() != [APPROVE_COMMAND, canonical]:
+        return (f"to approve, write exactly {APPROVE_COMMAND} {canonical} as a message of its own "
+                "(not a reply): the device checks the text of the approval itself")
+    return None
 
 
 def sign_envelope(device_id: str, action: Dispatch, ttl_s: int) -> dict[str, Any]:
@@ -334,6 +362,9 @@ class BotShell:
             else:
                 log.warning("cannot invite %s to the approvals room: %s", user, resp)
 
+    def _is_operator(self, user: str) -> bool:
+        return any(user in info.operators for info in self._infos().values())
+
     def _device_of_room(self, room_id: str) -> str | None:
         return self._rooms.get(room_id)
 
@@ -349,6 +380,10 @@ class BotShell:
         device: str | None
         if ev.room_id == self.approvals_room:
             kind, device = "approvals", None
+            problem = device_checkable_vote(ev.body)
+            if problem and self._is_operator(ev.sender):
+                await self._notice(ev.room_id, problem, None, ev.event_id)
+                return
         else:
             device = self._device_of_room(ev.room_id)
             if device is None:
@@ -366,6 +401,10 @@ class BotShell:
     async def _on_reaction(self, ev: Incoming) -> None:
         await self._ready.wait()
         if ev.room_id != self.approvals_room or ev.relates_to is None or ev.reaction_key is None:
+            return
+        problem = device_checkable_vote(reaction_key=ev.reaction_key)
+        if problem and self._is_operator(ev.sender):
+            await self._notice(ev.room_id, problem, None, ev.relates_to)
             return
         reaction = Reaction(ev.sender, ev.reaction_key, ev.relates_to, ev.event_id, self.clock(), ev.verified,
                             ev.decrypted)

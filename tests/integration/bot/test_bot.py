@@ -84,7 +84,10 @@ async def test_approvals_count_only_operators_and_the_dashboard_can_deny(make_wo
     await world.notice(approvals, lambda t: t.startswith(f"alert: ignored approval of request {approval_id}")
                        and world.stranger.user_id in t)
     await bot.send_reaction(approvals, req.event_id, "👍")
-    await asyncio.sleep(1.5)
+    # an operator's approval the device could not check (lower-case id): a hint, not a vote
+    await world.say(f"!approve {approval_id.lower()}", room=approvals)
+    await world.notice(approvals, lambda t: t.startswith(f"to approve, write exactly !approve {approval_id}"))
+    await asyncio.sleep(1.0)
     assert world.store().get(rid).status == "pending_approval"  # type: ignore[union-attr]
     assert not [e for e in world.envelopes if e.content.get("reply_to") == cmd]
 

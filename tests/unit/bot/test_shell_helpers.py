@@ -18,7 +18,7 @@ from apps.agents_and_robots.core import (
     SetDispatchStatus,
 )
 from apps.agents_and_robots.directory import DeviceRecord
-from apps.agents_and_robots.shell import result_from_content, room_kind_of, status_text
+from apps.agents_and_robots.shell import device_checkable_vote, result_from_content, room_kind_of, status_text
 from meshagents.errors import FnError
 from tests.unit.bot.test_core import APPROVALS, ROOM, T0, make_core, msg
 from tests.unit.bot.test_core import DEVICES as CORE_DEVICES
@@ -134,3 +134,32 @@ def test_settings_defaults_and_errors() -> None:
         with pytest.raises(FnError) as err:
             parse_settings(bad)
         assert err.value.code == "bot_config_invalid"
+
+
+@pytest.mark.parametrize(
+    ("body", "ok"),
+    [
+        ("!approve K309X1", True),
+        ("  !approve K309X1  ", True),
+        ("!approve k309x1", False),          # the device compares the text exactly
+        ("!approve K3O9X1", False),          # a look-alike letter
+        ("> <@op:hub> approval needed\n\n!approve K309X1", False),  # a reply fallback
+        ("!APPROVE K309X1", False),
+        ("!deny k309x1", True),              # denials need no device check
+        ("!approve", True),                  # a usage error: the core answers it
+        ("hello", True),
+    ],
+)
+def test_device_checkable_vote_text(body: str, ok: bool) -> None:
+    problem = device_checkable_vote(body)
+    assert (problem is None) is ok
+    if problem:
+        assert "!approve K309X1" in problem
+
+
+@pytest.mark.parametrize(
+    ("key", "ok"),
+    [("👍", True), ("👍\ufe0f", True), ("👍🏽", False), ("👎🏽", True), ("🎉", True)],
+)
+def test_device_checkable_vote_reaction(key: str, ok: bool) -> None:
+    assert (device_checkable_vote(reaction_key=key) is None) is ok
