@@ -52,6 +52,8 @@ class HubConfig:
     approvers: tuple[str, ...] = ()
     controllers: tuple[str, ...] = ()  # extra controller public keys beside controller/ed25519
     manifest_key: str = "operator/ed25519"  # key store name of the manifest signing key
+    manifest_signing: str = "hub"  # "hub": signed at /enroll; "offline": the operator signs later
+    operator_public_key: str | None = None  # offline: the operator key to check against (else pinned)
     manifest_ttl_s: int = 365 * 86400
     preshared: bool = True
     matrix_server_name: str = "localhost"
@@ -111,6 +113,8 @@ def from_dict(data: dict[str, Any]) -> HubConfig:
             raise FnError("config_invalid", f"{name} must be a port number")
     if cfg.public_port == cfg.operator_port:
         raise FnError("config_invalid", "public_port and operator_port must differ (separate sockets)")
+    if cfg.manifest_signing not in ("hub", "offline"):
+        raise FnError("config_invalid", "manifest_signing must be 'hub' or 'offline'")
     if not isinstance(cfg.events_period_s, int | float) or cfg.events_period_s <= 0:
         raise FnError("config_invalid", "events_period_s must be positive")
     return cfg

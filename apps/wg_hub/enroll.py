@@ -51,6 +51,7 @@ from meshagents.trust.keystore import (
     open_keystore,
     wg_preshared_name,
 )
+from meshagents.trust.rotation import current_operator_key
 from meshagents.trust.signing import TYPE_TOKEN, public_b64, verify_payload
 from meshagents.wg.context import WgPaths
 from meshagents.wg.hub import public_of
@@ -85,9 +86,13 @@ class Hub:
         self.paths = WgPaths(cfg.interface, cfg.config_dir)
         self.store = HubStore(cfg.db_path)
         self.facts = self._facts()
-        self.operator_public = public_b64(load_signing_key(OPERATOR_KEY))
-        # the manifest signer: the operator key unless the config names another (see docs/hub.md)
-        load_signing_key(cfg.manifest_key)
+        if cfg.manifest_signing == "offline":
+            # the operator key stays on the operator's machine: the hub only knows its public half
+            self.operator_public = cfg.operator_public_key or current_operator_key()
+        else:
+            self.operator_public = public_b64(load_signing_key(OPERATOR_KEY))
+            # the manifest signer: the operator key unless the config names another (see docs/hub.md)
+            load_signing_key(cfg.manifest_key)
         self.controllers = [public_b64(load_signing_key(CONTROLLER_KEY)), *cfg.controllers]
 
     # facts -----------------------------------------------------------------------------------
@@ -153,7 +158,8 @@ class Hub:
                 **self.wg_args,
             )
             added = True
-            signer = load_signing_key(self.cfg.manifest_key)
+            offline = self.cfg.manifest_signing == "offline"
+            signer = None if offline else load_signing_key(self.cfg.manifest_key)
             body = build_manifest(
                 device_name=name,
                 device_key=dev_key,
@@ -166,25 +172,41 @@ class Hub:
                 serial=self.store.next_serial(wg_pub),
                 now=int(time.time()),
                 default_ttl_s=self.cfg.manifest_ttl_s,
-                operator_key=public_b64(signer),
+                operator_key=self.operator_public if signer is None else public_b64(signer),
             )
-            signed = manifest_mod.sign(body, signer).model_dump(mode="json")
-            self.store.record_peer(
-                public_key=wg_pub,
-                device_id=name,
-                device_key=dev_key,
-                address=str(peer["address"]),
-                profile=profile["name"],
-                token_id=tok.token_id,
-                manifest=signed,
-            )
+            signed: dict[str, Any] | None = None
+            if signer is None:  # two-step: the operator signs it offline (sign_pending)
+                self.store.add_pending(
+                    device_id=name,
+                    public_key=wg_pub,
+                    token_id=tok.token_id,
+                    device_key=dev_key,
+                    address=str(peer["address"]),
+                    profile=profile["name"],
+                    body=body,
+                )
+            else:
+                signed = manifest_mod.sign(body, signer).model_dump(mode="json")
+                self.store.record_peer(
+                    public_key=wg_pub,
+                    device_id=name,
+                    device_key=dev_key,
+                    address=str(peer["address"]),
+                    profile=profile["name"],
+                    token_id=tok.token_id,
+                    manifest=signed,
+                )
         except BaseException:
             if added:
                 self._undo_peer(wg_pub)
             self.store.release_token(tok.token_id)
             raise
         self.store.finish_token(tok.token_id, wg_pub)
-        self.store.log("enrolled", name, f"address={peer['address']} profile={profile['name']}")
+        self.store.log(
+            "enrolled" if signed else "manifest_pending",
+            name,
+            f"address={peer['address']} profile={profile['name']}",
+        )
         log.info("enrolled device=%s address=%s profile=%s", name, peer["address"], profile["name"])
         self.bus.publish("peer_added", {"device_id": name, "address": peer["address"], "public_key": wg_pub})
         return {
@@ -199,8 +221,64 @@ class Hub:
             "preshared_key": self._psk(name) if self.cfg.preshared else None,
             "operator_port": self.cfg.operator_port,
             "manifest": signed,
+            "manifest_pending": signed is None,
             "matrix": self._matrix(name),
         }
+
+    # two-step signing ------------------------------------------------------------------------
+    def _token_of_ours(self, token: str) -> Any:
+        """A token the operator signed (expiry ignored: it was used moments or minutes ago)."""
+        tok = tokens.decode(token)
+        raw = tok.model_dump(mode="json")
+        if tok.operator_key != self.operator_public or not verify_payload(
+            raw, tok.signature or "", self.operator_public, TYPE_TOKEN
+        ):
+            raise FnError("token_invalid", "token signature is not the operator's")
+        return tok
+
+    def manifest_for(self, token: str) -> tuple[bool, dict[str, Any]]:
+        """The device asks for its manifest: (ready, answer)."""
+        tok = self._token_of_ours(token)
+        row = self.store.peer_by_token(tok.token_id)
+        if row is not None and row.state == "enrolled":
+            return True, {"device_id": row.device_id, "manifest": row.manifest}
+        if self.store.pending_by_token(tok.token_id) is not None:
+            return False, {"status": "pending_signature", "message": "the operator has not signed it yet"}
+        raise FnError("enrollment_unknown", "no enrollment for this token")
+
+    def pending(self) -> list[dict[str, Any]]:
+        return [
+            {k: p[k] for k in ("device_id", "public_key", "address", "profile", "created_at", "manifest")}
+            for p in self.store.pending()
+        ]
+
+    def sign_pending(self, device_id: str, signed: dict[str, Any]) -> dict[str, Any]:
+        """Accept the operator's signature on a pending manifest: exactly that body, the operator's key."""
+        found = self.store.pending(device_id)
+        if not found:
+            raise FnError("enrollment_unknown", f"no manifest of {device_id!r} waits for a signature")
+        pending = found[0]
+        with self.paths.ledger() as led:
+            rec = led.by_key(pending["public_key"])
+        if rec is None or rec.status != "active":  # removed or revoked while it waited
+            self.store.drop_pending(device_id)
+            raise FnError("enrollment_unknown", f"{device_id!r} is no longer an active peer")
+        manifest_mod.verify(signed, self.operator_public)  # manifest_invalid_signature / _invalid / _expired
+        if {k: v for k, v in signed.items() if k != "signature"} != pending["manifest"]:
+            raise FnError("manifest_mismatch", "the signed manifest is not the one the hub prepared")
+        self.store.record_peer(
+            public_key=pending["public_key"],
+            device_id=device_id,
+            device_key=pending["device_key"],
+            address=pending["address"],
+            profile=pending["profile"],
+            token_id=pending["token_id"],
+            manifest=signed,
+        )
+        self.store.drop_pending(device_id)
+        self.store.log("enrolled", device_id, "manifest signed offline by the operator")
+        self.bus.publish("manifest_signed", {"device_id": device_id})
+        return {"device_id": device_id, "serial": signed["serial"], "accepted": True}
 
     def _approvers(self) -> list[str]:
         """The config's approvers; with a homeserver and none configured, its operators."""
@@ -282,13 +360,7 @@ class Hub:
 
     def refused(self, token: str, reason: str) -> dict[str, Any]:
         """A device refused the manifest it got: log it and take back the peer made for it."""
-        tok = tokens.decode(token)
-        raw = tok.model_dump(mode="json")
-        # expiry does not matter here (the token was used moments ago); authorship does
-        if tok.operator_key != self.operator_public or not verify_payload(
-            raw, tok.signature or "", self.operator_public, TYPE_TOKEN
-        ):
-            raise FnError("token_invalid", "token signature is not the operator's")
+        tok = self._token_of_ours(token)
         row = self.store.peer_by_token(tok.token_id)
         if row is None or row.state != "enrolled" or time.time() - row.enrolled_at > self.cfg.refuse_window_s:
             raise FnError("enrollment_unknown", "no fresh enrollment for this token")

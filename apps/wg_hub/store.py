@@ -102,6 +102,19 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX hub_log_kind ON hub_log(kind);
     """,
+    # 3: manifests waiting for the operator's offline signature (manifest_signing = "offline")
+    """
+    CREATE TABLE pending_manifests (
+        device_id TEXT PRIMARY KEY,
+        public_key TEXT NOT NULL,
+        token_id TEXT NOT NULL,
+        device_key TEXT NOT NULL,
+        address TEXT NOT NULL,
+        profile TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    """,
 )
 
 AUDIT_COLUMNS = (
@@ -330,6 +343,48 @@ class HubStore:
                 "SELECT manifest_serial FROM wg_peers WHERE public_key = ?", (public_key,)
             ).fetchone()
         return 1 if row is None else int(row[0]) + 1
+
+    # pending manifests (offline signing) ---------------------------------------------------------
+    def add_pending(
+        self, *, device_id: str, public_key: str, token_id: str, device_key: str, address: str, profile: str,
+        body: dict[str, Any],
+    ) -> None:  # fmt: skip
+        with self.tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO pending_manifests (device_id, public_key, token_id, device_key,"
+                " address, profile, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    device_id,
+                    public_key,
+                    token_id,
+                    device_key,
+                    address,
+                    profile,
+                    json.dumps(body),
+                    time.time(),
+                ),
+            )
+
+    def pending(self, device_id: str | None = None) -> list[dict[str, Any]]:
+        with self.connect() as db:
+            if device_id is None:
+                rows = db.execute("SELECT * FROM pending_manifests ORDER BY created_at").fetchall()
+            else:
+                rows = db.execute(
+                    "SELECT * FROM pending_manifests WHERE device_id = ?", (device_id,)
+                ).fetchall()
+        return [{**dict(r), "manifest": json.loads(r["body"])} for r in rows]
+
+    def pending_by_token(self, token_id: str) -> dict[str, Any] | None:
+        with self.connect() as db:
+            row = db.execute(
+                "SELECT device_id FROM pending_manifests WHERE token_id = ?", (token_id,)
+            ).fetchone()
+        return None if row is None else self.pending(str(row[0]))[0]
+
+    def drop_pending(self, device_id: str) -> None:
+        with self.tx() as db:
+            db.execute("DELETE FROM pending_manifests WHERE device_id = ?", (device_id,))
 
     # log -------------------------------------------------------------------------------------
     def log(self, kind: str, device_id: str = "", detail: str = "") -> None:

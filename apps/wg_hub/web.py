@@ -48,6 +48,10 @@ STATUS: dict[str, int] = {
     "peer_conflict": 409,
     "peer_revoked": 409,
     "audit_chain_broken": 409,
+    "manifest_mismatch": 409,
+    "manifest_invalid_signature": 422,
+    "manifest_invalid": 422,
+    "manifest_expired": 422,
     "invalid_key": 422,
     "invalid_name": 422,
     "profile_unknown": 422,
@@ -56,6 +60,7 @@ STATUS: dict[str, int] = {
     "canonical_invalid": 422,
     "wg_interface_missing": 503,
     "hub_not_configured": 503,
+    "key_missing": 503,
 }
 
 KEY_PATTERN = r"^[A-Za-z0-9+/]{43}=$"
@@ -76,6 +81,10 @@ class EnrollRequest(_Strict):
 class RefusedRequest(_Strict):
     token: str = Field(min_length=1, max_length=4096)
     reason: str = Field(default="manifest_invalid_signature", max_length=500)
+
+
+class ManifestRequest(_Strict):
+    token: str = Field(min_length=1, max_length=4096)
 
 
 class PeerAddRequest(_Strict):
@@ -156,6 +165,12 @@ def public_app(hub: Hub) -> FastAPI:
         """The device refused the manifest it got (bad signature): the hub removes the peer."""
         return hub.refused(req.token, req.reason)
 
+    @app.post("/enroll/manifest")
+    def manifest(req: ManifestRequest) -> JSONResponse:
+        """Two-step signing: the device's manifest once the operator signed it (202 while it waits)."""
+        ready, answer = hub.manifest_for(req.token)
+        return JSONResponse(answer, status_code=200 if ready else 202)
+
     return app
 
 
@@ -220,6 +235,16 @@ def operator_app(hub: Hub, api_token: str) -> FastAPI:
     @app.get("/api/audit/{device_id}", dependencies=guarded)
     def audit_get(device_id: DEVICE_ID) -> dict[str, Any]:
         return hub.audit_get(device_id)
+
+    @app.get("/api/manifests/pending", dependencies=guarded)
+    def pending() -> dict[str, Any]:
+        """Manifests waiting for the operator's offline signature (manifest_signing = "offline")."""
+        return {"pending": hub.pending()}
+
+    @app.post("/api/manifests/{device_id}", dependencies=guarded)
+    def sign_pending(device_id: DEVICE_ID, signed: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+        """The operator posts the manifest signed offline (capability_manifest_sign); checked, then served."""
+        return hub.sign_pending(device_id, signed)
 
     @app.get("/api/log", dependencies=guarded)
     def hub_log(kind: Annotated[str | None, Query(max_length=64)] = None) -> dict[str, Any]:

@@ -71,6 +71,29 @@ def _post(url: str, body: dict[str, Any], timeout_s: float) -> tuple[int, Any]:
         return status, None
 
 
+def _wait_for_signature(base: str, token: str, timeout_s: float, wait_s: float) -> Any:
+    """Two-step signing: poll the hub until the operator has signed this device's manifest."""
+    import sys
+    import time
+
+    print("enrollment_submit: waiting for the operator to sign the manifest", file=sys.stderr, flush=True)
+    deadline = time.monotonic() + wait_s
+    while True:
+        status, data = _post(f"{base}/enroll/manifest", {"token": token}, timeout_s)
+        if status == 200 and isinstance(data, dict):
+            return data.get("manifest")
+        if status != 202:
+            code = data.get("error") if isinstance(data, dict) else None
+            raise FnError(
+                str(code or "enroll_failed"), f"hub answered {status} for the manifest", status=status
+            )
+        if time.monotonic() > deadline:
+            raise FnError(
+                "manifest_not_signed", f"the operator did not sign within {wait_s} s (run again later)"
+            )
+        time.sleep(1.0)
+
+
 def _agent_config(
     state: Path, folder: Path, signed: Any, matrix: dict[str, Any], healthz: str, operator_key: str
 ) -> Path:
@@ -102,6 +125,7 @@ def enrollment_submit(
     wg_private_key_file: Path | None = None,
     out_dir: Path | None = None,
     timeout_s: float = 15.0,
+    wait_s: float = 600.0,
 ) -> dict[str, Any]:
     """Enroll this device with TOKEN at the hub; verify the manifest against the token's operator key."""
     from meshagents.state import state_dir
@@ -127,9 +151,15 @@ def enrollment_submit(
     wg_pub = _wg_private_key(key_file)
     device_key = public_b64(load_signing_key(DEVICE_KEY))
 
-    status, answer = _post(
-        f"{base}/enroll", {"token": token, "wg_public_key": wg_pub, "device_key": device_key}, timeout_s
-    )
+    # two-step signing: an earlier run with this token may be waiting for the operator already
+    pending_file = folder / "pending.json"
+    saved = json.loads(pending_file.read_text(encoding="utf-8")) if pending_file.exists() else {}
+    if saved.get("token_id") == tok.token_id and isinstance(saved.get("answer"), dict):
+        status, answer = 200, saved["answer"]
+    else:
+        status, answer = _post(
+            f"{base}/enroll", {"token": token, "wg_public_key": wg_pub, "device_key": device_key}, timeout_s
+        )
     if status != 200 or not isinstance(answer, dict):
         code = answer.get("error") if isinstance(answer, dict) else None
         message = answer.get("message") if isinstance(answer, dict) else None
@@ -147,6 +177,9 @@ def enrollment_submit(
         return FnError(code, message, reported_to_hub=reported)
 
     manifest = answer.get("manifest")
+    if manifest is None and answer.get("manifest_pending"):
+        _write(pending_file, json.dumps({"token_id": tok.token_id, "answer": answer}) + "\n")
+        manifest = _wait_for_signature(base, token, timeout_s, wait_s)
     if not isinstance(manifest, dict):
         raise refuse("manifest_invalid", "the hub's answer has no manifest")
     try:
@@ -212,4 +245,5 @@ def enrollment_submit(
             _agent_config(state_dir(), folder, signed, matrix, healthz, tok.operator_key)
         )
     _write(folder / "enrollment.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
+    pending_file.unlink(missing_ok=True)
     return out

@@ -102,7 +102,9 @@ class HubRig:
         return env
 
     # the service -----------------------------------------------------------------------------
-    def start(self, *, manifest_key: str = "operator/ed25519", events_period_s: float = 0.5) -> None:
+    def start(
+        self, *, manifest_key: str = "operator/ed25519", events_period_s: float = 0.5, signing: str = "hub"
+    ) -> None:
         cfg = self.workdir / "wg_hub.toml"
         cfg.write_text(
             "\n".join(
@@ -115,6 +117,7 @@ class HubRig:
                     f"operator_port = {OPERATOR_PORT}",
                     f'endpoint = "{PUBLIC}:{self.mesh.listen_port}"',
                     f'manifest_key = "{manifest_key}"',
+                    f'manifest_signing = "{signing}"',
                     f"events_period_s = {events_period_s}",
                     'approvers = ["@operator:hub.test"]',
                 ]
@@ -235,7 +238,9 @@ def link(mesh: Mesh, ns_a: str, ns_b: str, va: str, vb: str, addr_a: str, addr_b
 
 
 @contextlib.contextmanager
-def hub_rig_cm(workdir: Path, state: Path, *, manifest_key: str = "operator/ed25519") -> Iterator[HubRig]:
+def hub_rig_cm(
+    workdir: Path, state: Path, *, manifest_key: str = "operator/ed25519", signing: str = "hub"
+) -> Iterator[HubRig]:
     from meshagents.api import call
 
     require_mesh_tools()
@@ -254,7 +259,7 @@ def hub_rig_cm(workdir: Path, state: Path, *, manifest_key: str = "operator/ed25
             init_signing_key(manifest_key)
         rig = HubRig(mesh=mesh, workdir=workdir, state=state, internet=internet)
         try:
-            rig.start(manifest_key=manifest_key)
+            rig.start(manifest_key=manifest_key, signing=signing)
             rig.manifest_key = manifest_key
             rig.api_token = subprocess.run(
                 [sys.executable, "-m", "apps.wg_hub", "--show-api-token"],
