@@ -6,14 +6,18 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
+from apps.agents_and_robots import config as bot_config
 from apps.agents_and_robots.core import DASHBOARD
 from apps.agents_and_robots.directory import HubApi
 from meshagents.bus import APPROVAL_REQUEST_KEY, ENVELOPE_EVENT, STATUS_EVENT
 from meshagents.errors import FnError
+from meshagents.trust.keystore import open_keystore
+from tests.fixtures.synapse import SynapseServer
 from tests.integration.bot.conftest import MakeWorld, StandInHub
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -221,3 +225,30 @@ async def test_hub_directory_stale_and_revoked(make_world: MakeWorld) -> None:
     with pytest.raises(FnError) as err:
         await world.shell.hub.revoke("no-such-device")
     assert err.value.code == "peer_unknown"
+
+
+async def test_built_from_settings(synapse: SynapseServer, state_dir: Path) -> None:
+    """The entry point's assembly: Matrix settings + bot.toml + key store -> a running bot
+    that creates #operator-approvals and serves the control API with the hub's token."""
+    op_user, _ = synapse.new_user("operator")
+    bot_user = synapse.configure_state(state_dir, operators=[op_user])
+    manifests = state_dir / "manifests"
+    manifests.mkdir()
+    conf = state_dir / "agents_and_robots" / "bot.toml"
+    conf.parent.mkdir(parents=True, exist_ok=True)
+    conf.write_text(f'manifests_dir = "{manifests}"\ncontrol_port = 0\npoll_s = 0.5\n')
+    open_keystore().put("wg_hub/api_token", secrets.token_bytes(32))
+    shell = bot_config.build(bot_config.load())
+    try:
+        await shell.start()
+        assert shell.client.user_id == bot_user and shell.approvals_room
+        alias = f"#operator-approvals:{synapse.server_name}"
+        assert await shell.client.resolve(alias) == shell.approvals_room
+        token = bot_config.api_token(open_keystore(), "wg_hub/api_token")
+        host, port = shell.control_bound[0]
+        async with httpx.AsyncClient(timeout=10) as http:
+            assert (await http.get(f"http://{host}:{port}/healthz")).json() == {"state": "ok"}
+            r = await http.get(f"http://{host}:{port}/devices", headers={"Authorization": f"Bearer {token}"})
+            assert r.status_code == 200 and r.json() == []
+    finally:
+        await shell.stop()
