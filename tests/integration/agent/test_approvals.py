@@ -62,7 +62,20 @@ async def test_approvals(make_world: MakeWorld, tmp_path: Path) -> None:
     assert res.content["status"] == "rejected_approval"
     assert "not an approver" in res.content["reason"]
 
-    # 4. an approval id that names no event at all (a stolen controller key inventing one)
+    # 4. "!approve <id>" typed by the operator works like a 👍 (R from the event's hint)
+    draft4 = rig.envelope("fs.write", args)
+    request4 = await world.request_approval(rig, draft4, approval_id="apr004")
+    typed = await world.operator.send_text(world.approvals_room, "!approve apr004")
+    content4 = rig.content(
+        "fs.write", args, approval=typed, request_id=draft4["request_id"], request_event=request4
+    )
+    await world.send(rig, content4)
+    res, _ = await world.result(rig, draft4["request_id"])
+    assert res.content["status"] == "ok", res.content
+    assert target.read_text() == "approved text\n"
+    target.unlink()
+
+    # 5. an approval id that names no event at all (a stolen controller key inventing one)
     invented = rig.content("fs.write", args, approval="$invented:localhost")
     await world.send(rig, invented)
     res, _ = await world.result(rig, invented["envelope"]["request_id"])
