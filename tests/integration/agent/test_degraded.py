@@ -99,3 +99,24 @@ async def _sleep(s: float) -> None:
     import asyncio
 
     await asyncio.sleep(s)
+
+
+async def test_envelopes_waiting_while_the_agent_is_down(make_world: MakeWorld, tmp_path: Path) -> None:
+    """Envelopes sent while the agent is away arrive when it is back: a still-valid one
+    runs, one past its expiry is refused as rejected_expired with a reply, never run."""
+    world = await make_world()
+    agent, rig = await world.add_agent(tmp_path / "a", skew_s=0)
+    await agent.stop()
+    world.agents.remove(agent)
+    late_marker = rig.writable / "late"
+    late = rig.content("shell.exec.sh", {"argv": ["sh", "-c", f"touch {late_marker}"]}, ttl_s=1)
+    valid = rig.content("shell.exec.echo", {"argv": ["echo", "waited"]}, ttl_s=300)
+    await world.send(rig, late)
+    await world.send(rig, valid)
+    await _sleep(2.5)
+    await world.start_agent(rig)
+    res, note = await world.result(rig, late["envelope"]["request_id"])
+    assert res.content["status"] == "rejected_expired" and "rejected_expired" in (note.body or "")
+    res, _ = await world.result(rig, valid["envelope"]["request_id"])
+    assert res.content["status"] == "ok" and res.content["output"] == "waited\n"
+    assert not late_marker.exists()
