@@ -72,16 +72,20 @@ async def serve(config: AgentConfig) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         # Windows has no signal handlers in asyncio: Ctrl+C raises KeyboardInterrupt there.
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(agent.stop()))
+            loop.add_signal_handler(sig, agent.request_stop)
     try:
-        await agent.start()
+        try:
+            await agent.start()
+        except FnError as exc:
+            if exc.code == "agent_stopped":
+                return 0
+            raise
         logging.getLogger("meshagents.device_agent").info(
             "device agent %s up (sandbox %s)", config.device_name, "on" if config.sandbox else "off"
         )
         await agent.run_forever()
     finally:
-        if not agent._stopped.is_set():
-            await agent.stop()
+        await agent.stop()
     return 0
 
 

@@ -83,6 +83,7 @@ class DeviceAgent:
         self._outage = ""
         self._detail = "starting"
         self._stopped = asyncio.Event()
+        self._stop_requested = asyncio.Event()
         self._early: list[Incoming] = []
         self.handled = 0
 
@@ -112,7 +113,10 @@ class DeviceAgent:
                 ):
                     raise
                 log.warning("homeserver unreachable at start (%s); retrying in %.1f s", exc.message, backoff)
-                await asyncio.sleep(backoff)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop_requested.wait(), backoff)
+                if self._stop_requested.is_set():
+                    raise FnError("agent_stopped", "stopped before the homeserver answered") from exc
                 backoff = min(backoff * 2, 30.0)
         self._room_id = await self.client.join(self.config.device_room)
         self._approvals_id = await self.client.join(self.config.approvals_room)
@@ -133,11 +137,18 @@ class DeviceAgent:
         if self.config.hub_url:
             self._spawn(self.shipper.run())
 
+    def request_stop(self) -> None:
+        """Ask ``run_forever`` to return (a signal handler may call this)."""
+        self._stop_requested.set()
+
     async def run_forever(self) -> None:
-        await self._stopped.wait()
+        await self._stop_requested.wait()
 
     async def stop(self) -> None:
+        if self._stopped.is_set():
+            return
         self._stopped.set()
+        self._stop_requested.set()
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):

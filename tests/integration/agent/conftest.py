@@ -191,7 +191,6 @@ async def make_world(synapse: SynapseServer, tmp_path: Path) -> AsyncIterator[Ma
     yield make
     for world in worlds:
         for agent in world.agents:
-            if not agent._stopped.is_set():
-                await agent.stop()
+            await agent.stop()
         for c in world.clients:
             await c.stop()
