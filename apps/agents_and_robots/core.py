@@ -268,6 +268,15 @@ class BotCore:
     def posted(self, approval_id: str, event_id: str) -> None:
         self.book.posted(approval_id, event_id)
 
+    def forget(self, before: float) -> int:
+        """Drop requests decided before ``before`` (memory stays bounded); how many went."""
+        gone = self.book.forget(before)
+        if gone:
+            known = {r.id for r in self.book.all()}
+            for approval_id in [a for a in self._request_of if a not in known]:
+                del self._request_of[approval_id]
+        return gone
+
     def request_id_of(self, approval_id: str) -> str | None:
         """The dispatch request id an approval belongs to (also after its decision)."""
         return self._request_of.get(approval_id)

@@ -81,6 +81,7 @@ log = logging.getLogger("agents_and_robots")
 APPROVALS_ALIAS = "operator-approvals"
 ROOM_PREFIXES = ("dev", "cont")
 _NEGATIVE_TTL_S = 30.0
+FORGET_AFTER_S = 7 * 86400.0  # decided requests stay listed (control API) for a week
 
 
 @dataclass(frozen=True)
@@ -469,7 +470,9 @@ class BotShell:
             try:
                 async with self._lock:
                     assert self.core is not None
-                    await self._run(self.core.tick(self.clock()))
+                    now = self.clock()
+                    await self._run(self.core.tick(now))
+                    self.core.forget(now - FORGET_AFTER_S)
             except asyncio.CancelledError:
                 raise
             except Exception:

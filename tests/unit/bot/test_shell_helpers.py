@@ -163,3 +163,14 @@ def test_device_checkable_vote_text(body: str, ok: bool) -> None:
 )
 def test_device_checkable_vote_reaction(key: str, ok: bool) -> None:
     assert (device_checkable_vote(reaction_key=key) is None) is ok
+
+
+def test_forget_keeps_memory_bounded() -> None:
+    core = make_core()
+    actions = core.on_message(msg("!fs.write /tmp/note hi there"), CORE_DEVICES)
+    (post,) = [a for a in actions if isinstance(a, PostApprovalRequest)]
+    assert core.forget(T0 + 10) == 0  # pending: kept
+    core.deny_from_dashboard(post.approval_id, T0 + 10)
+    assert core.forget(T0 + 5) == 0 and core.request_id_of(post.approval_id) == "req-0"
+    assert core.forget(T0 + 11) == 1
+    assert core.request_id_of(post.approval_id) is None and core.book.get(post.approval_id) is None
