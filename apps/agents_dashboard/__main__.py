@@ -33,6 +33,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--stale-after-s", type=float, default=180.0, help="no handshake for this long: stale")
+    p.add_argument("--mesh-rows", type=int, default=500, help="most Mesh rows shown (stale first)")
     p.add_argument("--bot-period-s", type=float, default=3.0)
     p.add_argument("--tick-s", type=float, default=5.0)
     p.add_argument("--session-ttl-s", type=float, default=12 * 3600)
@@ -52,6 +53,7 @@ def config(args: argparse.Namespace) -> DashConfig:
         hosts=tuple(args.hosts or ()),
         port=args.port,
         stale_after_s=args.stale_after_s,
+        mesh_rows=args.mesh_rows,
         bot_period_s=args.bot_period_s,
         tick_s=args.tick_s,
         session_ttl_s=args.session_ttl_s,

@@ -26,6 +26,7 @@ class DashConfig:
     hosts: tuple[str, ...] = ()  # default: the hub's mesh address + 127.0.0.1
     port: int = 8080
     stale_after_s: float = 180.0  # a peer with no handshake for this long is "stale"
+    mesh_rows: int = 500  # a bigger mesh shows its stale peers first, then online ones, up to this
     bot_period_s: float = 3.0  # how often approvals and agent states are read from the bot
     tick_s: float = 5.0  # re-render ages when the hub sends nothing
     session_ttl_s: float = 12 * 3600
@@ -36,7 +37,7 @@ class DashConfig:
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
             raise FnError("config_invalid", "port must be a port number")
-        for name in ("stale_after_s", "bot_period_s", "tick_s", "session_ttl_s"):
+        for name in ("stale_after_s", "bot_period_s", "tick_s", "session_ttl_s", "mesh_rows"):
             if getattr(self, name) <= 0:
                 raise FnError("config_invalid", f"{name} must be positive")
 

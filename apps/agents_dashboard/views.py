@@ -5,6 +5,7 @@
     bytes_text(n) -> "1.2 MiB";  rate_text(bytes_per_s) -> "3.4 KiB/s"
     RateTracker().update(public_key, rx, tx, ts) -> (rx_rate, tx_rate) | (None, None)
     mesh_rows(peers, rates, now, stale_after_s) -> (live rows, revoked rows)
+    cap_rows(rows, limit) -> (rows shown: stale first, then online; count left out)
     device_matrix(peers, bot_devices, now, operator_key=None) -> DeviceMatrix (capabilities x devices)
     containers(peers, bot_devices) -> list[ContainerRow]
     approval_rows(approvals, now) -> pending first, with age and the matrix.to link
@@ -149,6 +150,17 @@ def mesh_rows(
         )
         (revoked if status == "revoked" else live).append(row)
     return live, revoked
+
+
+def cap_rows(rows: list[MeshRow], limit: int) -> tuple[list[MeshRow], int]:
+    """At most ``limit`` rows for a big mesh: the stale ones first (what needs a look), then
+    online ones, each group by name; returns (rows shown, rows left out)."""
+    if len(rows) <= limit:
+        return rows, 0
+    stale = [r for r in rows if r.badge != "online"]
+    online = [r for r in rows if r.badge == "online"]
+    shown = (stale + online)[:limit]
+    return shown, len(rows) - len(shown)
 
 
 def apply_stats(peers: list[dict[str, Any]], changed: Sequence[Mapping[str, Any]]) -> int:

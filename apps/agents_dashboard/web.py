@@ -101,12 +101,15 @@ def create_app(
     def context(session: Session | None) -> dict[str, Any]:
         now = time.time()
         live_rows, revoked_rows = views.mesh_rows(live.peers, live.rates.rates, now, cfg.stale_after_s)
+        shown, hidden = views.cap_rows(live_rows, cfg.mesh_rows)
         return {
             "cfg": cfg,
             "live": live,
             "csrf": session.csrf if session else "",
             "now": now,
-            "mesh": live_rows,
+            "mesh": shown,
+            "mesh_total": len(live_rows),
+            "mesh_hidden": hidden,
             "revoked": revoked_rows,
             "online": sum(1 for r in live_rows if r.badge == "online"),
             "matrix": views.device_matrix(live.peers, live.bot_devices, now, cfg.operator_key),

@@ -32,6 +32,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.root]
 
 ROOT = Path(__file__).resolve().parents[3]
 SUFFIX = secrets.token_hex(2)
+# Waits for what has no time bound in the issue: generous, the machine is shared and loaded.
+WAIT_MS = 15_000
+# The issue's bound: a revoked peer is gone from the page and the interface within 5 s.
+REVOKE_MS = 5_000
 T = TypeVar("T")
 
 
@@ -71,8 +75,8 @@ def login(page: Any, rig: Cockpit) -> None:
     page.fill("#token", rig.hub.api_token)
     page.click("#login-button")
     try:
-        page.wait_for_selector("#panel-mesh", timeout=10_000)
-        page.wait_for_selector('#live-state[data-live="1"]', timeout=10_000)
+        page.wait_for_selector("#panel-mesh", timeout=WAIT_MS)
+        page.wait_for_selector('#live-state[data-live="1"]', timeout=WAIT_MS)
     except Exception:
         print(page.url, page.content()[:3000], rig.log_text()[-3000:])
         raise
@@ -137,7 +141,7 @@ def test_page_loads_and_new_peer_appears_live(cockpit: Cockpit, page: Any) -> No
     second = f"dash-b-{SUFFIX}"
     t0 = time.monotonic()
     add_peer(cockpit, second)
-    page.wait_for_selector(f'#mesh-peers tr[data-peer="{second}"]', timeout=5_000)
+    page.wait_for_selector(f'#mesh-peers tr[data-peer="{second}"]', timeout=WAIT_MS)
     elapsed = time.monotonic() - t0
     assert page.evaluate("window.__noReload") == 1, "the page reloaded"
     row = page.locator(f'#mesh-peers tr[data-peer="{second}"]')
@@ -150,10 +154,10 @@ def test_page_loads_and_new_peer_appears_live(cockpit: Cockpit, page: Any) -> No
     dev = off_loop(mesh.add_device, name=f"laptop-{SUFFIX}")
     assert mesh.ping(dev, "10.42.0.1", count=3, wait_s=1.0)
     online = page.locator(f'#mesh-peers tr[data-peer="{dev.name}"] .badge-online')
-    online.wait_for(timeout=5_000)
+    online.wait_for(timeout=WAIT_MS)
     # traffic while we look (a rate is the change between two of the hub's samples)
     ping = subprocess.Popen(
-        ["nsenter", f"--net={NETNS_DIR / dev.netns}", "ping", "-q", "-c", "200", "-i", "0.05", "-s", "1000",
+        ["nsenter", f"--net={NETNS_DIR / dev.netns}", "ping", "-q", "-c", "400", "-i", "0.05", "-s", "1000",
          "10.42.0.1"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -162,7 +166,7 @@ def test_page_loads_and_new_peer_appears_live(cockpit: Cockpit, page: Any) -> No
         page.wait_for_function(
             f"""() => {{ const r = document.querySelector('#mesh-peers tr[data-peer="{dev.name}"]');
                   return r && /[1-9][0-9.]* (B|KiB)\\/s/.test(r.innerText); }}""",
-            timeout=5_000,
+            timeout=WAIT_MS,
         )
     finally:
         ping.kill()
@@ -175,7 +179,7 @@ def test_served_on_mesh_and_loopback_only(cockpit: Cockpit) -> None:
     mesh = cockpit.hub.mesh
     dev = mesh.devices[0] if mesh.devices else off_loop(mesh.add_device, name=f"phone-{SUFFIX}")
     # a device on the mesh (the operator's phone) reaches it on the hub's mesh address
-    resp = in_netns(dev.netns, httpx.get, f"http://{mesh.hub.address}:{DASH_PORT}/login", timeout=5)
+    resp = in_netns(dev.netns, httpx.get, f"http://{mesh.hub.address}:{DASH_PORT}/login", timeout=15)
     assert resp.status_code == 200 and "Operator token" in resp.text
     # the internet side of the hub does not: nothing listens there, and the firewall drops 8080
     with pytest.raises((httpx.ConnectError, httpx.ConnectTimeout)):  # refused, or dropped by nftables
@@ -192,7 +196,7 @@ def test_pending_approval_shows_and_deny(cockpit: Cockpit, page: Any) -> None:
     )
     login(page, cockpit)
     row = page.locator('#approvals-table tr[data-approval="ap-1"]')
-    row.wait_for(timeout=5_000)
+    row.wait_for(timeout=WAIT_MS)
     text = row.inner_text()
     assert "system.reboot" in text and "@operator:hub.test" in text
     assert re.match(r"9\d s", text), text  # its age
@@ -203,7 +207,9 @@ def test_pending_approval_shows_and_deny(cockpit: Cockpit, page: Any) -> None:
     row.locator("button[data-deny]").click()
     page.wait_for_selector("#flash")
     assert next(a for a in cockpit.bot()["approvals"] if a["approval_id"] == "ap-1")["state"] == "denied"
-    page.wait_for_function("document.getElementById('approvals-pending').textContent === '0'", timeout=5_000)
+    page.wait_for_function(
+        "document.getElementById('approvals-pending').textContent === '0'", timeout=WAIT_MS
+    )
 
 
 def test_bot_down_is_said(cockpit: Cockpit, page: Any) -> None:
@@ -211,21 +217,21 @@ def test_bot_down_is_said(cockpit: Cockpit, page: Any) -> None:
     saved = cockpit.bot_state.read_text()
     cockpit.bot_state.write_text("{not json")  # the bot answers 500 internal_error
     try:
-        page.wait_for_selector("#approvals-bot-down", timeout=5_000)
+        page.wait_for_selector("#approvals-bot-down", timeout=WAIT_MS)
         assert page.inner_text("#bot-state") == "bot: error"
         assert "internal_error" in page.inner_text("#approvals-bot-down")
     finally:
         cockpit.bot_state.write_text(saved)
-    page.wait_for_selector("#approvals-table", timeout=5_000)
+    page.wait_for_selector("#approvals-table", timeout=WAIT_MS)
     cockpit.stop_bot()  # nothing listens any more
     try:
-        page.wait_for_selector("#approvals-bot-down", timeout=5_000)
+        page.wait_for_selector("#approvals-bot-down", timeout=WAIT_MS)
         assert page.inner_text("#bot-state") == "bot: unreachable"
         assert page.locator("#mesh-peers tr[data-peer]").count() >= 1  # the mesh still shows
         cockpit.shot(page, "bot-unreachable")
     finally:
         cockpit.start_bot()
-    page.wait_for_selector("#approvals-table", timeout=5_000)
+    page.wait_for_selector("#approvals-table", timeout=WAIT_MS)
 
 
 def test_audit_chain_verified_and_broken(cockpit: Cockpit, page: Any) -> None:
@@ -256,7 +262,7 @@ def test_devices_matrix_and_readme_screenshot(cockpit: Cockpit, page: Any) -> No
     data["approvals"].append(approval("ap-2", good, 40, "pending"))
     cockpit.set_bot(data["approvals"], data["devices"])
     login(page, cockpit)
-    page.wait_for_selector(f'#device-matrix tr[data-device="{bad}"] .badge-degraded', timeout=5_000)
+    page.wait_for_selector(f'#device-matrix tr[data-device="{bad}"] .badge-degraded', timeout=WAIT_MS)
     row = page.locator(f'#device-matrix tr[data-device="{good}"]')
     assert "ok" in row.inner_text() and "1" in row.inner_text()  # agent ok, manifest serial 1
     peers = cockpit.hub.operator("GET", "/api/peers").json()["peers"]
@@ -266,7 +272,7 @@ def test_devices_matrix_and_readme_screenshot(cockpit: Cockpit, page: Any) -> No
         assert "✓ A" in row.inner_text()  # the workstation profile's reboot needs an approval
     else:  # GET /api/peers has no manifests yet: the panel says so
         assert "without a manifest" in page.inner_text("#panel-devices")
-    page.wait_for_selector('#approvals-table tr[data-approval="ap-2"]', timeout=5_000)
+    page.wait_for_selector('#approvals-table tr[data-approval="ap-2"]', timeout=WAIT_MS)
     path = cockpit.shot(page, "cockpit")
     page.set_viewport_size({"width": 390, "height": 844})
     cockpit.shot(page, "cockpit-phone")
@@ -281,17 +287,17 @@ def test_revoke_removes_peer_from_panel_and_interface(cockpit: Cockpit, page: An
     key = add_peer(cockpit, name)
     login(page, cockpit)
     row = page.locator(f'#mesh-peers tr[data-peer="{name}"]')
-    row.wait_for(timeout=5_000)
+    row.wait_for(timeout=WAIT_MS)
     other = page.context.new_page()  # a second open cockpit (another tab, the phone)
     other.goto(f"{cockpit.url}/")
-    other.wait_for_selector('#live-state[data-live="1"]', timeout=10_000)
+    other.wait_for_selector('#live-state[data-live="1"]', timeout=WAIT_MS)
     other.evaluate("window.__noReload = 1")
     row.locator("summary").click()
     page.wait_for_selector(f'button[data-confirm-revoke="{name}"]')
     cockpit.shot(page, "revoke-confirm")
     t0 = time.monotonic()
     page.click(f'button[data-confirm-revoke="{name}"]')
-    page.wait_for_selector("#flash", timeout=5_000)  # the page after the revoke has loaded
+    page.wait_for_selector("#flash", timeout=REVOKE_MS)  # the page after the revoke has loaded
     assert page.locator(f'#mesh-peers tr[data-peer="{name}"]').count() == 0
     gone_panel = time.monotonic() - t0
     while True:
@@ -301,7 +307,7 @@ def test_revoke_removes_peer_from_panel_and_interface(cockpit: Cockpit, page: An
         assert time.monotonic() - t0 < 5, "peer still on the live interface after 5 s"
         time.sleep(0.05)
     gone_wg = time.monotonic() - t0
-    other.wait_for_selector(f'#mesh-peers tr[data-peer="{name}"]', state="detached", timeout=5_000)
+    other.wait_for_selector(f'#mesh-peers tr[data-peer="{name}"]', state="detached", timeout=REVOKE_MS)
     gone_other = time.monotonic() - t0
     assert other.evaluate("window.__noReload") == 1
     other.close()

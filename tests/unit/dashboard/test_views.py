@@ -155,3 +155,13 @@ def test_manifest_signature_states() -> None:
     peers = [dict(shapes.PEERS[0], manifest=signed)]
     assert views.device_matrix(peers, None, NOW, op_pub).rows[0].signature == "signed"
     assert views.device_matrix(shapes.PEERS, None, NOW).rows[0].signature in ("bad signature", "-")
+
+
+def test_big_mesh_shows_stale_first() -> None:
+    peers = [shapes.peer(f"p{i:03d}", f"{i:043d}=", f"10.42.0.{i}", hs=NOW - (600 if i % 10 == 0 else 5))
+             for i in range(100)]  # fmt: skip
+    rows, _ = views.mesh_rows(peers, {}, NOW, 180)
+    shown, hidden = views.cap_rows(rows, 20)
+    assert hidden == 80 and len(shown) == 20
+    assert [r.badge for r in shown[:10]] == ["stale"] * 10 and shown[10].badge == "online"
+    assert views.cap_rows(rows, 500) == (rows, 0)
