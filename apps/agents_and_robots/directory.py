@@ -152,14 +152,16 @@ class FileDirectory:
 class HubApi:
     """The hub's operator API (bearer token), the calls the bot makes."""
 
-    def __init__(self, base_url: str, token: str, *, timeout: float = 10.0) -> None:
+    def __init__(self, base_url: str, token: str, *, timeout: float = 10.0,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}"}
         self.timeout = timeout
+        self._transport = transport  # tests: the hub's ASGI app in-process
 
     async def _request(self, method: str, path: str) -> dict[str, Any]:
         try:
-            async with httpx.AsyncClient(timeout=self.timeout) as client:
+            async with httpx.AsyncClient(timeout=self.timeout, transport=self._transport) as client:
                 resp = await client.request(method, self.base_url + path, headers=self._headers)
         except httpx.HTTPError as exc:
             raise FnError("hub_unreachable", f"{method} {path}: {type(exc).__name__}") from exc
