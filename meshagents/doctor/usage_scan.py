@@ -1,7 +1,7 @@
 """Find which catalog functions a piece of code calls.
 
 Python: ``call("<id>", ...)`` / ``api.call("<id>", ...)`` with a literal id (AST).
-Bash pipelines: ``fn run <id>`` (any path to ``fn``).
+Bash pipelines: ``fn run <id>`` (any path to ``fn``), ``fn_run <id>``, ``fn_local <id>``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,10 @@ import re
 from pathlib import Path
 
 CALL_NAMES = frozenset({"call"})
-PIPELINE_RE = re.compile(r"(?:^|[\s/;&|(])fn\s+run\s+(?:--host\s+\S+\s+)?([a-z][a-z0-9_]*)")
+# `./fn run [--host H] <id>` and the pipelines/lib.sh helpers `fn_run <id>` / `fn_local <id>`.
+PIPELINE_RE = re.compile(
+    r"(?:^|[\s/;&|(])(?:fn\s+run\s+(?:--host\s+\S+\s+)?|fn_run\s+|fn_local\s+)([a-z][a-z0-9_]*)"
+)
 
 
 def python_calls(source: str) -> set[str]:

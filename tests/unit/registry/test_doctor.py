@@ -64,3 +64,10 @@ def test_render_unit(sample_root: Path) -> None:
     assert 'Environment="FN_STATE_DIR=/var/lib/meshagents"' in unit
     assert "After=network-online.target" in unit
     assert "Restart=on-failure" in unit
+
+
+def test_pipeline_calls_through_lib_helpers() -> None:
+    from meshagents.doctor.usage_scan import pipeline_calls
+
+    text = 'keys=$(step "k" fn_run wg_keygen)\nfn_local operator_key_init\n./fn run --host vps wg_status\n'
+    assert pipeline_calls(text) == {"wg_keygen", "operator_key_init", "wg_status"}
