@@ -52,6 +52,8 @@ def _cut(outcome: Outcome, limit: int) -> tuple[str, bool]:
 def result_content(outcome: Outcome, limit: int) -> dict[str, Any]:
     """``org.meshagents.result`` content, as ``meshagents/bus.py`` defines it."""
     output, truncated = _cut(outcome, limit)
+    if outcome.status != "ok" and not output:
+        output = outcome.reason  # readers of "output" alone (the bot's alerts) see why
     return {
         "request_id": outcome.request_id,
         "device_id": outcome.device_id,
