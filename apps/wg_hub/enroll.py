@@ -410,6 +410,9 @@ class Hub:
                     "enrolled": row is not None,
                     "profile": row.profile if row else None,
                     "manifest_serial": row.manifest_serial if row else None,
+                    # the signed manifest (public: the dashboard's capability matrix and the
+                    # bot's directory read it; devices verify it against the operator key)
+                    "manifest": row.manifest if row else None,
                 }
             )
         return out
