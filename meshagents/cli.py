@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -222,6 +223,39 @@ def bench_cmd(names: tuple[str, ...]) -> None:
         click.echo(f"== {script.stem.removeprefix('bench_')}")
         rc |= subprocess.run([sys.executable, str(script)], cwd=root, check=False).returncode
     sys.exit(rc)
+
+
+@cli.command("demo")
+@click.option("--smoke", is_flag=True, help="Unattended: up, one !exec through Matrix, round trip, down.")
+@click.option("--no-docker", is_flag=True, help="Without the Docker engine and its demo container.")
+def demo_cmd(smoke: bool, no_docker: bool) -> None:
+    """Run the whole system locally (as root): Synapse, hub, bot, dashboard, two devices; Ctrl-C stops it."""
+    from meshagents.rig.demo import run_demo
+
+    try:
+        sys.exit(run_demo(smoke_test=smoke, docker=not no_docker, echo=lambda m: click.echo(m)))
+    except FnError as exc:
+        _fail(exc)
+
+
+@cli.command("chat")
+@click.argument("device")
+@click.option("--connection", type=click.Path(path_type=Path), default=None,
+              help="The demo's connection file (default <state>/demo/connection.json).")
+def chat_cmd(device: str, connection: Path | None) -> None:
+    """A terminal operator client for DEVICE's room (#dev-DEVICE) in the running demo."""
+    import asyncio
+
+    from meshagents.rig.chat import chat, load_connection, target_from_connection
+    from meshagents.rig.demo import connection_path
+
+    try:
+        target = target_from_connection(load_connection(connection or connection_path()), device)
+        sys.exit(asyncio.run(chat(device, target, out=lambda m: click.echo(m))))
+    except FnError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        sys.exit(0)
 
 
 def main() -> None:

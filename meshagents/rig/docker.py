@@ -132,7 +132,7 @@ class DockerRig:
                 try:
                     client.ping()
                     return client
-                except Exception:  # noqa: BLE001 - not up yet
+                except Exception:
                     client.close()
             time.sleep(0.05)
         raise FnError("docker_start_failed", f"dockerd not ready after {READY_TIMEOUT:.0f} s")

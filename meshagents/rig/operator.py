@@ -152,7 +152,9 @@ class Operator:
         room_id = await self.device_room(device)
         return room_id, await self.client.send_text(room_id, text)
 
-    async def command(self, device: str, text: str, timeout: float = 30.0, *, device_user: str | None = None) -> Reply:
+    async def command(
+        self, device: str, text: str, timeout: float = 30.0, *, device_user: str | None = None
+    ) -> Reply:
         """Send a command and wait for its answer: the device user's reply, or the bot's
         refusal (the bot answers at once what the manifest lacks)."""
         room_id = await self.device_room(device)

@@ -62,7 +62,7 @@ class Processes:
         log = self.log_dir / f"{name}.log"
         full = [*nsenter(netns), *argv] if netns else argv
         with log.open("ab") as out:
-            proc = subprocess.Popen(  # noqa: S603 - argv built by the rig
+            proc = subprocess.Popen(
                 full,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -96,10 +96,8 @@ def _stop(child: Child, timeout: float) -> None:
     if child.alive():
         with contextlib.suppress(ProcessLookupError):
             os.killpg(child.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             child.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass
     # whatever is left of the group (a grandchild that ignored SIGTERM) goes too
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(child.pid, signal.SIGKILL)

@@ -5,13 +5,16 @@
     with Rig.up(devices=("home-wsl", "pc-aurgi"), docker=True, workdir=None) as rig:
         rig.homeserver_url        # http://127.0.0.1:<port>  (loopback forward into the hub ns)
         rig.operator_user, rig.operator_password, rig.server_name, rig.bot_user
-        rig.rooms                 # {"home-wsl": "#dev-home-wsl:hub.mesh", ..., "approvals": "#operator-approvals:hub.mesh"}
+        rig.rooms                 # {"home-wsl": "#dev-home-wsl:hub.mesh", ...,
+                                  #  "approvals": "#operator-approvals:hub.mesh"}
         rig.hub_api_url, rig.api_token, rig.dashboard_url, rig.bot_api_url
-        rig.devices["home-wsl"]   # RigDevice: .netns .state_dir .config_path .agent (Child) .address .matrix_user
+        rig.devices["home-wsl"]   # RigDevice: .netns .state_dir .config_path .address .matrix_user
+        rig.agent("home-wsl")     # its process (procs.Child: .pid .alive() .log)
         rig.hub_state, rig.hub_netns, rig.workdir, rig.docker_host, rig.container
         rig.restart_agent("home-wsl"); rig.kill_agent("home-wsl", signal.SIGKILL); rig.start_agent(...)
         rig.hub_interface_down(); rig.hub_interface_up()
-        rig.fn("device_audit_verify_chain", "--device", "home-wsl", device="home-wsl")  # ./fn run in a part's state
+        # ./fn run in a part's state dir, JSON result:
+        rig.fn("device_audit_verify_chain", "--device", "home-wsl", device="home-wsl")
         op = rig.operator_client("e2e")   # an Operator (meshagents.rig.operator), not started
         # async: await op.start(); reply = await op.command("home-wsl", "!exec ls /tmp"); await op.stop()
 
@@ -53,7 +56,14 @@ import httpx
 from meshagents.errors import FnError
 from meshagents.rig import config as cfg
 from meshagents.rig.docker import DockerRig
-from meshagents.rig.names import HUB_MESH, HUB_UNDERLAY, MESH_CIDR, UNDERLAY_PREFIX, RunNames, check_device_name
+from meshagents.rig.names import (
+    HUB_MESH,
+    HUB_UNDERLAY,
+    MESH_CIDR,
+    UNDERLAY_PREFIX,
+    RunNames,
+    check_device_name,
+)
 from meshagents.rig.netns import Namespaces, nsenter
 from meshagents.rig.operator import Operator, OperatorLogin
 from meshagents.rig.procs import Child, Processes
@@ -269,7 +279,9 @@ class Rig:
             raise FnError("rig_step_failed", f"fn run {function_id}: {proc.stderr.strip()[-1500:]}")
         return json.loads(proc.stdout) if proc.stdout.strip() else None
 
-    def _app(self, name: str, app: str, *args: str, state: Path | None = None, netns: str | None = None) -> Child:
+    def _app(
+        self, name: str, app: str, *args: str, state: Path | None = None, netns: str | None = None
+    ) -> Child:
         return self.procs.start(
             name,
             [sys.executable, "-m", f"apps.{app}", *args],
@@ -278,8 +290,16 @@ class Rig:
             cwd=self.root,
         )
 
-    def _wait_http(self, what: str, url: str, child: Child | None, *, headers: dict[str, str] | None = None,
-                   timeout: float = 60.0, ok: Callable[[httpx.Response], bool] | None = None) -> None:
+    def _wait_http(
+        self,
+        what: str,
+        url: str,
+        child: Child | None,
+        *,
+        headers: dict[str, str] | None = None,
+        timeout: float = 60.0,
+        ok: Callable[[httpx.Response], bool] | None = None,
+    ) -> None:
         deadline = time.monotonic() + timeout
         last = ""
         while time.monotonic() < deadline:
@@ -442,7 +462,9 @@ class Rig:
 
     def _docker(self) -> None:
         # short path: containerd's socket paths must stay under 108 bytes
-        self.docker = DockerRig(self.names, Path(f"/tmp/mrk-{self.names.suffix}"), self.procs, self.namespaces)
+        self.docker = DockerRig(
+            self.names, Path(f"/tmp/mrk-{self.names.suffix}"), self.procs, self.namespaces
+        )
         self.docker.start()
 
     def _enroll(self, index: int, name: str) -> None:
@@ -459,7 +481,9 @@ class Rig:
              "peer", "name", n.veth_dev, "netns", n.ns],
             check=True, capture_output=True,
         )  # fmt: skip
-        self.namespaces.run(self.hub_netns, ["ip", "link", "set", n.veth_hub, "master", self.names.bridge, "up"])
+        self.namespaces.run(
+            self.hub_netns, ["ip", "link", "set", n.veth_hub, "master", self.names.bridge, "up"]
+        )
         self.namespaces.run(n.ns, ["ip", "addr", "add", f"{n.underlay}/{UNDERLAY_PREFIX}", "dev", n.veth_dev])
         self.namespaces.run(n.ns, ["ip", "link", "set", n.veth_dev, "up"])
         r = httpx.post(
@@ -472,11 +496,14 @@ class Rig:
         proc = subprocess.run(
             [*nsenter(n.ns), str(self.root / "pipelines" / "enroll_device"), "--token", token,
              "--interface", n.wg, "--config-dir", str(dev.state_dir / "wg"), "--no-systemd"],
-            cwd=self.root, env=self.env(dev.state_dir), capture_output=True, text=True, timeout=180, check=False,
+            cwd=self.root, env=self.env(dev.state_dir), capture_output=True, text=True,
+            timeout=180, check=False,
         )  # fmt: skip
         (self.log_dir / f"enroll-{name}.log").write_text(proc.stderr)
         if proc.returncode != 0:
-            raise FnError("rig_step_failed", f"enroll_device {name} exited {proc.returncode}: {proc.stderr[-1500:]}")
+            raise FnError(
+                "rig_step_failed", f"enroll_device {name} exited {proc.returncode}: {proc.stderr[-1500:]}"
+            )
         dev.enrollment = json.loads(proc.stdout)
         dev.address = str(dev.enrollment["address"])
         dev.device_id = str(dev.enrollment["device_id"])
@@ -502,7 +529,12 @@ class Rig:
     def start_agent(self, name: str) -> Child:
         dev = self.devices[name]
         return self._app(
-            dev.process_name, "device_agent", "--config", str(dev.config_path), state=dev.state_dir, netns=dev.netns
+            dev.process_name,
+            "device_agent",
+            "--config",
+            str(dev.config_path),
+            state=dev.state_dir,
+            netns=dev.netns,
         )
 
     def agent(self, name: str) -> Child:
@@ -565,7 +597,9 @@ class Rig:
                         break
                     except (FnError, TimeoutError):
                         if time.monotonic() > deadline:
-                            raise FnError("rig_start_failed", f"agent {name} did not join: {child.tail()}") from None
+                            raise FnError(
+                                "rig_start_failed", f"agent {name} did not join: {child.tail()}"
+                            ) from None
             await self._wait_bot_devices(deadline=time.monotonic() + timeout)
         finally:
             await op.stop()
