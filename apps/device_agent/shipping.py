@@ -108,7 +108,12 @@ class Shipper:
         last = entries[-1]
         return entries, make_checkpoint(self.config.device_id, last["seq"], last["hash"], self._key)
 
-    async def ship_once(self, http: httpx.AsyncClient) -> int:
+    async def ship_once(self, http: httpx.AsyncClient, *, rewind: bool = True) -> int:
+        """Send one batch; the number of entries the hub now has from it (0: nothing to send).
+
+        On ``409`` the hub's ``expected_seq`` becomes the shipped head and the batch from
+        there is sent at once (one rewind per call, so a confused hub cannot loop us).
+        """
         if not self.config.hub_url:
             return 0
         got = self.batch()
@@ -121,11 +126,16 @@ class Shipper:
             head = resp.json().get("head_seq", checkpoint["seq"])
             self._save(int(head) if isinstance(head, int) else checkpoint["seq"])
             return len(entries)
-        if resp.status_code == 409:
+        if resp.status_code == 409 and rewind:
             expected = resp.json().get("expected_seq")
-            if isinstance(expected, int) and expected >= 1:
+            if isinstance(expected, int) and 1 <= expected <= checkpoint["seq"]:
+                log.warning(
+                    "hub expects audit seq %d (we had shipped up to %d); resending",
+                    expected,
+                    self.shipped_seq(),
+                )
                 self._save(expected - 1)
-                return 0
+                return await self.ship_once(http, rewind=False)
         raise ShipRefused(f"hub answered {resp.status_code}: {resp.text[:200]}")
 
     async def run(self) -> None:
