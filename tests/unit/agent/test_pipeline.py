@@ -294,3 +294,17 @@ def test_any_tampered_field_is_refused_and_nothing_runs(
     out = pipe.process(content, None, CTX)
     assert out.status.startswith("rejected_"), (key, value, out)
     assert not marker.exists()
+
+
+def test_expired_manifest_refuses_everything(rig: Rig, pipe: Pipeline) -> None:
+    now = int(time.time())
+    rig.resign(serial=2, issued_at=now - 100, expires_at=now - 10)
+    out = pipe.process(rig.content("shell.exec.echo", {"argv": ["echo", "x"]}), None, CTX)
+    assert out.status == "rejected_capability" and "manifest expired" in out.reason
+
+
+def test_manifest_from_another_operator_refuses_everything(rig: Rig, pipe: Pipeline) -> None:
+    rig.operator = SigningKey.generate()  # a manifest signed by a key that is not the pinned one
+    rig.resign(serial=3)
+    out = pipe.process(rig.content("shell.exec.echo", {"argv": ["echo", "x"]}), None, CTX)
+    assert out.status == "rejected_capability" and "manifest_invalid_signature" in out.reason
