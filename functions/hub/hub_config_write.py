@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from meshagents.catalog import function
 from meshagents.errors import FnError
@@ -30,11 +30,15 @@ def hub_config_write(
     public_url: str | None = None,
     approvers: list[str] | None = None,
     events_period_s: float = 3.0,
+    manifest_signing: Literal["hub", "offline"] = "hub",
+    operator_public_key: str | None = None,
 ) -> dict[str, Any]:
     """Write the hub service config (0600); reports changed=false when it already says the same."""
     for name, port in (("public_port", public_port), ("operator_port", operator_port)):
         if not 0 < port < 65536:
             raise FnError("invalid_port", f"{name} {port} out of range")
+    if manifest_signing == "offline" and not operator_public_key:
+        raise FnError("bad_usage", "offline manifest signing needs --operator-public-key")
     if public_port == operator_port:
         raise FnError("bad_usage", "public and operator ports must differ")
     text = render(
@@ -48,6 +52,8 @@ def hub_config_write(
             "public_url": public_url,
             "approvers": list(approvers or []),
             "events_period_s": float(events_period_s),
+            "manifest_signing": manifest_signing,
+            "operator_public_key": operator_public_key,
         }
     )
     old = path.read_text(encoding="utf-8") if path.exists() else None

@@ -21,8 +21,8 @@ from meshagents.errors import FnError
 from meshagents.state import cache_dir, project_root
 
 #: Extras whose functions make sense on a remote host (hub, devices).
-REMOTE_EXTRAS = ("net", "docker")
-CODE_DIRS = ("meshagents", "functions")
+REMOTE_EXTRAS = ("net", "docker", "hub")
+CODE_DIRS = ("meshagents", "functions", "apps")
 CODE_FILES = ("registry.toml", "pyproject.toml")
 
 
