@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import json
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,7 +110,9 @@ async def _stdin_lines() -> asyncio.Queue[str | None]:
             loop.call_soon_threadsafe(queue.put_nowait, line)
         loop.call_soon_threadsafe(queue.put_nowait, None)
 
-    loop.run_in_executor(None, reader)
+    # a daemon thread, not the loop's executor: asyncio.run waits for executor threads
+    # at exit, and this one may sit in a read of the terminal for ever
+    threading.Thread(target=reader, name="chat-stdin", daemon=True).start()
     return queue
 
 
