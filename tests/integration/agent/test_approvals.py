@@ -75,7 +75,19 @@ async def test_approvals(make_world: MakeWorld, tmp_path: Path) -> None:
     assert target.read_text() == "approved text\n"
     target.unlink()
 
-    # 5. an approval id that names no event at all (a stolen controller key inventing one)
+    # 5. the operator's 👍 sent unencrypted: nothing ties it to a verified device
+    draft5 = rig.envelope("fs.write", args)
+    request5 = await world.request_approval(rig, draft5, approval_id="apr005")
+    plain = await world.operator.send_reaction(world.approvals_room, request5, "👍", encrypted=False)
+    content5 = rig.content(
+        "fs.write", args, approval=plain, request_id=draft5["request_id"], request_event=request5
+    )
+    await world.send(rig, content5)
+    res, _ = await world.result(rig, draft5["request_id"])
+    assert res.content["status"] == "rejected_approval"
+    assert "not verified" in res.content["reason"], res.content
+
+    # 6. an approval id that names no event at all (a stolen controller key inventing one)
     invented = rig.content("fs.write", args, approval="$invented:localhost")
     await world.send(rig, invented)
     res, _ = await world.result(rig, invented["envelope"]["request_id"])
