@@ -19,12 +19,9 @@ approval event A named by the signed envelope and the request R it answers, fetc
 by the shell from ``#operator-approvals`` *before* ``check`` (``verify`` takes a sync
 callback), then judged by ``meshagents.bus.check_approval``.
 
-``fs.write``: the bot sends ``{"path", "content"}`` but the trust core's ``decide()``
-has no free-form argument yet (bot's xfail test), so when ``verify`` refuses an
-``fs.write`` envelope for its ``content`` key alone the pipeline re-runs the last two
-steps itself: ``decide()`` on the other arguments, ``content`` a string within
-``limits.max_bytes``, then the approval. Everything before (signature over the whole
-envelope, content included) is ``verify``'s.
+``fs.write``: the bot sends ``{"path", "content"}``; the manifest declares ``content``
+as a free-form text argument (``texts: {"content": <max bytes>}``), so ``verify``
+checks all of it — there is no side path.
 """
 
 from __future__ import annotations
@@ -35,7 +32,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from apps.device_agent import capabilities
-from apps.device_agent.capabilities import fs_write
 from apps.device_agent.capabilities.base import CapResult, Context
 from apps.device_agent.config import AgentConfig
 from meshagents.bus import ENVELOPE_EVENT, check_approval
@@ -43,7 +39,7 @@ from meshagents.errors import FnError
 from meshagents.trust import envelope as trust_envelope
 from meshagents.trust import manifest as trust_manifest
 from meshagents.trust.audit import AuditLog
-from meshagents.trust.manifest import Decision, SerialStore, decide
+from meshagents.trust.manifest import Decision, SerialStore
 from meshagents.trust.models import AuditEntry, Envelope, Manifest
 
 INTERRUPTED = "interrupted"
@@ -205,12 +201,6 @@ class Pipeline:
             approval_check=approval_check,
             resolve=resolve,
         )
-        if (
-            res.status == "rejected_args"
-            and res.envelope is not None
-            and res.envelope.capability == "fs.write"
-        ):
-            res = self._fs_write(res.envelope, manifest, approval_check, now) or res
         reason = res.reason
         if res.status == "rejected_approval" and why:
             reason = f"{reason}: {why[-1]}"
@@ -247,40 +237,6 @@ class Pipeline:
             bot_users=self.config.bot_users,
         )
         return verdict.ok, verdict.reason
-
-    def _fs_write(
-        self, env: Envelope, manifest: Manifest, approval_check: Any, now: int
-    ) -> trust_envelope.VerifyResult | None:
-        content = env.args.get("content")
-        if content is None:
-            return None
-        rest = {k: v for k, v in env.args.items() if k != "content"}
-        decision = decide(manifest, env.capability, rest, now=now)
-        if not decision.allowed:
-            return trust_envelope.VerifyResult(decision.code, decision.reason, env, decision)
-        if not isinstance(content, str):
-            return trust_envelope.VerifyResult("rejected_args", "content must be a string", env, decision)
-        limit = fs_write.max_bytes(decision)
-        if len(content.encode("utf-8", "surrogatepass")) > limit:
-            return trust_envelope.VerifyResult(
-                "rejected_args", f"content is over {limit} bytes", env, decision
-            )
-        if decision.requires_approval:
-            if not env.approval:
-                return trust_envelope.VerifyResult(
-                    "rejected_approval", "fs.write requires an approval", env, decision
-                )
-            try:
-                approved = bool(approval_check(env, manifest))
-            except Exception as exc:  # a failing look-up refuses
-                return trust_envelope.VerifyResult(
-                    "rejected_approval", f"approval check failed: {exc}", env, decision
-                )
-            if not approved:
-                return trust_envelope.VerifyResult(
-                    "rejected_approval", f"approval {env.approval} is not valid", env, decision
-                )
-        return trust_envelope.VerifyResult("ok", "accepted", env, decision)
 
     # ---------------------------------------------------------------- audit + run
     def refuse(self, verdict: Verdict) -> Verdict:

@@ -71,7 +71,7 @@ def capabilities_for(
             "name": "fs.write",
             "description": f"write files under {scratch}, each with an operator's approval",
             "path_prefixes": [scratch],
-            "limits": {"max_bytes": 1 << 20},
+            "texts": {"content": 1 << 20},
             "requires_approval": True,
             "timeout_s": 10,
         },

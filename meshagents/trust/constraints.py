@@ -121,7 +121,8 @@ def resolve_executable(
     """The whitelist entry ``argv0`` stands for, or ExecRefused.
 
     With ``resolve=False`` (another file system, e.g. inside a container) only exact
-    whitelist paths and bare names equal to one entry's base name are accepted.
+    whitelist paths and bare names equal to an entry's base name are accepted (several
+    entries of one name: the first in search-path order).
     """
     allowed = list(whitelist)
     if not allowed:
@@ -130,10 +131,13 @@ def resolve_executable(
         raise ExecRefused("NUL byte in argv[0]")
     if _BARE.fullmatch(argv0) and argv0 not in (".", ".."):
         if not resolve:
+            # Every match is whitelisted (e.g. /usr/bin/ls and /bin/ls, for merged and
+            # split /usr alike): take the one the search path would find first.
             matches = [w for w in allowed if posixpath.basename(w) == argv0]
-            if len(matches) != 1:
-                raise ExecRefused(f"{argv0!r} does not name exactly one whitelisted executable")
-            return matches[0]
+            if not matches:
+                raise ExecRefused(f"{argv0!r} names no whitelisted executable")
+            order = {d: i for i, d in enumerate(search_path)}
+            return min(matches, key=lambda w: (order.get(posixpath.dirname(w), len(order)), matches.index(w)))
         found = None
         for directory in search_path:
             candidate = directory + "/" + argv0

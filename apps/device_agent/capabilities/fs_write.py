@@ -1,7 +1,7 @@
 """``fs.write``: write ``content`` to ``path`` atomically (temp file in the same
 directory, fsync, rename, fsync of the directory), so a reader or a crash never sees
 half a file. The path was resolved under a prefix by ``decide()``; the content is a
-string of at most ``limits.max_bytes`` (default 1 MiB) UTF-8 bytes. The manifest
+string of at most ``texts.content`` (default 1 MiB) UTF-8 bytes, checked by ``decide()``. The manifest
 generator marks fs.write ``requires_approval`` by default (see profile.py).
 """
 
@@ -19,7 +19,7 @@ DEFAULT_MAX_BYTES = 1 << 20
 
 def max_bytes(decision: Decision) -> int:
     cap = decision.capability
-    return cap.limits.get("max_bytes", DEFAULT_MAX_BYTES) if cap is not None else DEFAULT_MAX_BYTES
+    return cap.texts.get("content", DEFAULT_MAX_BYTES) if cap is not None else DEFAULT_MAX_BYTES
 
 
 def run(decision: Decision, content: str, ctx: Context) -> CapResult:

@@ -61,7 +61,12 @@ def default_capabilities(files: Path, writable: Path) -> list[dict[str, Any]]:
             "limits": {"max_bytes": 1 << 20},
             "output_cap_bytes": 4096,
         },
-        {"name": "fs.write", "path_prefixes": [str(writable)], "requires_approval": True},
+        {
+            "name": "fs.write",
+            "path_prefixes": [str(writable)],
+            "texts": {"content": 1 << 20},
+            "requires_approval": True,
+        },
         {"name": "system.info"},
         {"name": "sensors"},
         {"name": "system.reboot", "executables": _exe("true"), "max_args": 0, "requires_approval": True},
