@@ -216,6 +216,7 @@ class Rig:
         return out
 
     def start(self) -> None:
+        self.log(f"rig: run {self.names.suffix}, work dir {self.workdir}")
         self._step("namespaces and underlay", self._net)
         self._step("WireGuard hub", self._wg_hub)
         self._step("operator and controller keys", self._keys)
