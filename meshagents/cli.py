@@ -225,6 +225,26 @@ def bench_cmd(names: tuple[str, ...]) -> None:
     sys.exit(rc)
 
 
+@cli.command("e2e", context_settings={"ignore_unknown_options": True})
+@click.argument("app", required=False)
+@click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
+def e2e_cmd(app: str | None, pytest_args: tuple[str, ...]) -> None:
+    """Run the e2e_checks of apps/*/app.md (APP only when named); one e2e_runs row per check."""
+    from meshagents.e2e import load_checks, record, run_checks
+
+    try:
+        checks = load_checks(project_root(), app)
+        results = run_checks(project_root(), checks, pytest_args)
+        record(results)
+    except FnError as exc:
+        _fail(exc)
+        return
+    for r in results:
+        mark = "ok  " if r.ok else "FAIL"
+        click.echo(f"{mark} {r.check.app}/{r.check.id}  {r.duration_ms / 1000:.1f} s  {r.detail}")
+    sys.exit(0 if results and all(r.ok for r in results) else 1)
+
+
 @cli.command("demo")
 @click.option("--smoke", is_flag=True, help="Unattended: up, one !exec through Matrix, round trip, down.")
 @click.option("--no-docker", is_flag=True, help="Without the Docker engine and its demo container.")
