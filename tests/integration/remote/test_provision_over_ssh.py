@@ -114,6 +114,11 @@ def test_provision_over_ssh_then_enroll(vps_and_device: tuple[SshHost, str, str,
                               capture_output=True)  # fmt: skip
         assert ping.returncode == 0
     finally:
+        # the device's wireguard-go holds its namespace alive: take the interface down first
+        subprocess.run(["nsenter", f"--net=/run/netns/{dev_ns}", fn, "run", "wg_interface_down",
+                        "--interface", dev_if, "--config-dir", str(tmp / "dev-wg")],
+                       env=dict(env, FN_STATE_DIR=str(tmp / "device-state")), capture_output=True,
+                       timeout=120)  # fmt: skip
         subprocess.run([fn, "run", "--host", vps.alias, "hub_service_stop", "--config", str(hub_cfg)],
                        env=env, capture_output=True, timeout=120)  # fmt: skip
         subprocess.run([fn, "run", "--host", vps.alias, "wg_interface_down", "--interface", hub_if,
