@@ -155,6 +155,14 @@ def sign(rig: Rig, device: str, capability: str, args: dict[str, Any], **kw: str
     return env
 
 
+def wg_live(rig: Rig) -> list[dict[str, Any]]:
+    """The hub interface's peers, in-process (``./fn run wg_status`` costs a Python start-up)."""
+    from meshagents.wg import hub as wg_hub
+
+    st = wg_hub.status(interface=rig.hub_interface, config_dir=rig.workdir / "hub-wg", netns=rig.hub_netns)
+    return list(st["peers"])
+
+
 def wg_peers(rig: Rig) -> list[dict[str, Any]]:
     out = rig.fn(
         "wg_status", "--interface", rig.hub_interface, "--netns", rig.hub_netns,
@@ -443,32 +451,46 @@ async def test_two_devices_in_parallel(rig: Rig) -> None:
 async def test_mesh_down_degraded_then_resumes(rig: Rig) -> None:
     """Hub WireGuard interface down while a command is sent -> the device reports degraded; back
     up -> the handshake resumes and the waiting command runs or is refused as expired, never
-    silently late."""
+    silently late.
+
+    The device reaches the homeserver over the mesh too, so while the mesh is down it can say
+    "degraded" only in its own log (and state); its room hears it when the link is back, in
+    the status event (``all links up (back after: hub unreachable over the mesh ...)``)."""
+    log = rig.agent(HOME).log
     async with operator(rig, "meshdown") as w:
         room = await w.op.device_room(HOME)
         await w.op.command(HOME, "!exec ls /tmp", timeout=60)
-        t_down = time.time()
+        mark = len(log.read_text(errors="replace"))
         rig.hub_interface_down()
         try:
-            degraded = await w.status(room, "degraded", t_down, timeout=60)
             _, cmd = await w.op.send(HOME, "!exec ls /tmp")
-            await asyncio.sleep(3)
+            deadline = time.monotonic() + 60
+            while "-> degraded" not in log.read_text(errors="replace")[mark:]:
+                assert time.monotonic() < deadline, "the agent never went degraded"
+                await asyncio.sleep(0.5)
+            peers = {p["name"]: p for p in wg_peers(rig)}
         finally:
             rig.hub_interface_up()
         t_up = time.time()
-        ok = await w.status(room, "ok", t_up, timeout=90)
+        ok = await w.status(room, "ok", t_up, timeout=120)
         reply = await w.op.wait_message(
             lambda e: (
                 in_reply_to(e.content) == cmd and e.sender in (rig.devices[HOME].matrix_user, rig.bot_user)
             ),
-            timeout=90,
+            timeout=120,
         )
-    assert degraded.content["state"] == "degraded"
+        back = time.time() - t_up
+    went = log.read_text(errors="replace")[mark:]
+    assert "state ok -> degraded" in went and "hub unreachable over the mesh" in went
+    assert "back after" in str(ok.content.get("detail")), ok.content
+    assert HOME in peers
+    after_up = {p["name"]: p for p in wg_peers(rig)}[HOME]
+    assert after_up["handshake_age_s"] is not None and after_up["handshake_age_s"] < 180
     body = reply.body
-    assert head(body).endswith("]: ok") or "rejected_expired" in body or "expired" in body, body
+    assert head(body).endswith("]: ok") or "expired" in body, body
     print(
-        f"mesh down: degraded ({degraded.content.get('detail')}); back ok after "
-        f"{float(ok.content['ts']) - t_up:.1f} s; waiting command: {head(body)!r}"
+        f"mesh down: agent degraded; back up -> status {ok.content.get('detail')!r}; "
+        f"waiting command answered {back:.1f} s after: {head(body)!r}"
     )
 
 
@@ -542,7 +564,7 @@ def _revoke_in_browser(rig: Rig, name: str, key: str, chromium: str, args: list[
             page.wait_for_selector(f'button[data-confirm-revoke="{name}"]')
             t0 = time.monotonic()
             page.click(f'button[data-confirm-revoke="{name}"]')
-            while any(p["public_key"] == key for p in wg_peers(rig)):
+            while any(p["public_key"] == key for p in wg_live(rig)):
                 if time.monotonic() - t0 > 10:
                     break
                 time.sleep(0.05)
@@ -556,11 +578,15 @@ def test_operator_key_rotation_old_chains_verify(rig: Rig) -> None:
     """Operator key rotation, revoke-all, re-enroll -> the old chains still verify."""
     before = {d: verify_chain(rig, d) for d in (HOME, PC)}
     assert all(r["ok"] for r in before.values())
-    rotated = rig.fn("operator_key_rotate")
-    assert rotated
+    rotated = rig.fn("operator_key_rotate", "--reason", "e2e rotation")
+    assert rotated["new_key"] != rotated["old_key"]
+    # the running hub holds the operator key it loaded at start: restart it, as an operator
+    # does after a rotation (the rig has no public hook for this; see docs/acceptance.md)
+    rig.procs.stop("wg_hub")
+    rig._hub()
     for p in hub(rig, "GET", "/api/peers").json()["peers"]:
         if p.get("status") == "active":
-            r = hub(rig, "POST", f"/api/peers/{p['device_id']}/revoke")
+            r = hub(rig, "POST", f"/api/peers/{p['id']}/revoke")
             assert r.status_code in (200, 409), r.text
     assert wg_peers(rig) == []
     name = f"again-{SUFFIX}"
@@ -572,5 +598,7 @@ def test_operator_key_rotation_old_chains_verify(rig: Rig) -> None:
         assert any(p.get("name") == name for p in wg_peers(rig))
     for d in (HOME, PC):
         assert verify_chain(rig, d)["ok"] is True
+        # the hub's copy (shipped by the agent, checked against the device key) verifies too
         got = hub(rig, "GET", f"/api/audit/{rig.devices[d].device_id}")
         assert got.status_code == 200, got.text
+        assert got.json()["chain"]["ok"] is True, got.json()["chain"]
