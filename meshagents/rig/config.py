@@ -136,9 +136,11 @@ def agent_config(
     server_name: str = SERVER_NAME,
     docker_host: str | None = None,
     health_interval_s: float = 2.0,
+    audit_path: str | None = None,
 ) -> dict[str, Any]:
-    """The device agent's config.json (docs: apps/device_agent/config.py)."""
-    return {
+    """The device agent's config.json (docs: apps/device_agent/config.py). ``audit_path``:
+    where ``device_audit_verify_chain --device <id>`` looks (``<state>/audit/<id>.sqlite``)."""
+    out: dict[str, Any] = {
         "device_id": device_id,
         "device_name": device_name,
         "manifest_path": manifest_path,
@@ -155,6 +157,9 @@ def agent_config(
         "docker_host": docker_host,
         "health_interval_s": health_interval_s,
     }
+    if audit_path:
+        out["audit_path"] = audit_path
+    return out
 
 
 def _one_executable(cap: dict[str, Any]) -> dict[str, Any]:

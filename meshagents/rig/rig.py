@@ -223,12 +223,15 @@ class Rig:
         self._step("Synapse in the hub namespace", self._synapse)
         self._step("Matrix accounts (bot, operator)", self._accounts)
         self._step("hub service (wg_hub)", self._hub)
-        self._step("bot (agents_and_robots)", self._bot)
-        self._step("dashboard (agents_dashboard)", self._dashboard)
         if self.want_docker:
             self._step("Docker engine and demo container", self._docker)
         for i, name in enumerate(self.device_names, start=1):
             self._step(f"device {name}: enroll", lambda i=i, name=name: self._enroll(i, name))  # type: ignore[misc]
+        # The bot starts after enrollment: the hub adds a device's WireGuard peer before it
+        # creates the device's Matrix room, and a bot that looks in between waits 30 s
+        # (its negative cache) before it looks for that room again.
+        self._step("bot (agents_and_robots)", self._bot)
+        self._step("dashboard (agents_dashboard)", self._dashboard)
         for name in self.device_names:
             self._step(f"device {name}: agent", lambda name=name: self.start_agent(name))  # type: ignore[misc]
         self._step("operator joins; agents in their rooms", lambda: asyncio.run(self._settle()))
@@ -419,6 +422,7 @@ class Rig:
             matrix / "accounts" / "bot" / "credentials.json"
         )
         self.operator_store_root.mkdir(mode=0o700, exist_ok=True)
+        self.manifests_dir.mkdir(parents=True, mode=0o700, exist_ok=True)
 
     def _hub(self) -> None:
         profiles = self.workdir / "profiles"
@@ -444,7 +448,6 @@ class Rig:
     def _bot(self) -> None:
         conf = self.hub_state / "agents_and_robots" / "bot.toml"
         conf.parent.mkdir(mode=0o700, exist_ok=True)
-        self.manifests_dir.mkdir(mode=0o700, exist_ok=True)
         conf.write_text(cfg.bot_toml(manifests_dir=str(self.manifests_dir)))
         child = self._app("bot", "agents_and_robots", "--config", str(conf))
         self._wait_http(
@@ -517,11 +520,13 @@ class Rig:
         shutil.copy(str(dev.enrollment["manifest_file"]), self.manifests_dir / f"{name}.json")
         agent_dir = dev.state_dir / "device_agent"
         agent_dir.mkdir(mode=0o700, exist_ok=True)
+        (dev.state_dir / "audit").mkdir(mode=0o700, exist_ok=True)
         conf = cfg.agent_config(
             device_name=name, device_id=dev.device_id, manifest_path=str(dev.enrollment["manifest_file"]),
             operator_key=self.operator_public_key, matrix_user=dev.matrix_user,
             matrix_password=str(matrix["password"]), bot_user=self.bot_user, server_name=self.server_name,
             docker_host=self.docker_host if index == 1 else None,
+            audit_path=str(dev.state_dir / "audit" / f"{dev.device_id}.sqlite"),
         )  # fmt: skip
         dev.config_path = agent_dir / "config.json"
         _write_private(dev.config_path, json.dumps(conf, indent=2) + "\n")
