@@ -232,6 +232,8 @@ def e2e_cmd(app: str | None, pytest_args: tuple[str, ...]) -> None:
     """Run the e2e_checks of apps/*/app.md (APP only when named); one e2e_runs row per check."""
     from meshagents.e2e import load_checks, record, run_checks
 
+    if app is not None and app.startswith("-"):  # `./fn e2e -x`: a pytest option, no app
+        app, pytest_args = None, (app, *pytest_args)
     try:
         checks = load_checks(project_root(), app)
         results = run_checks(project_root(), checks, pytest_args)
