@@ -233,7 +233,8 @@ def e2e_cmd(app: str | None, pytest_args: tuple[str, ...]) -> None:
     from meshagents.e2e import load_checks, record, run_checks
 
     if app is not None and app.startswith("-"):  # `./fn e2e -x`: a pytest option, no app
-        app, pytest_args = None, (app, *pytest_args)
+        pytest_args = (app, *pytest_args)
+        app = None
     try:
         checks = load_checks(project_root(), app)
         results = run_checks(project_root(), checks, pytest_args)
