@@ -102,14 +102,17 @@ async def operator(rig: Rig, name: str) -> Any:
 
 
 def audit_store(rig: Rig, device: str) -> Path:
-    """The agent's chain (``<device state>/device_agent/audit.sqlite``), also linked where
-    ``device_audit_verify_chain --device NAME`` looks (``<state>/audit/NAME.sqlite``)."""
-    state = rig.devices[device].state_dir
-    path = state / "device_agent" / "audit.sqlite"
-    link = state / "audit" / f"{device}.sqlite"
-    if not link.exists():
+    """The agent's chain: its config's ``audit_path`` (the rig sets ``<state>/audit/<id>.sqlite``,
+    where ``device_audit_verify_chain --device NAME`` looks; the agent's own default is
+    ``device_agent/audit.sqlite``, then linked there so the catalog function finds it)."""
+    dev = rig.devices[device]
+    conf = json.loads(dev.config_path.read_text(encoding="utf-8"))
+    path = dev.config_path.parent / str(conf.get("audit_path") or "audit.sqlite")
+    link = dev.state_dir / "audit" / f"{device}.sqlite"
+    if path.resolve() != link.resolve() and not link.is_symlink():
         link.parent.mkdir(mode=0o700, exist_ok=True)
         link.symlink_to(path)
+    assert path.exists(), path
     return path
 
 
