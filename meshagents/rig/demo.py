@@ -121,7 +121,8 @@ def run_demo(
         raise FnError("needs_root", "./fn demo needs root (network namespaces, WireGuard, dockerd)")
     ensure_packages(echo, docker=docker)
     quiet_nio()
-    old_term = signal.signal(signal.SIGTERM, _interrupt)
+    # SIGINT too: a shell that starts us in the background leaves SIGINT ignored
+    old = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     t0 = time.perf_counter()
     conn_file: Path | None = None
     try:
@@ -144,7 +145,8 @@ def run_demo(
         if conn_file is not None:
             with contextlib.suppress(FileNotFoundError):
                 conn_file.unlink()
-        signal.signal(signal.SIGTERM, old_term)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 def _watch(rig: Any, echo: Echo) -> None:

@@ -361,6 +361,14 @@ class Rig:
             self.workdir / "synapse", host=HUB_MESH, port=cfg.SYNAPSE_PORT, server_name=self.server_name
         )
         conf = self.synapse.write_config()
+        self._forwards()
+        # The URL Synapse hands out (the login answer's well_known): the one the operator's
+        # client can reach from the root namespace, not the mesh address it listens on.
+        import yaml
+
+        data = yaml.safe_load(conf.read_text(encoding="utf-8"))
+        data["public_baseurl"] = self.homeserver_url + "/"
+        _write_private(conf, yaml.safe_dump(data, sort_keys=True))
         child = self.procs.start(
             "synapse",
             [sys.executable, "-m", "synapse.app.homeserver", "-c", str(conf)],
@@ -368,7 +376,6 @@ class Rig:
             netns=self.hub_netns,
             cwd=self.synapse.data_dir,
         )
-        self._forwards()
         self._wait_http(
             "synapse", self.homeserver_url + "/_matrix/client/versions", child, timeout=90,
             ok=lambda r: r.status_code == 200,
