@@ -517,6 +517,7 @@ async def test_kill9_mid_command_then_restart(rig: Rig) -> None:
             # once restarted, it answers the next command normally
             after = await w.op.command(HOME, "!exec ls /tmp", timeout=90)
         assert head(after.body).endswith("]: ok"), after.body
+        assert killed_at > before, "killed before the command started (no intent entry)"
         assert verify_chain(rig, HOME)["ok"] is True
         new = audit(rig, HOME)[before:]
         ran = [e for e in new if e.kind == "intent" and e.capability == "shell.exec.ls"]
