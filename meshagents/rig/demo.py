@@ -65,6 +65,12 @@ def banner(conn: dict[str, Any], workdir: Path) -> str:
     return "\n".join(lines)
 
 
+def timings_line(timings: dict[str, float]) -> str:
+    """``step 1.2 s, ...`` for the slowest steps first, at most five (pure)."""
+    top = sorted(timings.items(), key=lambda kv: -kv[1])[:5]
+    return ", ".join(f"{name} {secs:.1f} s" for name, secs in top)
+
+
 def _write_connection(conn: dict[str, Any]) -> Path:
     path = connection_path()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -127,13 +133,14 @@ def run_demo(
     conn_file: Path | None = None
     try:
         with Rig.up(devices=devices, docker=docker, log=echo) as rig:
-            echo(f"demo: up in {time.perf_counter() - t0:.1f} s")
-            conn = rig.connection()
-            conn_file = _write_connection(conn)
+            echo(f"demo: up in {time.perf_counter() - t0:.1f} s ({timings_line(rig.timings)})")
             if smoke_test:
+                # no connection file: a smoke run must not replace a running demo's
                 ok = asyncio.run(smoke(rig, echo))
                 echo("demo smoke: " + ("OK" if ok else "FAILED"))
                 return 0 if ok else 1
+            conn = rig.connection()
+            conn_file = _write_connection(conn)
             echo(banner(conn, rig.workdir))
             echo(f"(connection details for ./fn chat: {conn_file}, 0600)")
             _watch(rig, echo)

@@ -8,7 +8,7 @@ import pytest
 
 from meshagents.errors import FnError
 from meshagents.rig.chat import load_connection, parse_line, same_id, target_from_connection
-from meshagents.rig.demo import banner, reply_ok
+from meshagents.rig.demo import banner, reply_ok, timings_line
 from meshagents.rig.operator import in_reply_to
 
 pytestmark = pytest.mark.unit
@@ -90,3 +90,9 @@ def test_connection_file(tmp_path: Path) -> None:
     assert "s3cret" not in repr(target.login)
     with pytest.raises(FnError):
         target_from_connection({"homeserver": "x"}, "home-wsl")
+
+
+def test_timings_line_lists_the_slowest_first() -> None:
+    line = timings_line({"a": 1.0, "b": 3.25, "c": 2.0, "d": 0.1, "e": 0.2, "f": 0.3})
+    assert line == "b 3.2 s, c 2.0 s, a 1.0 s, f 0.3 s, e 0.2 s"
+    assert timings_line({}) == ""
