@@ -121,6 +121,15 @@ def audit(rig: Rig, device: str) -> list[Any]:
         return log.entries()
 
 
+def audit_count(rig: Rig, device: str) -> int:
+    """Entries in the chain, read-only (a poll must not take the agent's write lock)."""
+    db = sqlite3.connect(f"file:{audit_store(rig, device)}?mode=ro", uri=True, timeout=5)
+    try:
+        return int(db.execute("SELECT count(*) FROM entries").fetchone()[0])
+    finally:
+        db.close()
+
+
 def verify_chain(rig: Rig, device: str) -> dict[str, Any]:
     audit_store(rig, device)
     out: dict[str, Any] = rig.fn("device_audit_verify_chain", "--device", device, device=device)
@@ -508,10 +517,10 @@ async def test_kill9_mid_command_then_restart(rig: Rig) -> None:
             await w.op.send(HOME, f"!exec ls -la {marker_dir}")
             # the intent entry is written before the command runs: kill as soon as it is there
             deadline = time.monotonic() + 30
-            while len(audit(rig, HOME)) == before and time.monotonic() < deadline:
+            while audit_count(rig, HOME) == before and time.monotonic() < deadline:
                 await asyncio.sleep(0.005)
             rig.kill_agent(HOME, signal.SIGKILL)
-            killed_at = len(audit(rig, HOME))
+            killed_at = audit_count(rig, HOME)
             rig.start_agent(HOME)
             await asyncio.sleep(8)
             # once restarted, it answers the next command normally
