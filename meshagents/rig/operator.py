@@ -5,8 +5,15 @@
     await op.start()                                   # log in, cross-sign, join invited rooms
     reply = await op.command("home-wsl", "!exec ls /tmp", timeout=30)
     reply.body, reply.sender, reply.seconds            # the first answer from the device (or bot)
-    await op.approve(request_event_id)                 # 👍 on an approval request (encrypted)
+    approval_id, request_event = await op.wait_approval_request(device="home-wsl")
+    await op.approve(request_event)                    # 👍 on an approval request (encrypted)
+    result = await op.wait_event(RESULT_EVENT, lambda ev: ev.content["request_id"] == rid)
+    status = await op.wait_event(STATUS_EVENT, lambda ev: ev.content["state"] == "degraded")
     await op.stop()
+
+Every room message and every ``org.meshagents.result`` / ``.status`` event seen since
+``start`` is kept (the last 500 of each kind), so a test can wait for one that came
+before it asked.
 
 On the Matrix layer's ``MatrixClient``: E2EE, its device cross-signed with the
 operator's seeds (``cross_signing_path``, shared by every store of the account, so
@@ -25,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from meshagents.bus import APPROVAL_REQUEST_KEY, RESULT_EVENT, STATUS_EVENT
 from meshagents.errors import FnError
 from meshagents.matrix.client import ClientConfig, Incoming, MatrixClient
 from meshagents.rig.config import APPROVALS_ALIAS, device_alias, room_alias
@@ -83,13 +91,25 @@ class Operator:
             )
         )
         self._messages: list[Incoming] = []
+        self._custom: dict[str, list[Incoming]] = {RESULT_EVENT: [], STATUS_EVENT: []}
         self._changed = asyncio.Event()
         self._listeners: list[Listener] = []
         self.rooms: dict[str, str] = {}  # alias -> room id
 
     async def start(self) -> None:
         self.client.on_message(self._on_message)
+        for event_type in self._custom:
+            self.client.on_custom_event(event_type, self._keeper(event_type))
         await self.client.start()
+
+    def _keeper(self, event_type: str) -> Listener:
+        async def keep(ev: Incoming) -> None:
+            kept = self._custom[event_type]
+            kept.append(ev)
+            del kept[:-500]
+            self._changed.set()
+
+        return keep
 
     async def stop(self) -> None:
         await self.client.stop()
@@ -131,11 +151,42 @@ class Operator:
         await self.client.wait_for_member(room_id, user_id, timeout=timeout)
 
     async def wait_message(self, match: Callable[[Incoming], bool], timeout: float = 30.0) -> Incoming:
-        """The first message (seen since start, oldest first) that ``match`` accepts."""
+        """The first room message (seen since start, oldest first) that ``match`` accepts."""
+        return await self._wait(self._messages, match, timeout)
+
+    async def wait_event(
+        self, event_type: str, match: Callable[[Incoming], bool] = lambda _ev: True, timeout: float = 30.0
+    ) -> Incoming:
+        """The first ``RESULT_EVENT`` or ``STATUS_EVENT`` (seen since start) that ``match`` accepts."""
+        if event_type not in self._custom:
+            raise FnError("bad_usage", f"only {', '.join(self._custom)} are kept")
+        return await self._wait(self._custom[event_type], match, timeout)
+
+    async def wait_approval_request(
+        self, device: str | None = None, timeout: float = 30.0
+    ) -> tuple[str, str]:
+        """The next approval request the bot posted (for ``device``): (approval id, event id)."""
+        approvals = await self.approvals_room()
+
+        def match(ev: Incoming) -> bool:
+            req = ev.content.get(APPROVAL_REQUEST_KEY)
+            return (
+                ev.room_id == approvals
+                and isinstance(req, dict)
+                and (device is None or req.get("device_id", req.get("device")) == device)
+            )
+
+        ev = await self.wait_message(match, timeout)
+        self._messages.remove(ev)  # the next call waits for the next request
+        return str(ev.content[APPROVAL_REQUEST_KEY].get("approval_id")), ev.event_id
+
+    async def _wait(
+        self, events: list[Incoming], match: Callable[[Incoming], bool], timeout: float
+    ) -> Incoming:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            for ev in self._messages:
+            for ev in events:
                 if match(ev):
                     return ev
             self._changed.clear()
