@@ -23,7 +23,7 @@ def test_front_matter_complete_and_uses_functions_match_code() -> None:
     assert spec.service["exec"] == "fn app agents_and_robots"
     assert sorted(spec.uses_functions or []) == sorted(tree_calls(APP_DIR))
     checks = spec.e2e_checks
-    assert checks and all(c["id"].startswith("bot_") for c in checks)
+    assert checks and all(c["id"].startswith(("bot_", "e2e_")) for c in checks)
     for check in checks:  # each named integration test exists
         file, _, name = check["test"].partition("::")
         assert f"def {name}(" in (APP_DIR.parents[1] / file).read_text()
