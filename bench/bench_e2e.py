@@ -222,6 +222,53 @@ def revoke_figure(rig: Rig) -> tuple[float, float]:
     return t_api, time.perf_counter() - t0
 
 
+def hub_rss_with_peers(rig: Rig, count: int) -> tuple[float, float, float]:
+    """(hub RSS before, with ``count`` more peers on its interface and ledger while an SSE
+    client is subscribed and /api/peers was listed once, seconds to that first SSE event)."""
+    import base64
+    import sqlite3
+
+    from meshagents.wg.model import PeerSpec
+    from meshagents.wg.uapi import render_set
+    from meshagents.wg.userspace import UserspaceBackend
+
+    pid = rig.procs.children["wg_hub"].pid
+    before = rss_mb(pid)
+    be = UserspaceBackend(rig.hub_interface, rig.hub_netns)
+    db = sqlite3.connect(rig.workdir / "hub-wg" / ".meshagents" / f"{rig.hub_interface}.sqlite")
+    now = time.time()
+    for base in range(0, count, 500):
+        batch = [
+            PeerSpec(base64.b64encode(secrets.token_bytes(32)).decode(), (f"10.200.{i // 256}.{i % 256}/32",))
+            for i in range(base, min(base + 500, count))
+        ]
+        be.uapi.set(render_set(peers=batch))
+        db.executemany(
+            "INSERT INTO peers VALUES (?, ?, ?, ?, 'active', 0, ?, ?)",
+            [(p.public_key, f"bulk-{base + j}", f"10.200.{(base + j) // 256}.{(base + j) % 256}",
+              200000 + base + j, now, now) for j, p in enumerate(batch)],
+        )  # fmt: skip
+    db.commit()
+    db.close()
+    headers = {"Authorization": f"Bearer {rig.api_token}"}
+    httpx.get(f"{rig.hub_api_url}/api/peers", headers=headers, timeout=120).raise_for_status()
+    t0 = time.perf_counter()
+    first = 0.0
+    with RssPeak(pid) as peak:
+        try:
+            with httpx.stream(
+                "GET", f"{rig.hub_api_url}/api/events", headers=headers, timeout=httpx.Timeout(120, read=8)
+            ) as resp:
+                for line in resp.iter_lines():
+                    if line.startswith("data:") and not first:
+                        first = time.perf_counter() - t0
+                    if first and time.perf_counter() - t0 > first + 3:  # a few more polls
+                        break
+        except httpx.TimeoutException:
+            pass  # no change to report after the first event: the stream stays quiet
+    return before, max(peak.peak, rss_mb(pid)), first
+
+
 def audit_rates(n: int = 2000) -> tuple[float, float, float]:
     """(entries appended per s, chain verifications per s of that chain, entries verified per s)."""
     from meshagents.trust.audit import AuditLog
@@ -245,6 +292,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--approvals", type=int, default=5)
+    ap.add_argument("--peers", type=int, default=10_000, help="peers bulk-loaded for the hub's RSS")
     ns = ap.parse_args()
     import logging
 
@@ -271,6 +319,12 @@ def main() -> None:
             f"revoke: API answered {t_api * 1000:.0f} ms; "
             f"peer absent from the interface {t_gone * 1000:.0f} ms"
         )
+        if ns.peers:
+            before, with_peers, first = hub_rss_with_peers(rig, ns.peers)
+            print(
+                f"hub (wg_hub) RSS: {before:.1f} MB with 2 peers; {with_peers:.1f} MB with {ns.peers:,} more "
+                f"(SSE subscribed, first event after {first:.1f} s)"
+            )
     appends, verifies, entries = audit_rates()
     print(
         f"audit: {appends:.0f} appends/s (durable); chain of 2000 entries verified {verifies:.1f}/s "
