@@ -251,11 +251,18 @@ def e2e_cmd(app: str | None, pytest_args: tuple[str, ...]) -> None:
 @cli.command("demo")
 @click.option("--smoke", is_flag=True, help="Unattended: up, one !exec through Matrix, round trip, down.")
 @click.option("--no-docker", is_flag=True, help="Without the Docker engine and its demo container.")
-def demo_cmd(smoke: bool, no_docker: bool) -> None:
+@click.option("--cleanup", is_flag=True, help="Remove what demo runs killed with SIGKILL left behind.")
+def demo_cmd(smoke: bool, no_docker: bool, cleanup: bool) -> None:
     """Run the whole system locally (as root): Synapse, hub, bot, dashboard, two devices; Ctrl-C stops it."""
     from meshagents.rig.demo import run_demo
 
     try:
+        if cleanup:
+            from meshagents.rig.runs import cleanup_dead
+
+            done = cleanup_dead(lambda m: click.echo(m))
+            click.echo(f"cleanup: {len(done)} dead run(s) removed")
+            return
         sys.exit(run_demo(smoke_test=smoke, docker=not no_docker, echo=lambda m: click.echo(m)))
     except FnError as exc:
         _fail(exc)

@@ -16,6 +16,7 @@ import contextlib
 import os
 import signal
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,9 +44,10 @@ class Child:
 
 
 class Processes:
-    def __init__(self, log_dir: Path) -> None:
+    def __init__(self, log_dir: Path, on_start: Callable[[str, int, list[str]], None] | None = None) -> None:
         self.log_dir = log_dir
         self.children: dict[str, Child] = {}
+        self.on_start = on_start  # the rig records each child (runs.py: cleanup after a SIGKILL)
 
     def start(
         self,
@@ -74,6 +76,8 @@ class Processes:
             )
         child = Child(name, proc, log)
         self.children[name] = child
+        if self.on_start is not None:
+            self.on_start(name, proc.pid, argv)
         return child
 
     def signal(self, name: str, sig: int) -> None:

@@ -67,6 +67,7 @@ from meshagents.rig.names import (
 from meshagents.rig.netns import Namespaces, nsenter
 from meshagents.rig.operator import Operator, OperatorLogin
 from meshagents.rig.procs import Child, Processes
+from meshagents.rig.runs import RunRecord
 from meshagents.state import project_root
 
 REQUIRED_BINARIES = ("wireguard-go", "wg", "ip", "nsenter", "nft", "git", "bwrap")
@@ -126,7 +127,8 @@ class Rig:
         self.root = project_root()
         self.log: Log = log or (lambda _msg: None)
         self.namespaces = Namespaces()
-        self.procs = Processes(self.log_dir)
+        self.record: RunRecord | None = None
+        self.procs = Processes(self.log_dir, on_start=self._recorded)
         self.docker: DockerRig | None = None
         self.devices: dict[str, RigDevice] = {}
         self.server_name = cfg.SERVER_NAME
@@ -215,8 +217,14 @@ class Rig:
         self.timings[what] = time.perf_counter() - t0
         return out
 
+    def _recorded(self, name: str, pid: int, argv: list[str]) -> None:
+        if self.record is not None:
+            self.record.child(name, pid, argv)
+
     def start(self) -> None:
         self.log(f"rig: run {self.names.suffix}, work dir {self.workdir}")
+        # what `./fn demo --cleanup` needs should this process die by SIGKILL
+        self.record = RunRecord(self.names.suffix, self.workdir, own_workdir=self._own_workdir)
         self._step("namespaces and underlay", self._net)
         self._step("WireGuard hub", self._wg_hub)
         self._step("operator and controller keys", self._keys)
@@ -259,6 +267,8 @@ class Rig:
             shutil.rmtree(self.workdir, ignore_errors=True)
         if left:
             self.log(f"rig: WARNING namespaces left behind: {', '.join(left)}")
+        elif self.record is not None:
+            self.record.remove()
 
     # --- helpers --------------------------------------------------------------------------------
     def env(self, state: Path | None = None) -> dict[str, str]:
