@@ -96,3 +96,24 @@ def test_timings_line_lists_the_slowest_first() -> None:
     line = timings_line({"a": 1.0, "b": 3.25, "c": 2.0, "d": 0.1, "e": 0.2, "f": 0.3})
     assert line == "b 3.2 s, c 2.0 s, a 1.0 s, f 0.3 s, e 0.2 s"
     assert timings_line({}) == ""
+
+
+def test_cli_chat_without_a_running_demo(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from meshagents.cli import cli
+
+    res = CliRunner().invoke(cli, ["chat", "home-wsl", "--connection", str(tmp_path / "none.json")])
+    assert res.exit_code == 1
+    assert "demo_not_running" in res.output
+
+
+def test_cli_demo_needs_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from meshagents.cli import cli
+
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    res = CliRunner().invoke(cli, ["demo", "--smoke"])
+    assert res.exit_code == 1
+    assert "needs_root" in res.output
