@@ -13,6 +13,8 @@
         rig.hub_state, rig.hub_netns, rig.workdir, rig.docker_host, rig.container
         rig.restart_agent("home-wsl"); rig.kill_agent("home-wsl", signal.SIGKILL); rig.start_agent(...)
         rig.hub_interface_down(); rig.hub_interface_up()
+        rig.restart_hub(); rig.restart_bot()
+        netns, wg = rig.underlay_netns(40)   # a spare device namespace, for a test's own enrollment
         # ./fn run in a part's state dir, JSON result:
         rig.fn("device_audit_verify_chain", "--device", "home-wsl", device="home-wsl")
         op = rig.operator_client("e2e")   # an Operator (meshagents.rig.operator), not started
@@ -488,14 +490,11 @@ class Rig:
         )
         self.docker.start()
 
-    def _enroll(self, index: int, name: str) -> None:
+    def underlay_netns(self, index: int) -> tuple[str, str]:
+        """A device namespace (``names.device(index)``) linked to the hub's underlay bridge:
+        (netns, the WireGuard interface name to give ``enroll_device``). For enrollments a
+        test runs itself, with an index above the rig's devices; deleted at teardown."""
         n = self.names.device(index)
-        dev = RigDevice(
-            name=name, index=index, netns=n.ns, interface=n.wg, state_dir=self.workdir / f"dev-{name}",
-            room_alias=cfg.device_alias(name, self.server_name),
-        )  # fmt: skip
-        dev.state_dir.mkdir(mode=0o700, exist_ok=True)
-        self.devices[name] = dev
         self.namespaces.add(n.ns)
         subprocess.run(
             ["ip", "link", "add", n.veth_hub, "netns", self.hub_netns, "type", "veth",
@@ -507,6 +506,30 @@ class Rig:
         )
         self.namespaces.run(n.ns, ["ip", "addr", "add", f"{n.underlay}/{UNDERLAY_PREFIX}", "dev", n.veth_dev])
         self.namespaces.run(n.ns, ["ip", "link", "set", n.veth_dev, "up"])
+        return n.ns, n.wg
+
+    def restart_hub(self) -> Child:
+        """Stop the hub service and start it again from the same config (it reads the key
+        store at start: restart it after an operator key rotation); waits until it answers."""
+        self.procs.stop("wg_hub")
+        self._hub()
+        return self.procs.children["wg_hub"]
+
+    def restart_bot(self) -> Child:
+        """Stop the bot and start it again (same settings and Matrix store); waits until ready."""
+        self.procs.stop("bot")
+        self._bot()
+        return self.procs.children["bot"]
+
+    def _enroll(self, index: int, name: str) -> None:
+        n = self.names.device(index)
+        dev = RigDevice(
+            name=name, index=index, netns=n.ns, interface=n.wg, state_dir=self.workdir / f"dev-{name}",
+            room_alias=cfg.device_alias(name, self.server_name),
+        )  # fmt: skip
+        dev.state_dir.mkdir(mode=0o700, exist_ok=True)
+        self.devices[name] = dev
+        self.underlay_netns(index)
         r = httpx.post(
             self.hub_api_url + "/api/tokens", headers=self._bearer(), timeout=30,
             json={"device_name": name, "profile": "demo", "ttl_s": 600},
