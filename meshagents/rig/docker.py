@@ -5,12 +5,13 @@
     eng.docker_host              # "unix:///tmp/mrk-<sfx>/docker.sock" for the device agent
     eng.stop()                   # containers, dockerd, shims, mounts, cgroups, run dir
 
-The same recipe as tests/fixtures/docker_engine.py (FIELD-NOTES, Docker), kept here
-so the rig does not import test code: ``--bridge=none`` and no iptables, so no pull
-and no container traffic can leave the machine; an absolute cgroup parent; an image
-imported from a busybox rootfs built in memory and tagged (an untagged image makes
-``run()`` try a pull). The namespace is made through the rig's ``Namespaces`` so the
-rig's teardown deletes it even if this one fails half way.
+The recipe of FIELD-NOTES (Docker), shared with tests/fixtures/docker_engine.py, which
+imports ``rootfs_tar``, ``shim_pids``, ``cleanup_cgroups`` and ``unmount_under`` from
+here: ``--bridge=none`` and no iptables, so no pull and no container traffic can leave
+the machine; an absolute cgroup parent; an image imported from a busybox rootfs built
+in memory and tagged (an untagged image makes ``run()`` try a pull). The namespace is
+made through the rig's ``Namespaces`` so the rig's teardown deletes it even if this one
+fails half way.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ APPLETS = ("sh", "ls", "ps", "cat", "echo", "sleep", "date", "hostname", "true",
 READY_TIMEOUT = 30.0
 
 
-def rootfs_tar() -> bytes:
+def rootfs_tar(applets: tuple[str, ...] = APPLETS) -> bytes:
     """A tar of a minimal busybox rootfs (static busybox + applet links + passwd), in memory."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
@@ -55,7 +56,7 @@ def rootfs_tar() -> bytes:
             add_dir(d)
         add_dir("tmp", 0o1777)
         add_file("bin/busybox", Path(BUSYBOX).read_bytes(), 0o755)
-        for applet in APPLETS:
+        for applet in applets:
             info = tarfile.TarInfo(f"bin/{applet}")
             info.type, info.linkname = tarfile.SYMTYPE, "busybox"
             tar.addfile(info)
@@ -147,15 +148,15 @@ class DockerRig:
                 self.client.close()
             self.client = None
         self.procs.stop("dockerd", timeout=15)
-        for pid in _shim_pids(self.run_dir):
+        for pid in shim_pids(self.run_dir):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        _unmount_under(self.run_dir)
+        unmount_under(self.run_dir)
         shutil.rmtree(self.run_dir, ignore_errors=True)
-        _cleanup_cgroups(self.names.docker_cgroup)
+        cleanup_cgroups(self.names.docker_cgroup)
 
 
-def _shim_pids(run_dir: Path) -> list[int]:
+def shim_pids(run_dir: Path) -> list[int]:
     """containerd shims of *this* engine: their command line names our exec root."""
     marker = str(run_dir).encode()
     pids = []
@@ -168,7 +169,8 @@ def _shim_pids(run_dir: Path) -> list[int]:
     return pids
 
 
-def _cleanup_cgroups(parent: str) -> None:
+def cleanup_cgroups(parent: str) -> None:
+    """Remove the engine's cgroups under ``parent`` in every hierarchy (v1 and v2), deepest first."""
     root = Path("/sys/fs/cgroup")
     for hierarchy in [root, *(p for p in root.iterdir() if p.is_dir())]:
         top = hierarchy / parent.lstrip("/")
@@ -181,7 +183,8 @@ def _cleanup_cgroups(parent: str) -> None:
             top.rmdir()
 
 
-def _unmount_under(run_dir: Path) -> None:
+def unmount_under(run_dir: Path) -> None:
+    """Lazily unmount everything the engine mounted under ``run_dir`` (deepest first)."""
     prefix = str(run_dir) + "/"
     with open("/proc/mounts", encoding="utf-8") as f:
         targets = [line.split()[1] for line in f if line.split()[1].startswith(prefix)]

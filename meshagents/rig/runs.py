@@ -105,7 +105,7 @@ def namespaces_of(suffix: str, listing: str) -> list[str]:
 
 def cleanup_dead(log: Callable[[str], None], runs_dir: Path = RUNS_DIR) -> list[str]:
     """Remove what rigs whose process died left behind; returns their suffixes."""
-    from meshagents.rig.docker import _cleanup_cgroups, _shim_pids, _unmount_under
+    from meshagents.rig.docker import cleanup_cgroups, shim_pids, unmount_under
 
     cleaned = []
     for run in dead_runs(runs_dir):
@@ -118,7 +118,7 @@ def cleanup_dead(log: Callable[[str], None], runs_dir: Path = RUNS_DIR) -> list[
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(pid, signal.SIGKILL)
         run_dir = Path(f"/tmp/mrk-{sfx}")
-        for pid in _shim_pids(run_dir) if run_dir.exists() else []:
+        for pid in shim_pids(run_dir) if run_dir.exists() else []:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False).stdout
@@ -135,14 +135,14 @@ def cleanup_dead(log: Callable[[str], None], runs_dir: Path = RUNS_DIR) -> list[
             with contextlib.suppress(FileNotFoundError):
                 sock.unlink()
         if run_dir.exists():
-            _unmount_under(run_dir)
+            unmount_under(run_dir)
             shutil.rmtree(run_dir, ignore_errors=True)
         # the demo container's processes outlive their shim: end whatever is in its cgroup
         for pid in _cgroup_pids(f"/meshagents-rig-{sfx}"):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         time.sleep(0.2)
-        _cleanup_cgroups(f"/meshagents-rig-{sfx}")
+        cleanup_cgroups(f"/meshagents-rig-{sfx}")
         if run.get("own_workdir"):
             shutil.rmtree(str(run["workdir"]), ignore_errors=True)
         with contextlib.suppress(FileNotFoundError):
