@@ -24,23 +24,14 @@ from apps.agents_dashboard.live import Live
 from apps.agents_dashboard.sessions import SessionStore
 from apps.agents_dashboard.web import create_app
 from meshagents.errors import FnError
+from meshagents.listen import bind_listener
 
 log = logging.getLogger("agents_dashboard")
 HUB_WAIT_S = 30.0
 
 
 def bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise FnError("bind_failed", f"cannot listen on {host}:{port}: {exc.strerror}") from exc
-    sock.listen(256)
-    sock.set_inheritable(True)
-    return sock
+    return bind_listener(host, port, backlog=256)
 
 
 async def listen_hosts(cfg: DashConfig, hub: HubClient) -> list[str]:

@@ -24,7 +24,7 @@ from apps.wg_hub.config import HubConfig
 from apps.wg_hub.enroll import Hub, api_token
 from apps.wg_hub.events import EventBus, Stats, poll_forever
 from apps.wg_hub.web import operator_app, public_app
-from meshagents.errors import FnError
+from meshagents.listen import bind_listener
 from meshagents.wg.backend import open_backend
 from meshagents.wg.hub import resolve_netns
 
@@ -32,17 +32,7 @@ log = logging.getLogger("wg_hub")
 
 
 def bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise FnError("bind_failed", f"cannot listen on {host}:{port}: {exc.strerror}") from exc
-    sock.listen(1024)
-    sock.set_inheritable(True)
-    return sock
+    return bind_listener(host, port, backlog=1024)
 
 
 class _Server(uvicorn.Server):
