@@ -32,7 +32,6 @@ import pytest
 from meshagents.bus import APPROVAL_REQUEST_KEY, ENVELOPE_EVENT, RESULT_EVENT, STATUS_EVENT
 from meshagents.matrix.client import Incoming
 from meshagents.rig import Rig
-from meshagents.rig.names import UNDERLAY_PREFIX
 from meshagents.rig.netns import nsenter
 from meshagents.rig.operator import Operator, in_reply_to
 from meshagents.trust.audit import AuditLog
@@ -312,24 +311,14 @@ def test_rogue_signer_refused(tmp_path: Path) -> None:
 
 @contextlib.contextmanager
 def spare_device(rig: Rig, index: int) -> Iterator[tuple[str, str]]:
-    """A fresh device namespace on the hub's underlay (as the rig makes them); (netns, wg)."""
-    n = rig.names.device(index)
-    rig.namespaces.add(n.ns)
+    """A fresh device namespace on the hub's underlay (``rig.underlay_netns``); (netns, wg).
+    Its WireGuard interface goes at exit; the namespace with the rig's teardown."""
+    netns, wg = rig.underlay_netns(index)
     try:
-        subprocess.run(
-            ["ip", "link", "add", n.veth_hub, "netns", rig.hub_netns, "type", "veth",
-             "peer", "name", n.veth_dev, "netns", n.ns],
-            check=True, capture_output=True,
-        )  # fmt: skip
-        rig.namespaces.run(rig.hub_netns, ["ip", "link", "set", n.veth_hub, "master", rig.names.bridge, "up"])
-        rig.namespaces.run(n.ns, ["ip", "addr", "add", f"{n.underlay}/{UNDERLAY_PREFIX}", "dev", n.veth_dev])
-        rig.namespaces.run(n.ns, ["ip", "link", "set", n.veth_dev, "up"])
-        yield n.ns, n.wg
+        yield netns, wg
     finally:
         with contextlib.suppress(Exception):
-            rig.namespaces.delete_link(n.ns, n.wg)
-        with contextlib.suppress(Exception):
-            rig.namespaces.delete_link(rig.hub_netns, n.veth_hub)
+            rig.namespaces.delete_link(netns, wg)
 
 
 def enroll(rig: Rig, netns: str, wg: str, token: str, state: Path) -> subprocess.CompletedProcess[str]:
@@ -594,9 +583,8 @@ def test_operator_key_rotation_old_chains_verify(rig: Rig) -> None:
     rotated = rig.fn("operator_key_rotate", "--reason", "e2e rotation")
     assert rotated["new_key"] != rotated["old_key"]
     # the running hub holds the operator key it loaded at start: restart it, as an operator
-    # does after a rotation (the rig has no public hook for this; see docs/acceptance.md)
-    rig.procs.stop("wg_hub")
-    rig._hub()
+    # does after a rotation
+    rig.restart_hub()
     for p in hub(rig, "GET", "/api/peers").json()["peers"]:
         if p.get("status") == "active":
             r = hub(rig, "POST", f"/api/peers/{p['id']}/revoke")
