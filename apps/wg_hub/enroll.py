@@ -86,14 +86,19 @@ class Hub:
         self.paths = WgPaths(cfg.interface, cfg.config_dir)
         self.store = HubStore(cfg.db_path)
         self.facts = self._facts()
-        if cfg.manifest_signing == "offline":
-            # the operator key stays on the operator's machine: the hub only knows its public half
-            self.operator_public = cfg.operator_public_key or current_operator_key()
-        else:
-            self.operator_public = public_b64(load_signing_key(OPERATOR_KEY))
+        self.operator_public  # noqa: B018 - fail at start, not at the first enrollment, without a key
+        if cfg.manifest_signing != "offline":
             # the manifest signer: the operator key unless the config names another (see docs/hub.md)
             load_signing_key(cfg.manifest_key)
         self.controllers = [public_b64(load_signing_key(CONTROLLER_KEY)), *cfg.controllers]
+
+    @property
+    def operator_public(self) -> str:
+        """The operator's public key, read on each use so a rotation takes effect without a restart."""
+        if self.cfg.manifest_signing == "offline":
+            # the operator key stays on the operator's machine: the hub only knows its public half
+            return self.cfg.operator_public_key or current_operator_key()
+        return public_b64(load_signing_key(OPERATOR_KEY))
 
     # facts -----------------------------------------------------------------------------------
     def _facts(self) -> HubFacts:
