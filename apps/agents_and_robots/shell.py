@@ -80,7 +80,7 @@ log = logging.getLogger("agents_and_robots")
 
 APPROVALS_ALIAS = "operator-approvals"
 ROOM_PREFIXES = ("dev", "cont")
-_NEGATIVE_TTL_S = 30.0
+_NEGATIVE_TTL_S = 5.0  # a device enrolled just now gets its room within seconds; a look-up is cheap
 FORGET_AFTER_S = 7 * 86400.0  # decided requests stay listed (control API) for a week
 
 
