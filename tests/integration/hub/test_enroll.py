@@ -152,7 +152,10 @@ def test_revoke_through_api(hub_rig: HubRig) -> None:
                 if line.startswith("data:"):
                     ev = json.loads(line[5:])
                     events.append(ev)
-                    if ev["type"] == "peer_revoked":
+                    # until both the revocation and a periodic update have come (the
+                    # first poll may land after a fast revoke)
+                    kinds = {e["type"] for e in events}
+                    if {"peer_revoked", "peer_stats"} <= kinds:
                         return
 
     t = threading.Thread(target=in_netns, args=(hub_rig.hub_ns, listen), daemon=True)
