@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -145,8 +145,7 @@ class FileDirectory:
         self._revoked_here.add(name)
         rec = self._devices.get(name)
         if rec is not None:
-            self._devices[name] = DeviceRecord(rec.name, rec.manifest, True, rec.last_handshake,
-                                               rec.handshake_known)
+            self._devices[name] = replace(rec, revoked=True)
 
 
 class HubApi:
@@ -247,7 +246,7 @@ class HubDirectory:
         merged = records_from_peers(peers, files, self.operator_key)
         for name in self._revoked_here & set(merged):
             rec = merged[name]
-            merged[name] = DeviceRecord(rec.name, rec.manifest, True, rec.last_handshake, rec.handshake_known)
+            merged[name] = replace(rec, revoked=True)
         self._devices = merged
 
     def devices(self) -> dict[str, DeviceRecord]:
@@ -257,8 +256,7 @@ class HubDirectory:
         self._revoked_here.add(name)
         rec = self._devices.get(name)
         if rec is not None:
-            self._devices[name] = DeviceRecord(rec.name, rec.manifest, True, rec.last_handshake,
-                                               rec.handshake_known)
+            self._devices[name] = replace(rec, revoked=True)
 
 
 class LocalHub:
