@@ -71,6 +71,26 @@ def _post(url: str, body: dict[str, Any], timeout_s: float) -> tuple[int, Any]:
         return status, None
 
 
+def _check_reachable(base: str, timeout_s: float) -> None:
+    """GET the hub's public /healthz before the one-use token is spent: an unreachable hub
+    (wrong URL, no route, firewall) fails here, with the token still good for another try."""
+    import urllib.error
+    import urllib.request
+
+    url = f"{base}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=min(timeout_s, 5.0)) as resp:  # noqa: S310 - http(s) checked
+            ok = resp.status == 200
+    except urllib.error.HTTPError as exc:
+        ok = exc.code == 200
+    except (urllib.error.URLError, OSError) as exc:
+        raise FnError(
+            "hub_unreachable", f"GET {url}: {exc}; the token was not used (check the URL and the route)"
+        ) from exc
+    if not ok:
+        raise FnError("hub_unreachable", f"GET {url} did not answer 200; the token was not used")
+
+
 def _wait_for_signature(base: str, token: str, timeout_s: float, wait_s: float) -> Any:
     """Two-step signing: poll the hub until the operator has signed this device's manifest."""
     import sys
@@ -157,6 +177,7 @@ def enrollment_submit(
     if saved.get("token_id") == tok.token_id and isinstance(saved.get("answer"), dict):
         status, answer = 200, saved["answer"]
     else:
+        _check_reachable(base, timeout_s)
         status, answer = _post(
             f"{base}/enroll", {"token": token, "wg_public_key": wg_pub, "device_key": device_key}, timeout_s
         )
