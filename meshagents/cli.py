@@ -109,7 +109,7 @@ def _complete_function_id(
 
 
 def _complete_function_params(
-    ctx: click.Context, _param: click.Parameter, incomplete: str
+    ctx: click.Context, _param: click.Parameter | None, incomplete: str
 ) -> list[click.shell_completion.CompletionItem]:
     from click.shell_completion import CompletionItem
 
@@ -129,6 +129,18 @@ def _complete_function_params(
     return items
 
 
+class _RunCommand(click.Command):
+    """``fn run``: after FUNCTION_ID, ``--<TAB>`` completes that function's own options."""
+
+    def shell_complete(
+        self, ctx: click.Context, incomplete: str
+    ) -> list[click.shell_completion.CompletionItem]:
+        items = super().shell_complete(ctx, incomplete)
+        if incomplete.startswith("-") and ctx.params.get("function_id"):
+            items += _complete_function_params(ctx, None, incomplete)
+        return items
+
+
 _RUN_OPTIONS_HELP = """
 --host and --json go before FUNCTION_ID. With --host the host needs only python3 and
 tar (docs/remote.md). Each function's own options: fn run FUNCTION_ID --help (or fn
@@ -144,6 +156,7 @@ State dir:  FN_STATE_DIR, else /var/lib/meshagents as root, ~/.local/state/mesha
 
 @cli.command(
     "run",
+    cls=_RunCommand,
     context_settings={"ignore_unknown_options": True, "help_option_names": []},
     epilog=_RUN_OPTIONS_HELP,
 )
