@@ -137,6 +137,10 @@ def scan_source(source: str, module: str, relpath: str) -> IndexResult:
                 ann = "str"
             else:
                 ann = ast.unparse(arg.annotation)
+            if arg.arg not in described:
+                result.problems.append(
+                    Problem("error", where, f"{fid}: parameter {arg.arg!r} has no line in the docstring's Args:")
+                )
             params.append(
                 Param(
                     name=arg.arg,
