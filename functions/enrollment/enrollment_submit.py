@@ -147,7 +147,23 @@ def enrollment_submit(
     timeout_s: float = 15.0,
     wait_s: float = 600.0,
 ) -> dict[str, Any]:
-    """Enroll this device with TOKEN at the hub; verify the manifest against the token's operator key."""
+    """Enroll this device with TOKEN at the hub; verify the manifest against the token's operator key.
+
+    Args:
+        token: the enrollment token text from enrollment_token_create (mat1.<payload>.<signature>); used up at
+            the hub.
+        hub_url: base URL of the hub's public enrollment server, with scheme, e.g.
+            https://hub.example.org:8443; default: the hub_endpoint named in the token.
+        wg_private_key_file: this device's WireGuard private key file (base64); made with wg_keygen (0600) if
+            missing. Default: <out_dir>/wg.key.
+        out_dir: directory for manifest.json, client.conf, enrollment.json and matrix.json (made 0700);
+            default: <state>/enrollment. The device agent's config (when the hub provisions Matrix) goes to
+            <state>/device_agent/config.json regardless.
+        timeout_s: seconds to wait for each HTTP answer from the hub (at most 5 for the /healthz check made
+            before the token is spent).
+        wait_s: with offline manifest signing: seconds to wait (polling every second) for the operator's
+            signature; after that, run again with the same token to keep waiting.
+    """
     from meshagents.state import state_dir
     from meshagents.trust import manifest as manifest_mod
     from meshagents.trust import tokens
