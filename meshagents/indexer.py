@@ -139,7 +139,7 @@ def scan_source(source: str, module: str, relpath: str) -> IndexResult:
                 ann = ast.unparse(arg.annotation)
             if arg.arg not in described:
                 result.problems.append(
-                    Problem("error", where, f"{fid}: parameter {arg.arg!r} has no line in the docstring's Args:")
+                    Problem("error", where, f"{fid}: parameter {arg.arg!r}: no line in the docstring's Args:")
                 )
             params.append(
                 Param(
