@@ -42,6 +42,22 @@ def test_every_command_has_help_and_exits_0(command: list[str]) -> None:
     assert "Usage: fn" in out
 
 
+def test_each_help_mentions_each_of_its_options() -> None:
+    import click
+
+    def walk(cmd: click.Command, path: list[str]) -> None:
+        rc, out, _ = _invoke(*path, "--help")
+        assert rc == 0, path
+        for param in cmd.params:
+            if isinstance(param, click.Option) and not param.hidden:
+                assert any(opt in out for opt in param.opts), (path, param.opts)
+        if isinstance(cmd, click.Group):
+            for name, sub in cmd.commands.items():
+                walk(sub, [*path, name])
+
+    walk(cli, [])
+
+
 def test_run_help_documents_host_json_exit_codes_and_state_dir() -> None:
     rc, out, _ = _invoke("run", "--help")
     assert rc == 0
