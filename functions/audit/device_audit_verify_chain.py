@@ -24,7 +24,15 @@ def _local_device_key() -> str | None:
 def device_audit_verify_chain(
     device: str | None = None, all: bool = False, device_key: str | None = None
 ) -> dict[str, Any]:
-    """Verify audit chains (--device NAME or --all): OK, or the first bad seq and its kind."""
+    """Verify audit chains (--device NAME or --all): OK, or the first bad seq and its kind.
+
+    Args:
+        device: device name whose chain to verify (<state>/audit/<device>.sqlite); give this or all.
+        all: verify every device's chain under <state>/audit; give this or device.
+        device_key: base64 ed25519 public key the checkpoints must be signed by; default: this machine's
+            device key if the key store has one, else the key each checkpoint names (which shows the chain
+            is intact, not who signed it).
+    """
     if bool(device) == bool(all):
         raise UsageError("give exactly one of --device NAME or --all")
     names = audit_devices() if all else [str(device)]

@@ -17,7 +17,16 @@ from meshagents.trust.keystore import OPERATOR_KEY, load_signing_key
 def capability_manifest_sign(
     manifest: Path, serial: int | None = None, ttl_s: int | None = None
 ) -> dict[str, Any]:
-    """Sign a manifest file with the operator key and print the signed manifest."""
+    """Sign a manifest file with the operator key and print the signed manifest.
+
+    Args:
+        manifest: JSON file of the manifest to sign (an unsigned one, or a signed one: its signature is
+            replaced and operator_key set to the signing key).
+        serial: set the manifest's serial (an integer >= 1 that only grows: a verifier that saw a higher one
+            refuses it); default: keep the file's.
+        ttl_s: validity in seconds from now (sets issued_at = now, expires_at = now + ttl_s); default: keep
+            the file's issued_at and expires_at.
+    """
     try:
         data = loads_strict(manifest.read_bytes())
     except OSError as exc:

@@ -212,11 +212,18 @@ class Rig:
         finally:
             rig.close()
 
+    def _steps_total(self) -> int:
+        # the start() sequence below: 9 fixed steps, Docker, and two per device
+        return 9 + int(self.want_docker) + 2 * len(self.device_names)
+
     def _step(self, what: str, fn: Callable[[], Any]) -> Any:
-        self.log(f"rig: {what} ...")
+        n = len(self.timings) + 1
+        where = f"[{n}/{self._steps_total()}]"
+        self.log(f"rig: {where} {what} ...")
         t0 = time.perf_counter()
         out = fn()
         self.timings[what] = time.perf_counter() - t0
+        self.log(f"rig: {where} {what}: {self.timings[what]:.1f} s")
         return out
 
     def _recorded(self, name: str, pid: int, argv: list[str]) -> None:
