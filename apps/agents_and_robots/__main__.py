@@ -69,6 +69,7 @@ async def _serve(config: Path | None) -> None:
     from apps.agents_and_robots import config as bot_config  # the Matrix stack loads only here
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per hub request is noise
     shell = bot_config.build(bot_config.load(config))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

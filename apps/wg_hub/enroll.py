@@ -30,6 +30,7 @@ import ipaddress
 import json
 import logging
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -462,9 +463,20 @@ class Hub:
         self.store.log("peer_revoked", name, "operator API")
         log.warning("peer_revoked device=%s (removed live in %s ms)", name, out.get("live_removed_ms"))
         self.bus.publish("peer_revoked", {"device_id": name, "address": out["address"]})
-        # after the kill switch bit: take the device's Matrix user out of its room
-        out["matrix_kick"] = self._matrix_kick(name)
+        # After the kill switch bit, and off the caller's path (a Matrix login and kick take
+        # hundreds of ms): take the device's Matrix user out of its room. The outcome is a
+        # ``matrix_kicked`` event and a hub_log row.
+        if self.cfg.matrix is not None:
+            threading.Thread(target=self._kick_later, args=(name,), name=f"kick-{name}", daemon=True).start()
+            out["matrix_kick"] = "started"
+        else:
+            out["matrix_kick"] = None
         return out
+
+    def _kick_later(self, name: str) -> None:
+        result = self._matrix_kick(name)
+        self.store.log("matrix_kicked", name, json.dumps(result, sort_keys=True))
+        self.bus.publish("matrix_kicked", {"device_id": name, "result": result})
 
     def _matrix_kick(self, name: str) -> dict[str, Any] | None:
         m = self.cfg.matrix

@@ -20,7 +20,7 @@ import json
 import logging
 from typing import Annotated, Any
 
-from fastapi import Body, Depends, FastAPI, Path, Query, Request
+from fastapi import Body, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -217,11 +217,24 @@ def operator_app(hub: Hub, api_token: str) -> FastAPI:
         return hub.create_token(req.device_name, req.profile, req.ttl_s)
 
     @app.get("/api/events", dependencies=guarded)
-    async def events(limit: Annotated[int | None, Query(ge=1, le=100000)] = None) -> EventSourceResponse:
-        """Server-sent events: peer_added, peer_removed, peer_revoked, peer_stats (every period)."""
+    async def events(
+        limit: Annotated[int | None, Query(ge=1, le=100000)] = None,
+        last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    ) -> EventSourceResponse:
+        """Server-sent events: peer_added, peer_removed, peer_revoked, peer_stats (every period).
+
+        With ``Last-Event-ID`` (what an SSE client sends when it reconnects) the journaled
+        events after it come first, across hub restarts; ``resync`` when the journal no
+        longer reaches back that far."""
+        after: int | None = None
+        if last_event_id is not None:
+            try:
+                after = max(0, int(last_event_id))
+            except ValueError:
+                after = 0  # an id we never gave: replay all we still have
 
         async def gen() -> Any:
-            async for ev in hub.bus.stream(limit):
+            async for ev in hub.bus.stream(limit, after=after):
                 yield {"event": ev["type"], "id": str(ev["id"]), "data": json.dumps(ev)}
 
         return EventSourceResponse(gen(), ping=15)
