@@ -456,7 +456,11 @@ class Hub:
 
     def revoke_peer(self, device_id: str) -> dict[str, Any]:
         name = self._ledger_name(device_id)
-        out: dict[str, Any] = call("wg_peer_revoke", caller="wg_hub", peer=name, **self.wg_args)
+        # answered once the peer is off the interface and revoked in the ledger (the config's git
+        # commit follows in the background): the kill switch's latency is the caller's
+        out: dict[str, Any] = call(
+            "wg_peer_revoke", caller="wg_hub", peer=name, defer_config=True, **self.wg_args
+        )
         row = self.store.peer(name)
         if row is not None:
             self.store.set_peer_state(row.public_key, "revoked")
