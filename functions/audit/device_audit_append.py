@@ -22,11 +22,11 @@ def device_audit_append(
     detail: str = "",
     checkpoint: bool = False,
 ) -> dict[str, Any]:
-    """Append one durable entry to DEVICE's audit chain; --checkpoint signs the head with the device key."""
+    """Append one durable entry to DEVICE's audit chain; --checkpoint signs the head into its checkpoint file."""
     digest = "" if args is None else sha256_hex(canonical_bytes(args))
     with AuditLog(audit_path(device), device_id=device) as log:
         entry = log.append(kind, request_id, capability, digest, status, detail=detail)
         out: dict[str, Any] = {"device": device, "entry": entry.model_dump(mode="json")}
         if checkpoint:
-            out["checkpoint"] = log.checkpoint(load_signing_key(DEVICE_KEY)).model_dump(mode="json")
+            out["checkpoint"] = log.seal(load_signing_key(DEVICE_KEY), force=True)
     return out
