@@ -333,14 +333,19 @@ def verify_local(
     found: list[Found] = []
     if not report.ok and report.first_bad_seq is not None and report.problem is not None:
         found.append((report.first_bad_seq, report.problem, report.reason, None))
+    named: list[tuple[int, int, int]] = []  # (entry seq, record index, record seq) the chain names
+    for ev_seq, detail in events:
+        m = _CP_DETAIL.match(detail) if isinstance(detail, str) else None
+        if m is not None:
+            named.append((ev_seq, int(m[1]), int(m[2])))
     if structure is not None:
+        if structure[1] == "checkpoint_invalid":
+            # an unreadable record has no seq of its own: the chain's entry for it knows it
+            at = next((n[2] for n in named if n[1] == structure[3]), structure[0])
+            structure = (at, *structure[1:])
         found.append(structure)
     by_index = {r.get("index"): r for r in usable}
-    for ev_seq, detail in events:
-        m = _CP_DETAIL.match(detail)
-        if m is None:
-            continue
-        k, at = int(m[1]), int(m[2])
+    for ev_seq, k, at in named:
         rec = by_index.get(k)
         if rec is None or rec.get("seq") != at:
             reason = f"entry {ev_seq} records checkpoint #{k} at seq {at}, which the checkpoint file lacks"
