@@ -22,7 +22,7 @@ def device_audit_append(
     detail: str = "",
     checkpoint: bool = False,
 ) -> dict[str, Any]:
-    """Append one durable entry to DEVICE's audit chain; --checkpoint signs the head into its checkpoint file."""
+    """Append one durable entry to DEVICE's audit chain; --checkpoint signs the head (checkpoint file)."""
     digest = "" if args is None else sha256_hex(canonical_bytes(args))
     with AuditLog(audit_path(device), device_id=device) as log:
         entry = log.append(kind, request_id, capability, digest, status, detail=detail)

@@ -20,6 +20,7 @@ checkpoint_chain_broken, checkpoint_missing, hub_mismatch).
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import os
 from pathlib import Path
@@ -52,15 +53,11 @@ def _schedule(site: AuditSite) -> tuple[KeySchedule, int]:
     """The key schedule of the site's signed manifests, and how many manifests were offered."""
     manifests = ManifestHistory(manifests_path(site.path)).load()
     if site.manifest_path is not None:
-        try:
+        with contextlib.suppress(FnError):  # unreadable current manifest: the history alone speaks
             manifests.append(load_file(site.manifest_path))
-        except FnError:
-            pass  # unreadable current manifest: the history alone speaks
     keys = [site.operator_key] if site.operator_key else []
-    try:
+    with contextlib.suppress(FnError):  # no pinned operator key here: the config's alone
         keys.append(current_operator_key())
-    except FnError:
-        pass
     return schedule_from(manifests, keys, site.device), len(manifests)
 
 

