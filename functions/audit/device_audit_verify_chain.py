@@ -50,7 +50,7 @@ def _local_device_key() -> str | None:
 
 
 def _schedule(site: AuditSite) -> tuple[KeySchedule, int]:
-    """The key schedule of the site's signed manifests, and how many manifests were offered."""
+    """The key schedule of the site's manifests that the operator signed, and how many there are."""
     manifests = ManifestHistory(manifests_path(site.path)).load()
     if site.manifest_path is not None:
         with contextlib.suppress(FnError):  # unreadable current manifest: the history alone speaks
@@ -58,7 +58,8 @@ def _schedule(site: AuditSite) -> tuple[KeySchedule, int]:
     keys = [site.operator_key] if site.operator_key else []
     with contextlib.suppress(FnError):  # no pinned operator key here: the config's alone
         keys.append(current_operator_key())
-    return schedule_from(manifests, keys, site.device), len(manifests)
+    schedule = schedule_from(manifests, keys, site.device)
+    return schedule, len(schedule.spans)
 
 
 class Hub:
