@@ -12,7 +12,9 @@ Each ``org.meshagents.envelope`` event in the device room is handled in its own 
 (at most ``max_concurrent`` at once, so a long command never blocks the sync loop):
 approval events fetched from the approvals room when the envelope names one, then
 the pipeline's checks, then intent → run (worker thread) → outcome, then a result
-event and an ``m.notice`` replying to the operator's command. Replies that cannot be
+event and an ``m.notice`` replying to the operator's command. The chain head is
+signed into the local checkpoint file (``sealing.py``) every ``checkpoint_every``
+entries, every ``checkpoint_interval_s`` and at a clean stop. Replies that cannot be
 sent (homeserver down) are retried with backoff. The client base records an event id
 before handling it, so after a crash nothing is handled twice; the nonce store is the
 second lock.
@@ -33,6 +35,7 @@ from apps.device_agent import replies
 from apps.device_agent.capabilities.base import Context
 from apps.device_agent.config import AgentConfig
 from apps.device_agent.pipeline import ApprovalEvents, Outcome, Pipeline, approval_ids
+from apps.device_agent.sealing import Sealer
 from apps.device_agent.shipping import Shipper
 from meshagents.bus import ENVELOPE_EVENT, RESULT_EVENT, STATUS_EVENT
 from meshagents.errors import FnError
@@ -72,6 +75,7 @@ class DeviceAgent:
             sandbox=config.sandbox, docker_host=config.docker_host, snapshots_dir=config.snapshots_dir
         )
         self.shipper = Shipper(config, self.pipeline.audit, self._device_key)
+        self.sealer = Sealer(config, self.pipeline.audit, self.pipeline.manifest, self._device_key)
         self._sem = asyncio.Semaphore(config.max_concurrent)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._room_id: str | None = None
@@ -134,6 +138,7 @@ class DeviceAgent:
             with contextlib.suppress(FnError):
                 await self.client.send_notice(self._room_id, body)
         self._spawn(self._health_loop())
+        self._spawn(self.sealer.run())
         if self.config.hub_url:
             self._spawn(self.shipper.run())
 
@@ -154,6 +159,10 @@ class DeviceAgent:
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        try:  # a clean stop signs the head: a tail cut after it is then visible locally
+            self.sealer.seal()
+        except (FnError, OSError) as exc:
+            log.warning("audit checkpoint at stop failed: %s", exc)
         await self.client.stop()
         self.pipeline.close()
 
@@ -264,6 +273,10 @@ class DeviceAgent:
                 result = await asyncio.to_thread(self.pipeline.execute, verdict, self.ctx)
                 outcome = self.pipeline.finish(verdict, result, int((time.monotonic() - t0) * 1000))
         self.handled += 1
+        try:
+            self.sealer.maybe()
+        except (FnError, OSError) as exc:
+            log.warning("audit checkpoint failed: %s", exc)
         self.shipper.nudge.set()
         return outcome
 

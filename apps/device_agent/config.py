@@ -12,9 +12,18 @@ state directory can be moved. Keys::
      "bot_users": ["@bot:hub"],
      "hub_url": "http://10.42.0.1:8080" | null,      # audit shipping + mesh health
      "skew_s": 30, "sandbox": true,
-     "audit_path": "audit.sqlite", "data_dir": ".",   # defaults relative to the file
+     "data_dir": ".",                                 # relative to the file
+     "audit_path": null,      # default <FN_STATE_DIR>/audit/<device_id>.sqlite: the ONE place
+                              # device_audit_verify_chain looks (set it only for tests)
+     "checkpoint_every": 100, "checkpoint_interval_s": 600,   # local signed checkpoints
      "keystore": "file" | "pass" | null, "keys_dir": null,
      "docker_host": null, "max_concurrent": 4, "health_interval_s": 10}
+
+The audit chain's location is decided once, in ``meshagents.trust.paths.audit_path``:
+``<FN_STATE_DIR>/audit/<device_id>.sqlite``, with its signed checkpoints and manifest
+history beside it (``<device_id>.checkpoints.jsonl``, ``<device_id>.manifests.jsonl``).
+The agent signs a checkpoint every ``checkpoint_every`` entries, every
+``checkpoint_interval_s`` seconds when something was appended, and at a clean stop.
 
 ``load(path)`` raises ``FnError("agent_config_invalid")`` with the offending key.
 """
@@ -27,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from meshagents.errors import FnError
+from meshagents.trust.paths import audit_path
 
 _REQUIRED = (
     "device_id",
@@ -64,6 +74,8 @@ class AgentConfig:
     docker_host: str | None = None
     max_concurrent: int = 4
     health_interval_s: float = 10.0
+    checkpoint_every: int = 100
+    checkpoint_interval_s: float = 600.0
     #: Largest output kept in one Matrix event (an event is at most 64 KiB once encrypted).
     matrix_output_limit: int = 16_000
 
@@ -108,7 +120,12 @@ def from_dict(data: dict[str, Any], base: Path) -> AgentConfig:
     if hub is not None and not isinstance(hub, str):
         raise FnError("agent_config_invalid", "config key 'hub_url' must be a URL or null")
     ints: dict[str, int] = {}
-    for key, default in (("skew_s", 30), ("max_concurrent", 4), ("matrix_output_limit", 16_000)):
+    for key, default in (
+        ("skew_s", 30),
+        ("max_concurrent", 4),
+        ("matrix_output_limit", 16_000),
+        ("checkpoint_every", 100),
+    ):
         value = data.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise FnError("agent_config_invalid", f"config key {key!r} must be a non-negative integer")
@@ -116,6 +133,17 @@ def from_dict(data: dict[str, Any], base: Path) -> AgentConfig:
     interval = data.get("health_interval_s", 10.0)
     if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
         raise FnError("agent_config_invalid", "config key 'health_interval_s' must be a positive number")
+    cp_interval = data.get("checkpoint_interval_s", 600.0)
+    if isinstance(cp_interval, bool) or not isinstance(cp_interval, int | float) or cp_interval <= 0:
+        raise FnError("agent_config_invalid", "config key 'checkpoint_interval_s' must be a positive number")
+    audit = data.get("audit_path")
+    if audit is None:
+        try:
+            audit_file = audit_path(data["device_id"])
+        except FnError as exc:
+            raise FnError("agent_config_invalid", f"config key 'device_id': {exc.message}") from exc
+    else:
+        audit_file = _path(base, audit, "audit_path")
     sandbox = data.get("sandbox", True)
     if not isinstance(sandbox, bool):
         raise FnError("agent_config_invalid", "config key 'sandbox' must be true or false")
@@ -134,7 +162,7 @@ def from_dict(data: dict[str, Any], base: Path) -> AgentConfig:
         approvals_room=data["approvals_room"],
         data_dir=data_dir,
         store_dir=_path(base, data.get("store_dir", str(data_dir / "matrix-store")), "store_dir"),
-        audit_path=_path(base, data.get("audit_path", str(data_dir / "audit.sqlite")), "audit_path"),
+        audit_path=audit_file,
         bot_users=tuple(bots),
         hub_url=hub.rstrip("/") if hub else None,
         skew_s=ints["skew_s"],
@@ -145,6 +173,8 @@ def from_dict(data: dict[str, Any], base: Path) -> AgentConfig:
         max_concurrent=max(1, ints["max_concurrent"]),
         health_interval_s=float(interval),
         matrix_output_limit=max(1024, ints["matrix_output_limit"]),
+        checkpoint_every=max(1, ints["checkpoint_every"]),
+        checkpoint_interval_s=float(cp_interval),
     )
 
 

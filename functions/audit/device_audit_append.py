@@ -22,7 +22,7 @@ def device_audit_append(
     detail: str = "",
     checkpoint: bool = False,
 ) -> dict[str, Any]:
-    """Append one durable entry to DEVICE's audit chain; --checkpoint signs the head with the device key.
+    """Append one durable entry to DEVICE's audit chain; --checkpoint signs the head (checkpoint file).
 
     Args:
         device: device name whose chain to append to (<state>/audit/<device>.sqlite): 1-128 of A-Z a-z 0-9 _ .
@@ -36,12 +36,13 @@ def device_audit_append(
             Default: no digest.
         detail: free text for people reading the log (not interpreted).
         checkpoint: after appending, sign the chain head with this machine's device key (device/ed25519, see
-            device_key_init) and store the checkpoint.
+            device_key_init) into the append-only checkpoint file beside the chain
+            (<state>/audit/<device>.checkpoints.jsonl).
     """
     digest = "" if args is None else sha256_hex(canonical_bytes(args))
     with AuditLog(audit_path(device), device_id=device) as log:
         entry = log.append(kind, request_id, capability, digest, status, detail=detail)
         out: dict[str, Any] = {"device": device, "entry": entry.model_dump(mode="json")}
         if checkpoint:
-            out["checkpoint"] = log.checkpoint(load_signing_key(DEVICE_KEY)).model_dump(mode="json")
+            out["checkpoint"] = log.seal(load_signing_key(DEVICE_KEY), force=True)
     return out

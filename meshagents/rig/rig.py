@@ -567,13 +567,11 @@ class Rig:
         shutil.copy(str(dev.enrollment["manifest_file"]), self.manifests_dir / f"{name}.json")
         agent_dir = dev.state_dir / "device_agent"
         agent_dir.mkdir(mode=0o700, exist_ok=True)
-        (dev.state_dir / "audit").mkdir(mode=0o700, exist_ok=True)
         conf = cfg.agent_config(
             device_name=name, device_id=dev.device_id, manifest_path=str(dev.enrollment["manifest_file"]),
             operator_key=self.operator_public_key, matrix_user=dev.matrix_user,
             matrix_password=str(matrix["password"]), bot_user=self.bot_user, server_name=self.server_name,
             docker_host=self.docker_host if index == 1 else None,
-            audit_path=str(dev.state_dir / "audit" / f"{dev.device_id}.sqlite"),
         )  # fmt: skip
         dev.config_path = agent_dir / "config.json"
         _write_private(dev.config_path, json.dumps(conf, indent=2) + "\n")

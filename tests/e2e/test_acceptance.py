@@ -101,16 +101,9 @@ async def operator(rig: Rig, name: str) -> Any:
 
 
 def audit_store(rig: Rig, device: str) -> Path:
-    """The agent's chain: its config's ``audit_path`` (the rig sets ``<state>/audit/<id>.sqlite``,
-    where ``device_audit_verify_chain --device NAME`` looks; the agent's own default is
-    ``device_agent/audit.sqlite``, then linked there so the catalog function finds it)."""
-    dev = rig.devices[device]
-    conf = json.loads(dev.config_path.read_text(encoding="utf-8"))
-    path = dev.config_path.parent / str(conf.get("audit_path") or "audit.sqlite")
-    link = dev.state_dir / "audit" / f"{device}.sqlite"
-    if path.resolve() != link.resolve() and not link.is_symlink():
-        link.parent.mkdir(mode=0o700, exist_ok=True)
-        link.symlink_to(path)
+    """The agent's chain, in the one place the agent writes it and the verifier reads it:
+    ``<state>/audit/<device id>.sqlite`` (apps/device_agent/config.py)."""
+    path = rig.devices[device].state_dir / "audit" / f"{device}.sqlite"
     assert path.exists(), path
     return path
 

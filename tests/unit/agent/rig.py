@@ -169,6 +169,8 @@ def make_rig(
         "bot_users": ["@bot:localhost"],
         "keys_dir": "keys",
         "health_interval_s": 1,
+        # beside the config, not <FN_STATE_DIR>/audit/: in-process test agents share one environment
+        "audit_path": "audit.sqlite",
     }
     cfg.update(config)
     config_path = state / "config.json"

@@ -33,7 +33,7 @@ def test_offer_camera_only_where_present() -> None:
         capabilities_for("everything")
 
 
-def test_config_relative_paths_and_errors(tmp_path: Path) -> None:
+def test_config_relative_paths_and_errors(tmp_path: Path, state_dir: Path) -> None:
     data = {
         "device_id": "d",
         "device_name": "d",
@@ -46,9 +46,20 @@ def test_config_relative_paths_and_errors(tmp_path: Path) -> None:
         "approvals_room": "#a:h",
     }
     cfg = from_dict(data, tmp_path)
-    assert cfg.manifest_path == tmp_path / "m.json" and cfg.audit_path == tmp_path / "audit.sqlite"
+    assert cfg.manifest_path == tmp_path / "m.json"
+    assert cfg.audit_path == state_dir / "audit" / "d.sqlite"  # the one place the verifier reads
+    assert from_dict({**data, "audit_path": "a.sqlite"}, tmp_path).audit_path == tmp_path / "a.sqlite"
     assert "matrix_password" not in repr(cfg)  # the password never reaches a log line
-    for bad in ({"skew_s": -1}, {"sandbox": "yes"}, {"bot_users": "x"}, {"device_id": ""}):
+    bads = (
+        {"skew_s": -1},
+        {"sandbox": "yes"},
+        {"bot_users": "x"},
+        {"device_id": ""},
+        {"device_id": "../x"},
+        {"checkpoint_every": -1},
+        {"checkpoint_interval_s": 0},
+    )
+    for bad in bads:
         with pytest.raises(FnError) as err:
             from_dict({**data, **bad}, tmp_path)
         assert err.value.code == "agent_config_invalid"
