@@ -227,6 +227,8 @@ class Hub:
             "operator_port": self.cfg.operator_port,
             "manifest": signed,
             "manifest_pending": signed is None,
+            # the content the token pins by hash: the device checks hash, then containment
+            "profile": {"name": profile["name"], "capabilities": profile["capabilities"]},
             "matrix": self._matrix(name),
         }
 
@@ -494,6 +496,8 @@ class Hub:
             hub_endpoint=self.cfg.enroll_url(),
             hub_public_key=self.facts.public_key,
             profile=profile,
+            profiles_dir=self.cfg.profiles_dir,  # the token pins this profile's content by hash
+            controllers=self.controllers,
         )
         self.store.add_token(
             str(out["token_id"]), device_name, profile, int(out["issued_at"]), int(out["expires_at"])

@@ -1,35 +1,103 @@
-"""capability_manifest_sign: sign a device's capability manifest with the operator key."""
+"""capability_manifest_sign: sign a device's capability manifest with the operator key.
+
+With ``--profile P`` the manifest is first compared (``meshagents.trust.review``) with
+the operator's own copy of profile P, with the previous manifest (``--previous FILE``,
+else the last one this machine signed for that device) and with the operator's own
+configuration (``meshagents.opconfig``: controllers, approvers, operator key). Anything
+beyond the profile is refused (``manifest_beyond_profile``) unless named with
+``--allow NAME``; a controller, approver or operator key that is not the operator's is
+always refused (``manifest_config_mismatch``). ``--show`` prints the comparison table
+(stderr) and the review (stdout) and signs nothing.
+"""
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from meshagents import opconfig
 from meshagents.catalog import function
 from meshagents.errors import FnError
 from meshagents.trust import manifest as manifest_mod
+from meshagents.trust import review as review_mod
 from meshagents.trust.canonical import loads_strict
 from meshagents.trust.keystore import OPERATOR_KEY, load_signing_key
+from meshagents.trust.signing import public_b64
+
+
+def _read(path: Path, code: str = "manifest_invalid") -> dict[str, Any]:
+    try:
+        data = loads_strict(path.read_bytes())
+    except OSError as exc:
+        raise FnError("manifest_unreadable", f"cannot read {path}: {exc.strerror}") from exc
+    except FnError as exc:
+        raise FnError(code, f"{path}: {exc.message}") from exc
+    if not isinstance(data, dict):
+        raise FnError(code, f"{path}: not a JSON object")
+    return data
+
+
+def check_review(rv: review_mod.Review) -> None:
+    """Raise the stable refusal for a review that is not ok (the differences named)."""
+    if rv.ok:
+        return
+    lines = "; ".join(d.line() for d in rv.refused)
+    config = any(d.kind == "config" for d in rv.refused)
+    raise FnError(
+        "manifest_config_mismatch" if config else "manifest_beyond_profile",
+        f"{rv.device_id}: not signed: {lines}",
+        device_id=rv.device_id,
+        differences=[d.to_json() for d in rv.refused],
+    )
 
 
 @function(id="capability_manifest_sign", group="capability", requires=["keystore"])
 def capability_manifest_sign(
-    manifest: Path, serial: int | None = None, ttl_s: int | None = None
+    manifest: Path,
+    serial: int | None = None,
+    ttl_s: int | None = None,
+    profile: str | None = None,
+    previous: Path | None = None,
+    allow: list[str] | None = None,
+    show: bool = False,
+    operator_config: Path | None = None,
 ) -> dict[str, Any]:
-    """Sign a manifest file with the operator key and print the signed manifest."""
-    try:
-        data = loads_strict(manifest.read_bytes())
-    except OSError as exc:
-        raise FnError("manifest_unreadable", f"cannot read {manifest}: {exc.strerror}") from exc
-    except FnError as exc:
-        raise FnError("manifest_invalid", f"{manifest}: {exc.message}") from exc
-    if not isinstance(data, dict):
-        raise FnError("manifest_invalid", f"{manifest}: not a JSON object")
+    """Sign a manifest file with the operator key (checked against --profile first); --show only compares."""
+    data = _read(manifest)
     if serial is not None:
         data["serial"] = serial
     if ttl_s is not None:
         now = int(time.time())
         data["issued_at"], data["expires_at"] = now, now + ttl_s
-    signed = manifest_mod.sign(data, load_signing_key(OPERATOR_KEY))
-    return signed.model_dump(mode="json")
+    key = load_signing_key(OPERATOR_KEY)
+    if show or profile is not None:
+        if profile is None:
+            raise FnError("bad_usage", "--show needs --profile NAME (the profile the device's token named)")
+        cfg = opconfig.load(operator_config)
+        prev = _read(previous) if previous is not None else opconfig.last_signed(str(data.get("device_id")))
+        if prev is not None:
+            manifest_mod.verify(prev, public_b64(key))  # a "previous" this key did not sign is no reference
+        rv = review_mod.review(
+            data,
+            opconfig.load_profile(cfg, profile),
+            prev,
+            cfg.expected(public_b64(key)) if cfg.exists else None,
+            allow or [],
+        )
+        if show:
+            print(review_mod.render(rv), file=sys.stderr, end="")
+            out = rv.to_json()
+            out["operator_config"] = str(cfg.path) if cfg.exists else None
+            return out
+        if not cfg.exists:
+            raise FnError(
+                "operator_config_missing",
+                f"no operator configuration at {cfg.path}: controllers and approvers to check against",
+            )
+        check_review(rv)
+    signed = manifest_mod.sign(data, key).model_dump(mode="json")
+    if profile is not None:
+        opconfig.remember_signed(signed)
+    return signed

@@ -34,6 +34,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from meshagents.errors import FnError
 from meshagents.trust.canonical import canonical_bytes
 from meshagents.trust.models import Capability, parse
 
@@ -408,3 +409,48 @@ __all__ = [
     "review",
     "within_profile",
 ]
+
+
+def check_against_token(
+    manifest: Mapping[str, Any],
+    *,
+    profile_sha256_pin: str | None,
+    controllers_pin: Sequence[str] | None,
+    profile: Any,
+) -> None:
+    """The device's check at enrollment: the manifest stays within what its token promised.
+
+    ``profile`` is the hub's answer (``{"name", "capabilities"}``); it counts only if it
+    hashes to the token's pin. Raises ``FnError``: ``profile_mismatch`` (missing, or not
+    the pinned content) or ``manifest_beyond_token`` (a capability beyond the profile, or a
+    controller the token does not list) — even when the manifest is validly signed.
+    """
+    if controllers_pin is not None:
+        foreign = sorted(set(manifest.get("controllers") or []) - set(controllers_pin))
+        if foreign:
+            raise FnError(
+                "manifest_beyond_token",
+                f"the manifest names controllers the token does not: {_fmt(foreign)}",
+                subject="controllers",
+            )
+    if profile_sha256_pin is None:
+        return
+    if not isinstance(profile, dict) or not isinstance(profile.get("capabilities"), list):
+        raise FnError("profile_mismatch", "the token pins a profile; the hub's answer carries none")
+    try:
+        digest = profile_sha256(profile)
+    except Exception as exc:  # not canonical JSON (floats, odd types): not the pinned content
+        raise FnError("profile_mismatch", f"the hub's profile cannot be hashed: {exc}") from exc
+    if digest != profile_sha256_pin or profile.get("name") is None:
+        raise FnError(
+            "profile_mismatch",
+            f"the hub's profile hashes to {digest[:16]}…, the token pins {profile_sha256_pin[:16]}…",
+        )
+    wider = within_profile(manifest.get("capabilities") or [], profile["capabilities"])
+    if wider:
+        raise FnError(
+            "manifest_beyond_token",
+            "the manifest grants more than the token's profile: "
+            + "; ".join(f"{d.subject}: {d.detail}" for d in wider),
+            differences=[d.to_json() for d in wider],
+        )
