@@ -39,20 +39,6 @@ def _read(path: Path, code: str = "manifest_invalid") -> dict[str, Any]:
     return data
 
 
-def check_review(rv: review_mod.Review) -> None:
-    """Raise the stable refusal for a review that is not ok (the differences named)."""
-    if rv.ok:
-        return
-    lines = "; ".join(d.line() for d in rv.refused)
-    config = any(d.kind == "config" for d in rv.refused)
-    raise FnError(
-        "manifest_config_mismatch" if config else "manifest_beyond_profile",
-        f"{rv.device_id}: not signed: {lines}",
-        device_id=rv.device_id,
-        differences=[d.to_json() for d in rv.refused],
-    )
-
-
 @function(id="capability_manifest_sign", group="capability", requires=["keystore"])
 def capability_manifest_sign(
     manifest: Path,
@@ -96,7 +82,7 @@ def capability_manifest_sign(
                 "operator_config_missing",
                 f"no operator configuration at {cfg.path}: controllers and approvers to check against",
             )
-        check_review(rv)
+        review_mod.check(rv)
     signed = manifest_mod.sign(data, key).model_dump(mode="json")
     if profile is not None:
         opconfig.remember_signed(signed)

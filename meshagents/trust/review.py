@@ -8,6 +8,7 @@ Public API::
     within_profile(manifest_caps, profile_caps) -> list[Difference]   # only the wider ones
     Expected(controllers, approvers, operator_key)     # the operator's own configuration
     review(manifest, profile, previous=None, expected=None, allow=()) -> Review
+    check(review)                                      # FnError manifest_beyond_profile | _config_mismatch
     render(review) -> str                              # the fixed-width text table
 
 The same comparison runs in three places: the operator's machine before signing
@@ -316,6 +317,20 @@ def review(
         profile=profile,
         previous=previous,
         differences=diffs,
+    )
+
+
+def check(rv: Review) -> None:
+    """Raise the stable refusal for a review that is not ok, every refused difference named."""
+    if rv.ok:
+        return
+    lines = "; ".join(d.line() for d in rv.refused)
+    config = any(d.kind == "config" for d in rv.refused)
+    raise FnError(
+        "manifest_config_mismatch" if config else "manifest_beyond_profile",
+        f"{rv.device_id}: not signed: {lines}",
+        device_id=rv.device_id,
+        differences=[d.to_json() for d in rv.refused],
     )
 
 
