@@ -64,6 +64,8 @@ class AgentConfig:
     docker_host: str | None = None
     max_concurrent: int = 4
     health_interval_s: float = 10.0
+    #: How often the hub is asked for a re-issued manifest (renewal.py).
+    manifest_poll_s: float = 30.0
     #: Largest output kept in one Matrix event (an event is at most 64 KiB once encrypted).
     matrix_output_limit: int = 16_000
 
@@ -116,6 +118,9 @@ def from_dict(data: dict[str, Any], base: Path) -> AgentConfig:
     interval = data.get("health_interval_s", 10.0)
     if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
         raise FnError("agent_config_invalid", "config key 'health_interval_s' must be a positive number")
+    poll = data.get("manifest_poll_s", 30.0)
+    if isinstance(poll, bool) or not isinstance(poll, int | float) or poll <= 0:
+        raise FnError("agent_config_invalid", "config key 'manifest_poll_s' must be a positive number")
     sandbox = data.get("sandbox", True)
     if not isinstance(sandbox, bool):
         raise FnError("agent_config_invalid", "config key 'sandbox' must be true or false")
@@ -144,6 +149,7 @@ def from_dict(data: dict[str, Any], base: Path) -> AgentConfig:
         docker_host=data.get("docker_host") if isinstance(data.get("docker_host"), str) else None,
         max_concurrent=max(1, ints["max_concurrent"]),
         health_interval_s=float(interval),
+        manifest_poll_s=float(poll),
         matrix_output_limit=max(1024, ints["matrix_output_limit"]),
     )
 
