@@ -13,6 +13,7 @@ this file, never against the hub's word::
     cfg.expected(operator_key) -> review.Expected
     load_profile(cfg, name) -> {"name", "capabilities"}   # review.profile_content form
     remember_signed(manifest) / last_signed(device_id)    # <state>/operator/signed/<id>.json
+    record_token(...) / token_profile(device_name)        # <state>/operator/tokens.jsonl
 
 Errors: ``operator_config_invalid`` (bad TOML or fields), ``profile_unknown``,
 ``profile_invalid``.
@@ -131,3 +132,36 @@ def last_signed(device_id: str) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def _tokens_path() -> Path:
+    return state_dir() / "operator" / "tokens.jsonl"
+
+
+def record_token(
+    *, device_name: str, profile: str, profile_sha256: str, token_id: str, expires_at: int
+) -> None:
+    """Remember which profile this machine's token named for a device (not the hub's word)."""
+    path = _tokens_path()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    row = {"device_name": device_name, "profile": profile, "profile_sha256": profile_sha256,
+           "token_id": token_id, "expires_at": expires_at}  # fmt: skip
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(row, sort_keys=True) + "\n")
+
+
+def token_profile(device_name: str) -> dict[str, Any] | None:
+    """The newest token record for ``device_name`` ({profile, profile_sha256, ...}), if any."""
+    try:
+        lines = _tokens_path().read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and row.get("device_name") == device_name:
+            return row
+    return None

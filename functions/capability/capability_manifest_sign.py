@@ -7,7 +7,10 @@ configuration (``meshagents.opconfig``: controllers, approvers, operator key). A
 beyond the profile is refused (``manifest_beyond_profile``) unless named with
 ``--allow NAME``; a controller, approver or operator key that is not the operator's is
 always refused (``manifest_config_mismatch``). ``--show`` prints the comparison table
-(stderr) and the review (stdout) and signs nothing.
+(stderr) and the review (stdout) and signs nothing. Without ``--profile``, the profile is
+the one this machine's last token for the device named (``enrollment_token_create``
+records it), else ``--hub-profile`` (what the hub says; the device still checks the hash
+its token pinned).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ def capability_manifest_sign(
     allow: list[str] | None = None,
     show: bool = False,
     operator_config: Path | None = None,
+    hub_profile: str | None = None,
 ) -> dict[str, Any]:
     """Sign a manifest file with the operator key (checked against --profile first); --show only compares."""
     data = _read(manifest)
@@ -58,6 +62,11 @@ def capability_manifest_sign(
         now = int(time.time())
         data["issued_at"], data["expires_at"] = now, now + ttl_s
     key = load_signing_key(OPERATOR_KEY)
+    source = "given"
+    if profile is None and (show or hub_profile is not None):
+        # the profile this machine's token named for the device; the hub's name only as a last resort
+        record = opconfig.token_profile(str(data.get("device_id")))
+        profile, source = (record["profile"], "your token") if record else (hub_profile, "the hub's word")
     if show or profile is not None:
         if profile is None:
             raise FnError("bad_usage", "--show needs --profile NAME (the profile the device's token named)")
@@ -76,6 +85,7 @@ def capability_manifest_sign(
             print(review_mod.render(rv), file=sys.stderr, end="")
             out = rv.to_json()
             out["operator_config"] = str(cfg.path) if cfg.exists else None
+            out["profile_source"] = source
             return out
         if not cfg.exists:
             raise FnError(

@@ -58,6 +58,11 @@ def enrollment_token_create(
         profile_sha256=digest,
         controllers=pinned,
     )
+    # the operator's own record of what this token named: sign_pending_manifests reads it
+    opconfig.record_token(
+        device_name=token.device_name, profile=profile, profile_sha256=digest, token_id=token.token_id,
+        expires_at=token.expires_at,
+    )  # fmt: skip
     out: dict[str, object] = {
         "token": compact,
         "token_id": token.token_id,
