@@ -14,7 +14,8 @@ state directory can be moved. Keys::
      "skew_s": 30, "sandbox": true,
      "audit_path": "audit.sqlite", "data_dir": ".",   # defaults relative to the file
      "keystore": "file" | "pass" | null, "keys_dir": null,
-     "docker_host": null, "max_concurrent": 4, "health_interval_s": 10}
+     "docker_host": null, "max_concurrent": 4, "health_interval_s": 10,
+     "manifest_poll_s": 30}                          # re-issued manifests (renewal.py)
 
 ``load(path)`` raises ``FnError("agent_config_invalid")`` with the offending key.
 """

@@ -8,6 +8,7 @@ import os
 import secrets
 import subprocess
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,6 +78,17 @@ def test_provision_over_ssh_then_enroll(vps_and_device: tuple[SshHost, str, str,
             env=env, capture_output=True, text=True, check=True,
         )  # fmt: skip
         hub_pub = json.loads(hub_status.stdout)["public_key"]
+        # the operator's own configuration: the controller key the hub was given (recorded once,
+        # at provisioning) and the approvers; the manifests the hub prepares are checked against it
+        controller = json.loads(subprocess.run(
+            [fn, "run", "--host", vps.alias, "controller_key_init"], env=env, capture_output=True, text=True,
+            check=True).stdout)["public_key"]  # fmt: skip
+        hub_approvers = tomllib.loads(hub_cfg.read_text()).get("approvers", [])
+        op_cfg = tmp / "operator.toml"
+        op_cfg.write_text(
+            f"controllers = {json.dumps([controller])}\napprovers = {json.dumps(hub_approvers)}\n"
+        )
+        env["FN_OPERATOR_CONFIG"] = str(op_cfg)
         token = json.loads(
             subprocess.run(
                 [fn, "run", "enrollment_token_create", "--device-name", f"dev-{sfx}",
@@ -97,11 +109,11 @@ def test_provision_over_ssh_then_enroll(vps_and_device: tuple[SshHost, str, str,
         while time.monotonic() < deadline and device.poll() is None:
             res = subprocess.run(
                 [str(ROOT / "pipelines" / "sign_pending_manifests"), "--host", vps.alias,
-                 "--config", str(hub_cfg)],
+                 "--config", str(hub_cfg), "--yes"],
                 env=env, capture_output=True, text=True, timeout=300,
             )  # fmt: skip
             assert res.returncode == 0, res.stderr
-            if "signing the manifest of" in res.stderr:
+            if f"signed dev-{sfx}" in res.stderr:
                 signed = True
                 break
             time.sleep(0.5)
