@@ -10,7 +10,10 @@ The comparison table (profile, previous manifest, every difference marked) goes 
 stderr; then a confirmation on the terminal (or ``--yes``), the signature, and
 ``POST /api/manifests/{id}`` on the hub (through its loopback API, ``--config``). The
 device agent polls ``GET /api/manifest/{id}``, verifies, and says so in its room and
-audit chain. ``--show`` stops after the table.
+audit chain. ``--show`` stops after the table. With the hub elsewhere,
+``pipelines/reissue_manifest --host HOST`` fetches the current manifest there
+(``hub_manifest_current``), runs this with ``--current FILE --no-submit`` here, and hands the
+signed manifest over with ``hub_manifest_submit``.
 """
 
 from __future__ import annotations
@@ -84,22 +87,26 @@ def capability_manifest_reissue(
     ttl_s: int | None = None,
     config: Path = Path("/etc/meshagents/wg_hub.toml"),
     operator_config: Path | None = None,
+    current: Path | None = None,
+    submit: bool = True,
 ) -> dict[str, Any]:
     """Re-issue DEVICE_NAME's manifest from PROFILE (serial + 1): show the difference, sign, give the hub."""
-    hub_cfg = hubctl.read_config(config)
-    answer = hubctl.request(hub_cfg, "GET", f"/api/manifest/{device_name}")
-    current = answer.get("manifest") if isinstance(answer, dict) else None
-    if not isinstance(current, dict):
-        raise FnError("device_unknown", f"the hub has no manifest of {device_name!r}")
+    if current is not None:  # fetched elsewhere (pipelines/reissue_manifest --host: hub_manifest_current)
+        now_doc = manifest_mod.load_file(current)
+    else:
+        answer = hubctl.request(hubctl.read_config(config), "GET", f"/api/manifest/{device_name}")
+        now_doc = answer.get("manifest") if isinstance(answer, dict) else None
+    if not isinstance(now_doc, dict) or now_doc.get("device_id") != device_name:
+        raise FnError("device_unknown", f"no current manifest of {device_name!r}")
     key = load_signing_key(OPERATOR_KEY)
     # the previous manifest counts only if this operator key signed it (the hub could lie)
-    manifest_mod.verify(current, public_b64(key))
+    manifest_mod.verify(now_doc, public_b64(key))
     cfg = opconfig.load(operator_config)
     prof = opconfig.load_profile(cfg, profile)
     body = next_manifest(
-        current, prof, cfg, public_b64(key), allow=allow or [], ttl_s=ttl_s, now=int(time.time())
+        now_doc, prof, cfg, public_b64(key), allow=allow or [], ttl_s=ttl_s, now=int(time.time())
     )
-    rv = review_mod.review(body, prof, current, cfg.expected(public_b64(key)), allow or [])
+    rv = review_mod.review(body, prof, now_doc, cfg.expected(public_b64(key)), allow or [])
     print(review_mod.render(rv), file=sys.stderr, end="")
     if show:
         return rv.to_json()
@@ -108,11 +115,16 @@ def capability_manifest_reissue(
         _confirm(device_name)
     signed = manifest_mod.sign(body, key).model_dump(mode="json")
     opconfig.remember_signed(signed)
-    result = hubctl.request(hub_cfg, "POST", f"/api/manifests/{device_name}", signed)
-    return {
+    out: dict[str, Any] = {
         "device_id": signed["device_id"],
         "serial": signed["serial"],
-        "previous_serial": current["serial"],
+        "previous_serial": now_doc["serial"],
         "differences": [d.to_json() for d in rv.differences],
-        "hub": result,
     }
+    if submit:
+        out["hub"] = hubctl.request(
+            hubctl.read_config(config), "POST", f"/api/manifests/{device_name}", signed
+        )
+    else:
+        out["manifest"] = signed  # for hub_manifest_submit on the hub (pipelines/reissue_manifest)
+    return out

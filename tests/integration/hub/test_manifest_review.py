@@ -232,5 +232,17 @@ def test_reissue_raises_the_serial_the_device_takes_it_and_refuses_the_old_one(
         kinds = [(e.status, e.detail) for e in pipeline.audit.entries()]
         assert kinds[0][0] == "manifest_updated" and "serial 1 → 2" in kinds[0][1]
         assert kinds[1][0] == "manifest_refused"
+
+        # back to minimal through the pipeline (the shape used with --host vps): serial 3
+        back = subprocess.run(
+            [*nsenter(rig.hub_ns), str(ROOT / "pipelines" / "reissue_manifest"), "--device-name", dev.name,
+             "--profile", "minimal", "--yes", "--config", str(rig.workdir / "wg_hub.toml")],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        assert back.returncode == 0, back.stderr
+        assert json.loads(back.stdout)["serial"] == 3 and "serial 3 (previous 2)" in back.stderr
+        assert "shell.exec.ls: removed since the previous manifest" in back.stderr
+        got = in_netns(dev.netns, asyncio.run, poll())
+        assert got is not None and got.new_serial == 3 and "shell.exec.ls" in got.removed
     finally:
         pipeline.close()
