@@ -91,6 +91,7 @@ def capability_manifest_reissue(
     submit: bool = True,
 ) -> dict[str, Any]:
     """Re-issue DEVICE_NAME's manifest from PROFILE (serial + 1): show the difference, sign, give the hub."""
+    now_doc: Any
     if current is not None:  # fetched elsewhere (pipelines/reissue_manifest --host: hub_manifest_current)
         now_doc = manifest_mod.load_file(current)
     else:

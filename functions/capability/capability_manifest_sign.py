@@ -71,9 +71,18 @@ def capability_manifest_sign(
         if profile is None:
             raise FnError("bad_usage", "--show needs --profile NAME (the profile the device's token named)")
         cfg = opconfig.load(operator_config)
-        prev = _read(previous) if previous is not None else opconfig.last_signed(str(data.get("device_id")))
-        if prev is not None:
-            manifest_mod.verify(prev, public_b64(key))  # a "previous" this key did not sign is no reference
+        if previous is not None:
+            # a "previous" this key did not sign is no reference
+            prev: dict[str, Any] | None = manifest_mod.verify(_read(previous), public_b64(key)).model_dump(
+                mode="json"
+            )
+        else:
+            prev = opconfig.last_signed(str(data.get("device_id")))
+            try:
+                if prev is not None:
+                    manifest_mod.verify(prev, public_b64(key))
+            except FnError:  # signed under a rotated-away key, or edited: not a reference
+                prev = None
         rv = review_mod.review(
             data,
             opconfig.load_profile(cfg, profile),
