@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from meshagents.errors import FnError
 from meshagents.trust import review
@@ -171,3 +173,37 @@ def test_rendered_table_matches_the_golden_file() -> None:
         GOLDEN.write_text(text)
     assert text == GOLDEN.read_text()
     assert rv.to_json()["table"] == text
+
+
+# --------------------------------------------------------------- properties
+
+WIDER = [
+    lambda c: {**c, "timeout_s": c["timeout_s"] + 1},
+    lambda c: {**c, "output_cap_bytes": c["output_cap_bytes"] + 1},
+    lambda c: {**c, "max_args": c["max_args"] + 1},
+    lambda c: {**c, "executables": [*c["executables"], "/bin/sh"]},
+    lambda c: {**c, "requires_approval": False} if c["requires_approval"] else {**c, "path_prefixes": ["/"]},
+    lambda c: {**c, "limits": {**c["limits"], "extra": 1}},
+    lambda c: {**c, "cwd": "/"},
+]
+NARROWER = [
+    lambda c: {**c, "timeout_s": max(1, c["timeout_s"] - 1)},
+    lambda c: {**c, "executables": c["executables"][:1]},
+    lambda c: {**c, "requires_approval": True},
+    lambda c: {**c, "limits": {k: v // 2 for k, v in c["limits"].items()}},
+    lambda c: {**c, "path_prefixes": [p + "/sub" for p in c["path_prefixes"]]},
+]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_narrowing_stays_within_and_any_widening_is_caught(data: st.DataObject) -> None:
+    prof = workstation()
+    caps = prof["capabilities"]
+    i = data.draw(st.integers(0, len(caps) - 1))
+    narrowed = [data.draw(st.sampled_from(NARROWER))(c) for c in caps]
+    assert review.within_profile(narrowed, caps) == []
+    widened = list(narrowed)
+    widened[i] = data.draw(st.sampled_from(WIDER))(caps[i])
+    found = review.within_profile(widened, caps)
+    assert found and {d.subject for d in found} == {caps[i]["name"]}
