@@ -117,7 +117,9 @@ async def poll_once(
         return None
     body = resp.json()
     raw = body.get("manifest") if isinstance(body, dict) else None
-    sig = str(raw.get("signature")) if isinstance(raw, dict) else ""
+    if not isinstance(raw, dict):
+        return None  # a hub without the endpoint, or no manifest yet: nothing to judge
+    sig = str(raw.get("signature"))
     if refused is not None and sig in refused:
         return None
     try:
