@@ -78,17 +78,16 @@ def test_provision_over_ssh_then_enroll(vps_and_device: tuple[SshHost, str, str,
             env=env, capture_output=True, text=True, check=True,
         )  # fmt: skip
         hub_pub = json.loads(hub_status.stdout)["public_key"]
-        # the operator's own configuration: the controller key the hub was given (recorded once,
-        # at provisioning) and the approvers; the manifests the hub prepares are checked against it
+        # provisioning recorded, on THIS machine, the controller key it made on the hub and the
+        # approvers: the manifests the hub prepares are checked against that, not the hub's word
         controller = json.loads(subprocess.run(
             [fn, "run", "--host", vps.alias, "controller_key_init"], env=env, capture_output=True, text=True,
             check=True).stdout)["public_key"]  # fmt: skip
-        hub_approvers = tomllib.loads(hub_cfg.read_text()).get("approvers", [])
-        op_cfg = tmp / "operator.toml"
-        op_cfg.write_text(
-            f"controllers = {json.dumps([controller])}\napprovers = {json.dumps(hub_approvers)}\n"
-        )
-        env["FN_OPERATOR_CONFIG"] = str(op_cfg)
+        op_cfg = tomllib.loads((tmp / "operator-state" / "operator" / "operator.toml").read_text())
+        assert op_cfg == {
+            "controllers": [controller],
+            "approvers": tomllib.loads(hub_cfg.read_text())["approvers"],
+        }
         token = json.loads(
             subprocess.run(
                 [fn, "run", "enrollment_token_create", "--device-name", f"dev-{sfx}",
