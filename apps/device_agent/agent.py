@@ -228,6 +228,10 @@ class DeviceAgent:
                     )
             return None
         if got is not None:
+            # whose verified devices count follows the manifest's approvers (checked again per approval)
+            self.client.config = replace(
+                self.client.config, operators=tuple(self.pipeline.manifest().approvers)
+            )
             log.info("%s (audit seq %s)", got.notice(), got.audit_seq)
             if self._room_id is not None:
                 with contextlib.suppress(FnError):

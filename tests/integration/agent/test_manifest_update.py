@@ -72,12 +72,19 @@ async def test_reissued_manifest_is_taken_announced_and_the_old_one_refused(
         room = world.rooms[rig.device_id]
         echo = {"name": "shell.exec.echo", "executables": ["/bin/echo", "/usr/bin/echo"], "timeout_s": 10}
         second = trust_manifest.sign(
-            {**first, "serial": 2, "capabilities": [*first["capabilities"], echo]}, rig.operator
+            {
+                **first,
+                "serial": 2,
+                "capabilities": [*first["capabilities"], echo],
+                "approvers": [*first["approvers"], "@second:localhost"],
+            },
+            rig.operator,
         ).model_dump(mode="json")
         served["manifest"] = second
         notice = await world.notices[room].wait(lambda e: "manifest updated" in (e.body or ""), 30)
         assert "serial 1 → 2" in (notice.body or "") and "added: shell.exec.echo" in (notice.body or "")
         assert json.loads(rig.manifest_path.read_text())["serial"] == 2
+        assert "@second:localhost" in agent.client.config.operators  # approvers follow the manifest
 
         content = rig.content("shell.exec.echo", {"argv": ["echo", "granted by serial 2"]})
         await world.send(rig, content)

@@ -84,3 +84,21 @@ def test_token_pins_the_profile_and_the_operator_remembers_it(operator: str, tmp
     with pytest.raises(FnError) as err:
         call("enrollment_token_create", device_name="x", profile="no-such-profile")
     assert err.value.code == "profile_unknown"
+
+
+def test_operator_config_is_written_once_and_the_operators_word_kept(tmp_path: Path) -> None:
+    path = tmp_path / "op" / "operator.toml"
+    first = call("operator_config_write", controllers=[CONTROLLER], approvers=["@op:hub"], path=path)
+    assert first["changed"] is True and (path.stat().st_mode & 0o777) == 0o600
+    cfg = opconfig.load(path)
+    assert (cfg.controllers, cfg.approvers) == ((CONTROLLER,), ("@op:hub",))
+    again = call("operator_config_write", controllers=[OTHER], approvers=["@op:hub"], path=path)
+    assert again == {"path": str(path), "changed": False, "differs": ["controllers"]}
+    assert opconfig.load(path).controllers == (CONTROLLER,)
+    path.write_text('controllers = "one"\n')
+    with pytest.raises(FnError) as err:
+        opconfig.load(path)
+    assert err.value.code == "operator_config_invalid"
+    path.write_text("surprise = 1\n")
+    with pytest.raises(FnError):
+        opconfig.load(path)
