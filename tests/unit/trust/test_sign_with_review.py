@@ -86,7 +86,7 @@ def test_token_pins_the_profile_and_the_operator_remembers_it(operator: str, tmp
     assert err.value.code == "profile_unknown"
 
 
-def test_operator_config_is_written_once_and_the_operators_word_kept(tmp_path: Path) -> None:
+def test_operator_config_is_written_once_and_the_operators_word_kept(operator: str, tmp_path: Path) -> None:
     path = tmp_path / "op" / "operator.toml"
     first = call("operator_config_write", controllers=[CONTROLLER], approvers=["@op:hub"], path=path)
     assert first["changed"] is True and (path.stat().st_mode & 0o777) == 0o600
