@@ -18,6 +18,7 @@ signed manifest over with ``hub_manifest_submit``.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -108,6 +109,11 @@ def capability_manifest_reissue(
         now_doc, prof, cfg, public_b64(key), allow=allow or [], ttl_s=ttl_s, now=int(time.time())
     )
     rv = review_mod.review(body, prof, now_doc, cfg.expected(public_b64(key)), allow or [])
+    record = opconfig.token_profile(device_name)  # the profile this machine's token named
+    if record is not None and record.get("profile") != profile:
+        # the token's profile gone from this machine: nothing to compare with
+        with contextlib.suppress(FnError):
+            rv = review_mod.note_beyond_token(rv, opconfig.load_profile(cfg, str(record["profile"])))
     print(review_mod.render(rv), file=sys.stderr, end="")
     if show:
         return rv.to_json()

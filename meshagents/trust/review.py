@@ -9,6 +9,7 @@ Public API::
     Expected(controllers, approvers, operator_key)     # the operator's own configuration
     review(manifest, profile, previous=None, expected=None, allow=()) -> Review
     check(review)                                      # FnError manifest_beyond_profile | _config_mismatch
+    note_beyond_token(review, token_profile) -> Review # a re-issue wider than the enrollment token
     render(review) -> str                              # the fixed-width text table
 
 The same comparison runs in three places: the operator's machine before signing
@@ -24,6 +25,8 @@ else it counts as beyond the profile. Kinds of a :class:`Difference`:
 - ``narrower`` — less than the profile grants (shown, never refused);
 - ``omitted`` — a profile capability the manifest leaves out (shown);
 - ``since_previous`` — changed against the device's previous manifest (shown);
+- ``beyond_token`` — a re-issue that grants more than the enrollment token's profile
+  (``note_beyond_token``; shown: a re-issue is the deliberate way to widen);
 - ``config`` — controllers, approvers or operator key differ from the operator's own
   configuration (always refused; ``--allow`` does not lift it).
 """
@@ -32,7 +35,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from meshagents.errors import FnError
@@ -52,6 +55,7 @@ _KNOWN = (*_MAXIMA, *_SUBSETS, *_MAPS, *_NEUTRAL, "path_prefixes", "flags", "val
 MARK_BEYOND = "!"
 MARK_NARROWER = "~"
 MARK_PREVIOUS = "*"
+MARK_TOKEN = "^"  # noqa: S105 - a table mark, not a secret
 
 
 def profile_content(name: str, capabilities: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -141,7 +145,7 @@ def _narrower(cap: Mapping[str, Any], allowed: Mapping[str, Any]) -> list[str]:
 
 @dataclass(frozen=True)
 class Difference:
-    kind: str  # beyond_profile | narrower | omitted | since_previous | config
+    kind: str  # beyond_profile | narrower | omitted | since_previous | beyond_token | config
     subject: str  # capability name, or controllers / approvers / operator_key / serial
     detail: str
     allowed: bool = False  # a beyond_profile difference the operator allowed by name
@@ -151,7 +155,12 @@ class Difference:
         return (self.kind == "beyond_profile" and not self.allowed) or self.kind == "config"
 
     def line(self) -> str:
-        mark = {"beyond_profile": MARK_BEYOND, "narrower": MARK_NARROWER, "since_previous": MARK_PREVIOUS}
+        mark = {
+            "beyond_profile": MARK_BEYOND,
+            "narrower": MARK_NARROWER,
+            "since_previous": MARK_PREVIOUS,
+            "beyond_token": MARK_TOKEN,
+        }
         tag = "allowed" if self.allowed else ("REFUSED" if self.refused else "note")
         sign = mark.get(self.kind, "?" if self.kind == "config" else "-")
         return f"{sign} [{tag}] {self.subject}: {self.detail}"
@@ -222,6 +231,7 @@ class Review:
                 ("beyond_profile", MARK_BEYOND),
                 ("narrower", MARK_NARROWER),
                 ("since_previous", MARK_PREVIOUS),
+                ("beyond_token", MARK_TOKEN),
             )
             if k in kinds
         )
@@ -320,6 +330,14 @@ def review(
     )
 
 
+def note_beyond_token(rv: Review, token_profile: Mapping[str, Any]) -> Review:
+    """Add, for a re-issue, where the manifest grants more than the device's enrollment token did."""
+    wider = within_profile(rv.manifest.get("capabilities") or [], token_profile.get("capabilities") or [])
+    name = token_profile.get("name")
+    extra = [Difference("beyond_token", d.subject, f"{d.detail} (token profile {name})") for d in wider]
+    return replace(rv, differences=[*rv.differences, *extra])
+
+
 def check(rv: Review) -> None:
     """Raise the stable refusal for a review that is not ok, every refused difference named."""
     if rv.ok:
@@ -402,7 +420,8 @@ def render(rv: Review) -> str:
     lines.append(f"expires_at  {_fmt(rv.manifest.get('expires_at'))}")
     lines.append(
         f"marks: {MARK_BEYOND} beyond the profile  {MARK_NARROWER} narrower than the profile  "
-        f"{MARK_PREVIOUS} changed since the previous manifest"
+        f"{MARK_PREVIOUS} changed since the previous manifest  "
+        f"{MARK_TOKEN} beyond the enrollment token's profile"
     )
     if rv.differences:
         lines.append("differences:")

@@ -208,6 +208,8 @@ def test_reissue_raises_the_serial_the_device_takes_it_and_refuses_the_old_one(
     assert json.loads(reissue.stdout)["serial"] == 2
     assert "serial 2 (previous 1)" in reissue.stderr
     assert "shell.exec.ls: new since the previous manifest" in reissue.stderr
+    # shown the same way: what goes beyond the profile the enrollment token named
+    assert "^ [note] shell.exec.ls: not in the profile (token profile minimal)" in reissue.stderr
     served = rig.operator("GET", f"/api/manifest/{dev.name}").json()
     assert served["serial"] == 2
     # the hub refuses to go back

@@ -112,6 +112,17 @@ def test_previous_manifest_changes_and_serial_must_grow() -> None:
     assert [d.subject for d in stale.refused] == ["serial"]
 
 
+def test_a_reissue_beyond_the_enrollment_token_is_shown_not_refused() -> None:
+    prof = workstation()
+    token = review.profile_content("minimal", prof["capabilities"][:4])
+    rv = review.note_beyond_token(review.review(manifest(prof["capabilities"]), prof, None, EXPECTED), token)
+    assert rv.ok
+    notes = [d for d in rv.differences if d.kind == "beyond_token"]
+    assert {d.subject for d in notes} == {c["name"] for c in prof["capabilities"][4:]}
+    assert "(token profile minimal)" in notes[0].detail and rv.marks(notes[0].subject) == "^"
+    assert "^ [note]" in review.render(rv)
+
+
 def test_profile_hash_is_canonical_and_content_bound() -> None:
     prof = workstation()
     same = review.profile_content("workstation", list(reversed(list(reversed(prof["capabilities"])))))
