@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 
-from apps.device_agent import replies
+from apps.device_agent import renewal, replies
 from apps.device_agent.capabilities.base import Context
 from apps.device_agent.config import AgentConfig
 from apps.device_agent.pipeline import ApprovalEvents, Outcome, Pipeline, approval_ids
@@ -89,6 +89,7 @@ class DeviceAgent:
         self._stopped = asyncio.Event()
         self._stop_requested = asyncio.Event()
         self._early: list[Incoming] = []
+        self._refused_manifests: set[str] = set()
         self.handled = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -141,6 +142,7 @@ class DeviceAgent:
         self._spawn(self.sealer.run())
         if self.config.hub_url:
             self._spawn(self.shipper.run())
+            self._spawn(self._manifest_loop())
 
     def request_stop(self) -> None:
         """Ask ``run_forever`` to return (a signal handler may call this)."""
@@ -218,6 +220,41 @@ class DeviceAgent:
             await asyncio.sleep(self.config.health_interval_s if self._state == "ok" else 1.0)
             with contextlib.suppress(Exception):
                 await self._check_health()
+
+    # ------------------------------------------------------------------ re-issued manifests
+    async def check_manifest(self, http: httpx.AsyncClient) -> renewal.Renewal | None:
+        """Pick up a re-issued manifest from the hub; the room hears of it either way (renewal.py)."""
+        try:
+            got = await renewal.poll_once(self.pipeline, http, self._refused_manifests)
+        except httpx.HTTPError:
+            return None  # the mesh is down: the health loop says so
+        except FnError as exc:
+            log.warning("re-issued manifest refused: %s", exc)
+            if self._room_id is not None:
+                with contextlib.suppress(FnError):
+                    await self.client.send_notice(
+                        self._room_id, f"manifest refused: {exc.code}: {exc.message}"
+                    )
+            return None
+        if got is not None:
+            # whose verified devices count follows the manifest's approvers (checked again per approval)
+            self.client.config = replace(
+                self.client.config, operators=tuple(self.pipeline.manifest().approvers)
+            )
+            log.info("%s (audit seq %s)", got.notice(), got.audit_seq)
+            if self._room_id is not None:
+                with contextlib.suppress(FnError):
+                    await self.client.send_notice(
+                        self._room_id, f"{got.notice()} (audit seq {got.audit_seq})"
+                    )
+        return got
+
+    async def _manifest_loop(self) -> None:
+        async with httpx.AsyncClient(timeout=5.0) as http:
+            while True:
+                await asyncio.sleep(self.config.manifest_poll_s)
+                with contextlib.suppress(Exception):
+                    await self.check_manifest(http)
 
     # ------------------------------------------------------------------ envelopes
     async def _on_envelope(self, ev: Incoming) -> None:

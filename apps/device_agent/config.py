@@ -17,7 +17,8 @@ state directory can be moved. Keys::
                               # device_audit_verify_chain looks (set it only for tests)
      "checkpoint_every": 100, "checkpoint_interval_s": 600,   # local signed checkpoints
      "keystore": "file" | "pass" | null, "keys_dir": null,
-     "docker_host": null, "max_concurrent": 4, "health_interval_s": 10}
+     "docker_host": null, "max_concurrent": 4, "health_interval_s": 10,
+     "manifest_poll_s": 30}                          # re-issued manifests (renewal.py)
 
 The audit chain's location is decided once, in ``meshagents.trust.paths.audit_path``:
 ``<FN_STATE_DIR>/audit/<device_id>.sqlite``, with its signed checkpoints and manifest
@@ -76,6 +77,8 @@ class AgentConfig:
     health_interval_s: float = 10.0
     checkpoint_every: int = 100
     checkpoint_interval_s: float = 600.0
+    #: How often the hub is asked for a re-issued manifest (renewal.py).
+    manifest_poll_s: float = 30.0
     #: Largest output kept in one Matrix event (an event is at most 64 KiB once encrypted).
     matrix_output_limit: int = 16_000
 
@@ -144,6 +147,9 @@ def from_dict(data: dict[str, Any], base: Path) -> AgentConfig:
             raise FnError("agent_config_invalid", f"config key 'device_id': {exc.message}") from exc
     else:
         audit_file = _path(base, audit, "audit_path")
+    poll = data.get("manifest_poll_s", 30.0)
+    if isinstance(poll, bool) or not isinstance(poll, int | float) or poll <= 0:
+        raise FnError("agent_config_invalid", "config key 'manifest_poll_s' must be a positive number")
     sandbox = data.get("sandbox", True)
     if not isinstance(sandbox, bool):
         raise FnError("agent_config_invalid", "config key 'sandbox' must be true or false")
@@ -172,6 +178,7 @@ def from_dict(data: dict[str, Any], base: Path) -> AgentConfig:
         docker_host=data.get("docker_host") if isinstance(data.get("docker_host"), str) else None,
         max_concurrent=max(1, ints["max_concurrent"]),
         health_interval_s=float(interval),
+        manifest_poll_s=float(poll),
         matrix_output_limit=max(1024, ints["matrix_output_limit"]),
         checkpoint_every=max(1, ints["checkpoint_every"]),
         checkpoint_interval_s=float(cp_interval),

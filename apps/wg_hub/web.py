@@ -49,6 +49,7 @@ STATUS: dict[str, int] = {
     "peer_revoked": 409,
     "audit_chain_broken": 409,
     "manifest_mismatch": 409,
+    "manifest_serial_rollback": 409,
     "manifest_invalid_signature": 422,
     "manifest_invalid": 422,
     "manifest_expired": 422,
@@ -258,6 +259,11 @@ def operator_app(hub: Hub, api_token: str) -> FastAPI:
     def sign_pending(device_id: DEVICE_ID, signed: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
         """The operator posts the manifest signed offline (capability_manifest_sign); checked, then served."""
         return hub.sign_pending(device_id, signed)
+
+    @app.get("/api/manifest/{device_id}")
+    def current_manifest(device_id: DEVICE_ID) -> dict[str, Any]:
+        """The device's current signed manifest (no bearer: the device agent polls it over the mesh)."""
+        return hub.current_manifest(device_id)
 
     @app.get("/api/log", dependencies=guarded)
     def hub_log(kind: Annotated[str | None, Query(max_length=64)] = None) -> dict[str, Any]:

@@ -9,7 +9,10 @@ Checks, in order: the token is well formed and signed by the operator key it nam
 (and, if this device already pinned an operator key, it is that one); the hub's
 answer carries a manifest signed by the token's operator key (``manifest_invalid_signature``
 otherwise — reported to the hub at ``/enroll/refused`` so it removes the peer it
-prepared), naming this device's own keys and the address the hub gave.
+prepared), naming this device's own keys and the address the hub gave; and within what
+the token pinned (``check_against_token``): the hub's ``profile`` must hash to the token's
+``profile_sha256`` and hold every capability the manifest grants, and the manifest's
+controllers must be among the token's (``profile_mismatch`` / ``manifest_beyond_token``).
 """
 
 from __future__ import annotations
@@ -169,6 +172,7 @@ def enrollment_submit(
     from meshagents.trust import tokens
     from meshagents.trust.keystore import DEVICE_KEY, load_signing_key
     from meshagents.trust.paths import serial_store_path
+    from meshagents.trust.review import check_against_token
     from meshagents.trust.rotation import current_operator_key, pin_operator_key, pinned_path
     from meshagents.trust.signing import TYPE_TOKEN, public_b64, verify_payload
     from meshagents.wg.client import render_client
@@ -237,6 +241,13 @@ def enrollment_submit(
     ]
     if problems:
         raise refuse("manifest_mismatch", f"the manifest or answer does not match this device: {problems}")
+    try:  # within what the token promised: its pinned profile (by hash) and controllers
+        check_against_token(
+            manifest, profile_sha256_pin=tok.profile_sha256, controllers_pin=tok.controllers,
+            profile=answer.get("profile"),
+        )  # fmt: skip
+    except FnError as exc:
+        raise refuse(exc.code, f"manifest refused: {exc.message}") from exc
     # only now is the manifest ours: remember its serial and pin the operator key
     manifest_mod.SerialStore(serial_store_path()).check_and_record(signed.device_id, signed.serial)
     pin_operator_key(tok.operator_key)

@@ -157,10 +157,25 @@ class EnrollmentToken(_Model):
     hub_endpoint: str
     hub_public_key: str
     profile: str = Field(pattern=NAME_PATTERN)
+    profile_sha256: str | None = Field(
+        default=None,
+        pattern=HEX64,
+        description="sha256 of the canonical {name, capabilities} of the profile (the device checks)",
+    )
+    controllers: list[str] | None = Field(
+        default=None, description="controller public keys the device's manifest may name (null: not pinned)"
+    )
     issued_at: int
     expires_at: int
     operator_key: str
     signature: str | None = None
+
+    @field_validator("controllers")
+    @classmethod
+    def _ctl(cls, value: list[str] | None) -> list[str] | None:
+        for item in value or []:
+            _key32(item)
+        return value
 
 
 class Envelope(_Model):
