@@ -17,7 +17,9 @@ from meshagents.trust.manifest import Decision
 def run(decision: Decision, ctx: Context) -> CapResult:
     cap = decision.capability
     assert cap is not None and decision.argv is not None
-    cwd = cap.cwd or "/"
+    # decide() resolved it inside a prefix (for a capability with prefixes): the one the
+    # path arguments were checked against is the one the program runs in.
+    cwd = decision.cwd
     plan = sandbox.SandboxPlan(
         argv=decision.argv,
         cwd=cwd,
