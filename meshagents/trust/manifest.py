@@ -62,6 +62,7 @@ from meshagents.trust.db import connect
 from meshagents.trust.models import Capability, Manifest, parse, parse_exact
 from meshagents.trust.signing import TYPE_MANIFEST, public_b64, sign_payload, strip_signature, verify_payload
 
+
 def load_file(path: Path) -> dict[str, Any]:
     """Read a manifest file with the strict parser; a non-object is refused."""
     try:
@@ -269,9 +270,7 @@ def _check_pathlike(value: str, cap: Capability, what: str, cwd: str, resolver: 
     return real
 
 
-def _check_option(
-    items: list[str], i: int, cap: Capability, cwd: str, resolver: Resolver
-) -> int:
+def _check_option(items: list[str], i: int, cap: Capability, cwd: str, resolver: Resolver) -> int:
     """Check the option at ``items[i]``; return how many words it used (1 or 2)."""
     arg = items[i]
     name, attached = arg, None
