@@ -2,7 +2,9 @@
 
 Public API::
 
-    sign(manifest: Manifest | dict, key: SigningKey) -> Manifest
+    sign(manifest: Manifest | dict, key: SigningKey, *, protected=AGENT_STATE_DIRS) -> Manifest
+        # FnError manifest_covers_agent_state when a path of it reaches `protected`
+    check_agent_state(manifest, protected, *, resolver=None)   # the device's check at load
     resign(manifest, key, *, serial=None) -> Manifest        # serial + 1 by default
     verify(data: dict | Manifest, operator_key: str, *, now: int | None = None,
            serials: SerialStore | None = None) -> Manifest
@@ -78,17 +80,90 @@ def load_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def sign(manifest: Manifest | dict[str, Any], key: SigningKey) -> Manifest:
-    """Sign with the operator key: every field written out, ``operator_key`` set."""
+#: Where a packaged (root) agent keeps its state, config and audit store (app.md's unit):
+#: the signing side refuses any manifest whose paths cover it, whatever else it knows.
+AGENT_STATE_DIRS = ("/var/lib/meshagents",)
+
+
+def _overlaps(granted: str, protected: str) -> bool:
+    """``granted`` reaches ``protected``: it is ``/``, the same path, an ancestor, or inside it."""
+    return (
+        granted == "/"
+        or granted == protected
+        or protected.startswith(granted.rstrip("/") + "/")
+        or granted.startswith(protected.rstrip("/") + "/")
+    )
+
+
+def agent_state_conflicts(
+    manifest: Manifest, protected: Any, *, resolver: Resolver | None = None
+) -> list[str]:
+    """Every ``capability: path covers protected`` of ``manifest``: prefixes, cwd and
+    ``visible`` paths that reach the agent's own state, config, audit store or keys.
+
+    ``resolver`` (default lexical) resolves both sides: the device passes the real walk,
+    so a prefix that reaches the state through a symlink is caught too.
+    """
+    resolve = resolver or lexical_path
+    wanted: list[str] = []
+    for item in protected:
+        try:
+            wanted.append(resolve(str(item), "/"))
+        except PathRefused:
+            continue
+    found: list[str] = []
+    for cap in manifest.capabilities:
+        for granted in [*cap.path_prefixes, *([cap.cwd] if cap.cwd else []), *(cap.visible or [])]:
+            try:
+                real = resolve(granted, "/")
+            except PathRefused:
+                continue
+            for p in wanted:
+                if _overlaps(real, p):
+                    found.append(f"{cap.name}: {granted} covers {p}")
+    return found
+
+
+def check_agent_state(manifest: Manifest, protected: Any, *, resolver: Resolver | None = None) -> None:
+    """FnError ``manifest_covers_agent_state`` when a capability reaches a protected path."""
+    found = agent_state_conflicts(manifest, protected, resolver=resolver)
+    if found:
+        raise FnError(
+            "manifest_covers_agent_state",
+            "a capability reaches the device agent's own state (keys, config, audit store): "
+            + "; ".join(found[:5]),
+            conflicts=found,
+        )
+
+
+def sign(
+    manifest: Manifest | dict[str, Any],
+    key: SigningKey,
+    *,
+    protected: tuple[str, ...] = AGENT_STATE_DIRS,
+) -> Manifest:
+    """Sign with the operator key: every field written out, ``operator_key`` set.
+
+    Refused (``manifest_covers_agent_state``) when a capability's paths reach
+    ``protected`` (the packaged agent's state dir; callers that know the device's own
+    paths add them). The device checks again at load against its real paths.
+    """
     body = manifest.model_dump(mode="json") if isinstance(manifest, Manifest) else dict(manifest)
     body["operator_key"] = public_b64(key)
     body.pop("signature", None)
-    body = strip_signature(parse(Manifest, body, code="manifest_invalid").model_dump(mode="json"))
+    model = parse(Manifest, body, code="manifest_invalid")
+    check_agent_state(model, protected)
+    body = strip_signature(model.model_dump(mode="json"))
     body["signature"] = sign_payload(body, key, TYPE_MANIFEST)
     return parse(Manifest, body, code="manifest_invalid")
 
 
-def resign(manifest: Manifest | dict[str, Any], key: SigningKey, *, serial: int | None = None) -> Manifest:
+def resign(
+    manifest: Manifest | dict[str, Any],
+    key: SigningKey,
+    *,
+    serial: int | None = None,
+) -> Manifest:
     """Re-sign (after a key rotation or an edit) with a serial above the current one."""
     body = manifest.model_dump(mode="json") if isinstance(manifest, Manifest) else dict(manifest)
     current = body.get("serial")

@@ -80,7 +80,7 @@ class Flag(_Model):
 
 #: Fields added after manifests were first signed: left out of the signed form while they
 #: hold their default, so every manifest signed before them keeps its bytes (and signature).
-_ADDITIVE_DEFAULTS: dict[str, Any] = {"subcommands": None}
+_ADDITIVE_DEFAULTS: dict[str, Any] = {"subcommands": None, "visible": None}
 
 
 class Capability(_Model):
@@ -115,6 +115,13 @@ class Capability(_Model):
         default=None,
         description="when set, the first positional argument must be one of these (e.g. systemctl status)",
     )
+    visible: list[str] | None = Field(
+        default=None,
+        description=(
+            "extra paths the sandboxed program sees read-only besides the system's programs and "
+            "its prefixes (e.g. /run/systemd for systemctl); none by default"
+        ),
+    )
     values: dict[str, list[str]] = Field(default_factory=dict, description="enumerated string arguments")
     limits: dict[str, int] = Field(default_factory=dict, description="integer arguments and their maxima")
     texts: dict[str, int] = Field(
@@ -127,10 +134,10 @@ class Capability(_Model):
     output_cap_bytes: int = Field(default=65536, ge=0, le=1 << 30)
     requires_approval: bool = False
 
-    @field_validator("executables", "search_path", "path_prefixes")
+    @field_validator("executables", "search_path", "path_prefixes", "visible")
     @classmethod
-    def _paths(cls, value: list[str]) -> list[str]:
-        for item in value:
+    def _paths(cls, value: list[str] | None) -> list[str] | None:
+        for item in value or []:
             _abs_normal(item)
         return value
 

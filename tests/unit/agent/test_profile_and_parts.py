@@ -59,10 +59,11 @@ def test_bwrap_command_line(tmp_path: Path) -> None:
         argv=["/bin/ls", "-l"], cwd=str(tmp_path), writable=(str(tmp_path), "/nonexistent")
     )
     cmd = sandbox.wrap(plan, "/usr/bin/bwrap")
-    assert cmd[:5] == ["/usr/bin/bwrap", "--ro-bind", "/", "/", "--dev"]
+    assert cmd[:6] == ["/usr/bin/bwrap", "--unshare-user", "--uid", "65534", "--gid", "65534"]
+    assert cmd[1:4] != ["--ro-bind", "/", "/"] and "/" not in cmd[cmd.index("--proc") :][:-3]
     assert ["--bind", str(tmp_path), str(tmp_path)] == cmd[cmd.index("--bind") : cmd.index("--bind") + 3]
     assert "/nonexistent" not in cmd
-    for flag in ("--unshare-net", "--unshare-pid", "--die-with-parent", "--new-session"):
+    for flag in ("--unshare-net", "--unshare-pid", "--die-with-parent", "--new-session", "--cap-drop"):
         assert flag in cmd
     assert cmd[-3:] == ["--", "/bin/ls", "-l"]
     net = sandbox.wrap(sandbox.SandboxPlan(argv=["/bin/true"], network=True), "/usr/bin/bwrap")
