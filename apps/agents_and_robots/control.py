@@ -42,6 +42,7 @@ class DeviceStatus:
 
     state: str
     ts: float
+    sandbox: str | None = None  # "bwrap" | "weak" (no isolation), as the agent said
 
 
 def approval_rows(
@@ -92,7 +93,8 @@ def device_rows(
         if st is not None and now - st.ts <= stale_after_s and st.state in ("ok", "degraded"):
             state = st.state
         out.append({"device": device, "room_id": room_id, "room_alias": alias, "agent_state": state,
-                    "last_status_ts": int(st.ts) if st is not None else None})
+                    "last_status_ts": int(st.ts) if st is not None else None,
+                    "sandbox": st.sandbox if st is not None else None})
     return out
 
 
