@@ -100,6 +100,7 @@ class SandboxPlan:
     readable: tuple[str, ...] = ()
     visible: tuple[str, ...] = ()
     hidden: tuple[str, ...] = ()
+    devices: tuple[str, ...] = ()  # device nodes passed through (camera.snapshot: /dev/video0)
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,9 @@ def wrap(
         if exists(f):
             cmd += ["--ro-bind", f, f]
     cmd += ["--proc", "/proc", "--dev", "/dev"]
+    for node in plan.devices:
+        if exists(node):
+            cmd += ["--dev-bind", node, node]
     mounts: list[tuple[str, str]] = []  # (path, how): parents before children, rw after ro
     for p in plan.readable + plan.visible:
         mounts.append((p, "--ro-bind"))

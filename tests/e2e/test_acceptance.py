@@ -243,6 +243,30 @@ async def test_exec_rm_rejected_capability(rig: Rig) -> None:
     assert verify_chain(rig, HOME)["ok"] is True
 
 
+@pytest.mark.timeout(300)
+async def test_relative_paths_rejected_args(rig: Rig) -> None:
+    """Issue 16: `!exec cat etc/shadow` printed the real /etc/shadow and `!exec ls -la .`
+    listed / (relative paths checked against the first prefix, run in /). Now the bot's
+    check (the trust core's rule, lexical) refuses both in the room, and the device's own
+    pipeline refuses the same request signed, with rejected_args in its audit chain."""
+    async with operator(rig, "relative") as w:
+        before = len(audit(rig, HOME))
+        for text in ("!exec cat etc/shadow", "!exec ls -la ."):
+            reply = await w.op.command(HOME, text, timeout=30)
+            assert reply.sender == rig.bot_user, reply
+            assert "rejected_args" in reply.body and "relative" in reply.body, reply.body
+            assert "root:" not in reply.body
+    assert len(audit(rig, HOME)) == before  # nothing reached the device
+    for argv in (["cat", "etc/shadow"], ["ls", "-la", "."]):
+        env = sign(rig, HOME, f"shell.exec.{argv[0]}", {"argv": argv})
+        out = replay_test(rig, HOME, env)
+        assert out.returncode == 1, out.stdout
+        assert json.loads(out.stdout)["status"] == "rejected_args", out.stdout
+        last = audit(rig, HOME)[-1]
+        assert (last.status, last.request_id) == ("rejected_args", env["request_id"])
+    assert verify_chain(rig, HOME)["ok"] is True
+
+
 def replay_test(rig: Rig, device: str, content: dict[str, Any]) -> subprocess.CompletedProcess[str]:
     """``fn app device_agent --replay-test`` in the device's namespace, with its state."""
     dev = rig.devices[device]

@@ -125,6 +125,7 @@ def test_the_child_sees_only_what_it_needs(tmp_path: Path) -> None:
             "for p in ('/run/systemd/private', '/run/dbus/system_bus_socket',\n"
             "          '/var/run/dbus/system_bus_socket'):\n"
             "    print('sys', trylist(p))\n"
+            "open('/tmp/meshagents-sandbox-marker', 'w').write('x')\n"
             "print('uid', os.getuid(), os.geteuid())\n"
             "st = dict(l.split(':', 1) for l in open('/proc/self/status') if ':' in l)\n"
             "for k in ('CapEff', 'CapPrm', 'CapBnd', 'NoNewPrivs', 'Seccomp'):\n"
@@ -143,6 +144,7 @@ def test_the_child_sees_only_what_it_needs(tmp_path: Path) -> None:
         assert lines["CapEff"] == "0000000000000000" and lines["CapPrm"] == "0000000000000000"
         assert lines["CapBnd"] == "0000000000000000"
         assert lines["NoNewPrivs"] == "1" and lines["Seccomp"] == "2"
+        assert not Path("/tmp/meshagents-sandbox-marker").exists()  # its /tmp was its own
     finally:
         pipe.close()
         bus.close()

@@ -53,6 +53,14 @@ def test_tmp_as_a_prefix_is_the_real_tmp_and_parents_come_first() -> None:
     assert order == ["/tmp", "/tmp/a", "/tmp/a/b"]
 
 
+def test_a_camera_node_is_passed_through() -> None:
+    cmd = sandbox.wrap(
+        sandbox.SandboxPlan(argv=["/usr/bin/ffmpeg"], devices=("/dev/video0",)), BW, exists=lambda p: True
+    )
+    i = cmd.index("--dev-bind")
+    assert cmd[i : i + 3] == ["--dev-bind", "/dev/video0", "/dev/video0"] and i > cmd.index("--dev")
+
+
 def test_seccomp_flag_and_network_resolver_files() -> None:
     cmd = sandbox.wrap(
         sandbox.SandboxPlan(argv=["/bin/true"], network=True), BW, seccomp_fd=7, exists=lambda p: True

@@ -239,3 +239,47 @@ def test_a_fake_resolver_keeps_the_core_testable(make_manifest: Callable[..., Ma
     assert run(m, "shell.exec.cat", "cat", "ok", resolver=fake).allowed
     assert not run(m, "shell.exec.cat", "cat", "evil/shadow", resolver=fake).allowed
     assert not run(m, "shell.exec.cat", "cat", "loop", resolver=fake).allowed
+
+
+# ------------------------------------------------------------------ the agent's own state
+@pytest.mark.parametrize("prefix", ["/", "/var", "/var/lib", "/var/lib/meshagents", "/var/lib/meshagents/x"])
+def test_signing_refuses_a_manifest_reaching_the_agent_state(keys: Any, prefix: str) -> None:
+    from meshagents.errors import FnError
+    from tests.unit.trust.conftest import manifest_body
+
+    body = manifest_body(keys, capabilities=[{"name": "fs.read", "path_prefixes": [prefix]}])
+    with pytest.raises(FnError) as err:
+        M.sign(body, keys.operator)
+    assert err.value.code == "manifest_covers_agent_state"
+    assert "/var/lib/meshagents" in err.value.message
+
+
+def test_the_state_check_covers_cwd_visible_and_callers_paths(keys: Any) -> None:
+    from meshagents.errors import FnError
+    from tests.unit.trust.conftest import manifest_body
+
+    ok = manifest_body(keys, capabilities=[{"name": "fs.read", "path_prefixes": ["/var/lib/other", "/home"]}])
+    M.sign(ok, keys.operator)
+    for cap in (
+        {"name": "shell.exec.x", "executables": ["/bin/true"], "cwd": "/var/lib/meshagents/device_agent"},
+        {"name": "shell.exec.y", "executables": ["/bin/true"], "visible": ["/var/lib"]},
+    ):
+        with pytest.raises(FnError):
+            M.sign(manifest_body(keys, capabilities=[cap]), keys.operator)
+    home = manifest_body(keys, capabilities=[{"name": "fs.read", "path_prefixes": ["/home/op"]}])
+    with pytest.raises(FnError) as err:
+        M.sign(home, keys.operator, protected=("/home/op/.local/state/meshagents",))
+    assert err.value.code == "manifest_covers_agent_state"
+    signed = M.sign(home, keys.operator)
+    assert M.agent_state_conflicts(signed, ["/home/op/.local/state/meshagents"]) == [
+        "fs.read: /home/op covers /home/op/.local/state/meshagents"
+    ]
+
+
+def test_an_old_manifest_verifies_unchanged(keys: Any) -> None:
+    """Signed before subcommands/visible existed (no such keys): still verifies exactly."""
+    from tests.unit.trust.conftest import manifest_body
+
+    signed = M.sign(manifest_body(keys), keys.operator).model_dump(mode="json")
+    assert all("subcommands" not in c and "visible" not in c for c in signed["capabilities"])
+    assert M.verify(signed, keys.op_pub).serial == 1
