@@ -5,7 +5,7 @@
     POST /approvals/{id}/deny        -> 200 {"state": "denied"} | 404 approval_not_found
                                         | 409 approval_decided
     GET  /devices                    -> [{"device", "room_id", "room_alias", "agent_state",
-                                          "last_status_ts"}]
+                                          "last_status_ts", "sandbox"}]
 
 Errors are ``{"error": code, "message": ...}``. The token is the hub's operator API
 token (key store ``wg_hub/api_token``), compared in constant time. There is no approve
