@@ -267,6 +267,27 @@ async def test_relative_paths_rejected_args(rig: Rig) -> None:
     assert verify_chain(rig, HOME)["ok"] is True
 
 
+@pytest.mark.timeout(300)
+async def test_symlink_out_of_a_prefix_refused_by_the_device(rig: Rig) -> None:
+    """A link under /tmp pointing at /etc/shadow: the bot's lexical check cannot see the
+    device's disk and lets it through; the device resolves it and refuses rejected_args
+    (room and chain). Swapped links during a request: tests/integration/agent."""
+    link = Path(f"/tmp/e2e-link-{SUFFIX}")
+    link.symlink_to("/etc/shadow")
+    try:
+        async with operator(rig, "symlink") as w:
+            before = len(audit(rig, HOME))
+            reply = await w.op.command(HOME, f"!exec cat {link}", timeout=60)
+        assert reply.sender == rig.devices[HOME].matrix_user, reply
+        assert "rejected_args" in head(reply.body) and "root:" not in reply.body, reply.body
+        new = audit(rig, HOME)[before:]
+        rows = [(e.kind, e.status, e.capability) for e in new]
+        assert rows == [("event", "rejected_args", "shell.exec.cat")], rows
+        assert verify_chain(rig, HOME)["ok"] is True
+    finally:
+        link.unlink()
+
+
 def replay_test(rig: Rig, device: str, content: dict[str, Any]) -> subprocess.CompletedProcess[str]:
     """``fn app device_agent --replay-test`` in the device's namespace, with its state."""
     dev = rig.devices[device]
