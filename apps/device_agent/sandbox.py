@@ -1,7 +1,7 @@
 """Run one argv under the sandbox: a least-privilege bubblewrap, or the weak fallback.
 
     plan = SandboxPlan(argv, cwd="/", readable=(...), writable=(...), visible=(...),
-                       network=False, hidden=(...))
+                       network=False, hidden=(...), devices=(...))
     wrap(plan, bwrap, *, seccomp_fd=None) -> list[str]   # the full command line
     run(plan, *, timeout_s, output_cap, use_bwrap=True) -> RunResult
     probe() -> str | None          # None: the hardened sandbox works here; else why not
@@ -28,12 +28,16 @@ check before it missed):
   ``--new-session`` (no TIOCSTI into the agent's terminal), ``--die-with-parent``;
   bubblewrap sets ``PR_SET_NO_NEW_PRIVS``; the seccomp filter of
   :mod:`apps.device_agent.seccomp` through ``--seccomp FD``.
-- limits: rlimits set on bubblewrap and inherited (CPU seconds, 1 GiB address space,
-  1 GiB files, 256 open files, no core dumps), and where a cgroup pids controller is
-  writable (cgroup v1 ``/sys/fs/cgroup/pids`` or v2) a per-run cgroup with
-  ``pids.max`` = :data:`MAX_PIDS`. Not ``RLIMIT_NPROC``: a root agent's child is uid 0
-  outside its user namespace, which the kernel exempts, and for a non-root agent it
-  would count every process of that user, not the sandbox's.
+- limits: rlimits set on bubblewrap by util-linux ``prlimit`` (which then execs it) and
+  inherited (CPU seconds, 1 GiB address space, 1 GiB files, 256 open files, no core
+  dumps); a ``preexec_fn`` only where ``prlimit`` is missing (it makes Python fork the
+  whole agent: ~20 ms per command). Where a cgroup pids controller is writable (cgroup
+  v1 ``/sys/fs/cgroup/pids`` or v2) a per-run cgroup with ``pids.max`` =
+  :data:`MAX_PIDS`, joined by the sandbox's first process while bubblewrap waits on
+  ``--block-fd`` (its pid comes from ``--info-fd``), before the command is forked.
+  Not ``RLIMIT_NPROC``: a root agent's child is uid 0 outside its user namespace,
+  which the kernel exempts, and for a non-root agent it would count every process of
+  that user, not the sandbox's.
 
 Fallback (``sandbox: weak`` in the config, the only way to run without bubblewrap:
 Termux, WSL without user namespaces, macOS): rlimits and a process group of its own;
