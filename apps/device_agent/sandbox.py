@@ -57,6 +57,7 @@ import contextlib
 import os
 import posixpath
 import secrets
+import select
 import shutil
 import signal
 import subprocess
@@ -72,6 +73,7 @@ SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 CHUNK = 65536
 SANDBOX_UID = 65534  # "nobody" inside the user namespace
 MAX_PIDS = 256
+INFO_TIMEOUT_S = 10.0  # how long to wait for bubblewrap's --info-fd before giving up on the cgroup
 MEMORY_BYTES = 1 << 30
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 ETC_FILES = (
@@ -237,6 +239,9 @@ def _attach(info_r: int, block_w: int, cgroup: Path | None) -> None:
     try:
         raw = b""
         while cgroup is not None and not raw.rstrip().endswith(b"}"):
+            ready, _, _ = select.select([info_r], [], [], INFO_TIMEOUT_S)
+            if not ready:
+                break  # bubblewrap never said its child's pid: let it run, unlimited but bounded in time
             chunk = os.read(info_r, 4096)
             if not chunk:
                 break
