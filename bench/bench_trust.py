@@ -70,7 +70,12 @@ def bench_envelopes(n: int, workdir: Path) -> None:
         "approvers": ["@op:localhost"],
         "controllers": [public_b64(ctl)],
         "capabilities": [  # as in docs/examples/manifest.json
-            {"name": "shell.exec.ls", "executables": ["/bin/ls", "/usr/bin/ls"], "path_prefixes": ["/tmp"]}
+            {
+                "name": "shell.exec.ls",
+                "executables": ["/bin/ls", "/usr/bin/ls"],
+                "path_prefixes": ["/tmp"],
+                "flags": ["-l"],
+            }
         ],
         "serial": 1,
         "issued_at": now - 1,

@@ -376,7 +376,11 @@ class BotShell:
         return self._rooms.get(room_id)
 
     def _infos(self) -> dict[str, DeviceInfo]:
-        return {name: rec.info() for name, rec in self.directory.devices().items()}
+        return {name: self._with_sandbox(rec.info()) for name, rec in self.directory.devices().items()}
+
+    def _with_sandbox(self, info: DeviceInfo) -> DeviceInfo:
+        st = self.statuses.get(info.name)
+        return info if st is None or st.sandbox is None else dataclasses.replace(info, sandbox=st.sandbox)
 
     # ------------------------------------------------------------------ callbacks
     async def _on_message(self, ev: Incoming) -> None:
@@ -449,7 +453,10 @@ class BotShell:
             return
         ts = ev.content.get("ts")
         at = float(ts) if isinstance(ts, (int, float)) and not isinstance(ts, bool) else self.clock()
-        self.statuses[device] = DeviceStatus(state[:16], min(at, self.clock()))
+        box = ev.content.get("sandbox")
+        self.statuses[device] = DeviceStatus(
+            state[:16], min(at, self.clock()), box if box in ("bwrap", "weak") else None
+        )
 
     # ------------------------------------------------------------------ loops
     async def _poll_loop(self) -> None:

@@ -44,7 +44,10 @@ def replay(config: AgentConfig, path: Path) -> int:
     pipeline = Pipeline(config)
     try:
         ctx = Context(
-            sandbox=config.sandbox, docker_host=config.docker_host, snapshots_dir=config.snapshots_dir
+            sandbox=config.sandbox,
+            docker_host=config.docker_host,
+            snapshots_dir=config.snapshots_dir,
+            hidden=config.protected_paths(),
         )
         verdict = pipeline.check(content, None)
         decision: dict[str, Any] = {"status": verdict.status, "reason": verdict.reason}
@@ -83,7 +86,7 @@ async def serve(config: AgentConfig) -> int:
                 return 0
             raise
         logging.getLogger("meshagents.device_agent").info(
-            "device agent %s up (sandbox %s)", config.device_name, "on" if config.sandbox else "off"
+            "device agent %s up (sandbox %s)", config.device_name, config.sandbox_mode
         )
         await agent.run_forever()
     finally:
@@ -114,6 +117,9 @@ def command(config_path: Path | None, replay_test: Path | None, offer: str | Non
     )
     logging.getLogger("nio").setLevel(logging.WARNING)
     config = load(config_path or state_dir() / "device_agent" / "config.json")
+    from apps.device_agent.agent import require_sandbox
+
+    require_sandbox(config)  # no bubblewrap: refused unless the config says "sandbox": "weak"
     if replay_test is not None:
         return replay(config, replay_test)
     return asyncio.run(serve(config))

@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 
-from apps.device_agent import renewal, replies
+from apps.device_agent import renewal, replies, sandbox
 from apps.device_agent.capabilities.base import Context
 from apps.device_agent.config import AgentConfig
 from apps.device_agent.pipeline import ApprovalEvents, Outcome, Pipeline, approval_ids
@@ -60,6 +60,21 @@ def client_config(config: AgentConfig, operators: tuple[str, ...], **overrides: 
     return ClientConfig(**kw)
 
 
+def require_sandbox(config: AgentConfig) -> None:
+    """Refuse to run (``sandbox_unavailable``) where the hardened sandbox cannot start,
+    unless the config says ``"sandbox": "weak"``: never a silent downgrade."""
+    if not config.sandbox:
+        log.warning("sandbox: weak (configured): commands run WITHOUT isolation on this device")
+        return
+    why = sandbox.probe()
+    if why is not None:
+        raise FnError(
+            "sandbox_unavailable",
+            f"{why}; install bubblewrap, or set \"sandbox\": \"weak\" in the config to run "
+            "commands without isolation (the device is then shown as unsandboxed)",
+        )
+
+
 class DeviceAgent:
     def __init__(self, config: AgentConfig, **client_overrides: Any) -> None:
         self.config = config
@@ -72,7 +87,10 @@ class DeviceAgent:
         self.client = MatrixClient(client_config(config, operators, **client_overrides))
         self.client.on_custom_event(ENVELOPE_EVENT, self._on_envelope)
         self.ctx = Context(
-            sandbox=config.sandbox, docker_host=config.docker_host, snapshots_dir=config.snapshots_dir
+            sandbox=config.sandbox,
+            docker_host=config.docker_host,
+            snapshots_dir=config.snapshots_dir,
+            hidden=config.protected_paths(),
         )
         self.shipper = Shipper(config, self.pipeline.audit, self._device_key)
         self.sealer = Sealer(config, self.pipeline.audit, self.pipeline.manifest, self._device_key)
@@ -106,6 +124,7 @@ class DeviceAgent:
         return load_signing_key(DEVICE_KEY, store)
 
     async def start(self, *, start_timeout: float | None = None) -> None:
+        require_sandbox(self.config)
         deadline = None if start_timeout is None else time.monotonic() + start_timeout
         backoff = 0.5
         while True:
@@ -205,7 +224,9 @@ class DeviceAgent:
                 await self.client.send_custom(
                     self._room_id,
                     STATUS_EVENT,
-                    replies.status_content(self.config.device_id, self._state, self._detail),
+                    replies.status_content(
+                        self.config.device_id, self._state, self._detail, sandbox=self.config.sandbox_mode
+                    ),
                 )
                 self._posted_state = self._state
                 self._unposted = False

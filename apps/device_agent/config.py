@@ -11,7 +11,7 @@ state directory can be moved. Keys::
      "device_room": "#dev-home-wsl:hub", "approvals_room": "#operator-approvals:hub",
      "bot_users": ["@bot:hub"],
      "hub_url": "http://10.42.0.1:8080" | null,      # audit shipping + mesh health
-     "skew_s": 30, "sandbox": true,
+     "skew_s": 30, "sandbox": true | "weak",         # weak: no bubblewrap, said so everywhere
      "data_dir": ".",                                 # relative to the file
      "audit_path": null,      # default <FN_STATE_DIR>/audit/<device_id>.sqlite: the ONE place
                               # device_audit_verify_chain looks (set it only for tests)
@@ -27,11 +27,18 @@ The agent signs a checkpoint every ``checkpoint_every`` entries, every
 ``checkpoint_interval_s`` seconds when something was appended, and at a clean stop.
 
 ``load(path)`` raises ``FnError("agent_config_invalid")`` with the offending key.
+
+``sandbox``: ``true`` (the default) means the hardened bubblewrap sandbox, and the agent
+refuses to start (``sandbox_unavailable``) where it cannot run one. Only ``"weak"``
+(or the older ``false``) runs commands without it: rlimits and a process group, no
+isolation; ``!help`` and the dashboard then show the device as unsandboxed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,6 +88,28 @@ class AgentConfig:
     manifest_poll_s: float = 30.0
     #: Largest output kept in one Matrix event (an event is at most 64 KiB once encrypted).
     matrix_output_limit: int = 16_000
+    #: the file this config was read from (None when built from a dict)
+    config_path: Path | None = None
+
+    @property
+    def sandbox_mode(self) -> str:
+        """``bwrap`` (hardened) or ``weak`` (no isolation, explicitly configured)."""
+        return "bwrap" if self.sandbox else "weak"
+
+    def protected_paths(self) -> tuple[str, ...]:
+        """What no capability may reach: state dir, config, manifest, audit store (the chain, its
+        checkpoint file and manifest history beside it), keys."""
+        from meshagents.trust.checkpoints import checkpoints_path, manifests_path
+
+        paths = [self.data_dir, self.store_dir, self.audit_path, checkpoints_path(self.audit_path),
+                 manifests_path(self.audit_path), self.manifest_path, self.serials_path]
+        paths += [p for p in (self.config_path, self.keys_dir) if p is not None]
+        out: list[str] = []
+        for p in paths:
+            text = os.path.normpath(os.path.abspath(str(p)))
+            if text not in out:
+                out.append(text)
+        return tuple(out)
 
     @property
     def serials_path(self) -> Path:
@@ -151,8 +180,10 @@ def from_dict(data: dict[str, Any], base: Path) -> AgentConfig:
     if isinstance(poll, bool) or not isinstance(poll, int | float) or poll <= 0:
         raise FnError("agent_config_invalid", "config key 'manifest_poll_s' must be a positive number")
     sandbox = data.get("sandbox", True)
+    if sandbox == "weak":
+        sandbox = False
     if not isinstance(sandbox, bool):
-        raise FnError("agent_config_invalid", "config key 'sandbox' must be true or false")
+        raise FnError("agent_config_invalid", "config key 'sandbox' must be true or \"weak\"")
     keystore = data.get("keystore")
     if keystore not in (None, "file", "pass"):
         raise FnError("agent_config_invalid", "config key 'keystore' must be 'file', 'pass' or null")
@@ -195,4 +226,4 @@ def load(path: Path) -> AgentConfig:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise FnError("agent_config_invalid", f"{path} is not JSON: {exc}") from exc
-    return from_dict(data, path.resolve().parent)
+    return dataclasses.replace(from_dict(data, path.resolve().parent), config_path=path.resolve())

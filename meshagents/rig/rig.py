@@ -120,7 +120,10 @@ class Rig:
             raise FnError("bad_device_name", "device names must differ")
         self.want_docker = docker
         self._own_workdir = workdir is None
-        self.workdir = workdir or Path(tempfile.mkdtemp(prefix=f"rig-{self.names.suffix}-"))
+        # Not under /tmp: the workstation profile grants /tmp, and a device agent refuses a
+        # manifest whose prefixes cover its own state (manifest_covers_agent_state).
+        base = "/var/tmp" if os.path.isdir("/var/tmp") else None
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix=f"rig-{self.names.suffix}-", dir=base))
         self.workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.log_dir = self.workdir / "logs"
         self.log_dir.mkdir(exist_ok=True)

@@ -236,6 +236,51 @@ async def test_exec_rm_rejected_capability(rig: Rig) -> None:
     assert verify_chain(rig, HOME)["ok"] is True
 
 
+@pytest.mark.timeout(300)
+async def test_relative_paths_rejected_args(rig: Rig) -> None:
+    """Issue 16: `!exec cat etc/shadow` printed the real /etc/shadow and `!exec ls -la .`
+    listed / (relative paths checked against the first prefix, run in /). Now the bot's
+    check (the trust core's rule, lexical) refuses both in the room, and the device's own
+    pipeline refuses the same request signed, with rejected_args in its audit chain."""
+    async with operator(rig, "relative") as w:
+        before = len(audit(rig, HOME))
+        for text in ("!exec cat etc/shadow", "!exec ls -la ."):
+            reply = await w.op.command(HOME, text, timeout=30)
+            assert reply.sender == rig.bot_user, reply
+            assert "rejected_args" in reply.body and "relative" in reply.body, reply.body
+            assert "root:" not in reply.body
+    assert len(audit(rig, HOME)) == before  # nothing reached the device
+    for argv in (["cat", "etc/shadow"], ["ls", "-la", "."]):
+        env = sign(rig, HOME, f"shell.exec.{argv[0]}", {"argv": argv})
+        out = replay_test(rig, HOME, env)
+        assert out.returncode == 1, out.stdout
+        assert json.loads(out.stdout)["status"] == "rejected_args", out.stdout
+        last = audit(rig, HOME)[-1]
+        assert (last.status, last.request_id) == ("rejected_args", env["request_id"])
+    assert verify_chain(rig, HOME)["ok"] is True
+
+
+@pytest.mark.timeout(300)
+async def test_symlink_out_of_a_prefix_refused_by_the_device(rig: Rig) -> None:
+    """A link under /tmp pointing at /etc/shadow: the bot's lexical check cannot see the
+    device's disk and lets it through; the device resolves it and refuses rejected_args
+    (room and chain). Swapped links during a request: tests/integration/agent."""
+    link = Path(f"/tmp/e2e-link-{SUFFIX}")
+    link.symlink_to("/etc/shadow")
+    try:
+        async with operator(rig, "symlink") as w:
+            before = len(audit(rig, HOME))
+            reply = await w.op.command(HOME, f"!exec cat {link}", timeout=60)
+        assert reply.sender == rig.devices[HOME].matrix_user, reply
+        assert "rejected_args" in head(reply.body) and "root:" not in reply.body, reply.body
+        new = audit(rig, HOME)[before:]
+        rows = [(e.kind, e.status, e.capability) for e in new]
+        assert rows == [("event", "rejected_args", "shell.exec.cat")], rows
+        assert verify_chain(rig, HOME)["ok"] is True
+    finally:
+        link.unlink()
+
+
 def replay_test(rig: Rig, device: str, content: dict[str, Any]) -> subprocess.CompletedProcess[str]:
     """``fn app device_agent --replay-test`` in the device's namespace, with its state."""
     dev = rig.devices[device]

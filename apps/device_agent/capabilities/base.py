@@ -19,6 +19,8 @@ class Context:
     docker_host: str | None = None
     snapshots_dir: Path = Path("/tmp")
     caller: str = "device_agent"
+    #: the agent's own state, config, audit store and keys: masked inside every sandbox
+    hidden: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ def default_capabilities(files: Path, writable: Path) -> list[dict[str, Any]]:
             "executables": _exe("sh"),
             "cwd": str(writable),
             "flags": ["-c"],
+            "limits": {"write": 1},
             "timeout_s": 20,
             "output_cap_bytes": 4096,
         },
