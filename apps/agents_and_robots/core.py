@@ -66,6 +66,7 @@ from apps.agents_and_robots.dispatches import FINAL, args_digest
 from apps.agents_and_robots.help import render_help
 from meshagents.bus import APPROVAL_REQUEST_KEY as APPROVAL_REQUEST_KEY  # the shell's content key
 from meshagents.errors import FnError
+from meshagents.trust.approval import Binding
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class DeviceInfo:
     view: ManifestView = field(hash=False)
     operators: frozenset[str] = frozenset()
     revoked: bool = False
+    device_id: str = ""  # the manifest's device id (the approval binding names it); "" = name
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,9 @@ class PostApprovalRequest:
     text: str
     html: str
     data: dict[str, Any] = field(default_factory=dict, hash=False)
+    #: What ``text`` was rendered from: the shell posts ``request_content(binding, args)``.
+    binding: Binding | None = field(default=None, hash=False)
+    args: dict[str, Any] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
@@ -377,7 +382,7 @@ class BotCore:
         if info is None:
             return [self._reply(msg, "no manifest is known for this room's device; nothing was sent")]
         try:
-            digest = args_digest(cmd.args)
+            args_digest(cmd.args)
         except FnError as exc:  # the parser refuses these already; never crash the bot on one
             return [self._reply(msg, f"bad_arguments: {exc.message}")]
         rid = self._new_request_id()
@@ -403,10 +408,10 @@ class BotCore:
         if not check.requires_approval:
             return [record,
                     Dispatch(rid, info.name, msg.room_id, capability, dict(cmd.args), None, msg.event_id)]
-        binding = f"{rid}:{digest}"
         opened = self.book.open(device=info.name, capability=capability, args=cmd.args,
                                 requester=msg.sender, now=msg.at, room_id=msg.room_id,
-                                command_event_id=msg.event_id, binding=binding)
+                                command_event_id=msg.event_id, envelope_request_id=rid,
+                                device_id=info.device_id or info.name)
         assert opened.request is not None  # open always makes a request
         self._dispatch_of[opened.request.id] = rid
         self._request_of[opened.request.id] = rid
@@ -429,10 +434,12 @@ class BotCore:
                                     req.decision_event_id, req.command_event_id, approval_id=req.id,
                                     approval_request_event=req.event_id))
             elif effect.kind == "post" and effect.room == "approvals" and t.outcome == "opened" and req:
-                data = {"approval_id": req.id, "request_id": rid, "binding": req.binding,
+                data = {"approval_id": req.id, "request_id": rid,
+                        "binding": req.binding.digest if req.binding else None,
                         "device": req.device, "capability": req.capability,
                         "expires_at": int(req.expires_at)}
-                out.append(PostApprovalRequest(effect.request_id, effect.text, effect.html, data))
+                out.append(PostApprovalRequest(effect.request_id, effect.text, effect.html, data,
+                                               req.binding, dict(req.args)))
             elif effect.room == "device" and req is not None and req.room_id:
                 out.append(Reply(req.room_id, effect.text, effect.html, effect.reply_to))
             elif effect.room == "approvals":

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from apps.agents_and_robots.approvals import ApprovalBook, reaction_vote
+from apps.agents_and_robots.approvals import ApprovalBook
 from apps.agents_and_robots.commands import Command, RoomKind, parse, strip_reply_fallback
 from apps.agents_and_robots.control import ControlApi, DeviceStatus, approval_rows, device_rows
 from apps.agents_and_robots.core import (
@@ -65,7 +65,6 @@ from meshagents import api
 from meshagents.bus import (
     APPROVAL_REQUEST_KEY,
     APPROVE_COMMAND,
-    APPROVE_REACTIONS,
     ENVELOPE_EVENT,
     RESULT_EVENT,
     STATUS_EVENT,
@@ -131,15 +130,13 @@ def device_checkable_vote(body: str | None = None, *, reaction_key: str | None =
     """Why an approving vote the core would count could not pass the device's own check
     (``meshagents.bus.check_approval`` reads the raw event), or None when it can.
 
-    The device accepts only the reactions in ``APPROVE_REACTIONS`` (no skin tones) and
-    a message whose whole body is ``!approve <id>`` with the id exactly as the request
-    shows it (no reply fallback, no lower case or look-alike letters). The bot counts
-    only what the device will accept, so an approval never ends in rejected_approval.
+    The device accepts any approving reaction key of the trust core (skin tones
+    included) and a message whose whole body is ``!approve <id>`` with the id exactly as
+    the request shows it (no reply fallback, no lower case or look-alike letters). The
+    bot counts only what the device will accept, so an approval never ends in
+    rejected_approval.
     """
     if reaction_key is not None:
-        if reaction_vote(reaction_key) is True and reaction_key not in APPROVE_REACTIONS:
-            return ("a 👍 with a skin tone cannot be checked by the device; react with a plain 👍 "
-                    "(or write !approve <id>)")
         return None
     if body is None:
         return None
@@ -517,15 +514,13 @@ class BotShell:
 
     async def _post_approval(self, action: PostApprovalRequest) -> None:
         assert self.core is not None and self.approvals_room is not None
-        data = action.data
-        rec = self.directory.devices().get(str(data.get("device")))
-        content = approval_request_content(
-            approval_id=action.approval_id, request_id=str(data.get("request_id")),
-            device_id=rec.device_id if rec else str(data.get("device")),
-            capability=str(data.get("capability")), binding=str(data.get("binding")),
-            body=action.text, html=action.html or None)
-        content[APPROVAL_REQUEST_KEY]["expires_at"] = data.get("expires_at")
-        content[APPROVAL_REQUEST_KEY]["device"] = data.get("device")
+        if action.binding is not None:
+            # The text is re-rendered by the device from its envelope: post exactly that.
+            content = approval_request_content(action.binding, action.args)
+        else:
+            content = {"msgtype": "m.text", "body": action.text}
+        content[APPROVAL_REQUEST_KEY] = {**content.get(APPROVAL_REQUEST_KEY, {}),
+                                         "device": action.data.get("device")}
         event_id = await self.client.send_custom(self.approvals_room, "m.room.message", content)
         self.core.posted(action.approval_id, event_id)
 

@@ -38,6 +38,7 @@ from meshagents.bus import ENVELOPE_EVENT, RESULT_EVENT, STATUS_EVENT
 from meshagents.errors import FnError
 from meshagents.matrix.client import ClientConfig, Incoming, MatrixClient
 from meshagents.matrix.fetch import fetch_event
+from meshagents.matrix.history import events_between
 from meshagents.trust.keystore import DEVICE_KEY, FileKeyStore, load_signing_key, open_keystore
 
 log = logging.getLogger("meshagents.device_agent")
@@ -62,7 +63,10 @@ class DeviceAgent:
         self.config = config
         self.pipeline = Pipeline(config)
         try:
-            operators = tuple(self.pipeline.manifest().approvers)
+            m = self.pipeline.manifest()
+            # The bot's devices are judged by the same cross-signing rule as operators':
+            # an approval request R counts only from a bot user's verified device.
+            operators = tuple(dict.fromkeys([*m.approvers, *m.bot_users]))
         except FnError as exc:
             log.error("manifest not usable (%s); every request will be refused", exc)
             operators = ()
@@ -237,6 +241,11 @@ class DeviceAgent:
             if a.type == "m.reaction" and isinstance(rel, dict) and isinstance(rel.get("event_id"), str):
                 r_id = rel["event_id"]
             r = await fetch_event(self.client, self._approvals_id, r_id) if r_id else None
+            between = (
+                await events_between(self.client, self._approvals_id, r.event_id, a.event_id)
+                if r is not None
+                else None
+            )
         except FnError as exc:
             return ApprovalEvents(problem=f"cannot fetch the approval: {exc.message}")
         except Exception as exc:  # any failure to look it up refuses; it never crashes the agent
@@ -245,7 +254,13 @@ class DeviceAgent:
             approval=a.as_bus_dict(),
             approval_verified=a.verified and a.decrypted,
             request=r.as_bus_dict() if r is not None else None,
-            problem="" if r is not None else "the approval request event was not found",
+            request_verified=r is not None and r.verified and r.decrypted,
+            between=between,
+            problem=(
+                "the approval request event was not found"
+                if r is None
+                else "" if between is not None else "the approval does not follow its request in the room"
+            ),
         )
 
     async def handle(self, content: Any) -> Outcome:

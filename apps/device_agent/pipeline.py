@@ -17,7 +17,10 @@
 capability, arguments, approval. The approval check is the device's own: the
 approval event A named by the signed envelope and the request R it answers, fetched
 by the shell from ``#operator-approvals`` *before* ``check`` (``verify`` takes a sync
-callback), then judged by ``meshagents.bus.check_approval``.
+callback) together with every event between R and A, then judged by
+``meshagents.trust.approval.check_approval``. A refused approval's reason starts with
+its stable code (``approval_denied: ...``). ``begin`` spends the approval event with
+the nonce and the intent in one transaction (``approval_reused`` on a second use).
 
 ``fs.write``: the bot sends ``{"path", "content"}``; the manifest declares ``content``
 as a free-form text argument (``texts: {"content": <max bytes>}``), so ``verify``
@@ -34,8 +37,9 @@ from typing import Any
 from apps.device_agent import capabilities
 from apps.device_agent.capabilities.base import CapResult, Context
 from apps.device_agent.config import AgentConfig
-from meshagents.bus import ENVELOPE_EVENT, check_approval
+from meshagents.bus import ENVELOPE_EVENT
 from meshagents.errors import FnError
+from meshagents.trust import approval as trust_approval
 from meshagents.trust import envelope as trust_envelope
 from meshagents.trust import manifest as trust_manifest
 from meshagents.trust.audit import AuditLog
@@ -48,11 +52,15 @@ _MAX_ID = 128
 
 @dataclass(frozen=True)
 class ApprovalEvents:
-    """A and R as fetched by the shell (``{"event_id","type","sender","content"}``)."""
+    """A and R as fetched by the shell (``{"event_id","type","sender","content",
+    "origin_server_ts"}``), and the events between them (each with ``verified``;
+    None when they could not be read)."""
 
     approval: dict[str, Any] | None = None
     approval_verified: bool = False
     request: dict[str, Any] | None = None
+    request_verified: bool = False
+    between: list[dict[str, Any]] | None = None
     problem: str = ""
 
 
@@ -186,7 +194,7 @@ class Pipeline:
         why: list[str] = []
 
         def approval_check(env: Envelope, m: Manifest) -> bool:
-            ok, reason = self._judge_approval(env, m, approvals)
+            ok, reason = self._judge_approval(env, m, approvals, now)
             why.append(reason)
             return ok
 
@@ -203,7 +211,7 @@ class Pipeline:
         )
         reason = res.reason
         if res.status == "rejected_approval" and why:
-            reason = f"{reason}: {why[-1]}"
+            reason = why[-1]  # "<stable code>: <detail>"
         verdict = replace(
             base, status=res.status, reason=reason, envelope=res.envelope, decision=res.decision
         )
@@ -217,25 +225,27 @@ class Pipeline:
         return verdict
 
     def _judge_approval(
-        self, env: Envelope, m: Manifest, approvals: ApprovalEvents | None
+        self, env: Envelope, m: Manifest, approvals: ApprovalEvents | None, now: int
     ) -> tuple[bool, str]:
         if approvals is None or approvals.approval is None:
-            return False, (
-                approvals.problem if approvals and approvals.problem else "approval event not found"
-            )
-        if approvals.approval.get("event_id") != env.approval:
-            return False, "the fetched event is not the one the envelope names"
-        if approvals.request is None:
-            return False, approvals.problem or "the approval request event was not found"
-        verdict = check_approval(
+            problem = approvals.problem if approvals and approvals.problem else "approval event not found"
+            return False, f"approval_not_found: {problem}"
+        if env.approval and self.audit.nonces.approval_used(env.approval) is not None:
+            return False, "approval_reused: this approval was already used"
+        verdict = trust_approval.check_approval(
+            envelope=env,
+            manifest=m,
             approval=approvals.approval,
-            request=approvals.request,
             approval_verified=approvals.approval_verified,
-            binding=trust_envelope.approval_binding(env),
-            device_id=m.device_id,
-            approvers=m.approvers,
-            bot_users=self.config.bot_users,
+            request=approvals.request,
+            request_verified=approvals.request_verified,
+            between=approvals.between,
+            now=now,
+            skew_s=self.config.skew_s,
         )
+        lookup_codes = ("request_not_found", "approval_history_unknown")
+        if not verdict.ok and approvals.problem and verdict.code in lookup_codes:
+            return False, f"{verdict.code}: {approvals.problem}"
         return verdict.ok, verdict.reason
 
     # ---------------------------------------------------------------- audit + run
@@ -265,6 +275,8 @@ class Pipeline:
                 keep_until=trust_envelope.keep_until(env, self.config.skew_s),
             )
         except FnError as exc:
+            if exc.code == "rejected_approval":  # the approval was spent by a racing request
+                return self.refuse(replace(verdict, status="rejected_approval", reason=exc.message))
             if exc.code != "rejected_nonce":
                 raise
             return self.refuse(
