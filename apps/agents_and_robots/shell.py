@@ -72,7 +72,7 @@ from meshagents.bus import (
 )
 from meshagents.errors import FnError
 from meshagents.matrix.client import ClientConfig, Incoming, MatrixClient
-from meshagents.matrix.rooms import power_levels
+from meshagents.matrix.rooms import approvals_levels_fixed, approvals_power_levels
 from meshagents.trust.manifest import decide
 
 log = logging.getLogger("agents_and_robots")
@@ -285,9 +285,8 @@ class BotShell:
             if exc.code != "room_not_found":
                 raise
             ops = sorted(self.client.config.operators)
-            levels = power_levels(ops, None, None)
             # the creator needs 100 to set the initial state (encryption) in the same request
-            levels["users"][self.client.user_id] = 100
+            levels = approvals_power_levels(ops, self.client.user_id)
             try:
                 room_id = await self.client.create_room(
                     alias=self.cfg.approvals_alias, name="operator-approvals",
@@ -299,7 +298,30 @@ class BotShell:
                     raise
                 room_id = await self.client.resolve(alias)
         await self.client.join(room_id)
+        await self._lock_approvals_room(room_id)
         return room_id
+
+    async def _lock_approvals_room(self, room_id: str) -> None:
+        """A room made before devices were kept from posting (``events_default`` 0) is
+        raised to today's levels; a failure is logged, the device's own check still holds."""
+        nio_client = self.client.nio_client
+        try:
+            resp = await nio_client.room_get_state_event(room_id, "m.room.power_levels")
+            current = getattr(resp, "content", None)
+            if not isinstance(current, dict):
+                log.warning("cannot read the power levels of the approvals room: %s", resp)
+                return
+            fixed = approvals_levels_fixed(current, sorted(self.client.config.operators), self.client.user_id)
+            if fixed is None:
+                return
+            put = await nio_client.room_put_state(room_id, "m.room.power_levels", fixed)
+            if getattr(put, "event_id", None):  # nio's RoomPutStateResponse (errors carry none)
+                log.info("approvals room: devices may no longer post (events_default %d)",
+                         fixed["events_default"])
+            else:
+                log.warning("cannot raise the approvals room's power levels: %s", put)
+        except (TimeoutError, OSError) as exc:
+            log.warning("cannot raise the approvals room's power levels: %s", exc)
 
     async def _map_rooms(self) -> None:
         """Find the room of each device the directory knows and the bot is not mapped to yet."""

@@ -173,6 +173,7 @@ class Hub:
                 profile=profile,
                 controllers=self.controllers,
                 approvers=self._approvers(),
+                bot_users=self._bot_users(),
                 server_name=self.cfg.matrix.server_name if self.cfg.matrix else self.cfg.matrix_server_name,
                 serial=self.store.next_serial(wg_pub),
                 now=int(time.time()),
@@ -296,6 +297,20 @@ class Hub:
         except FnError as exc:
             log.error("no approvers: %s", exc)
             return []
+
+    def _bot_users(self) -> list[str]:
+        """The bot's Matrix id (from the Matrix settings), which the manifest names so the
+        device trusts approval requests from it alone."""
+        if self.cfg.matrix is None:
+            return []
+        from meshagents.matrix.settings import load_settings
+
+        try:
+            bot = load_settings().bot
+        except FnError as exc:
+            log.error("no bot user for the manifest: %s", exc)
+            return []
+        return [bot] if bot else []
 
     def _check_free(self, name: str, wg_pub: str) -> None:
         """The name and key are new — or this is the same device coming back after a removal.
