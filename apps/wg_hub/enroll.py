@@ -379,8 +379,13 @@ class Hub:
         }
 
     def refused(self, token: str, reason: str) -> dict[str, Any]:
-        """A device refused the manifest it got: log it and take back the peer made for it."""
+        """A device refused the manifest it got: log it and take back the peer made for it.
+
+        The token must still be live: a refusal comes seconds after the answer, and a
+        copy of an old token (a log, a screenshot) must not let anyone take a peer back."""
         tok = self._token_of_ours(token)
+        if time.time() >= tok.expires_at:  # the hub's own clock issued it: no skew to allow
+            raise FnError("token_expired", "the enrollment token has expired")
         row = self.store.peer_by_token(tok.token_id)
         if row is None or row.state != "enrolled" or time.time() - row.enrolled_at > self.cfg.refuse_window_s:
             raise FnError("enrollment_unknown", "no fresh enrollment for this token")

@@ -79,7 +79,8 @@ async def test_approvals_count_only_operators_and_the_dashboard_can_deny(make_wo
     req = await world.request()
     data = req.content[APPROVAL_REQUEST_KEY]
     assert data["approval_id"] == approval_id and data["device_id"] == world.name
-    assert data["capability"] == "shell.exec.echo" and data["binding"].startswith(data["request_id"] + ":")
+    assert data["capability"] == "shell.exec.echo" and data["deadline"] > 0
+    assert req.content["body"].count(data["binding"]) == 1  # the digest the text shows
     rid = data["request_id"]
     assert (await world.row(rid, "pending_approval")).approval_id == approval_id
 
