@@ -28,8 +28,10 @@ I/O and reads no clock; the shell carries out the returned actions in order:
     StatusQuery(...)           answer !status from the hub's state
 
 Order of checks for a message: the bot's own messages and plain chat are ignored;
-then the sender must be an operator (of this room's device; in #operator-approvals,
-of any device) writing from a verified device — otherwise a refusal and an alert;
+then the sender's rate limit (``ratelimit.RateLimiter``: one ``rate_limited`` reply per
+run of refusals, then silence until the bucket refills); then the sender must be an
+operator (of this room's device; in #operator-approvals, of any device) writing
+from a verified device — otherwise a refusal and an alert;
 then the grammar, the room, a revoked device (``peer_revoked``), the manifest
 pre-check (a refusal at once, an alert and a ``refused`` row), and the approval flow.
 """
@@ -37,6 +39,7 @@ pre-check (a refusal at once, an alert and a ``refused`` row), and the approval 
 from __future__ import annotations
 
 import html
+import math
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -64,6 +67,7 @@ from apps.agents_and_robots.commands import (
 from apps.agents_and_robots.confirm import RevokeConfirmations
 from apps.agents_and_robots.dispatches import FINAL, args_digest
 from apps.agents_and_robots.help import render_help
+from apps.agents_and_robots.ratelimit import RateLimiter
 from meshagents.bus import APPROVAL_REQUEST_KEY as APPROVAL_REQUEST_KEY  # the shell's content key
 from meshagents.errors import FnError
 from meshagents.trust.approval import Binding
@@ -223,6 +227,7 @@ class BotCore:
         new_request_id: Callable[[], str] = _new_request_id,
         stale_after_s: float = DEFAULT_STALE_AFTER_S,
         check: Checker | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.bot_user_id = bot_user_id
         self.approvals_room_id = approvals_room_id
@@ -233,6 +238,7 @@ class BotCore:
         self._request_of: dict[str, str] = {}  # approval id -> dispatch request id (kept for listings)
         self.stale = StaleWatch(threshold_s=stale_after_s)
         self._check = check
+        self.limiter = limiter if limiter is not None else RateLimiter()
 
     # ---- inputs ------------------------------------------------------------------------
 
@@ -240,6 +246,14 @@ class BotCore:
         body = strip_reply_fallback(msg.body)
         if msg.sender == self.bot_user_id or not body.lstrip().startswith("!"):
             return []  # the bot's own words and ordinary chat
+        # Before anything else: a flood, even from a stranger, costs one bucket update.
+        limit = self.limiter.take(msg.sender, msg.at)
+        if not limit.allowed:
+            if not limit.first_refusal:
+                return []
+            wait = max(1, math.ceil(limit.retry_after_s))
+            return [self._reply(msg, f"rate_limited: too many commands from {msg.sender}; "
+                                     f"nothing was run; try again in {wait} s")]
         refusal = self._authorise(msg, devices)  # before parsing: strangers cost no parsing
         if refusal:
             return refusal
@@ -266,6 +280,7 @@ class BotCore:
 
     def tick(self, now: float) -> list[Action]:
         out: list[Action] = []
+        self.limiter.forget(now)
         for transition in self.book.tick(now):
             out += self._apply(transition)
         return out

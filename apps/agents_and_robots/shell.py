@@ -61,6 +61,7 @@ from apps.agents_and_robots.core import (
 from apps.agents_and_robots.directory import DeviceDirectory, DeviceRecord, HubLike
 from apps.agents_and_robots.dispatches import APP, DispatchStore
 from apps.agents_and_robots.ids import normalize_request_id
+from apps.agents_and_robots.ratelimit import RateLimiter
 from meshagents import api
 from meshagents.bus import (
     APPROVAL_REQUEST_KEY,
@@ -100,6 +101,9 @@ class ShellConfig:
     stale_after_s: float = 24 * 3600.0
     approval_ttl_s: float = 3600.0
     envelope_ttl_s: int = 300
+    #: Per-sender command rate limit (token bucket): refill per minute, and burst.
+    commands_per_minute: float = 120.0
+    command_burst: int = 30
     store_path: Path | None = None
 
 
@@ -231,6 +235,7 @@ class BotShell:
             approvals=ApprovalBook(bot_user_id=self.client.user_id, ttl_s=self.cfg.approval_ttl_s),
             stale_after_s=self.cfg.stale_after_s,
             check=self._check,
+            limiter=RateLimiter(per_minute=self.cfg.commands_per_minute, burst=self.cfg.command_burst),
         )
         orphans = self.store.expire_orphans(self.clock())
         self._ready.set()
