@@ -9,7 +9,9 @@
     agent.state                # "ok" | "degraded" (homeserver or mesh unreachable)
 
 Each ``org.meshagents.envelope`` event in the device room is handled in its own task
-(at most ``max_concurrent`` at once, so a long command never blocks the sync loop):
+(at most ``max_concurrent`` at once, so a long command never blocks the sync loop; at
+most ``max_queue`` waiting or running, beyond which an envelope is answered at once
+with ``error`` / ``queue_full`` and nothing runs — its nonce is not spent):
 approval events fetched from the approvals room when the envelope names one, then
 the pipeline's checks, then intent → run (worker thread) → outcome, then a result
 event and an ``m.notice`` replying to the operator's command. Replies that cannot be
@@ -77,6 +79,7 @@ class DeviceAgent:
         )
         self.shipper = Shipper(config, self.pipeline.audit, self._device_key)
         self._sem = asyncio.Semaphore(config.max_concurrent)
+        self._queued = 0  # envelopes accepted into the queue and not finished
         self._tasks: set[asyncio.Task[Any]] = set()
         self._room_id: str | None = None
         self._approvals_id: str | None = None
@@ -226,6 +229,15 @@ class DeviceAgent:
         env = ev.content.get("envelope")
         rid = env.get("request_id") if isinstance(env, dict) else None
         log.info("envelope %s from %s (event %s)", rid, ev.sender, ev.event_id)
+        if self._queued >= self.config.max_queue:
+            reason = (
+                f"queue_full: {self._queued} requests are waiting or running "
+                f"(at most {self.config.max_queue}); nothing was run, send it again later"
+            )
+            log.warning("request %s refused: %s", rid, reason)
+            self._spawn(self._reply(self.pipeline.error_outcome(ev.content, reason)))
+            return
+        self._queued += 1
         self._spawn(self._handle(ev.content))
 
     async def _approvals(self, content: Any) -> ApprovalEvents | None:
@@ -289,6 +301,8 @@ class DeviceAgent:
             # The room still hears about it (status error); the chain has whatever was written.
             log.exception("handling an envelope failed")
             outcome = self.pipeline.error_outcome(content, f"internal error: {type(exc).__name__}")
+        finally:
+            self._queued -= 1
         log.info("request %s: %s (%s)", outcome.request_id, outcome.status, outcome.reason)
         await self._reply(outcome)
 

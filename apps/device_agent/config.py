@@ -14,7 +14,8 @@ state directory can be moved. Keys::
      "skew_s": 30, "sandbox": true,
      "audit_path": "audit.sqlite", "data_dir": ".",   # defaults relative to the file
      "keystore": "file" | "pass" | null, "keys_dir": null,
-     "docker_host": null, "max_concurrent": 4, "health_interval_s": 10}
+     "docker_host": null, "max_concurrent": 4, "health_interval_s": 10,
+     "max_queue": 64}                                  # waiting + running; beyond: queue_full
 
 ``load(path)`` raises ``FnError("agent_config_invalid")`` with the offending key.
 """
@@ -63,6 +64,7 @@ class AgentConfig:
     keys_dir: Path | None = None
     docker_host: str | None = None
     max_concurrent: int = 4
+    max_queue: int = 64
     health_interval_s: float = 10.0
     #: Largest output kept in one Matrix event (an event is at most 64 KiB once encrypted).
     matrix_output_limit: int = 16_000
@@ -108,7 +110,9 @@ def from_dict(data: dict[str, Any], base: Path) -> AgentConfig:
     if hub is not None and not isinstance(hub, str):
         raise FnError("agent_config_invalid", "config key 'hub_url' must be a URL or null")
     ints: dict[str, int] = {}
-    for key, default in (("skew_s", 30), ("max_concurrent", 4), ("matrix_output_limit", 16_000)):
+    for key, default in (
+        ("skew_s", 30), ("max_concurrent", 4), ("matrix_output_limit", 16_000), ("max_queue", 64),
+    ):
         value = data.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise FnError("agent_config_invalid", f"config key {key!r} must be a non-negative integer")
@@ -143,6 +147,7 @@ def from_dict(data: dict[str, Any], base: Path) -> AgentConfig:
         keys_dir=_path(base, data["keys_dir"], "keys_dir") if data.get("keys_dir") else None,
         docker_host=data.get("docker_host") if isinstance(data.get("docker_host"), str) else None,
         max_concurrent=max(1, ints["max_concurrent"]),
+        max_queue=max(1, ints["max_queue"]),
         health_interval_s=float(interval),
         matrix_output_limit=max(1024, ints["matrix_output_limit"]),
     )
