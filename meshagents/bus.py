@@ -11,6 +11,10 @@ Event types (custom, namespaced, hidden in Element's timeline)::
          "truncated": bool, "audit_seq": int | null, "duration_ms": int}
     org.meshagents.status     device agent -> its room (on start, on ok <-> degraded)
         {"device_id", "state": "ok" | "degraded", "ts": int, "detail": str}
+    org.meshagents.rotation   anyone -> device room (self-authenticating, docs/protocol.md §8)
+        {"statement": <rotation statement signed by old and new key>,
+         "manifest": <the device's manifest re-signed by the new key> | null}
+        the agent answers with an m.notice: "rotation accepted: ..." / "rotation refused: <code>: ..."
 
 Approvals (ARCHITECTURE.md): the bot posts the request R in ``#operator-approvals`` as
 an ``m.text`` whose content is ``meshagents.trust.approval.request_content(binding,
@@ -38,6 +42,7 @@ from meshagents.trust.approval import request_content as approval_request_conten
 ENVELOPE_EVENT = "org.meshagents.envelope"
 RESULT_EVENT = "org.meshagents.result"
 STATUS_EVENT = "org.meshagents.status"
+ROTATION_EVENT = "org.meshagents.rotation"
 
 __all__ = [
     "APPROVAL_REQUEST_KEY",
@@ -45,6 +50,7 @@ __all__ = [
     "APPROVE_REACTIONS",
     "ENVELOPE_EVENT",
     "RESULT_EVENT",
+    "ROTATION_EVENT",
     "STATUS_EVENT",
     "approval_request_content",
 ]

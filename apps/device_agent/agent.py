@@ -36,7 +36,7 @@ from apps.device_agent.capabilities.base import Context
 from apps.device_agent.config import AgentConfig
 from apps.device_agent.pipeline import ApprovalEvents, Outcome, Pipeline, approval_ids
 from apps.device_agent.shipping import Shipper
-from meshagents.bus import ENVELOPE_EVENT, RESULT_EVENT, STATUS_EVENT
+from meshagents.bus import ENVELOPE_EVENT, RESULT_EVENT, ROTATION_EVENT, STATUS_EVENT
 from meshagents.errors import FnError
 from meshagents.matrix.client import ClientConfig, Incoming, MatrixClient
 from meshagents.matrix.fetch import fetch_event
@@ -74,6 +74,7 @@ class DeviceAgent:
             operators = ()
         self.client = MatrixClient(client_config(config, operators, **client_overrides))
         self.client.on_custom_event(ENVELOPE_EVENT, self._on_envelope)
+        self.client.on_custom_event(ROTATION_EVENT, self._on_rotation)
         self.ctx = Context(
             sandbox=config.sandbox, docker_host=config.docker_host, snapshots_dir=config.snapshots_dir
         )
@@ -129,7 +130,7 @@ class DeviceAgent:
         self._approvals_id = await self.client.join(self.config.approvals_room)
         early, self._early = self._early, []
         for ev in early:
-            await self._on_envelope(ev)
+            await (self._on_rotation if ev.type == ROTATION_EVENT else self._on_envelope)(ev)
         await self._check_health()
         interrupted = self.pipeline.interrupted()
         if interrupted:
@@ -239,6 +240,23 @@ class DeviceAgent:
             return
         self._queued += 1
         self._spawn(self._handle(ev.content))
+
+    async def _on_rotation(self, ev: Incoming) -> None:
+        """An operator-key rotation statement (and the re-signed manifest) in our room."""
+        if self._room_id is None:
+            self._early.append(ev)
+            return
+        if ev.room_id != self._room_id:
+            return
+        result = await asyncio.to_thread(self.pipeline.accept_rotation, ev.content)
+        if result.status == "ok":
+            text = f"rotation accepted: {result.reason}"
+            log.info(text)
+        else:
+            text = f"rotation refused: {result.status}: {result.reason}"
+            log.warning(text)
+        with contextlib.suppress(FnError):
+            await self.client.send_notice(self._room_id, text, reply_to=ev.event_id)
 
     async def _approvals(self, content: Any) -> ApprovalEvents | None:
         a_id, r_hint = approval_ids(content)

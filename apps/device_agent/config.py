@@ -81,6 +81,11 @@ class AgentConfig:
     def snapshots_dir(self) -> Path:
         return self.data_dir / "snapshots"
 
+    @property
+    def rotations_path(self) -> Path:
+        """The operator-key rotation statements this agent accepted (docs/protocol.md §8)."""
+        return self.data_dir / "rotations.json"
+
 
 def _str(data: dict[str, Any], key: str) -> str:
     value = data.get(key)

@@ -1,7 +1,9 @@
 """The agent's core under the Matrix shell: manifest, envelope checks, audit, run.
 
     p = Pipeline(config)                           # opens the audit log (chain + nonces)
-    p.manifest(now=None) -> Manifest               # verified vs the pinned operator key
+    p.manifest(now=None) -> Manifest               # verified vs the operator key trusted now
+    p.operator_key() -> str                        # pinned key followed through rotations.json
+    p.accept_rotation(content) -> RotationResult   # an org.meshagents.rotation event content
     approval_ids(content) -> (A event id | None, R event id hint | None)
     v = p.check(content, approvals=None, now=None) -> Verdict     # pure but for the stores
     p.refuse(v) -> AuditEntry                      # an "event" entry for a refusal
@@ -29,6 +31,7 @@ checks all of it — there is no side path.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass, field, replace
@@ -42,6 +45,7 @@ from meshagents.errors import FnError
 from meshagents.trust import approval as trust_approval
 from meshagents.trust import envelope as trust_envelope
 from meshagents.trust import manifest as trust_manifest
+from meshagents.trust import rotation as trust_rotation
 from meshagents.trust.audit import AuditLog
 from meshagents.trust.manifest import Decision, SerialStore
 from meshagents.trust.models import AuditEntry, Envelope, Manifest
@@ -62,6 +66,16 @@ class ApprovalEvents:
     request_verified: bool = False
     between: list[dict[str, Any]] | None = None
     problem: str = ""
+
+
+@dataclass(frozen=True)
+class RotationResult:
+    """What an ``org.meshagents.rotation`` event did: ``ok`` or a stable refusal code."""
+
+    status: str  # ok | rotation_invalid | rotation_conflict | rotation_unchained | manifest_*
+    reason: str
+    operator_key: str = ""
+    serial: int | None = None
 
 
 @dataclass(frozen=True)
@@ -143,7 +157,8 @@ class Pipeline:
         self.audit = AuditLog(config.audit_path, device_id=config.device_id)
         self.serials = SerialStore(config.serials_path)
         self._manifest: Manifest | None = None
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple[int, ...] | None = None
+        self.rotations = trust_rotation.RotationLog(config.rotations_path)
 
     def close(self) -> None:
         self.audit.close()
@@ -161,16 +176,76 @@ class Pipeline:
             st = os.stat(path)
         except OSError as exc:
             raise FnError("manifest_unreadable", f"cannot read {path}: {exc.strerror}") from exc
-        stamp = (st.st_mtime_ns, st.st_size)
+        stamp: tuple[int, ...] = (st.st_mtime_ns, st.st_size, *self._rotations_stamp())
         if self._manifest is None or stamp != self._stamp:
+            self._manifest = None  # a new rotation statement re-judges the manifest in place
             data = trust_manifest.load_file(path)
-            model = trust_manifest.verify(data, self.config.operator_key, serials=self.serials)
+            model = trust_manifest.verify(data, self.operator_key(), serials=self.serials)
             if model.device_id != self.config.device_id:
                 raise FnError(
                     "manifest_invalid", f"manifest is for {model.device_id}, not {self.config.device_id}"
                 )
             self._manifest, self._stamp = model, stamp
         return self._manifest
+
+    def _rotations_stamp(self) -> tuple[int, int]:
+        try:
+            st = os.stat(self.config.rotations_path)
+        except FileNotFoundError:
+            return (0, 0)
+        return (st.st_mtime_ns, st.st_size)
+
+    def operator_key(self) -> str:
+        """The key pinned at enrollment, followed through the accepted rotation statements.
+
+        FnError: rotation_invalid | rotation_conflict (then nothing verifies: deny by default).
+        """
+        return trust_rotation.follow(self.config.operator_key, self.rotations.load())
+
+    def accept_rotation(self, content: Any) -> RotationResult:
+        """An ``org.meshagents.rotation`` event: ``{"statement": {...}, "manifest": {...} | null}``.
+
+        The statement authenticates itself (signed by the old and the new key), so it may
+        come from anyone; it must start at the key trusted now. A manifest sent with it
+        must verify under the new key (serial rules included) before anything is kept;
+        then the statement is appended to ``rotations.json`` and the manifest replaces
+        the file. From then on a manifest signed by the retired key is refused.
+        """
+        if not isinstance(content, dict) or not isinstance(content.get("statement"), dict):
+            return RotationResult("rotation_invalid", "the event carries no rotation statement")
+        try:
+            current = self.operator_key()
+            statement = trust_rotation.verify_statement(content["statement"])
+            known = self.rotations.load()
+            if any(s.model_dump(mode="json") == statement.model_dump(mode="json") for s in known):
+                new_key = current
+            elif statement.old_key != current:
+                return RotationResult(
+                    "rotation_unchained", "the statement does not start at the operator key trusted now",
+                    current,
+                )
+            else:
+                new_key = trust_rotation.follow(self.config.operator_key, [*known, statement])
+            manifest = content.get("manifest")
+            model: Manifest | None = None
+            if manifest is not None:
+                if not isinstance(manifest, dict):
+                    return RotationResult("manifest_invalid", "the manifest is not an object", current)
+                model = trust_manifest.verify(manifest, new_key, serials=self.serials)
+                if model.device_id != self.config.device_id:
+                    return RotationResult(
+                        "manifest_invalid", f"manifest is for {model.device_id}, not {self.config.device_id}",
+                        current,
+                    )
+            if new_key != current:
+                self.rotations.append(statement)
+            if model is not None:
+                _write_atomic(self.config.manifest_path, model.model_dump(mode="json"))
+        except FnError as exc:
+            return RotationResult(exc.code, exc.message)
+        serial = model.serial if model is not None else None
+        what = f"; manifest serial {serial} installed" if serial is not None else ""
+        return RotationResult("ok", f"operator key is now {new_key}{what}", new_key, serial)
 
     # ---------------------------------------------------------------- checks
     def check(
@@ -382,6 +457,14 @@ class Pipeline:
                 detail=f"intent at seq {entry.seq} has no outcome: the agent stopped while it ran",
             )
         return found
+
+
+def _write_atomic(path: Any, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    with tmp.open("rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
 
 
 def is_envelope_event(event_type: str) -> bool:
