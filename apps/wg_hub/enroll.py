@@ -52,6 +52,7 @@ from meshagents.trust.keystore import (
     wg_preshared_name,
 )
 from meshagents.trust.rotation import current_operator_key
+from meshagents.trust.sealing import check_device_key, seal_answer
 from meshagents.trust.signing import TYPE_TOKEN, public_b64, verify_payload
 from meshagents.wg.context import WgPaths
 from meshagents.wg.hub import public_of
@@ -151,6 +152,7 @@ class Hub:
         name = str(checked["device_name"])
         profile = load_profile(self.cfg.profiles_dir, str(checked["profile"]))
         self._check_free(name, wg_pub)
+        check_device_key(dev_key)  # the answer is sealed to it: refuse before the token is spent
         self.store.claim_token(tok.token_id, name, tok.profile, tok.issued_at, tok.expires_at)
         added = False
         try:
@@ -215,7 +217,7 @@ class Hub:
         )
         log.info("enrolled device=%s address=%s profile=%s", name, peer["address"], profile["name"])
         self.bus.publish("peer_added", {"device_id": name, "address": peer["address"], "public_key": wg_pub})
-        return {
+        answer = {
             "device_id": name,
             "address": peer["address"],
             "address_cidr": f"{peer['address']}/{self.facts.prefixlen}",
@@ -230,6 +232,8 @@ class Hub:
             "manifest_pending": signed is None,
             "matrix": self._matrix(name),
         }
+        # the Matrix password and the preshared key leave the hub sealed to the device's key
+        return seal_answer(answer, dev_key)
 
     # two-step signing ------------------------------------------------------------------------
     def _token_of_ours(self, token: str) -> Any:

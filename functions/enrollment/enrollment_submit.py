@@ -9,7 +9,9 @@ Checks, in order: the token is well formed and signed by the operator key it nam
 (and, if this device already pinned an operator key, it is that one); the hub's
 answer carries a manifest signed by the token's operator key (``manifest_invalid_signature``
 otherwise — reported to the hub at ``/enroll/refused`` so it removes the peer it
-prepared), naming this device's own keys and the address the hub gave.
+prepared), naming this device's own keys and the address the hub gave. The answer's
+secrets (Matrix password, WireGuard preshared key) arrive sealed to this device's key
+and are opened here (``enroll_sealed_invalid`` when they do not open).
 """
 
 from __future__ import annotations
@@ -134,6 +136,7 @@ def enrollment_submit(
     from meshagents.trust.keystore import DEVICE_KEY, load_signing_key
     from meshagents.trust.paths import serial_store_path
     from meshagents.trust.rotation import current_operator_key, pin_operator_key, pinned_path
+    from meshagents.trust.sealing import unseal_answer
     from meshagents.trust.signing import TYPE_TOKEN, public_b64, verify_payload
     from meshagents.wg.client import render_client
 
@@ -176,9 +179,16 @@ def enrollment_submit(
             reported = False
         return FnError(code, message, reported_to_hub=reported)
 
+    # The hub seals the Matrix password and the preshared key to our device key
+    # (meshagents.trust.sealing): the pending file keeps them sealed, only we open them.
+    sealed_answer = answer
+    try:
+        answer, _ = unseal_answer(answer, load_signing_key(DEVICE_KEY))
+    except FnError as exc:
+        raise refuse(exc.code, exc.message) from exc
     manifest = answer.get("manifest")
     if manifest is None and answer.get("manifest_pending"):
-        _write(pending_file, json.dumps({"token_id": tok.token_id, "answer": answer}) + "\n")
+        _write(pending_file, json.dumps({"token_id": tok.token_id, "answer": sealed_answer}) + "\n")
         manifest = _wait_for_signature(base, token, timeout_s, wait_s)
     if not isinstance(manifest, dict):
         raise refuse("manifest_invalid", "the hub's answer has no manifest")
