@@ -132,7 +132,7 @@ def result_from_content(content: Mapping[str, Any], device: str, at: float) -> D
 
 def device_checkable_vote(body: str | None = None, *, reaction_key: str | None = None) -> str | None:
     """Why an approving vote the core would count could not pass the device's own check
-    (``meshagents.bus.check_approval`` reads the raw event), or None when it can.
+    (``meshagents.trust.approval.check_approval`` reads the raw event), or None when it can.
 
     The device accepts any approving reaction key of the trust core (skin tones
     included) and a message whose whole body is ``!approve <id>`` with the id exactly as
