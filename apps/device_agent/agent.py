@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from dataclasses import replace
@@ -241,6 +242,17 @@ class DeviceAgent:
         self._queued += 1
         self._spawn(self._handle(ev.content))
 
+    def _follow_manifest_users(self) -> None:
+        """Whose devices the Matrix layer judges (approvers and bots) follows a renewed manifest."""
+        try:
+            m = self.pipeline.manifest()
+        except FnError:
+            return
+        wanted = tuple(dict.fromkeys([*m.approvers, *m.bot_users]))
+        if wanted != self.client.config.operators:
+            # ClientConfig is frozen; the client reads it on each decision, so a new copy is enough
+            self.client.config = dataclasses.replace(self.client.config, operators=wanted)
+
     async def _on_rotation(self, ev: Incoming) -> None:
         """An operator-key rotation statement (and the re-signed manifest) in our room."""
         if self._room_id is None:
@@ -249,6 +261,7 @@ class DeviceAgent:
         if ev.room_id != self._room_id:
             return
         result = await asyncio.to_thread(self.pipeline.accept_rotation, ev.content)
+        self._follow_manifest_users()
         if result.status == "ok":
             text = f"rotation accepted: {result.reason}"
             log.info(text)
@@ -296,6 +309,7 @@ class DeviceAgent:
     async def handle(self, content: Any) -> Outcome:
         """Run one envelope event content end to end (also used by tests)."""
         async with self._sem:
+            self._follow_manifest_users()
             approvals = await self._approvals(content)
             verdict = self.pipeline.check(content, approvals)
             if verdict.ok:
