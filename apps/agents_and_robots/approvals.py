@@ -28,9 +28,11 @@ when the bot may send the envelope):
 - The operator who asked may approve their own request (a one-operator fleet needs
   that); ``allow_self_approval=False`` forbids it.
 
-The request message names ``binding`` when given (``<request_id>:<args digest>``, the
-trust core's ``approval_binding``), so the device can check that the approval it is
-shown was given for exactly this request and these arguments.
+The request message is rendered from the trust core's binding
+(``meshagents.trust.approval``: device id, capability, canonical-args digest, envelope
+request id, deadline) when ``envelope_request_id`` is given, so the device can re-render
+it from the envelope and check that the approval it is shown was given for exactly
+what the operator read.
 
 Every call returns a ``Transition`` whose ``effects`` say what the shell should post
 (``post`` in the approvals or device room, ``alert`` in the approvals room) and when
@@ -41,8 +43,6 @@ is ``request.decision_event_id``.
 from __future__ import annotations
 
 import html
-import json
-import time
 from collections.abc import Callable, Container, Iterable, Mapping, Set
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -50,12 +50,12 @@ from typing import Any, Literal
 
 from apps.agents_and_robots.commands import Command
 from apps.agents_and_robots.ids import new_request_id
+from meshagents.trust.approval import ARG_PREVIEW_CHARS as ARG_PREVIEW_CHARS
+from meshagents.trust.approval import Binding, make_binding, render_request
+from meshagents.trust.approval import preview_args as preview_args
+from meshagents.trust.approval import reaction_vote as reaction_vote
 
 DEFAULT_TTL_S = 3600.0
-ARG_PREVIEW_CHARS = 300
-_MODIFIERS = {chr(c) for c in range(0x1F3FB, 0x1F400)} | {"\ufe0f", "\ufe0e"}
-APPROVE_KEY = "👍"
-DENY_KEY = "👎"
 
 
 class State(StrEnum):
@@ -88,7 +88,7 @@ class ApprovalRequest:
     decided_by: str | None = None
     decision_event_id: str | None = None
     decided_at: float | None = None
-    binding: str | None = None  # "<envelope request_id>:<args digest>", shown for the device's check
+    binding: Binding | None = None  # what R was rendered from (trust core), for the device's check
     alerted: frozenset[str] = frozenset()  # senders already alerted about, so alerts are once each
 
     @property
@@ -144,16 +144,6 @@ class Transition:
     @property
     def changed(self) -> bool:
         return self.outcome != "ignored"
-
-
-def reaction_vote(key: str) -> bool | None:
-    """True for 👍, False for 👎 (any skin tone / variation selector), else None."""
-    base = "".join(ch for ch in key.strip() if ch not in _MODIFIERS)
-    if base == APPROVE_KEY:
-        return True
-    if base == DENY_KEY:
-        return False
-    return None
 
 
 def vote_from_reaction(
@@ -230,7 +220,8 @@ class ApprovalBook:
         room_id: str | None = None,
         command_event_id: str | None = None,
         ttl_s: float | None = None,
-        binding: str | None = None,
+        envelope_request_id: str | None = None,
+        device_id: str | None = None,
     ) -> Transition:
         """A new pending request; effects: the request in #operator-approvals and
         "waiting for approval <id>" in the device room."""
@@ -238,6 +229,11 @@ class ApprovalBook:
         if ttl <= 0:
             raise ValueError("ttl_s must be positive")
         rid = self._new_id(self._requests)
+        binding = None
+        if envelope_request_id is not None:
+            binding = make_binding(approval_id=rid, request_id=envelope_request_id,
+                                   device_id=device_id or device, capability=capability, args=args,
+                                   deadline=int(now + ttl), requester=requester)
         req = ApprovalRequest(
             id=rid, device=device, capability=capability, args=dict(args), requester=requester,
             created_at=now, expires_at=now + ttl, room_id=room_id, command_event_id=command_event_id,
@@ -382,48 +378,11 @@ def _minutes(seconds: float) -> str:
     return f"{round(seconds / 60)} min"
 
 
-def preview_args(args: Mapping[str, Any], limit: int = ARG_PREVIEW_CHARS) -> str:
-    """Arguments as readable JSON, long strings cut (fs.write contents can be big)."""
-
-    def cut(value: Any) -> Any:
-        if isinstance(value, str) and len(value) > limit:
-            return value[:limit] + f"… ({len(value)} characters)"
-        if isinstance(value, list):
-            return [cut(v) for v in value]
-        if isinstance(value, Mapping):
-            return {str(k): cut(v) for k, v in value.items()}
-        return value
-
-    return json.dumps(cut(dict(args)), ensure_ascii=False, sort_keys=True, indent=None)
-
-
 def _request_message(req: ApprovalRequest) -> tuple[str, str]:
-    expires = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(req.expires_at))
-    args = preview_args(req.args)
-    lines = [
-        f"approval needed: request {req.id}",
-        f"device: {req.device}",
-        f"capability: {req.capability}",
-        f"arguments: {args}",
-        f"asked by: {req.requester}",
-        f"expires: {expires}",
-        *([f"binding: {req.binding}"] if req.binding else []),
-        f"react {APPROVE_KEY} to approve or {DENY_KEY} to deny, or write !approve {req.id} / !deny {req.id}",
-    ]
-    e = html.escape
-    body = (
-        f"<p><strong>approval needed: request <code>{e(req.id)}</code></strong></p><ul>"
-        f"<li>device: <code>{e(req.device)}</code></li>"
-        f"<li>capability: <code>{e(req.capability)}</code></li>"
-        f"<li>arguments: <pre><code>{e(args)}</code></pre></li>"
-        f"<li>asked by: {e(req.requester)}</li>"
-        f"<li>expires: {e(expires)}</li>"
-        + (f"<li>binding: <code>{e(req.binding)}</code></li>" if req.binding else "")
-        + "</ul>"
-        f"<p>react {APPROVE_KEY} to approve or {DENY_KEY} to deny, or write "
-        f"<code>!approve {e(req.id)}</code> / <code>!deny {e(req.id)}</code></p>"
-    )
-    return "\n".join(lines), body
+    binding = req.binding or make_binding(
+        approval_id=req.id, request_id="-", device_id=req.device, capability=req.capability, args=req.args,
+        deadline=int(req.expires_at), requester=req.requester)
+    return render_request(binding, req.args)
 
 
 def pending_text(requests: Iterable[ApprovalRequest], now: float) -> tuple[str, str]:

@@ -14,6 +14,8 @@
     stale_after_s = 86400                    # stale-device alert threshold
     approval_ttl_s = 3600
     envelope_ttl_s = 300
+    commands_per_minute = 120                # per sender (token bucket), then "rate_limited"
+    command_burst = 30
 
 The Matrix account is the Matrix layer's ``actor`` (``matrix/settings.toml``; the bot
 account, which also creates the device rooms), with a nio store of its own
@@ -62,6 +64,8 @@ class BotSettings:
     stale_after_s: float = 24 * 3600.0
     approval_ttl_s: float = 3600.0
     envelope_ttl_s: int = 300
+    commands_per_minute: float = 120.0
+    command_burst: int = 30
 
 
 def default_path() -> Path:
@@ -100,6 +104,8 @@ def parse_settings(data: dict[str, Any]) -> BotSettings:
         stale_after_s=_num(data, "stale_after_s", 24 * 3600.0, 1.0, 365 * 86400.0),
         approval_ttl_s=_num(data, "approval_ttl_s", 3600.0, 1.0, 86400.0),
         envelope_ttl_s=int(_num(data, "envelope_ttl_s", 300, 10, 3600)),
+        commands_per_minute=_num(data, "commands_per_minute", 120.0, 0.1, 6000.0),
+        command_burst=int(_num(data, "command_burst", 30, 1, 1000)),
     )
 
 
@@ -152,5 +158,6 @@ def build(settings: BotSettings) -> BotShell:
         control_hosts=settings.control_hosts, control_port=settings.control_port, control_token=token,
         poll_s=settings.poll_s, tick_s=settings.tick_s, stale_after_s=settings.stale_after_s,
         approval_ttl_s=settings.approval_ttl_s, envelope_ttl_s=settings.envelope_ttl_s,
+        commands_per_minute=settings.commands_per_minute, command_burst=settings.command_burst,
     )
     return BotShell(cfg, directory=directory, hub=hub)

@@ -28,8 +28,10 @@ I/O and reads no clock; the shell carries out the returned actions in order:
     StatusQuery(...)           answer !status from the hub's state
 
 Order of checks for a message: the bot's own messages and plain chat are ignored;
-then the sender must be an operator (of this room's device; in #operator-approvals,
-of any device) writing from a verified device — otherwise a refusal and an alert;
+then the sender's rate limit (``ratelimit.RateLimiter``: one ``rate_limited`` reply per
+run of refusals, then silence until the bucket refills); then the sender must be an
+operator (of this room's device; in #operator-approvals, of any device) writing
+from a verified device — otherwise a refusal and an alert;
 then the grammar, the room, a revoked device (``peer_revoked``), the manifest
 pre-check (a refusal at once, an alert and a ``refused`` row), and the approval flow.
 """
@@ -37,6 +39,7 @@ pre-check (a refusal at once, an alert and a ``refused`` row), and the approval 
 from __future__ import annotations
 
 import html
+import math
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -64,8 +67,10 @@ from apps.agents_and_robots.commands import (
 from apps.agents_and_robots.confirm import RevokeConfirmations
 from apps.agents_and_robots.dispatches import FINAL, args_digest
 from apps.agents_and_robots.help import render_help
+from apps.agents_and_robots.ratelimit import RateLimiter
 from meshagents.bus import APPROVAL_REQUEST_KEY as APPROVAL_REQUEST_KEY  # the shell's content key
 from meshagents.errors import FnError
+from meshagents.trust.approval import Binding
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,7 @@ class DeviceInfo:
     revoked: bool = False
     #: what the device agent last said of its sandbox: "bwrap", "weak" (unsandboxed) or None
     sandbox: str | None = None
+    device_id: str = ""  # the manifest's device id (the approval binding names it); "" = name
 
 
 @dataclass(frozen=True)
@@ -162,6 +168,9 @@ class PostApprovalRequest:
     text: str
     html: str
     data: dict[str, Any] = field(default_factory=dict, hash=False)
+    #: What ``text`` was rendered from: the shell posts ``request_content(binding, args)``.
+    binding: Binding | None = field(default=None, hash=False)
+    args: dict[str, Any] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
@@ -220,6 +229,7 @@ class BotCore:
         new_request_id: Callable[[], str] = _new_request_id,
         stale_after_s: float = DEFAULT_STALE_AFTER_S,
         check: Checker | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.bot_user_id = bot_user_id
         self.approvals_room_id = approvals_room_id
@@ -230,6 +240,7 @@ class BotCore:
         self._request_of: dict[str, str] = {}  # approval id -> dispatch request id (kept for listings)
         self.stale = StaleWatch(threshold_s=stale_after_s)
         self._check = check
+        self.limiter = limiter if limiter is not None else RateLimiter()
 
     # ---- inputs ------------------------------------------------------------------------
 
@@ -237,6 +248,14 @@ class BotCore:
         body = strip_reply_fallback(msg.body)
         if msg.sender == self.bot_user_id or not body.lstrip().startswith("!"):
             return []  # the bot's own words and ordinary chat
+        # Before anything else: a flood, even from a stranger, costs one bucket update.
+        limit = self.limiter.take(msg.sender, msg.at)
+        if not limit.allowed:
+            if not limit.first_refusal:
+                return []
+            wait = max(1, math.ceil(limit.retry_after_s))
+            return [self._reply(msg, f"rate_limited: too many commands from {msg.sender}; "
+                                     f"nothing was run; try again in {wait} s")]
         refusal = self._authorise(msg, devices)  # before parsing: strangers cost no parsing
         if refusal:
             return refusal
@@ -263,6 +282,7 @@ class BotCore:
 
     def tick(self, now: float) -> list[Action]:
         out: list[Action] = []
+        self.limiter.forget(now)
         for transition in self.book.tick(now):
             out += self._apply(transition)
         return out
@@ -379,7 +399,7 @@ class BotCore:
         if info is None:
             return [self._reply(msg, "no manifest is known for this room's device; nothing was sent")]
         try:
-            digest = args_digest(cmd.args)
+            args_digest(cmd.args)
         except FnError as exc:  # the parser refuses these already; never crash the bot on one
             return [self._reply(msg, f"bad_arguments: {exc.message}")]
         rid = self._new_request_id()
@@ -405,10 +425,10 @@ class BotCore:
         if not check.requires_approval:
             return [record,
                     Dispatch(rid, info.name, msg.room_id, capability, dict(cmd.args), None, msg.event_id)]
-        binding = f"{rid}:{digest}"
         opened = self.book.open(device=info.name, capability=capability, args=cmd.args,
                                 requester=msg.sender, now=msg.at, room_id=msg.room_id,
-                                command_event_id=msg.event_id, binding=binding)
+                                command_event_id=msg.event_id, envelope_request_id=rid,
+                                device_id=info.device_id or info.name)
         assert opened.request is not None  # open always makes a request
         self._dispatch_of[opened.request.id] = rid
         self._request_of[opened.request.id] = rid
@@ -431,10 +451,12 @@ class BotCore:
                                     req.decision_event_id, req.command_event_id, approval_id=req.id,
                                     approval_request_event=req.event_id))
             elif effect.kind == "post" and effect.room == "approvals" and t.outcome == "opened" and req:
-                data = {"approval_id": req.id, "request_id": rid, "binding": req.binding,
+                data = {"approval_id": req.id, "request_id": rid,
+                        "binding": req.binding.digest if req.binding else None,
                         "device": req.device, "capability": req.capability,
                         "expires_at": int(req.expires_at)}
-                out.append(PostApprovalRequest(effect.request_id, effect.text, effect.html, data))
+                out.append(PostApprovalRequest(effect.request_id, effect.text, effect.html, data,
+                                               req.binding, dict(req.args)))
             elif effect.room == "device" and req is not None and req.room_id:
                 out.append(Reply(req.room_id, effect.text, effect.html, effect.reply_to))
             elif effect.room == "approvals":

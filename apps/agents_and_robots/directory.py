@@ -79,7 +79,7 @@ class DeviceRecord:
         if self.manifest is None:
             return DeviceInfo(self.name, {}, frozenset(), self.revoked)
         return DeviceInfo(self.name, view_from_manifest(self.manifest), frozenset(self.manifest.approvers),
-                          self.revoked)
+                          self.revoked, self.manifest.device_id)
 
 
 class DeviceDirectory(Protocol):

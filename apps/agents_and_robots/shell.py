@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from apps.agents_and_robots.approvals import ApprovalBook, reaction_vote
+from apps.agents_and_robots.approvals import ApprovalBook
 from apps.agents_and_robots.commands import Command, RoomKind, parse, strip_reply_fallback
 from apps.agents_and_robots.control import ControlApi, DeviceStatus, approval_rows, device_rows
 from apps.agents_and_robots.core import (
@@ -63,11 +63,11 @@ from apps.agents_and_robots.core import (
 from apps.agents_and_robots.directory import DeviceDirectory, DeviceRecord, HubLike
 from apps.agents_and_robots.dispatches import APP, DispatchStore
 from apps.agents_and_robots.ids import normalize_request_id
+from apps.agents_and_robots.ratelimit import RateLimiter
 from meshagents import api
 from meshagents.bus import (
     APPROVAL_REQUEST_KEY,
     APPROVE_COMMAND,
-    APPROVE_REACTIONS,
     ENVELOPE_EVENT,
     RESULT_EVENT,
     STATUS_EVENT,
@@ -75,7 +75,7 @@ from meshagents.bus import (
 )
 from meshagents.errors import FnError
 from meshagents.matrix.client import ClientConfig, Incoming, MatrixClient
-from meshagents.matrix.rooms import power_levels
+from meshagents.matrix.rooms import approvals_levels_fixed, approvals_power_levels
 from meshagents.trust.manifest import decide
 
 log = logging.getLogger("agents_and_robots")
@@ -105,6 +105,9 @@ class ShellConfig:
     stale_after_s: float = 24 * 3600.0
     approval_ttl_s: float = 3600.0
     envelope_ttl_s: int = 300
+    #: Per-sender command rate limit (token bucket): refill per minute, and burst.
+    commands_per_minute: float = 120.0
+    command_burst: int = 30
     store_path: Path | None = None
 
 
@@ -133,17 +136,15 @@ def result_from_content(content: Mapping[str, Any], device: str, at: float) -> D
 
 def device_checkable_vote(body: str | None = None, *, reaction_key: str | None = None) -> str | None:
     """Why an approving vote the core would count could not pass the device's own check
-    (``meshagents.bus.check_approval`` reads the raw event), or None when it can.
+    (``meshagents.trust.approval.check_approval`` reads the raw event), or None when it can.
 
-    The device accepts only the reactions in ``APPROVE_REACTIONS`` (no skin tones) and
-    a message whose whole body is ``!approve <id>`` with the id exactly as the request
-    shows it (no reply fallback, no lower case or look-alike letters). The bot counts
-    only what the device will accept, so an approval never ends in rejected_approval.
+    The device accepts any approving reaction key of the trust core (skin tones
+    included) and a message whose whole body is ``!approve <id>`` with the id exactly as
+    the request shows it (no reply fallback, no lower case or look-alike letters). The
+    bot counts only what the device will accept, so an approval never ends in
+    rejected_approval.
     """
     if reaction_key is not None:
-        if reaction_vote(reaction_key) is True and reaction_key not in APPROVE_REACTIONS:
-            return ("a 👍 with a skin tone cannot be checked by the device; react with a plain 👍 "
-                    "(or write !approve <id>)")
         return None
     if body is None:
         return None
@@ -239,6 +240,7 @@ class BotShell:
             approvals=ApprovalBook(bot_user_id=self.client.user_id, ttl_s=self.cfg.approval_ttl_s),
             stale_after_s=self.cfg.stale_after_s,
             check=self._check,
+            limiter=RateLimiter(per_minute=self.cfg.commands_per_minute, burst=self.cfg.command_burst),
         )
         orphans = self.store.expire_orphans(self.clock())
         self._ready.set()
@@ -294,9 +296,8 @@ class BotShell:
             if exc.code != "room_not_found":
                 raise
             ops = sorted(self.client.config.operators)
-            levels = power_levels(ops, None, None)
             # the creator needs 100 to set the initial state (encryption) in the same request
-            levels["users"][self.client.user_id] = 100
+            levels = approvals_power_levels(ops, self.client.user_id)
             try:
                 room_id = await self.client.create_room(
                     alias=self.cfg.approvals_alias, name="operator-approvals",
@@ -308,7 +309,30 @@ class BotShell:
                     raise
                 room_id = await self.client.resolve(alias)
         await self.client.join(room_id)
+        await self._lock_approvals_room(room_id)
         return room_id
+
+    async def _lock_approvals_room(self, room_id: str) -> None:
+        """A room made before devices were kept from posting (``events_default`` 0) is
+        raised to today's levels; a failure is logged, the device's own check still holds."""
+        nio_client = self.client.nio_client
+        try:
+            resp = await nio_client.room_get_state_event(room_id, "m.room.power_levels")
+            current = getattr(resp, "content", None)
+            if not isinstance(current, dict):
+                log.warning("cannot read the power levels of the approvals room: %s", resp)
+                return
+            fixed = approvals_levels_fixed(current, sorted(self.client.config.operators), self.client.user_id)
+            if fixed is None:
+                return
+            put = await nio_client.room_put_state(room_id, "m.room.power_levels", fixed)
+            if getattr(put, "event_id", None):  # nio's RoomPutStateResponse (errors carry none)
+                log.info("approvals room: devices may no longer post (events_default %d)",
+                         fixed["events_default"])
+            else:
+                log.warning("cannot raise the approvals room's power levels: %s", put)
+        except (TimeoutError, OSError) as exc:
+            log.warning("cannot raise the approvals room's power levels: %s", exc)
 
     async def _map_rooms(self) -> None:
         """Find the room of each device the directory knows and the bot is not mapped to yet."""
@@ -542,15 +566,13 @@ class BotShell:
 
     async def _post_approval(self, action: PostApprovalRequest) -> None:
         assert self.core is not None and self.approvals_room is not None
-        data = action.data
-        rec = self.directory.devices().get(str(data.get("device")))
-        content = approval_request_content(
-            approval_id=action.approval_id, request_id=str(data.get("request_id")),
-            device_id=rec.device_id if rec else str(data.get("device")),
-            capability=str(data.get("capability")), binding=str(data.get("binding")),
-            body=action.text, html=action.html or None)
-        content[APPROVAL_REQUEST_KEY]["expires_at"] = data.get("expires_at")
-        content[APPROVAL_REQUEST_KEY]["device"] = data.get("device")
+        if action.binding is not None:
+            # The text is re-rendered by the device from its envelope: post exactly that.
+            content = approval_request_content(action.binding, action.args)
+        else:
+            content = {"msgtype": "m.text", "body": action.text}
+        content[APPROVAL_REQUEST_KEY] = {**content.get(APPROVAL_REQUEST_KEY, {}),
+                                         "device": action.data.get("device")}
         event_id = await self.client.send_custom(self.approvals_room, "m.room.message", content)
         self.core.posted(action.approval_id, event_id)
 

@@ -9,7 +9,9 @@
     agent.state                # "ok" | "degraded" (homeserver or mesh unreachable)
 
 Each ``org.meshagents.envelope`` event in the device room is handled in its own task
-(at most ``max_concurrent`` at once, so a long command never blocks the sync loop):
+(at most ``max_concurrent`` at once, so a long command never blocks the sync loop; at
+most ``max_queue`` waiting or running, beyond which an envelope is answered at once
+with ``error`` / ``queue_full`` and nothing runs — its nonce is not spent):
 approval events fetched from the approvals room when the envelope names one, then
 the pipeline's checks, then intent → run (worker thread) → outcome, then a result
 event and an ``m.notice`` replying to the operator's command. The chain head is
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from dataclasses import replace
@@ -37,10 +40,11 @@ from apps.device_agent.config import AgentConfig
 from apps.device_agent.pipeline import ApprovalEvents, Outcome, Pipeline, approval_ids
 from apps.device_agent.sealing import Sealer
 from apps.device_agent.shipping import Shipper
-from meshagents.bus import ENVELOPE_EVENT, RESULT_EVENT, STATUS_EVENT
+from meshagents.bus import ENVELOPE_EVENT, RESULT_EVENT, ROTATION_EVENT, STATUS_EVENT
 from meshagents.errors import FnError
 from meshagents.matrix.client import ClientConfig, Incoming, MatrixClient
 from meshagents.matrix.fetch import fetch_event
+from meshagents.matrix.history import events_between
 from meshagents.trust.keystore import DEVICE_KEY, FileKeyStore, load_signing_key, open_keystore
 
 log = logging.getLogger("meshagents.device_agent")
@@ -80,12 +84,16 @@ class DeviceAgent:
         self.config = config
         self.pipeline = Pipeline(config)
         try:
-            operators = tuple(self.pipeline.manifest().approvers)
+            m = self.pipeline.manifest()
+            # The bot's devices are judged by the same cross-signing rule as operators':
+            # an approval request R counts only from a bot user's verified device.
+            operators = tuple(dict.fromkeys([*m.approvers, *m.bot_users]))
         except FnError as exc:
             log.error("manifest not usable (%s); every request will be refused", exc)
             operators = ()
         self.client = MatrixClient(client_config(config, operators, **client_overrides))
         self.client.on_custom_event(ENVELOPE_EVENT, self._on_envelope)
+        self.client.on_custom_event(ROTATION_EVENT, self._on_rotation)
         self.ctx = Context(
             sandbox=config.sandbox,
             docker_host=config.docker_host,
@@ -95,6 +103,7 @@ class DeviceAgent:
         self.shipper = Shipper(config, self.pipeline.audit, self._device_key)
         self.sealer = Sealer(config, self.pipeline.audit, self.pipeline.manifest, self._device_key)
         self._sem = asyncio.Semaphore(config.max_concurrent)
+        self._queued = 0  # envelopes accepted into the queue and not finished
         self._tasks: set[asyncio.Task[Any]] = set()
         self._room_id: str | None = None
         self._approvals_id: str | None = None
@@ -146,7 +155,7 @@ class DeviceAgent:
         self._approvals_id = await self.client.join(self.config.approvals_room)
         early, self._early = self._early, []
         for ev in early:
-            await self._on_envelope(ev)
+            await (self._on_rotation if ev.type == ROTATION_EVENT else self._on_envelope)(ev)
         await self._check_health()
         interrupted = self.pipeline.interrupted()
         if interrupted:
@@ -289,7 +298,45 @@ class DeviceAgent:
         env = ev.content.get("envelope")
         rid = env.get("request_id") if isinstance(env, dict) else None
         log.info("envelope %s from %s (event %s)", rid, ev.sender, ev.event_id)
+        if self._queued >= self.config.max_queue:
+            reason = (
+                f"queue_full: {self._queued} requests are waiting or running "
+                f"(at most {self.config.max_queue}); nothing was run, send it again later"
+            )
+            log.warning("request %s refused: %s", rid, reason)
+            self._spawn(self._reply(self.pipeline.error_outcome(ev.content, reason)))
+            return
+        self._queued += 1
         self._spawn(self._handle(ev.content))
+
+    def _follow_manifest_users(self) -> None:
+        """Whose devices the Matrix layer judges (approvers and bots) follows a renewed manifest."""
+        try:
+            m = self.pipeline.manifest()
+        except FnError:
+            return
+        wanted = tuple(dict.fromkeys([*m.approvers, *m.bot_users]))
+        if wanted != self.client.config.operators:
+            # ClientConfig is frozen; the client reads it on each decision, so a new copy is enough
+            self.client.config = dataclasses.replace(self.client.config, operators=wanted)
+
+    async def _on_rotation(self, ev: Incoming) -> None:
+        """An operator-key rotation statement (and the re-signed manifest) in our room."""
+        if self._room_id is None:
+            self._early.append(ev)
+            return
+        if ev.room_id != self._room_id:
+            return
+        result = await asyncio.to_thread(self.pipeline.accept_rotation, ev.content)
+        self._follow_manifest_users()
+        if result.status == "ok":
+            text = f"rotation accepted: {result.reason}"
+            log.info(text)
+        else:
+            text = f"rotation refused: {result.status}: {result.reason}"
+            log.warning(text)
+        with contextlib.suppress(FnError):
+            await self.client.send_notice(self._room_id, text, reply_to=ev.event_id)
 
     async def _approvals(self, content: Any) -> ApprovalEvents | None:
         a_id, r_hint = approval_ids(content)
@@ -304,6 +351,11 @@ class DeviceAgent:
             if a.type == "m.reaction" and isinstance(rel, dict) and isinstance(rel.get("event_id"), str):
                 r_id = rel["event_id"]
             r = await fetch_event(self.client, self._approvals_id, r_id) if r_id else None
+            between = (
+                await events_between(self.client, self._approvals_id, r.event_id, a.event_id)
+                if r is not None
+                else None
+            )
         except FnError as exc:
             return ApprovalEvents(problem=f"cannot fetch the approval: {exc.message}")
         except Exception as exc:  # any failure to look it up refuses; it never crashes the agent
@@ -312,12 +364,19 @@ class DeviceAgent:
             approval=a.as_bus_dict(),
             approval_verified=a.verified and a.decrypted,
             request=r.as_bus_dict() if r is not None else None,
-            problem="" if r is not None else "the approval request event was not found",
+            request_verified=r is not None and r.verified and r.decrypted,
+            between=between,
+            problem=(
+                "the approval request event was not found"
+                if r is None
+                else "" if between is not None else "the approval does not follow its request in the room"
+            ),
         )
 
     async def handle(self, content: Any) -> Outcome:
         """Run one envelope event content end to end (also used by tests)."""
         async with self._sem:
+            self._follow_manifest_users()
             approvals = await self._approvals(content)
             verdict = self.pipeline.check(content, approvals)
             if verdict.ok:
@@ -345,6 +404,8 @@ class DeviceAgent:
             # The room still hears about it (status error); the chain has whatever was written.
             log.exception("handling an envelope failed")
             outcome = self.pipeline.error_outcome(content, f"internal error: {type(exc).__name__}")
+        finally:
+            self._queued -= 1
         log.info("request %s: %s (%s)", outcome.request_id, outcome.status, outcome.reason)
         await self._reply(outcome)
 

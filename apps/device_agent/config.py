@@ -18,7 +18,8 @@ state directory can be moved. Keys::
      "checkpoint_every": 100, "checkpoint_interval_s": 600,   # local signed checkpoints
      "keystore": "file" | "pass" | null, "keys_dir": null,
      "docker_host": null, "max_concurrent": 4, "health_interval_s": 10,
-     "manifest_poll_s": 30}                          # re-issued manifests (renewal.py)
+     "manifest_poll_s": 30,                          # re-issued manifests (renewal.py)
+     "max_queue": 64}                                # waiting + running; beyond: queue_full
 
 The audit chain's location is decided once, in ``meshagents.trust.paths.audit_path``:
 ``<FN_STATE_DIR>/audit/<device_id>.sqlite``, with its signed checkpoints and manifest
@@ -81,6 +82,7 @@ class AgentConfig:
     keys_dir: Path | None = None
     docker_host: str | None = None
     max_concurrent: int = 4
+    max_queue: int = 64
     health_interval_s: float = 10.0
     checkpoint_every: int = 100
     checkpoint_interval_s: float = 600.0
@@ -123,6 +125,11 @@ class AgentConfig:
     def snapshots_dir(self) -> Path:
         return self.data_dir / "snapshots"
 
+    @property
+    def rotations_path(self) -> Path:
+        """The operator-key rotation statements this agent accepted (docs/protocol.md §8)."""
+        return self.data_dir / "rotations.json"
+
 
 def _str(data: dict[str, Any], key: str) -> str:
     value = data.get(key)
@@ -157,6 +164,7 @@ def from_dict(data: dict[str, Any], base: Path) -> AgentConfig:
         ("max_concurrent", 4),
         ("matrix_output_limit", 16_000),
         ("checkpoint_every", 100),
+        ("max_queue", 64),
     ):
         value = data.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -208,6 +216,7 @@ def from_dict(data: dict[str, Any], base: Path) -> AgentConfig:
         keys_dir=_path(base, data["keys_dir"], "keys_dir") if data.get("keys_dir") else None,
         docker_host=data.get("docker_host") if isinstance(data.get("docker_host"), str) else None,
         max_concurrent=max(1, ints["max_concurrent"]),
+        max_queue=max(1, ints["max_queue"]),
         health_interval_s=float(interval),
         manifest_poll_s=float(poll),
         matrix_output_limit=max(1024, ints["matrix_output_limit"]),

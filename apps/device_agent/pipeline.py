@@ -1,7 +1,9 @@
 """The agent's core under the Matrix shell: manifest, envelope checks, audit, run.
 
     p = Pipeline(config)                           # opens the audit log (chain + nonces)
-    p.manifest(now=None) -> Manifest               # verified vs the pinned operator key
+    p.manifest(now=None) -> Manifest               # verified vs the operator key trusted now
+    p.operator_key() -> str                        # pinned key followed through rotations.json
+    p.accept_rotation(content) -> RotationResult   # an org.meshagents.rotation event content
     approval_ids(content) -> (A event id | None, R event id hint | None)
     v = p.check(content, approvals=None, now=None) -> Verdict     # pure but for the stores
     p.refuse(v) -> AuditEntry                      # an "event" entry for a refusal
@@ -17,7 +19,10 @@
 capability, arguments, approval. The approval check is the device's own: the
 approval event A named by the signed envelope and the request R it answers, fetched
 by the shell from ``#operator-approvals`` *before* ``check`` (``verify`` takes a sync
-callback), then judged by ``meshagents.bus.check_approval``.
+callback) together with every event between R and A, then judged by
+``meshagents.trust.approval.check_approval``. A refused approval's reason starts with
+its stable code (``approval_denied: ...``). ``begin`` spends the approval event with
+the nonce and the intent in one transaction (``approval_reused`` on a second use).
 
 ``fs.write``: the bot sends ``{"path", "content"}``; the manifest declares ``content``
 as a free-form text argument (``texts: {"content": <max bytes>}``), so ``verify``
@@ -26,6 +31,7 @@ checks all of it — there is no side path.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass, field, replace
@@ -34,10 +40,12 @@ from typing import Any
 from apps.device_agent import capabilities
 from apps.device_agent.capabilities.base import CapResult, Context
 from apps.device_agent.config import AgentConfig
-from meshagents.bus import ENVELOPE_EVENT, check_approval
+from meshagents.bus import ENVELOPE_EVENT
 from meshagents.errors import FnError
+from meshagents.trust import approval as trust_approval
 from meshagents.trust import envelope as trust_envelope
 from meshagents.trust import manifest as trust_manifest
+from meshagents.trust import rotation as trust_rotation
 from meshagents.trust.audit import AuditLog
 from meshagents.trust.constraints import resolve_path
 from meshagents.trust.manifest import Decision, SerialStore
@@ -49,12 +57,26 @@ _MAX_ID = 128
 
 @dataclass(frozen=True)
 class ApprovalEvents:
-    """A and R as fetched by the shell (``{"event_id","type","sender","content"}``)."""
+    """A and R as fetched by the shell (``{"event_id","type","sender","content",
+    "origin_server_ts"}``), and the events between them (each with ``verified``;
+    None when they could not be read)."""
 
     approval: dict[str, Any] | None = None
     approval_verified: bool = False
     request: dict[str, Any] | None = None
+    request_verified: bool = False
+    between: list[dict[str, Any]] | None = None
     problem: str = ""
+
+
+@dataclass(frozen=True)
+class RotationResult:
+    """What an ``org.meshagents.rotation`` event did: ``ok`` or a stable refusal code."""
+
+    status: str  # ok | rotation_invalid | rotation_conflict | rotation_unchained | manifest_*
+    reason: str
+    operator_key: str = ""
+    serial: int | None = None
 
 
 @dataclass(frozen=True)
@@ -136,7 +158,8 @@ class Pipeline:
         self.audit = AuditLog(config.audit_path, device_id=config.device_id)
         self.serials = SerialStore(config.serials_path)
         self._manifest: Manifest | None = None
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple[int, ...] | None = None
+        self.rotations = trust_rotation.RotationLog(config.rotations_path)
 
     def close(self) -> None:
         self.audit.close()
@@ -156,10 +179,11 @@ class Pipeline:
             st = os.stat(path)
         except OSError as exc:
             raise FnError("manifest_unreadable", f"cannot read {path}: {exc.strerror}") from exc
-        stamp = (st.st_mtime_ns, st.st_size)
+        stamp: tuple[int, ...] = (st.st_mtime_ns, st.st_size, *self._rotations_stamp())
         if self._manifest is None or stamp != self._stamp:
+            self._manifest = None  # a new rotation statement re-judges the manifest in place
             data = trust_manifest.load_file(path)
-            model = trust_manifest.verify(data, self.config.operator_key, serials=self.serials)
+            model = trust_manifest.verify(data, self.operator_key(), serials=self.serials)
             if model.device_id != self.config.device_id:
                 raise FnError(
                     "manifest_invalid", f"manifest is for {model.device_id}, not {self.config.device_id}"
@@ -167,6 +191,65 @@ class Pipeline:
             trust_manifest.check_agent_state(model, self.config.protected_paths(), resolver=resolve_path)
             self._manifest, self._stamp = model, stamp
         return self._manifest
+
+    def _rotations_stamp(self) -> tuple[int, int]:
+        try:
+            st = os.stat(self.config.rotations_path)
+        except FileNotFoundError:
+            return (0, 0)
+        return (st.st_mtime_ns, st.st_size)
+
+    def operator_key(self) -> str:
+        """The key pinned at enrollment, followed through the accepted rotation statements.
+
+        FnError: rotation_invalid | rotation_conflict (then nothing verifies: deny by default).
+        """
+        return trust_rotation.follow(self.config.operator_key, self.rotations.load())
+
+    def accept_rotation(self, content: Any) -> RotationResult:
+        """An ``org.meshagents.rotation`` event: ``{"statement": {...}, "manifest": {...} | null}``.
+
+        The statement authenticates itself (signed by the old and the new key), so it may
+        come from anyone; it must start at the key trusted now. A manifest sent with it
+        must verify under the new key (serial rules included) before anything is kept;
+        then the statement is appended to ``rotations.json`` and the manifest replaces
+        the file. From then on a manifest signed by the retired key is refused.
+        """
+        if not isinstance(content, dict) or not isinstance(content.get("statement"), dict):
+            return RotationResult("rotation_invalid", "the event carries no rotation statement")
+        try:
+            current = self.operator_key()
+            statement = trust_rotation.verify_statement(content["statement"])
+            known = self.rotations.load()
+            if any(s.model_dump(mode="json") == statement.model_dump(mode="json") for s in known):
+                new_key = current
+            elif statement.old_key != current:
+                return RotationResult(
+                    "rotation_unchained", "the statement does not start at the operator key trusted now",
+                    current,
+                )
+            else:
+                new_key = trust_rotation.follow(self.config.operator_key, [*known, statement])
+            manifest = content.get("manifest")
+            model: Manifest | None = None
+            if manifest is not None:
+                if not isinstance(manifest, dict):
+                    return RotationResult("manifest_invalid", "the manifest is not an object", current)
+                model = trust_manifest.verify(manifest, new_key, serials=self.serials)
+                if model.device_id != self.config.device_id:
+                    return RotationResult(
+                        "manifest_invalid", f"manifest is for {model.device_id}, not {self.config.device_id}",
+                        current,
+                    )
+            if new_key != current:
+                self.rotations.append(statement)
+            if model is not None:
+                _write_atomic(self.config.manifest_path, model.model_dump(mode="json"))
+        except FnError as exc:
+            return RotationResult(exc.code, exc.message)
+        serial = model.serial if model is not None else None
+        what = f"; manifest serial {serial} installed" if serial is not None else ""
+        return RotationResult("ok", f"operator key is now {new_key}{what}", new_key, serial)
 
     # ---------------------------------------------------------------- checks
     def check(
@@ -190,7 +273,7 @@ class Pipeline:
         why: list[str] = []
 
         def approval_check(env: Envelope, m: Manifest) -> bool:
-            ok, reason = self._judge_approval(env, m, approvals)
+            ok, reason = self._judge_approval(env, m, approvals, now)
             why.append(reason)
             return ok
 
@@ -207,7 +290,7 @@ class Pipeline:
         )
         reason = res.reason
         if res.status == "rejected_approval" and why:
-            reason = f"{reason}: {why[-1]}"
+            reason = why[-1]  # "<stable code>: <detail>"
         verdict = replace(
             base, status=res.status, reason=reason, envelope=res.envelope, decision=res.decision
         )
@@ -221,25 +304,27 @@ class Pipeline:
         return verdict
 
     def _judge_approval(
-        self, env: Envelope, m: Manifest, approvals: ApprovalEvents | None
+        self, env: Envelope, m: Manifest, approvals: ApprovalEvents | None, now: int
     ) -> tuple[bool, str]:
         if approvals is None or approvals.approval is None:
-            return False, (
-                approvals.problem if approvals and approvals.problem else "approval event not found"
-            )
-        if approvals.approval.get("event_id") != env.approval:
-            return False, "the fetched event is not the one the envelope names"
-        if approvals.request is None:
-            return False, approvals.problem or "the approval request event was not found"
-        verdict = check_approval(
+            problem = approvals.problem if approvals and approvals.problem else "approval event not found"
+            return False, f"approval_not_found: {problem}"
+        if env.approval and self.audit.nonces.approval_used(env.approval) is not None:
+            return False, "approval_reused: this approval was already used"
+        verdict = trust_approval.check_approval(
+            envelope=env,
+            manifest=m,
             approval=approvals.approval,
-            request=approvals.request,
             approval_verified=approvals.approval_verified,
-            binding=trust_envelope.approval_binding(env),
-            device_id=m.device_id,
-            approvers=m.approvers,
-            bot_users=self.config.bot_users,
+            request=approvals.request,
+            request_verified=approvals.request_verified,
+            between=approvals.between,
+            now=now,
+            skew_s=self.config.skew_s,
         )
+        lookup_codes = ("request_not_found", "approval_history_unknown")
+        if not verdict.ok and approvals.problem and verdict.code in lookup_codes:
+            return False, f"{verdict.code}: {approvals.problem}"
         return verdict.ok, verdict.reason
 
     # ---------------------------------------------------------------- audit + run
@@ -269,6 +354,8 @@ class Pipeline:
                 keep_until=trust_envelope.keep_until(env, self.config.skew_s),
             )
         except FnError as exc:
+            if exc.code == "rejected_approval":  # the approval was spent by a racing request
+                return self.refuse(replace(verdict, status="rejected_approval", reason=exc.message))
             if exc.code != "rejected_nonce":
                 raise
             return self.refuse(
@@ -374,6 +461,14 @@ class Pipeline:
                 detail=f"intent at seq {entry.seq} has no outcome: the agent stopped while it ran",
             )
         return found
+
+
+def _write_atomic(path: Any, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    with tmp.open("rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
 
 
 def is_envelope_event(event_type: str) -> bool:

@@ -53,6 +53,7 @@ from meshagents.trust.keystore import (
     wg_preshared_name,
 )
 from meshagents.trust.rotation import current_operator_key
+from meshagents.trust.sealing import check_device_key, seal_answer
 from meshagents.trust.signing import TYPE_TOKEN, public_b64, verify_payload
 from meshagents.wg.context import WgPaths
 from meshagents.wg.hub import public_of
@@ -152,6 +153,7 @@ class Hub:
         name = str(checked["device_name"])
         profile = load_profile(self.cfg.profiles_dir, str(checked["profile"]))
         self._check_free(name, wg_pub)
+        check_device_key(dev_key)  # the answer is sealed to it: refuse before the token is spent
         self.store.claim_token(tok.token_id, name, tok.profile, tok.issued_at, tok.expires_at)
         added = False
         try:
@@ -174,6 +176,7 @@ class Hub:
                 profile=profile,
                 controllers=self.controllers,
                 approvers=self._approvers(),
+                bot_users=self._bot_users(),
                 server_name=self.cfg.matrix.server_name if self.cfg.matrix else self.cfg.matrix_server_name,
                 serial=self.store.next_serial(wg_pub),
                 now=int(time.time()),
@@ -215,7 +218,7 @@ class Hub:
         )
         log.info("enrolled device=%s address=%s profile=%s", name, peer["address"], profile["name"])
         self.bus.publish("peer_added", {"device_id": name, "address": peer["address"], "public_key": wg_pub})
-        return {
+        answer = {
             "device_id": name,
             "address": peer["address"],
             "address_cidr": f"{peer['address']}/{self.facts.prefixlen}",
@@ -232,6 +235,8 @@ class Hub:
             "profile": {"name": profile["name"], "capabilities": profile["capabilities"]},
             "matrix": self._matrix(name),
         }
+        # the Matrix password and the preshared key leave the hub sealed to the device's key
+        return seal_answer(answer, dev_key)
 
     # two-step signing ------------------------------------------------------------------------
     def _token_of_ours(self, token: str) -> Any:
@@ -348,6 +353,20 @@ class Hub:
             log.error("no approvers: %s", exc)
             return []
 
+    def _bot_users(self) -> list[str]:
+        """The bot's Matrix id (from the Matrix settings), which the manifest names so the
+        device trusts approval requests from it alone."""
+        if self.cfg.matrix is None:
+            return []
+        from meshagents.matrix.settings import load_settings
+
+        try:
+            bot = load_settings().bot
+        except FnError as exc:
+            log.error("no bot user for the manifest: %s", exc)
+            return []
+        return [bot] if bot else []
+
     def _check_free(self, name: str, wg_pub: str) -> None:
         """The name and key are new — or this is the same device coming back after a removal.
 
@@ -415,8 +434,13 @@ class Hub:
         }
 
     def refused(self, token: str, reason: str) -> dict[str, Any]:
-        """A device refused the manifest it got: log it and take back the peer made for it."""
+        """A device refused the manifest it got: log it and take back the peer made for it.
+
+        The token must still be live: a refusal comes seconds after the answer, and a
+        copy of an old token (a log, a screenshot) must not let anyone take a peer back."""
         tok = self._token_of_ours(token)
+        if time.time() >= tok.expires_at:  # the hub's own clock issued it: no skew to allow
+            raise FnError("token_expired", "the enrollment token has expired")
         row = self.store.peer_by_token(tok.token_id)
         if row is None or row.state != "enrolled" or time.time() - row.enrolled_at > self.cfg.refuse_window_s:
             raise FnError("enrollment_unknown", "no fresh enrollment for this token")

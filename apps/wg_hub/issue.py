@@ -2,7 +2,7 @@
 
 ``build_manifest`` fills the trust core's ``Manifest`` from the token's profile, the
 device's own public keys (made on the device), the address the ledger allocated and
-the hub's facts (controllers, approvers, Matrix server name). Signing is the
+the hub's facts (controllers, approvers, bot users, Matrix server name). Signing is the
 caller's: ``meshagents.trust.manifest.sign(body, key)``.
 """
 
@@ -30,6 +30,7 @@ def build_manifest(
     now: int,
     default_ttl_s: int,
     operator_key: str,
+    bot_users: Sequence[str] = (),
 ) -> dict[str, Any]:
     ttl = profile.get("ttl_s") or default_ttl_s
     return {
@@ -47,4 +48,6 @@ def build_manifest(
         "issued_at": now,
         "expires_at": now + int(ttl),
         "operator_key": operator_key,
+        # Only bots named here may post approval requests the device honours.
+        **({"bot_users": list(dict.fromkeys(bot_users))} if bot_users else {}),
     }

@@ -21,12 +21,14 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import Body, Depends, FastAPI, Header, Path, Query, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from apps.wg_hub.enroll import Hub
 from meshagents.errors import FnError
@@ -108,16 +110,53 @@ def _error(exc: FnError) -> JSONResponse:
 
 
 MAX_BODY = 8 * 1024 * 1024
+_TOO_LARGE = {"error": "body_too_large", "message": f"at most {MAX_BODY} bytes"}
+
+
+class BodyCap:
+    """A cap on request bodies, counted while they stream in (pure ASGI middleware).
+
+    A declared ``Content-Length`` over the cap is answered 413 before any body is read;
+    a chunked body (no length) is counted message by message, and the first one past
+    the cap ends the read with 413, so a 24 MiB upload costs the hub at most the cap.
+    """
+
+    def __init__(self, app: Any, limit: int = MAX_BODY) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            await JSONResponse(_TOO_LARGE, 413)(scope, receive, send)
+            return
+        seen = 0
+
+        async def capped() -> Any:
+            nonlocal seen
+            message = await receive()
+            if message.get("type") == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    # FastAPI re-raises an HTTPException met while reading the body, and
+                    # the handler below turns this one into the JSON error shape.
+                    raise StarletteHTTPException(413, "body_too_large")
+            return message
+
+        await self.app(scope, capped, send)
 
 
 def _install_errors(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def body_cap(request: Request, call_next: Any) -> Any:
-        # a declared body over the cap is refused before anything reads it
-        length = request.headers.get("content-length", "0")
-        if not length.isdigit() or int(length) > MAX_BODY:
-            return JSONResponse({"error": "body_too_large", "message": f"at most {MAX_BODY} bytes"}, 413)
-        return await call_next(request)
+    app.add_middleware(BodyCap)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Any:
+        if exc.status_code == 413:
+            return JSONResponse(_TOO_LARGE, 413)
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(FnError)
     async def fn_error(_: Request, exc: FnError) -> JSONResponse:

@@ -13,6 +13,8 @@ prepared), naming this device's own keys and the address the hub gave; and withi
 the token pinned (``check_against_token``): the hub's ``profile`` must hash to the token's
 ``profile_sha256`` and hold every capability the manifest grants, and the manifest's
 controllers must be among the token's (``profile_mismatch`` / ``manifest_beyond_token``).
+The answer's secrets (Matrix password, WireGuard preshared key) arrive sealed to this
+device's key and are opened here (``enroll_sealed_invalid`` when they do not open).
 """
 
 from __future__ import annotations
@@ -174,6 +176,7 @@ def enrollment_submit(
     from meshagents.trust.paths import serial_store_path
     from meshagents.trust.review import check_against_token
     from meshagents.trust.rotation import current_operator_key, pin_operator_key, pinned_path
+    from meshagents.trust.sealing import unseal_answer
     from meshagents.trust.signing import TYPE_TOKEN, public_b64, verify_payload
     from meshagents.wg.client import render_client
 
@@ -217,9 +220,16 @@ def enrollment_submit(
             reported = False
         return FnError(code, message, reported_to_hub=reported)
 
+    # The hub seals the Matrix password and the preshared key to our device key
+    # (meshagents.trust.sealing): the pending file keeps them sealed, only we open them.
+    sealed_answer = answer
+    try:
+        answer, _ = unseal_answer(answer, load_signing_key(DEVICE_KEY))
+    except FnError as exc:
+        raise refuse(exc.code, exc.message) from exc
     manifest = answer.get("manifest")
     if manifest is None and answer.get("manifest_pending"):
-        _write(pending_file, json.dumps({"token_id": tok.token_id, "answer": answer}) + "\n")
+        _write(pending_file, json.dumps({"token_id": tok.token_id, "answer": sealed_answer}) + "\n")
         manifest = _wait_for_signature(base, token, timeout_s, wait_s)
     if not isinstance(manifest, dict):
         raise refuse("manifest_invalid", "the hub's answer has no manifest")

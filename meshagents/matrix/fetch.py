@@ -5,7 +5,7 @@ API::
 
     ev = await fetch_event(client, room, event_id, timeout=5.0) -> FetchedEvent | None
     FetchedEvent(event_id, room_id, type, sender, content, decrypted, verified, sender_device)
-    ev.as_bus_dict() -> {"event_id", "type", "sender", "content"}   # for meshagents.bus
+    ev.as_bus_dict() -> {"event_id", "type", "sender", "content", "origin_server_ts"}
 
 ``None`` when the server does not have the event in that room (or we may not see it).
 An encrypted event whose room key has not arrived yet is retried on each sync until
@@ -41,9 +41,11 @@ class FetchedEvent:
     decrypted: bool
     verified: bool
     sender_device: str | None = None
+    origin_server_ts: int | None = None
 
     def as_bus_dict(self) -> dict[str, Any]:
-        return {"event_id": self.event_id, "type": self.type, "sender": self.sender, "content": self.content}
+        return {"event_id": self.event_id, "type": self.type, "sender": self.sender, "content": self.content,
+                "origin_server_ts": self.origin_server_ts}
 
 
 async def _verdict(client: MatrixClient, room_id: str, event: nio.Event) -> tuple[bool, str | None]:
@@ -95,4 +97,5 @@ async def fetch_event(
         decrypted=decrypted_ok,
         verified=verified,
         sender_device=device,
+        origin_server_ts=ts if isinstance(ts := source.get("origin_server_ts"), int) else None,
     )

@@ -3,6 +3,11 @@
 One room per device (``#dev-<name>``) or container (``#cont-<name>``), encrypted from
 creation; power levels: operators 100 (admin), the bot 50 (moderator), the device
 user 0 (member, may still send messages and custom events).
+
+``#operator-approvals`` (:func:`approvals_power_levels`): operators and the bot 100,
+everyone else 0 with ``events_default`` 50, so device users read but never post a
+message or a reaction there (a look-alike approval request from a device fails at the
+homeserver, and again at every device's own check).
 """
 
 from __future__ import annotations
@@ -46,6 +51,38 @@ def server_of(user_id: str) -> str:
 
 def full_alias(localpart: str, server_name: str) -> str:
     return f"#{localpart}:{server_name}"
+
+
+APPROVALS_POST_LEVEL = 50
+
+
+def approvals_power_levels(operators: list[str], bot: str | None) -> dict[str, Any]:
+    """``m.room.power_levels`` of ``#operator-approvals``: only operators and the bot post."""
+    levels = power_levels(operators, None, None)
+    if bot:
+        levels["users"][bot] = 100
+    levels["events_default"] = APPROVALS_POST_LEVEL
+    return levels
+
+
+def approvals_levels_fixed(
+    current: dict[str, Any], operators: list[str], bot: str | None
+) -> dict[str, Any] | None:
+    """``current`` raised so that devices cannot post and operators can, or None if it is so."""
+    users = dict(current.get("users") or {})
+    changed = False
+    default = current.get("events_default", 0)
+    if not isinstance(default, int) or default < APPROVALS_POST_LEVEL:
+        changed = True
+    if int(current.get("users_default", 0) or 0) >= APPROVALS_POST_LEVEL:
+        changed = True
+    for user in [*operators, *([bot] if bot else [])]:
+        if int(users.get(user, 0) or 0) < APPROVALS_POST_LEVEL:
+            users[user] = APPROVALS_POST_LEVEL if user != bot else 100
+            changed = True
+    if not changed:
+        return None
+    return {**current, "users": users, "events_default": APPROVALS_POST_LEVEL, "users_default": 0}
 
 
 def power_levels(operators: list[str], bot: str | None, device_user: str | None) -> dict[str, Any]:

@@ -5,7 +5,8 @@ Public API::
     AuditLog(path, *, device_id="")
     .append_intent(request_id, capability, args, *, approval=None, nonce=None,
                    keep_until=None, detail="", ts_ms=None) -> AuditEntry
-        # nonce given: nonce and intent commit in ONE transaction; FnError("rejected_nonce")
+        # nonce given: nonce and intent commit in ONE transaction; FnError("rejected_nonce");
+        # with an approval too, its event id is spent there: FnError("rejected_approval")
     .append_outcome(request_id, capability, status, *, detail="", ts_ms=None) -> AuditEntry
     .append_event(capability, status, *, request_id="", detail="", args=None) -> AuditEntry
     .append(kind, request_id, capability, args_digest, status, ...) -> AuditEntry
@@ -454,6 +455,10 @@ class AuditLog:
             )
             if nonce is not None:
                 self.nonces.insert(nonce, keep_until if keep_until is not None else ts // 1000 + 3600)
+                if approval is not None and kind == "intent":
+                    # One approval event runs one request: recorded with the nonce and the
+                    # intent, so a replay under a fresh nonce fails here (rejected_approval).
+                    self.nonces.insert_approval(approval, request_id, seq)
             self.conn.execute(
                 f"INSERT INTO entries({COLUMNS}) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
                 (seq, kind, ts, request_id, capability, args_digest, status, approval, detail, prev, digest),

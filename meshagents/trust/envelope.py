@@ -9,7 +9,9 @@ Public API::
            consume=False, resolve=True) -> VerifyResult
     VerifyResult(status, reason, envelope, decision)   # .ok; status as below
     args_digest(args) -> str          # sha256 hex of canonical args (what the audit log keeps)
-    approval_binding(envelope) -> str # "<request_id>:<args_digest>" for the approval request text
+
+The approval binding and the device's approval check live in
+``meshagents.trust.approval`` (one definition for the bot and the device).
 
 Check order and status codes (the first failure wins):
 
@@ -25,8 +27,8 @@ Check order and status codes (the first failure wins):
 writes an audit log passes the nonce to ``AuditLog.append_intent(nonce=...)``, which
 records nonce and intent in one transaction (a concurrent replay then fails there
 with ``rejected_nonce``). ``approval_check(envelope, manifest)`` is the device's own
-look-up of the approval event (sender in ``manifest.approvers``, event text naming
-``approval_binding(envelope)``); without one, approvals fail closed.
+look-up of the approval event, judged by ``meshagents.trust.approval.check_approval``;
+without one, approvals fail closed.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from typing import Any
 from nacl.signing import SigningKey
 
 from meshagents.errors import FnError
-from meshagents.trust.canonical import canonical_bytes, sha256_hex
+from meshagents.trust import approval
 from meshagents.trust.manifest import Decision, decide
 from meshagents.trust.models import Envelope, Manifest, parse, parse_exact
 from meshagents.trust.noncestore import NonceStore
@@ -77,11 +79,7 @@ class VerifyResult:
 
 
 def args_digest(args: Any) -> str:
-    return sha256_hex(canonical_bytes(args))
-
-
-def approval_binding(envelope: Envelope) -> str:
-    return f"{envelope.request_id}:{args_digest(envelope.args)}"
+    return approval.args_digest(args)
 
 
 def sign(

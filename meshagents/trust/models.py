@@ -191,6 +191,11 @@ class Manifest(_Model):
     approvers: list[str] = Field(description="operator Matrix ids whose approval counts")
     controllers: list[str] = Field(description="controller ed25519 public keys allowed to sign envelopes")
     capabilities: list[Capability]
+    #: Additive (older signed manifests lack it): the bot Matrix users whose verified
+    #: device may post approval requests the device will honour.
+    bot_users: list[str] = Field(
+        default_factory=list, description="bot Matrix ids that post approval requests"
+    )
     serial: int = Field(ge=1, description="only grows; a verifier refuses a lower one")
     issued_at: int
     expires_at: int
@@ -208,6 +213,15 @@ class Manifest(_Model):
         for item in value:
             _key32(item)
         return value
+
+    @model_serializer(mode="wrap")
+    def _omit_empty_additive(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # An empty bot_users is written as no field at all, so a manifest signed before
+        # the field existed dumps to the exact bytes that were signed.
+        out: dict[str, Any] = handler(self)
+        if not out.get("bot_users"):
+            out.pop("bot_users", None)
+        return out
 
     @model_validator(mode="after")
     def _unique_caps(self) -> Manifest:
@@ -320,6 +334,10 @@ class RotationStatement(_Model):
         return _key32(value)
 
 
+#: Per model, fields a signed document may omit because they were added after it.
+ADDITIVE_FIELDS: dict[str, frozenset[str]] = {"Manifest": frozenset({"bot_users"})}
+
+
 def parse_exact(model: type[M], data: dict[str, Any], *, code: str, deep: bool = True) -> M:
     """Like :func:`parse`, and refuse a document the model would complete with defaults.
 
@@ -328,10 +346,13 @@ def parse_exact(model: type[M], data: dict[str, Any], *, code: str, deep: bool =
     top-level fields (enough for models without nested models, and cheaper).
     """
     out = parse(model, data, code=code)
+    # Fields added later (ADDITIVE_FIELDS) may be absent from a document signed before
+    # them; absent, their default is what it meant. Every other field must be present.
+    additive = ADDITIVE_FIELDS.get(model.__name__, frozenset()) - set(data)
     # Unknown fields are already refused, so equal counts mean every field is present.
-    complete = len(data) == len(model.model_fields)
+    complete = len(data) + len(additive) == len(model.model_fields)
     if complete and deep:
-        complete = out.model_dump(mode="json") == data
+        complete = out.model_dump(mode="json", exclude=set(additive)) == data
     if not complete:
         missing = sorted(set(model.model_fields) - set(data)) or "a nested default"
         raise FnError(code, f"{model.__name__} is not in complete signed form (missing: {missing})")

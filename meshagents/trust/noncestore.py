@@ -9,6 +9,8 @@ Public API::
     .prune(now) -> int               # forget nonces whose keep_until has passed
     .maybe_prune(now=None)           # prune every 256 inserts (consume and AuditLog do this)
     .count() -> int
+    .insert_approval(event_id, request_id, seq)   # in the caller's transaction; once ever
+    .approval_used(event_id) -> str | None          # the request id it ran, if spent
 
 A nonce is kept until ``keep_until`` = the envelope's ``expires_at`` plus the clock
 skew allowance: after that the envelope is refused as ``rejected_expired`` anyway,
@@ -27,6 +29,12 @@ from meshagents.errors import FnError
 from meshagents.trust.db import connect
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, keep_until INTEGER NOT NULL)"
+#: Approval events already spent. Never pruned: an approval has no expiry the device can
+#: trust more than its own record (a row is ~100 bytes per approved request).
+APPROVALS_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS approvals_used "
+    "(event_id TEXT PRIMARY KEY, request_id TEXT NOT NULL, seq INTEGER NOT NULL)"
+)
 PRUNE_EVERY = 256
 
 
@@ -38,6 +46,7 @@ class NonceStore:
             conn = connect(path)
         self.conn = conn
         self.conn.execute(SCHEMA)
+        self.conn.execute(APPROVALS_SCHEMA)
         self._inserts = 0
 
     @classmethod
@@ -54,6 +63,21 @@ class NonceStore:
         except sqlite3.IntegrityError as exc:
             raise FnError("rejected_nonce", "nonce already used") from exc
         self._inserts += 1
+
+    def insert_approval(self, event_id: str, request_id: str, seq: int) -> None:
+        """Spend approval ``event_id`` in the caller's open transaction; rejected_approval if spent."""
+        try:
+            self.conn.execute(
+                "INSERT INTO approvals_used(event_id, request_id, seq) VALUES(?, ?, ?)",
+                (event_id, request_id, seq),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise FnError("rejected_approval", "approval_reused: this approval was already used") from exc
+
+    def approval_used(self, event_id: str) -> str | None:
+        sql = "SELECT request_id FROM approvals_used WHERE event_id=?"
+        row = self.conn.execute(sql, (event_id,)).fetchone()
+        return None if row is None else str(row[0])
 
     def consume(self, nonce: str, keep_until: int, *, now: int | None = None) -> None:
         self.conn.execute("BEGIN IMMEDIATE")

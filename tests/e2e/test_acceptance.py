@@ -436,7 +436,8 @@ async def test_approval_honoured(rig: Rig) -> None:
 @pytest.mark.timeout(300)
 async def test_approval_not_skippable(rig: Rig) -> None:
     """Envelopes sent straight into the device room, signed with the controller key: without an
-    approval, or naming another request's approval -> rejected_approval, nothing written."""
+    approval, naming another request's approval, or replaying the spent approval of the very
+    request it approved under a fresh nonce -> rejected_approval, nothing written."""
     target = Path(f"/tmp/e2e-skip-{SUFFIX}")
     other = Path(f"/tmp/e2e-other-{SUFFIX}")
     async with operator(rig, "skip") as w:
@@ -449,17 +450,24 @@ async def test_approval_not_skippable(rig: Rig) -> None:
         await w.op.wait_message(
             lambda e: in_reply_to(e.content) == cmd and e.sender == rig.devices[HOME].matrix_user, timeout=30
         )
+        other.unlink()
         args = {"path": str(target), "content": "pwned"}
         without = sign(rig, HOME, "fs.write", args)
         borrowed = sign(rig, HOME, "fs.write", args, approval=foreign)
-        for env, hint in ((without, None), (borrowed, request.event_id)):
+        # the stolen-hub replay: exactly the approved request again, a fresh nonce
+        replay = sign(rig, HOME, "fs.write", {"path": str(other), "content": "fine"}, approval=foreign,
+                      request_id=str(request.content[APPROVAL_REQUEST_KEY]["request_id"]))
+        for env, hint in ((without, None), (borrowed, request.event_id), (replay, request.event_id)):
+            old = {e.event_id for e in w.results}  # the replay shares its request id with the real run
             await w.op.client.send_custom(
                 room, ENVELOPE_EVENT, {"envelope": env, "reply_to": None, "approval_request_event": hint}
             )
-            res = await w.result(str(env["request_id"]))
+            res = await w._wait(w.results, lambda e, rid=str(env["request_id"]), old=old: (
+                e.content.get("request_id") == rid and e.event_id not in old), 30)
             assert res.content["status"] == "rejected_approval", res.content
+        assert "approval_reused" in str(res.content.get("reason")), res.content
     try:
-        assert not target.exists()
+        assert not target.exists() and not other.exists()
         statuses = {e.request_id: e.status for e in audit(rig, HOME)}
         assert statuses[without["request_id"]] == "rejected_approval"
         assert statuses[borrowed["request_id"]] == "rejected_approval"

@@ -23,7 +23,8 @@ import pytest
 from apps.device_agent.agent import DeviceAgent
 from meshagents.bus import ENVELOPE_EVENT, RESULT_EVENT, STATUS_EVENT, approval_request_content
 from meshagents.matrix.client import Incoming, MatrixClient
-from meshagents.trust.envelope import approval_binding
+from meshagents.matrix.rooms import approvals_power_levels
+from meshagents.trust.approval import make_binding
 from meshagents.trust.models import Envelope
 from tests.fixtures.synapse import SynapseServer, synapse  # noqa: F401 - re-exported fixture
 from tests.unit.agent.rig import Rig, make_rig
@@ -108,18 +109,34 @@ class World:
         notice = await self.notices[room].wait(lambda e: f"[{request_id}]" in (e.body or ""), timeout)
         return res, notice
 
-    async def request_approval(self, rig: Rig, env: dict[str, Any], approval_id: str = "apr001") -> str:
+    async def request_approval(
+        self,
+        rig: Rig,
+        env: dict[str, Any],
+        approval_id: str = "apr001",
+        *,
+        sender: MatrixClient | None = None,
+        body: str | None = None,
+        **binding: Any,
+    ) -> str:
+        """R as the bot posts it (the trust core's binding and rendering); ``binding``
+        overrides a field of the binding, ``body`` the rendered text, ``sender`` the bot."""
         envelope = Envelope.model_validate(env)
-        content = approval_request_content(
-            approval_id=approval_id,
-            request_id=envelope.request_id,
-            device_id=rig.device_id,
-            capability=envelope.capability,
-            binding=approval_binding(envelope),
-            body=f"approve {envelope.capability} on {rig.device_id}? react 👍",
-            html=None,
-        )
-        return await self.bot.send_custom(self.approvals_room, "m.room.message", content)
+        fields: dict[str, Any] = {
+            "approval_id": approval_id,
+            "request_id": envelope.request_id,
+            "device_id": rig.device_id,
+            "capability": envelope.capability,
+            "args": envelope.args,
+            "deadline": envelope.expires_at + 600,
+            "requester": self.operator.user_id,
+        }
+        fields.update(binding)
+        content = approval_request_content(make_binding(**fields), fields["args"])
+        if body is not None:
+            content["body"] = body
+            content.pop("formatted_body", None)
+        return await (sender or self.bot).send_custom(self.approvals_room, "m.room.message", content)
 
     async def react(self, who: MatrixClient, event_id: str, key: str = "👍") -> str:
         return await who.send_reaction(self.approvals_room, event_id, key, encrypted=True)
@@ -163,7 +180,10 @@ async def make_world(synapse: SynapseServer, tmp_path: Path) -> AsyncIterator[Ma
         )
         await operator.start()
         await bot.start()
-        approvals = await operator.create_room(name="operator-approvals", invite=[bot_user])
+        approvals = await operator.create_room(
+            name="operator-approvals", invite=[bot_user],
+            power_levels=approvals_power_levels([op_user], bot_user),
+        )
         await operator.wait_for_member(approvals, bot_user)
         world = World(synapse, tmp_path, operator, bot, approvals, clients=[operator, bot])
         worlds.append(world)

@@ -3,7 +3,8 @@ operator and a stranger on the Matrix client base, and a minimal test device.
 
 The test device stands in for the device agent: a MatrixClient for the device's user
 that checks each envelope with the trust core (``envelope.verify``, the approval looked
-up in #operator-approvals with ``meshagents.bus.check_approval``) and answers with a
+up in #operator-approvals with ``meshagents.trust.approval.check_approval``; it reads no
+history between R and A, which the real agent's tests cover) and answers with a
 ``RESULT_EVENT``. It runs nothing.
 
     world = await make_world(approval_ttl_s=3)
@@ -38,11 +39,12 @@ from apps.agents_and_robots.directory import (
 )
 from apps.agents_and_robots.dispatches import Dispatch, DispatchStore
 from apps.agents_and_robots.shell import BotShell, ShellConfig
-from meshagents.bus import APPROVAL_REQUEST_KEY, ENVELOPE_EVENT, RESULT_EVENT, check_approval
+from meshagents.bus import APPROVAL_REQUEST_KEY, ENVELOPE_EVENT, RESULT_EVENT
 from meshagents.matrix.client import Incoming, MatrixClient
 from meshagents.matrix.rooms import power_levels
 from meshagents.trust import envelope as trust_envelope
 from meshagents.trust import manifest as trust_manifest
+from meshagents.trust.approval import check_approval
 from meshagents.trust.keystore import CONTROLLER_KEY, init_signing_key
 from meshagents.trust.models import Envelope, Manifest
 from meshagents.trust.noncestore import NonceStore
@@ -79,12 +81,9 @@ class TestDevice:
             return False
         a = await self.client.get_event(self.approvals_room, env.approval)
         r = await self.client.get_event(self.approvals_room, request_event)
-        if r.sender != self.bot_user:
-            return False
         verdict = check_approval(
-            approval=_event_dict(a), request=_event_dict(r), approval_verified=a.verified,
-            binding=trust_envelope.approval_binding(env), device_id=self.manifest.device_id,
-            approvers=self.manifest.approvers, bot_users=[self.bot_user])
+            envelope=env, manifest=self.manifest, approval=_event_dict(a), approval_verified=a.verified,
+            request=_event_dict(r), request_verified=r.verified, between=[], now=int(time.time()))
         return verdict.ok
 
     async def _on_envelope(self, ev: Incoming) -> None:
@@ -222,7 +221,7 @@ class StandInHub:
 
 
 def sign_manifest(key: SigningKey, *, name: str, matrix_user: str, approvers: list[str], controller: str,
-                  capabilities: list[dict[str, Any]]) -> dict[str, Any]:
+                  capabilities: list[dict[str, Any]], bot_users: list[str] | None = None) -> dict[str, Any]:
     now = int(time.time())
     body = {
         "type": "meshagents.manifest.v1", "device_id": name, "device_name": name,
@@ -230,6 +229,7 @@ def sign_manifest(key: SigningKey, *, name: str, matrix_user: str, approvers: li
         "mesh_address": "10.42.0.10", "matrix_user": matrix_user, "approvers": approvers,
         "controllers": [controller], "capabilities": capabilities, "serial": 1, "issued_at": now,
         "expires_at": now + 86400, "operator_key": public_b64(key),
+        **({"bot_users": bot_users} if bot_users else {}),
     }
     return trust_manifest.sign(body, key).model_dump(mode="json")
 
@@ -252,7 +252,8 @@ async def make_world(synapse: SynapseServer, tmp_path: Path, state_dir: Path) ->
         manifests = tmp_path / "manifests"
         manifests.mkdir()
         signed = sign_manifest(operator_key, name=name, matrix_user=dev_user, approvers=[op_user],
-                               controller=public_b64(controller), capabilities=CAPABILITIES)
+                               controller=public_b64(controller), capabilities=CAPABILITIES,
+                               bot_users=[bot_user])
         (manifests / f"{name}.json").write_text(json.dumps(signed))
         manifest = trust_manifest.verify(signed, public_b64(operator_key))
 
@@ -265,7 +266,8 @@ async def make_world(synapse: SynapseServer, tmp_path: Path, state_dir: Path) ->
         operator, stranger, dev = await asyncio.gather(  # in parallel: each start is ~1.5 s
             client(op_user, op_pw, "operator", accept_invites_from=(bot_user,)),
             client(eve_user, eve_pw, "eve", accept_invites_from=(bot_user, op_user)),
-            client(dev_user, dev_pw, "device", operators=(op_user,), accept_invites_from=(bot_user, op_user)))
+            client(dev_user, dev_pw, "device", operators=(op_user, bot_user),
+                   accept_invites_from=(bot_user, op_user)))
         # the device room as the Matrix layer makes it: operator 100, bot 50 (may kick), device 0
         if hub is not None:
             hubs.append(hub)

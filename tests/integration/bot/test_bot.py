@@ -79,11 +79,18 @@ async def test_approvals_count_only_operators_and_the_dashboard_can_deny(make_wo
     req = await world.request()
     data = req.content[APPROVAL_REQUEST_KEY]
     assert data["approval_id"] == approval_id and data["device_id"] == world.name
-    assert data["capability"] == "shell.exec.echo" and data["binding"].startswith(data["request_id"] + ":")
+    assert data["capability"] == "shell.exec.echo" and data["deadline"] > 0
+    assert req.content["body"].count(data["binding"]) == 1  # the digest the text shows
     rid = data["request_id"]
     assert (await world.row(rid, "pending_approval")).approval_id == approval_id
 
-    # neither the stranger's 👍 nor the bot's own counts
+    # the bot made the room so that members it did not name cannot post there at all ...
+    with pytest.raises(FnError):
+        await world.stranger.send_reaction(approvals, req.event_id, "👍")
+    # ... and where an admin lets them (a mistake), neither the stranger's 👍 nor the bot's own counts
+    levels = await bot.nio_client.room_get_state_event(approvals, "m.room.power_levels")
+    raised = {**levels.content, "users": {**levels.content["users"], world.stranger.user_id: 50}}
+    await bot.nio_client.room_put_state(approvals, "m.room.power_levels", raised)
     await world.stranger.send_reaction(approvals, req.event_id, "👍")
     await world.notice(approvals, lambda t: t.startswith(f"alert: ignored approval of request {approval_id}")
                        and world.stranger.user_id in t)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -83,6 +84,11 @@ def test_expired_token(hub_rig: HubRig) -> None:
         json={"token": token, **BAD_KEYS},
     )
     assert raw.status_code == 401 and raw.json()["error"] == "token_expired"
+    # /enroll/refused needs a live token too: an old token cannot take a peer back
+    refused = hub_rig.public("POST", "/enroll/refused", json={"token": token})
+    assert refused.status_code == 401 and refused.json()["error"] == "token_expired"
+    live = hub_rig.public("POST", "/enroll/refused", json={"token": hub_rig.token(dev.name)})
+    assert live.status_code == 404 and live.json()["error"] == "enrollment_unknown"
 
 
 def test_reused_token(hub_rig: HubRig) -> None:
@@ -267,3 +273,49 @@ def _cp_at(log: AuditLog, key: SigningKey, seq: int) -> dict[str, Any]:
     }
     body["signature"] = sign_payload(body, key, TYPE_CHECKPOINT)
     return body
+
+
+def _chunked_upload(total: int, chunk: int = 65536) -> tuple[int, int]:
+    """POST a chunked body of ``total`` bytes to /enroll over a raw socket, stopping as
+    soon as the hub answers; (HTTP status, bytes of body sent before that)."""
+    import select
+    import socket
+
+    s = socket.create_connection((PUBLIC, PUBLIC_PORT), timeout=15)
+    s.sendall(
+        b"POST /enroll HTTP/1.1\r\nHost: hub\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+    )
+    piece = f"{chunk:x}\r\n".encode() + b" " * chunk + b"\r\n"
+    sent = 0
+    answer = b""
+    try:
+        while sent < total:
+            readable, _, _ = select.select([s], [], [], 0)
+            if readable:
+                break
+            s.sendall(piece)
+            sent += chunk
+        else:
+            s.sendall(b"0\r\n\r\n")
+        while b"\r\n" not in answer:
+            data = s.recv(4096)
+            if not data:
+                break
+            answer += data
+    except (BrokenPipeError, ConnectionResetError):
+        with contextlib.suppress(OSError):
+            answer += s.recv(4096)
+    finally:
+        s.close()
+    status = int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else 0
+    return status, sent
+
+
+def test_chunked_body_is_capped_while_streaming(hub_rig: HubRig) -> None:
+    """A 24 MiB chunked body (no Content-Length) is refused with 413 once the 8 MiB cap is
+    passed: the hub never reads it whole."""
+    total = 24 * 1024 * 1024
+    status, sent = in_netns(hub_rig.internet, _chunked_upload, total)
+    assert status == 413, (status, sent)
+    assert sent < total  # the answer came before the client had sent everything

@@ -18,7 +18,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from nacl.signing import SigningKey
 
+from meshagents.trust.sealing import unseal_answer
+from meshagents.trust.signing import public_b64
 from tests.fixtures.mesh import Mesh, require_mesh_tools
 from tests.fixtures.synapse import SynapseServer, free_port, synapse  # noqa: F401
 from tests.integration.hub.conftest import ROOT
@@ -60,15 +63,18 @@ def test_enroll_with_matrix(synapse: SynapseServer, tmp_path: Path, state_dir: P
                     time.sleep(0.1)
             name = synapse.unique("dev")
             token = call("enrollment_token_create", caller="tests.hub", device_name=name)["token"]
+            device = SigningKey.generate()
             keys = {
                 "wg_public_key": base64.b64encode(secrets.token_bytes(32)).decode(),
-                "device_key": base64.b64encode(secrets.token_bytes(32)).decode(),
+                "device_key": public_b64(device),
             }
             resp = httpx.post(
                 f"http://127.0.0.1:{pub_port}/enroll", json={"token": token, **keys}, timeout=60
             )
             assert resp.status_code == 200, resp.text
-            m = resp.json()["matrix"]
+            # on the wire the password is sealed to the device key; the device opens it
+            assert "password" not in resp.json()["matrix"] and resp.json()["sealed"]["box"]
+            m = unseal_answer(resp.json(), device)[0]["matrix"]
             assert (
                 m["user_id"] == f"@dev-{name}:{synapse.server_name}" == resp.json()["manifest"]["matrix_user"]
             )

@@ -127,3 +127,52 @@ async def test_bad_input_is_refused(matrix_settings: dict[str, str]) -> None:
     with pytest.raises(FnError) as err:
         await asyncio.to_thread(call, "matrix_send_message", room="#nope-x:localhost", body="x")
     assert err.value.code == "room_not_found"
+
+
+async def test_operator_key_ship_posts_the_rotation(
+    synapse: SynapseServer, matrix_settings: dict[str, str], tmp_path: Path
+) -> None:
+    """The statement and each re-signed manifest reach the device's room as one event."""
+    from nacl.signing import SigningKey
+
+    from meshagents.bus import ROTATION_EVENT
+    from meshagents.trust import manifest as manifest_mod
+    from meshagents.trust.rotation import make_statement
+    from tests.unit.trust.conftest import Keys, manifest_body
+
+    name = matrix_settings["suffix"]
+    account = await asyncio.to_thread(call, "matrix_account_provision", device_name=name)
+    room = await asyncio.to_thread(call, "matrix_room_for_device", device_name=name)
+    keys, new = Keys(), SigningKey.generate()
+    statement = make_statement(keys.operator, new, reason="yearly")
+    manifest = manifest_mod.sign(manifest_body(keys, device_name=name, serial=2), new)
+    (tmp_path / "st.json").write_text(json.dumps(statement.model_dump(mode="json")))
+    (tmp_path / "m.json").write_text(json.dumps(manifest.model_dump(mode="json")))
+    stale = manifest_mod.sign(manifest_body(keys, device_name=name), keys.operator)
+    (tmp_path / "old.json").write_text(json.dumps(stale.model_dump(mode="json")))
+    with pytest.raises(FnError) as err:  # a manifest the new key did not sign is never sent
+        await asyncio.to_thread(call, "operator_key_ship", manifests=[tmp_path / "old.json"],
+                                statement=tmp_path / "st.json")
+    assert err.value.code == "manifest_invalid_signature"
+
+    creds_path = Path(account["credentials_path"])
+    creds = Credentials.load(creds_path)
+    device = MatrixClient(creds.client_config(
+        creds_path.parent, "agent", accept_invites_from=(matrix_settings["actor"],), sync_timeout_ms=2000))
+    got: asyncio.Queue[Incoming] = asyncio.Queue()
+
+    async def put(ev: Incoming) -> None:
+        await got.put(ev)
+
+    device.on_custom_event(ROTATION_EVENT, put)
+    await device.start()
+    try:
+        await device.wait_for_member(room["room_id"], device.user_id)
+        out = await asyncio.to_thread(call, "operator_key_ship", manifests=[tmp_path / "m.json"],
+                                      statement=tmp_path / "st.json")
+        assert [s["room"] for s in out["sent"]] == [room["alias"]]
+        ev = await asyncio.wait_for(got.get(), 15)
+        assert ev.decrypted and ev.content["statement"] == statement.model_dump(mode="json")
+        assert ev.content["manifest"]["serial"] == 2
+    finally:
+        await device.stop()

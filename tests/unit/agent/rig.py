@@ -146,6 +146,7 @@ def make_rig(
         "matrix_user": config.get("matrix_user", "@dev:localhost"),
         "approvers": approvers,
         "controllers": [public_b64(controller)],
+        "bot_users": list(config.get("bot_users", ["@bot:localhost"])),
         "capabilities": capabilities if capabilities is not None else default_capabilities(files, writable),
         "serial": 1,
         "issued_at": now - 60,

@@ -17,8 +17,7 @@ from nacl.signing import SigningKey
 from apps.device_agent.__main__ import main
 from apps.device_agent.capabilities.base import Context
 from apps.device_agent.pipeline import ApprovalEvents, Pipeline
-from meshagents.bus import APPROVAL_REQUEST_KEY
-from meshagents.trust.envelope import approval_binding
+from meshagents.trust.approval import make_binding, request_content
 from meshagents.trust.models import Envelope
 from tests.unit.agent.rig import Rig, make_rig
 
@@ -111,34 +110,31 @@ def _events(
     *,
     sender: str | None = None,
     verified: bool = True,
-    binding: str | None = None,
     device_id: str | None = None,
+    capability: str | None = None,
     key: str = "👍",
+    r_sender: str = "@bot:localhost",
+    body: str | None = None,
+    between: list[dict[str, Any]] | None = None,
 ) -> ApprovalEvents:
     envelope = Envelope.model_validate(env)
-    request = {
-        "event_id": "$R",
-        "type": "m.room.message",
-        "sender": "@bot:localhost",
-        "content": {
-            "msgtype": "m.text",
-            "body": "approve?",
-            APPROVAL_REQUEST_KEY: {
-                "approval_id": "abc123",
-                "request_id": envelope.request_id,
-                "device_id": device_id or rig.device_id,
-                "capability": envelope.capability,
-                "binding": binding or approval_binding(envelope),
-            },
-        },
-    }
+    binding = make_binding(
+        approval_id="abc123", request_id=envelope.request_id, device_id=device_id or rig.device_id,
+        capability=capability or envelope.capability, args=envelope.args, deadline=int(time.time()) + 600,
+        requester=rig.approvers[0],
+    )
+    content = request_content(binding, envelope.args)
+    if body is not None:
+        content["body"] = body
+    request = {"event_id": "$R", "type": "m.room.message", "sender": r_sender, "content": content}
     approval = {
         "event_id": envelope.approval,
         "type": "m.reaction",
         "sender": sender or rig.approvers[0],
         "content": {"m.relates_to": {"rel_type": "m.annotation", "event_id": "$R", "key": key}},
     }
-    return ApprovalEvents(approval=approval, approval_verified=verified, request=request)
+    return ApprovalEvents(approval=approval, approval_verified=verified, request=request,
+                          request_verified=True, between=[] if between is None else between)
 
 
 def test_approval_required_and_checked(rig: Rig, pipe: Pipeline) -> None:
@@ -147,23 +143,25 @@ def test_approval_required_and_checked(rig: Rig, pipe: Pipeline) -> None:
     assert _status(pipe, rig.content("fs.write", args)) == "rejected_approval"
     env = rig.envelope("fs.write", args, approval="$A")
     ok_events = _events(rig, env)
+    deny = {"event_id": "$D", "type": "m.reaction", "sender": rig.approvers[0], "verified": True,
+            "content": {"m.relates_to": {"rel_type": "m.annotation", "event_id": "$R", "key": "👎"}}}
     cases = {
-        "non-operator": _events(rig, env, sender="@mallory:localhost"),
-        "bot": _events(rig, env, sender="@bot:localhost"),
-        "unverified": _events(rig, env, verified=False),
-        "other request": _events(rig, env, binding="other:" + "0" * 64),
-        "other device": _events(rig, env, device_id="dev-other"),
-        "thumbs down": _events(rig, env, key="👎"),
+        "non-operator": ({"sender": "@mallory:localhost"}, "approval_not_approver"),
+        "bot": ({"sender": "@bot:localhost"}, "approval_from_bot"),
+        "unverified": ({"verified": False}, "approval_unverified"),
+        "other device": ({"device_id": "dev-other"}, "binding_device"),
+        "other capability": ({"capability": "fs.read"}, "binding_capability"),
+        "thumbs down": ({"key": "👎"}, "approval_not_a_vote"),
+        "look-alike R": ({"r_sender": "@dev:localhost"}, "request_not_from_bot"),
+        "other text": ({"body": "approve fs.read?"}, "text_mismatch"),
+        "denied first": ({"between": [deny]}, "approval_denied"),
     }
-    for name, events in cases.items():
+    for name, (kw, code) in cases.items():
         fresh = rig.envelope("fs.write", args, approval="$A", request_id=env["request_id"])
-        fresh_events = ApprovalEvents(events.approval, events.approval_verified, events.request)
-        assert fresh_events.request is not None
-        if name != "other request":
-            fresh_events.request["content"][APPROVAL_REQUEST_KEY]["binding"] = approval_binding(
-                Envelope.model_validate(fresh)
-            )
-        assert _status(pipe, {"envelope": fresh}, fresh_events) == "rejected_approval", name
+        out = pipe.process({"envelope": fresh}, _events(rig, fresh, **kw), CTX)
+        assert out.status == "rejected_approval", name
+        assert out.reason.startswith(code + ":"), (name, out.reason)
+        assert pipe.audit.entries()[-1].detail.startswith(code), name
     # the approval event must be the one the signed envelope names
     named_other = rig.envelope("fs.write", args, approval="$B")
     assert _status(pipe, {"envelope": named_other}, _events(rig, env)) == "rejected_approval"
@@ -173,6 +171,18 @@ def test_approval_required_and_checked(rig: Rig, pipe: Pipeline) -> None:
     assert target.read_text() == "hi\n"
     intent = [e for e in pipe.audit.entries() if e.kind == "intent"][-1]
     assert intent.approval == "$A"
+    # the same approval under a fresh nonce and a new request id: spent
+    again = rig.envelope("fs.write", args, approval="$A")
+    out = pipe.process({"envelope": again}, _events(rig, again), CTX)
+    assert out.status == "rejected_approval" and out.reason.startswith("approval_reused"), out
+    # two checks that both passed before either began (a race): the transaction refuses one
+    e1 = rig.envelope("fs.write", args, approval="$A2")
+    e2 = rig.envelope("fs.write", args, approval="$A2", request_id=e1["request_id"])
+    v1, v2 = pipe.check({"envelope": e1}, _events(rig, e1)), pipe.check({"envelope": e2}, _events(rig, e2))
+    assert v1.ok and v2.ok
+    assert pipe.begin(v1).ok
+    lost = pipe.begin(v2)
+    assert lost.status == "rejected_approval" and lost.reason.startswith("approval_reused"), lost
 
 
 def test_fs_write_content_limits(rig: Rig, pipe: Pipeline) -> None:

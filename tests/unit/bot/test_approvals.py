@@ -19,6 +19,7 @@ from apps.agents_and_robots.approvals import (
     vote_from_reaction,
 )
 from apps.agents_and_robots.commands import Command, parse
+from meshagents.trust.approval import render_request
 
 pytestmark = pytest.mark.unit
 
@@ -360,8 +361,12 @@ def test_preview_cuts_long_strings() -> None:
 
 def test_binding_is_shown_in_the_request() -> None:
     b = book()
-    t = b.open(device="d", capability="fs.write", args={}, requester=OP, now=T0, binding="q-1:abc123")
-    assert t.request is not None and t.request.binding == "q-1:abc123"
-    assert "binding: q-1:abc123" in t.effects[0].text and "<code>q-1:abc123</code>" in t.effects[0].html
-    t2 = b.open(device="d", capability="fs.write", args={}, requester=OP, now=T0)
-    assert "binding" not in t2.effects[0].text
+    t = b.open(device="d", capability="fs.write", args={"path": "/x"}, requester=OP, now=T0,
+               envelope_request_id="q-1", device_id="dev-d")
+    assert t.request is not None and t.request.binding is not None
+    binding = t.request.binding
+    assert (binding.request_id, binding.device_id, binding.capability) == ("q-1", "dev-d", "fs.write")
+    assert binding.deadline == int(T0 + b.ttl_s) and binding.approval_id == t.request.id
+    # the text is the trust core's rendering: the device re-renders it from its envelope
+    assert (t.effects[0].text, t.effects[0].html) == render_request(binding, {"path": "/x"})
+    assert f"binding: {binding.digest}" in t.effects[0].text

@@ -164,7 +164,11 @@ def approval_flow(core: BotCore) -> str:
     assert isinstance(record, RecordDispatch) and record.capability == "fs.write"
     assert status == SetDispatchStatus("req-0", "pending_approval", T0, approval_id="A00000")
     assert isinstance(post, PostApprovalRequest) and post.approval_id == "A00000"
-    binding = f"req-0:{args_digest({'path': '/tmp/note', 'content': 'hi there'})}"
+    args = {"path": "/tmp/note", "content": "hi there"}
+    assert post.binding is not None and post.args == args
+    assert post.binding.request_id == "req-0" and post.binding.args_digest == args_digest(args)
+    assert post.binding.capability == "fs.write" and post.binding.deadline == int(T0 + 3600)
+    binding = post.binding.digest
     assert f"binding: {binding}" in post.text and "fs.write" in post.text
     assert post.data == {
         "approval_id": "A00000",

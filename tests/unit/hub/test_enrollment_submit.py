@@ -20,6 +20,7 @@ from meshagents.api import call
 from meshagents.errors import FnError
 from meshagents.trust import manifest as manifest_mod
 from meshagents.trust import tokens
+from meshagents.trust.sealing import seal_answer
 from meshagents.trust.signing import public_b64
 
 pytestmark = pytest.mark.unit
@@ -33,6 +34,7 @@ class FakeHub:
         self.mode = "good"
         self.refusals: list[dict[str, Any]] = []
         self.enroll_posts = 0
+        self.sent: list[dict[str, Any]] = []  # what went over the wire, as a sniffer sees it
         hub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -55,7 +57,9 @@ class FakeHub:
                 elif hub.mode == "expired":
                     self.reply(401, {"error": "token_expired", "message": "expired"})
                 else:
-                    self.reply(200, hub.answer(body))
+                    answer = hub.answer(body)
+                    hub.sent.append(answer)
+                    self.reply(200, answer)
 
             def reply(self, status: int, data: dict[str, Any]) -> None:
                 raw = json.dumps(data).encode()
@@ -70,6 +74,11 @@ class FakeHub:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def answer(self, req: dict[str, Any]) -> dict[str, Any]:
+        # sealed as the real hub seals it (to the device key; "wrong_seal": to another key)
+        seal_to = public_b64(SigningKey.generate()) if self.mode == "wrong_seal" else req["device_key"]
+        return seal_answer(self._plain(req), seal_to)
+
+    def _plain(self, req: dict[str, Any]) -> dict[str, Any]:
         signer = SigningKey.generate() if self.mode == "rogue" else OPERATOR
         device_key = public_b64(SigningKey.generate()) if self.mode == "other_key" else req["device_key"]
         body = build_manifest(
@@ -81,9 +90,10 @@ class FakeHub:
         return {
             "device_id": "home-wsl", "address": "10.42.0.10", "address_cidr": "10.42.0.10/24",
             "hub_public_key": HUB_KEY, "hub_mesh_address": "10.42.0.1", "endpoint": "198.51.100.1:51820",
-            "allowed_ips": ["10.42.0.0/24"], "persistent_keepalive": 25, "preshared_key": None,
+            "allowed_ips": ["10.42.0.0/24"], "persistent_keepalive": 25,
+            "preshared_key": "P" * 43 + "=" if self.mode in ("matrix", "wrong_seal") else None,
             "operator_port": 8000, "manifest": manifest_mod.sign(body, signer).model_dump(mode="json"),
-            "matrix": None if self.mode != "matrix" else {
+            "matrix": None if self.mode not in ("matrix", "wrong_seal") else {
                 "homeserver_url": "http://10.42.0.1:8008", "user_id": "@dev-home-wsl:hub", "password": "pw",
                 "room_alias": "#dev-home-wsl:hub", "room_id": "!r:hub",
                 "approvals_room": "#operator-approvals:hub", "bot_users": ["@bot:hub"],
@@ -127,10 +137,16 @@ def test_matrix_section_writes_the_device_agent_config(hub: FakeHub, state_dir: 
     assert cfg.hub_url == "http://10.42.0.1:8000" and cfg.operator_key == public_b64(OPERATOR)
     assert json.loads(cfg.manifest_path.read_text())["device_id"] == "home-wsl"
     assert "pw" not in (state_dir / "enrollment" / "enrollment.json").read_text()
+    # on the wire: neither the Matrix password nor the preshared key, only a sealed box
+    wire = json.dumps(hub.sent)
+    assert '"pw"' not in wire and "P" * 43 not in wire and hub.sent[0]["sealed"]["box"]
+    assert "PresharedKey = " + "P" * 43 + "=" in (state_dir / "enrollment" / "client.conf").read_text()
 
 
 @pytest.mark.parametrize(
-    ("mode", "code"), [("rogue", "manifest_invalid_signature"), ("other_key", "manifest_mismatch")]
+    ("mode", "code"),
+    [("rogue", "manifest_invalid_signature"), ("other_key", "manifest_mismatch"),
+     ("wrong_seal", "enroll_sealed_invalid")],
 )
 def test_bad_manifest_installs_nothing_and_tells_the_hub(
     hub: FakeHub, state_dir: Path, mode: str, code: str

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,6 +82,15 @@ def test_malformed_input_is_422_with_fields() -> None:
     assert hub.calls == []
     big = client.post("/enroll", content=b"x", headers={"content-length": str(9 * 1024 * 1024)})
     assert big.status_code == 413
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: Transfer-Encoding chunked
+        for _ in range(24 * 16):
+            yield b" " * 65536
+
+    r = client.post("/enroll", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413 and r.json()["error"] == "body_too_large"
+    assert hub.calls == []
+    assert client.get("/nope").status_code == 404  # other HTTP errors keep their usual shape
 
 
 def test_operator_routes_need_the_bearer_token() -> None:

@@ -44,6 +44,18 @@ def test_power_levels_roles() -> None:
     assert rooms.power_levels(["@op:h"], "@op:h", None)["users"] == {"@op:h": 100}
 
 
+def test_approvals_room_levels_devices_read_only() -> None:
+    pl = rooms.approvals_power_levels(["@op:h"], "@bot:h")
+    assert pl["users"] == {"@op:h": 100, "@bot:h": 100}
+    assert pl["events_default"] == 50 and pl["users_default"] == 0  # a device at 0 cannot post
+    assert rooms.approvals_levels_fixed(pl, ["@op:h"], "@bot:h") is None
+    old = rooms.power_levels(["@op:h"], None, None) | {"users": {"@op:h": 100, "@bot:h": 100}}
+    fixed = rooms.approvals_levels_fixed(old, ["@op:h", "@op2:h"], "@bot:h")
+    assert fixed is not None and fixed["events_default"] == 50
+    assert fixed["users"]["@op2:h"] == 50 and fixed["users"]["@op:h"] == 100
+    assert rooms.approvals_levels_fixed({**pl, "users_default": 50}, ["@op:h"], "@bot:h") is not None
+
+
 def test_message_content_and_code_blocks() -> None:
     c = rooms.message_content("hi", notice=True, html="<b>hi</b>", reply_to="$e")
     assert c == {

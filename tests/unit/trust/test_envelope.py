@@ -87,7 +87,7 @@ def test_each_status(keys: Keys, manifest: Manifest, nonces: NonceStore) -> None
     seen: list[str] = []
 
     def good(e: Envelope, m: Manifest) -> bool:
-        seen.append(E.approval_binding(e))
+        seen.append(f"{e.request_id}:{E.args_digest(e.args)}")
         return e.approval == "$ev"
 
     assert check(env(keys, approval="$ev", **reboot), manifest, nonces, approval_check=good) == "ok"
