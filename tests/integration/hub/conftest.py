@@ -24,8 +24,10 @@ import contextlib
 import ctypes
 import os
 import secrets
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -86,6 +88,11 @@ class HubRig:
     log_path: Path = Path()
     devices: list[DeviceNs] = field(default_factory=list)
     manifest_key: str = "operator/ed25519"
+    #: Devices' state lives outside /tmp: profiles grant /tmp, and a device agent refuses a
+    #: manifest whose prefixes cover its own state (manifest_covers_agent_state).
+    device_root: Path = field(
+        default_factory=lambda: Path(tempfile.mkdtemp(prefix="hubdev-", dir="/var/tmp"))
+    )
 
     @property
     def public_url(self) -> str:
@@ -195,7 +202,7 @@ class HubRig:
             name=f"d{i}-{s}",
             netns=f"md{s}{i}",
             interface=f"wd{s}{i}",
-            state=self.workdir / f"dev{i}-state",
+            state=self.device_root / f"dev{i}-state",
             config_dir=self.workdir / f"dev{i}-wg",
             index=i,
         )
@@ -272,6 +279,7 @@ def hub_rig_cm(
             yield rig
         finally:
             rig.stop()
+            shutil.rmtree(rig.device_root, ignore_errors=True)
 
 
 @pytest.fixture(scope="package")

@@ -61,6 +61,8 @@ def hashes(chain: Path) -> dict[int, str]:
 
 def records(chain: Path) -> list[dict[str, Any]]:
     path = checkpoints_path(chain)
+    if not path.exists():  # killed before the first checkpoint was written: none yet
+        return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
