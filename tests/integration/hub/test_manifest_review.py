@@ -168,6 +168,8 @@ def agent_pipeline(rig: HubRig, dev: DeviceNs, enrolled: dict[str, Any]) -> Pipe
                 "homeserver": "http://127.0.0.1:9", "matrix_user": "@dev:hub.test", "matrix_password": "x",
                 "device_room": "#dev:hub.test", "approvals_room": "#operator-approvals:hub.test",
                 "hub_url": f"http://10.42.0.1:{8000}", "data_dir": str(dev.state / "agent"),
+                # the device's own chain, beside its state (outside /tmp, which the profile grants)
+                "audit_path": str(dev.state / "agent" / "audit.sqlite"),
             }
         )
     )  # fmt: skip
