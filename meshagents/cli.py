@@ -288,6 +288,53 @@ def chat_cmd(device: str, connection: Path | None) -> None:
         sys.exit(0)
 
 
+@cli.group("operator")
+def operator_group() -> None:
+    """The operator's Matrix account: recovery key (secret storage), identity confirmation."""
+
+
+def _operator_account(connection: Path | None) -> Any:
+    from meshagents.matrix.recovery import Account
+    from meshagents.rig.chat import load_connection
+    from meshagents.rig.demo import connection_path
+
+    conn = load_connection(connection or connection_path())
+    password = os.environ.get("FN_OPERATOR_PASSWORD") or str(conn.get("operator_password", ""))
+    try:
+        return Account(
+            str(conn["homeserver"]), str(conn["operator_user"]), password, Path(conn["cross_signing_path"])
+        )
+    except KeyError as exc:
+        raise FnError("bad_connection_file", f"the connection file lacks {exc}") from exc
+
+
+@operator_group.command("recovery-key")
+@click.argument("action", type=click.Choice(["create", "rotate", "status"]), default="status")
+@click.option("--connection", type=click.Path(path_type=Path), default=None,
+              help="Connection file (homeserver, operator login, cross-signing seeds); default the demo's.")
+@click.option("--passphrase", is_flag=True, help="Also derive the key from a passphrase (asked twice).")
+def recovery_key_cmd(action: str, connection: Path | None, passphrase: bool) -> None:
+    """Secret storage for Element: create the recovery key, rotate it, or show what is stored.
+
+    The key is printed once and kept nowhere by this command: write it down."""
+    from meshagents.matrix.recovery import create_recovery, recovery_status, rotate_recovery
+
+    try:
+        acct = _operator_account(connection)
+        if action == "status":
+            click.echo(dumps(recovery_status(acct)))
+            return
+        phrase = click.prompt("Passphrase", hide_input=True, confirmation_prompt=True) if passphrase else None
+        out = (create_recovery if action == "create" else rotate_recovery)(acct, phrase)
+    except FnError as exc:
+        _fail(exc)
+        return
+    click.echo(dumps({"recovery_key": out.recovery_key, "key_id": out.key_id,
+                      "backup_version": out.backup_version}))  # fmt: skip
+    if action == "rotate":
+        click.echo("the previous recovery key no longer opens anything", err=True)
+
+
 def main() -> None:
     cli(prog_name="fn")
 

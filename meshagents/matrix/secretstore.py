@@ -52,7 +52,7 @@ KEY_EVENT_PREFIX = "m.secret_storage.key."
 MASTER = "m.cross_signing.master"
 SELF_SIGNING = "m.cross_signing.self_signing"
 USER_SIGNING = "m.cross_signing.user_signing"
-BACKUP_SECRET = "m.megolm_backup.v1"
+BACKUP_SECRET = "m.megolm_backup.v1"  # noqa: S105 (a secret's name, not a secret)
 CROSS_SIGNING_SECRETS = (MASTER, SELF_SIGNING, USER_SIGNING)
 
 _PREFIX = b"\x8b\x01"

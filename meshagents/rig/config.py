@@ -209,6 +209,7 @@ def connection_info(
     bot_api: str,
     api_token: str,
     store_root: str,
+    recovery_key: str = "",
 ) -> dict[str, Any]:
     """What ``./fn chat`` (and any client) needs to talk to the running demo."""
     return {
@@ -225,4 +226,6 @@ def connection_info(
         "bot_api": bot_api,
         "api_token": api_token,
         "store_root": store_root,
+        # Element's "Verify with Recovery Key" (secret storage): a secret, like the password
+        "recovery_key": recovery_key,
     }

@@ -138,6 +138,7 @@ class Rig:
         self.operator_user = f"@operator:{self.server_name}"
         self.operator_password = secrets.token_urlsafe(18)
         self.api_token = ""
+        self.recovery_key = ""
         self.operator_public_key = ""
         self.ports: dict[str, int] = {}
         self.timings: dict[str, float] = {}
@@ -245,6 +246,7 @@ class Rig:
         for name in self.device_names:
             self._step(f"device {name}: agent", lambda name=name: self.start_agent(name))  # type: ignore[misc]
         self._step("operator joins; agents in their rooms", lambda: asyncio.run(self._settle()))
+        self._step("operator recovery key (secret storage, key backup)", self._recovery)
 
     def close(self) -> None:
         """Stop everything this rig started; never raises (a teardown must finish)."""
@@ -665,6 +667,20 @@ class Rig:
                 await asyncio.sleep(0.5)
         raise FnError("rig_start_failed", f"the bot does not know every device yet: {rows}")
 
+    def operator_account(self) -> Any:
+        """The operator's account for ``meshagents.matrix.recovery`` (secret storage)."""
+        from meshagents.matrix.recovery import Account
+
+        return Account(
+            self.homeserver_url, self.operator_user, self.operator_password, self.cross_signing_path
+        )
+
+    def _recovery(self) -> None:
+        # After _settle: the operator's cross-signing identity is on the server by then.
+        from meshagents.matrix.recovery import create_recovery
+
+        self.recovery_key = create_recovery(self.operator_account()).recovery_key
+
     def connection(self) -> dict[str, Any]:
         """What ``./fn chat`` needs (written 0600 by the demo)."""
         return cfg.connection_info(
@@ -672,7 +688,7 @@ class Rig:
             operator_password=self.operator_password, cross_signing_path=str(self.cross_signing_path),
             bot_user=self.bot_user, devices=list(self.device_names), dashboard=self.dashboard_url,
             hub_api=self.hub_api_url, bot_api=self.bot_api_url, api_token=self.api_token,
-            store_root=str(self.operator_store_root / "stores"),
+            store_root=str(self.operator_store_root / "stores"), recovery_key=self.recovery_key,
         )  # fmt: skip
 
 

@@ -12,6 +12,7 @@ import * as readline from "node:readline";
 
 import * as sdk from "matrix-js-sdk";
 import {
+    AllDevicesIsolationMode,
     decodeRecoveryKey,
     OnlySignedDevicesIsolationMode,
 } from "matrix-js-sdk/lib/crypto-api/index.js";
@@ -34,6 +35,8 @@ let secretStorageKey = null; // Uint8Array, decoded from the recovery key
 const events = []; // every timeline event seen, in arrival order
 const changed = new Set(); // waiters woken on each new or decrypted event
 
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
 function wake() {
     for (const fn of [...changed]) fn();
 }
@@ -47,7 +50,8 @@ function summary(ev) {
         sender: ev.getSender(),
         type: ev.getType(),
         encrypted: ev.isEncrypted(),
-        undecryptable: ev.isDecryptionFailure(),
+        // still m.room.encrypted: no room key (yet); a failure once the SDK gave up
+        undecryptable: ev.isDecryptionFailure() || ev.getType() === "m.room.encrypted",
         decryption_failure: ev.decryptionFailureReason || null,
         content,
         body: typeof content.body === "string" ? content.body : null,
@@ -60,6 +64,7 @@ function matches(ev, m) {
     const s = summary(ev);
     if (m.room_id && s.room_id !== m.room_id) return false;
     if (m.type && s.type !== m.type) return false;
+    if (m.type_in && !m.type_in.includes(s.type)) return false;
     if (m.sender && s.sender !== m.sender) return false;
     if (m.in_reply_to && s.in_reply_to !== m.in_reply_to) return false;
     if (m.has_key && !(m.has_key in s.content)) return false;
@@ -109,7 +114,10 @@ function passwordAuth(makeRequest) {
 
 const ops = {
     // Log in with a brand-new device and start syncing, as Element does on a new session.
-    async login({ homeserver, user, password, device_name }) {
+    // isolation "only_signed" (default): Element's "exclude insecure devices" (MSC4153); the
+    // SDK then refuses to send at all from a session that is not cross-signed. "all": the
+    // setting off, as Element ships it today; an unverified session can send.
+    async login({ homeserver, user, password, device_name, isolation }) {
         login = { homeserver, user, password };
         const tmp = sdk.createClient({ baseUrl: homeserver });
         const resp = await tmp.loginRequest({
@@ -133,7 +141,11 @@ const ops = {
             },
         });
         await client.initRustCrypto({ useIndexedDB: false });
-        client.getCrypto().setDeviceIsolationMode(new OnlySignedDevicesIsolationMode());
+        client
+            .getCrypto()
+            .setDeviceIsolationMode(
+                isolation === "all" ? new AllDevicesIsolationMode(false) : new OnlySignedDevicesIsolationMode(),
+            );
         client.on(sdk.RoomEvent.Timeline, (ev) => {
             events.push(ev);
             wake();
@@ -169,9 +181,27 @@ const ops = {
     async verify({ recovery_key }) {
         secretStorageKey = decodeRecoveryKey(recovery_key);
         const crypto = client.getCrypto();
-        await crypto.bootstrapCrossSigning({});
+        const me = client.getUserId();
+        // importCrossSigningKeys checks the private keys against our published public
+        // keys: those must have been downloaded first (Element has them from its sync).
+        for (let i = 0; ; i++) {
+            await crypto.getUserDeviceInfo([me], true);
+            try {
+                await crypto.bootstrapCrossSigning({});
+                break;
+            } catch (err) {
+                if (i >= 20 || !String(err).includes("importCrossSigningKeys")) throw err;
+                await sleep(500);
+            }
+        }
         await crypto.loadSessionBackupPrivateKeyFromSecretStorage();
         await crypto.checkKeyBackupAndEnable();
+        // our device's new signature comes back with the next key query of our own user
+        for (let i = 0; i < 60; i++) {
+            const st = await ops.status();
+            if (st.device_verified) return st;
+            await sleep(500);
+        }
         return ops.status();
     },
 

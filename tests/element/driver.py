@@ -88,8 +88,11 @@ class ElementClient:
         except OSError:
             return ""
 
-    async def login(self, homeserver: str, user: str, password: str) -> dict[str, Any]:
-        me = await self.call("login", homeserver=homeserver, user=user, password=password)
+    async def login(
+        self, homeserver: str, user: str, password: str, *, isolation: str = "only_signed"
+    ) -> dict[str, Any]:
+        """``isolation``: "only_signed" (Element's "exclude insecure devices") or "all"."""
+        me = await self.call("login", homeserver=homeserver, user=user, password=password, isolation=isolation)
         self.user_id, self.device_id = str(me["user_id"]), str(me["device_id"])
         return me
 
@@ -112,6 +115,7 @@ class ElementClient:
         return str((await self.call("react", room_id=room_id, event_id=event_id, key=key))["event_id"])
 
     async def wait_event(self, match: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
-        answer = await self.call("wait_event", timeout=timeout + 10, match=match, timeout_ms=int(timeout * 1000))
+        ms = int(timeout * 1000)
+        answer = await self.call("wait_event", timeout=timeout + 10, match=match, timeout_ms=ms)
         event: dict[str, Any] = answer["event"]
         return event
