@@ -12,8 +12,8 @@ API (everything else in this module is private)::
     await client.start()                   # login/restore, cross-sign self, first sync, loop
                                            # (start(wait=True): retry while unreachable)
     client.state                           # "stopped" | "starting" | "ok" | "degraded"
-    await client.send_text(room, body, html=None, reply_to=None)    -> event id
-    await client.send_notice(room, body, html=None, reply_to=None)  -> event id
+    await client.send_text(room, body, html=None, reply_to=None, encrypted=True)    -> event id
+    await client.send_notice(room, body, html=None, reply_to=None, encrypted=True)  -> event id
     await client.send_custom(room, type, content)                   -> event id
     await client.send_reaction(room, event_id, key, encrypted=True) -> event id
     await client.create_room(alias=None, name=None, invite=(), power_levels=None) -> room id
@@ -133,6 +133,10 @@ class Incoming:
     verified: bool  # the trust policy's verdict, see the module docstring
     sender_device: str | None
     event: nio.Event
+    #: Why ``verified`` is what it is: "ok" or the trust policy's reason, e.g.
+    #: "device_not_cross_signed" (an unverified session), "master_key_changed" (an
+    #: identity reset not confirmed by the operator key), "not_an_operator".
+    trust: str = "ok"
 
     @property
     def body(self) -> str | None:
@@ -267,15 +271,20 @@ class MatrixClient:
         self._state = "stopped"
 
     async def send_text(
-        self, room: str, body: str, html: str | None = None, reply_to: str | None = None
+        self, room: str, body: str, html: str | None = None, reply_to: str | None = None,
+        *, encrypted: bool = True,
     ) -> str:
-        return await self._send(room, "m.room.message", message_content(body, html=html, reply_to=reply_to))
+        content = message_content(body, html=html, reply_to=reply_to)
+        return await self._send(room, "m.room.message", content, encrypt=encrypted)
 
     async def send_notice(
-        self, room: str, body: str, html: str | None = None, reply_to: str | None = None
+        self, room: str, body: str, html: str | None = None, reply_to: str | None = None,
+        *, encrypted: bool = True,
     ) -> str:
+        """``encrypted=False`` in an encrypted room: readable by a session that holds no room
+        key (the bot's "verify this session" answer); never for anything secret."""
         content = message_content(body, notice=True, html=html, reply_to=reply_to)
-        return await self._send(room, "m.room.message", content)
+        return await self._send(room, "m.room.message", content, encrypt=encrypted)
 
     async def send_custom(self, room: str, event_type: str, content: dict[str, Any]) -> str:
         return await self._send(room, event_type, content)
@@ -664,6 +673,7 @@ class MatrixClient:
             verified=verdict.verified,
             sender_device=verdict.device_id,
             event=event,
+            trust=verdict.reason,
         )
 
     # ------------------------------------------------------------------ trust

@@ -245,6 +245,10 @@ const ops = {
         return { event: await waitFor(match || {}, timeout_ms || 30000) };
     },
 
+    async events() {
+        return { events: events.map(summary).map((e) => ({ ...e, content: undefined })) };
+    },
+
     async stop() {
         if (client) client.stopClient();
         setTimeout(() => process.exit(0), 50);

@@ -92,7 +92,9 @@ class ElementClient:
         self, homeserver: str, user: str, password: str, *, isolation: str = "only_signed"
     ) -> dict[str, Any]:
         """``isolation``: "only_signed" (Element's "exclude insecure devices") or "all"."""
-        me = await self.call("login", homeserver=homeserver, user=user, password=password, isolation=isolation)
+        me = await self.call(
+            "login", homeserver=homeserver, user=user, password=password, isolation=isolation
+        )
         self.user_id, self.device_id = str(me["user_id"]), str(me["device_id"])
         return me
 
@@ -113,6 +115,10 @@ class ElementClient:
 
     async def react(self, room_id: str, event_id: str, key: str) -> str:
         return str((await self.call("react", room_id=room_id, event_id=event_id, key=key))["event_id"])
+
+    async def events(self) -> list[dict[str, Any]]:
+        """Every event seen since login (for a failing test's message)."""
+        return list((await self.call("events"))["events"])
 
     async def wait_event(self, match: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
         ms = int(timeout * 1000)

@@ -54,7 +54,10 @@ def test_recovery_key_round_trip(key: bytes) -> None:
     assert ss.decode_recovery_key(ss.encode_recovery_key(key)) == key
 
 
-@given(st.integers(min_value=0, max_value=len(JS_RECOVERY_KEY.replace(" ", "")) - 1), st.sampled_from("ABCxyz123"))
+_RK_LEN = len(JS_RECOVERY_KEY.replace(" ", ""))
+
+
+@given(st.integers(min_value=0, max_value=_RK_LEN - 1), st.sampled_from("ABCxyz123"))
 def test_recovery_key_typo_refused(pos: int, char: str) -> None:
     text = JS_RECOVERY_KEY.replace(" ", "")
     typo = text[:pos] + char + text[pos + 1 :]
