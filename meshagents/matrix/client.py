@@ -711,6 +711,9 @@ class MatrixClient:
             with contextlib.suppress(*_NET_ERRORS, FnError):
                 await self._keys_query([event.sender])
         verdict = self._judge(room_id, event)
+        if not verdict.verified and getattr(event, "decrypted", False):
+            log.info("%s: %s from %s (%s) not verified: %s", self.config.user_id, type(event).__name__,
+                     event.sender, verdict.device_id, verdict.reason)
         self._verdicts[event.event_id] = verdict
         while len(self._verdicts) > 4096:
             self._verdicts.popitem(last=False)

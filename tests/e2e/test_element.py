@@ -101,7 +101,10 @@ async def test_recovery_key_verifies_a_new_session_and_it_runs_a_command(
     assert "]: ok" in reply["body"].split("\n", 1)[0], reply["body"]
 
 
-async def test_element_approves_with_a_thumbs_up(erig: Rig, element: ElementClient) -> None:
+async def test_element_approves(erig: Rig, element: ElementClient) -> None:
+    """Element Web's 👍 goes out unencrypted (matrix-js-sdk never encrypts m.reaction), so
+    it proves no verified session: the bot says so, readably, in #operator-approvals, and
+    `!approve <id>` from the same session (an encrypted message) runs the command."""
     await element.verify(erig.recovery_key)
     room = await element.join(erig.rooms[HOME])
     approvals = await element.join(erig.rooms["approvals"])
@@ -110,7 +113,16 @@ async def test_element_approves_with_a_thumbs_up(erig: Rig, element: ElementClie
     request = await element.wait_event(
         {"room_id": approvals, "has_key": APPROVAL_REQUEST_KEY, "body_contains": path}, timeout=60
     )
-    await element.react(approvals, request["event_id"], "👍")
+    approval_id = request["content"][APPROVAL_REQUEST_KEY]["approval_id"]
+    reaction = await element.react(approvals, request["event_id"], "👍")
+    ignored = await element.wait_event(
+        {"room_id": approvals, "sender": erig.bot_user,
+         "body_contains": f"ignored approval of request {approval_id}"},
+        timeout=60,
+    )  # fmt: skip
+    assert not ignored["undecryptable"], ignored
+    assert reaction
+    await element.send(approvals, f"!approve {approval_id}")
     try:
         reply = await element.wait_event(
             {"room_id": room, "in_reply_to": sent["event_id"], "sender": device_user(erig)}, timeout=60
@@ -123,3 +135,4 @@ async def test_element_approves_with_a_thumbs_up(erig: Rig, element: ElementClie
         ]
         raise AssertionError(f"no result; messages seen: {seen}") from None
     assert "]: ok" in reply["body"].split("\n", 1)[0], reply["body"]
+    assert Path(path).read_text() == "written from Element"
