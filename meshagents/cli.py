@@ -335,6 +335,38 @@ def recovery_key_cmd(action: str, connection: Path | None, passphrase: bool) -> 
         click.echo("the previous recovery key no longer opens anything", err=True)
 
 
+@operator_group.command("trust-matrix-identity")
+@click.option("--connection", type=click.Path(path_type=Path), default=None,
+              help="Connection file (homeserver, operator login, rooms); default the demo's.")
+@click.option("--master-key", default=None, help="Refuse unless the server's master key is this one.")
+@click.option("--yes", is_flag=True, help="Do not ask before signing.")
+def trust_matrix_identity_cmd(connection: Path | None, master_key: str | None, yes: bool) -> None:
+    """After an identity reset in Element: sign the new master key with the operator key.
+
+    The bot and the device agents refuse the new key until they see this statement (posted
+    in #operator-approvals); then they trust the reset sessions at once."""
+    from meshagents.matrix.recovery import confirm_identity, recovery_status
+    from meshagents.rig.chat import load_connection
+    from meshagents.rig.demo import connection_path
+    from meshagents.trust.keystore import OPERATOR_KEY, load_signing_key
+
+    try:
+        conn = load_connection(connection or connection_path())
+        if conn.get("operator_state") and "FN_STATE_DIR" not in os.environ:
+            os.environ["FN_STATE_DIR"] = str(conn["operator_state"])  # the demo's key store
+        acct = _operator_account(connection)
+        if not yes:
+            current = recovery_status(acct)["master_key"]
+            click.confirm(f"Trust {current} as the master key of {acct.user_id}?", abort=True)
+        key = load_signing_key(OPERATOR_KEY)
+        rooms = [str(conn.get("rooms", {}).get("approvals") or "")]
+        out = confirm_identity(acct, key, [r for r in rooms if r], master_key)
+    except FnError as exc:
+        _fail(exc)
+        return
+    click.echo(dumps({k: v for k, v in out.items() if k != "statement"}))
+
+
 def main() -> None:
     cli(prog_name="fn")
 

@@ -592,6 +592,10 @@ class BotShell:
         await self._notice(self.approvals_room, text, None, action.reply_to)
 
     # ------------------------------------------------------------------ control API
+    def pending_identities(self) -> dict[str, str]:
+        """Operators whose new master key waits for ``./fn operator trust-matrix-identity``."""
+        return dict(self.client.pending_identities)
+
     def health(self) -> str:
         if not self._started:
             return "starting"

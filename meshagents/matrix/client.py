@@ -48,7 +48,10 @@ Guarantees:
   key, the device is signed by its owner's self-signing key, that key is signed by the
   owner's master key, the owner is in ``operators``, and the owner's master key equals
   the pinned one (``pinned_master_keys``, else pinned on first sight in
-  ``store_dir/pins.json``; a change is logged and refused). The chain is checked here
+  ``store_dir/pins.json``; a change is logged, refused and listed in
+  ``pending_identities`` until an ``org.meshagents.matrix_identity`` statement signed by
+  an operator key (``identity_keys``) names the new key; it is then pinned in
+  ``store_dir/identities.json``, at once, no restart). The chain is checked here
   with PyNaCl, not taken from the server. Devices that pass are marked verified in
   nio; with ``exclude_insecure_devices`` devices that are not cross-signed are
   blacklisted (no room keys for them), as Element does (MSC4153).
@@ -69,7 +72,7 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -79,7 +82,7 @@ import nio
 from nio.api import Api
 
 from meshagents.errors import FnError
-from meshagents.matrix import crosssign
+from meshagents.matrix import crosssign, identity
 from meshagents.matrix.rooms import encryption_state, message_content
 from meshagents.matrix.store import HandledEvents, read_json, write_private
 
@@ -118,6 +121,10 @@ class ClientConfig:
     sync_timeout_ms: int = 30_000
     backoff_initial: float = 0.25
     backoff_max: float = 30.0
+    #: Operator ed25519 public keys (called on each use, so rotations apply) whose signed
+    #: ``org.meshagents.matrix_identity`` statements confirm a new master key of an
+    #: operator (meshagents.matrix.identity). None: no confirmation possible.
+    identity_keys: Callable[[], Sequence[str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -190,6 +197,9 @@ class MatrixClient:
         self._chain_cache: dict[tuple[str, str, str | None], crosssign.ChainResult] = {}
         self._filter: str | dict[str, Any] | None = None
         self.trust_alerts: list[str] = []
+        #: Operators whose master key changed and is not confirmed yet: user -> new master key.
+        self.pending_identities: dict[str, str] = {}
+        self._confirmed: dict[str, dict[str, Any]] | None = None
 
     # ------------------------------------------------------------------ public
     @property
@@ -593,6 +603,12 @@ class MatrixClient:
             self._dirty.add(user)
         await self._handle_invites(resp)
         first, self._first_sync_ever = self._first_sync_ever, False
+        # Identity statements first: a command in another room of this same sync must meet
+        # the operator's confirmed identity, whatever order the rooms come in.
+        for info in resp.rooms.join.values():
+            for event in info.timeline.events:
+                if event.source.get("type") == identity.IDENTITY_EVENT:
+                    self._accept_identity(event.source.get("content"))
         for room_id, info in resp.rooms.join.items():
             for event in info.timeline.events:
                 await self._handle_event(room_id, event, dispatch=not first or self.config.handle_backlog)
@@ -640,10 +656,13 @@ class MatrixClient:
             self._pending.setdefault(event_id, (time.monotonic(), room_id, event, dispatch))
             return
         self._handled.mark(event_id, room_id)
-        if not dispatch or event.sender == self.config.user_id:
-            return
         source = event.source
         etype = str(source.get("type", ""))
+        if etype == identity.IDENTITY_EVENT:
+            # self-verifying (operator key): applied from the backlog too, never dispatched twice
+            self._accept_identity(source.get("content"))
+        if not dispatch or event.sender == self.config.user_id:
+            return
         if etype == "m.room.message":
             callbacks = self._message_cbs
         elif etype == "m.reaction":
@@ -677,7 +696,48 @@ class MatrixClient:
         )
 
     # ------------------------------------------------------------------ trust
+    def _confirmations(self) -> dict[str, dict[str, Any]]:
+        if self._confirmed is None:
+            data = read_json(self.config.store_dir / "identities.json") or {}
+            self._confirmed = {str(k): dict(v) for k, v in data.items() if isinstance(v, dict)}
+        return self._confirmed
+
+    def _accept_identity(self, content: Any) -> None:
+        """An operator-signed statement naming an operator's new master key: pin it."""
+        if self.config.identity_keys is None:
+            return
+        try:
+            stmt = identity.verify_statement(content, list(self.config.identity_keys()))
+        except FnError as exc:
+            log.warning("%s: ignoring a Matrix identity statement: %s", self.config.user_id, exc.message)
+            return
+        if stmt.user_id not in self.config.operators:
+            log.warning("%s: identity statement for %s, not an operator", self.config.user_id, stmt.user_id)
+            return
+        confirmed = self._confirmations()
+        prev = confirmed.get(stmt.user_id)
+        if prev is not None and int(prev.get("issued_at", 0)) >= stmt.issued_at:
+            return  # an older (or the same) statement: never pin an old identity back
+        confirmed[stmt.user_id] = {"master_key": stmt.master_key, "issued_at": stmt.issued_at}
+        write_private(self.config.store_dir / "identities.json", dict(confirmed))
+        if self._pins is not None:
+            self._pins.pop(stmt.user_id, None)
+        for key in [k for k in self._chain_cache if k[0] == stmt.user_id]:
+            del self._chain_cache[key]
+        for dev in [k for k in self._trusted if k[0] == stmt.user_id]:
+            del self._trusted[dev]
+        self._dirty.add(stmt.user_id)
+        self.pending_identities.pop(stmt.user_id, None)
+        self.trust_alerts = [a for a in self.trust_alerts if stmt.user_id not in a]
+        log.warning(
+            "%s: the operator key confirmed the new master key %s of %s",
+            self.config.user_id, stmt.master_key, stmt.user_id,
+        )  # fmt: skip
+
     def _pin(self, user: str) -> str | None:
+        confirmed = self._confirmations().get(user)
+        if confirmed is not None:
+            return str(confirmed["master_key"])
         if user in self.config.pinned_master_keys:
             return self.config.pinned_master_keys[user]
         if self._pins is None:
@@ -742,6 +802,8 @@ class MatrixClient:
         is_operator = sender in self.config.operators
         result = self._chain(sender, device_id, self._pin(sender) if is_operator else None)
         if result.reason == "master_key_changed":
+            if result.master_key:
+                self.pending_identities[sender] = result.master_key
             alert = f"master key of {sender} changed to {result.master_key}; refusing its devices"
             if alert not in self.trust_alerts:
                 log.error(alert)

@@ -4,6 +4,8 @@
     setup = create_recovery(acct, passphrase=None)   # -> Recovery(recovery_key, key_id, backup_version)
     setup = rotate_recovery(acct)                    # new key; secrets re-encrypted; old key useless
     recovery_status(acct)                            # -> {"key_id", "secrets": [...], "backup_version"}
+    confirm_identity(acct, operator_signing_key, ["#operator-approvals:hub.mesh"])
+                                     # -> {"master_key", "statement", "event_ids"}: after a reset
 
 What goes into secret storage (see ``secretstore`` for the bytes): the three
 cross-signing seeds from ``cross_signing_path`` (the file every project client of the
@@ -20,19 +22,23 @@ The recovery key is returned once and stored nowhere by this module.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
 
 from meshagents.errors import FnError
-from meshagents.matrix import crosssign
+from meshagents.matrix import crosssign, identity
 from meshagents.matrix import secretstore as ss
 from meshagents.matrix.store import read_json, write_private
+
+if TYPE_CHECKING:
+    from nacl.signing import SigningKey
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,19 @@ class _Session:
         obj = r.json().get("master_keys", {}).get(self.user_id) or {}
         keys = list((obj.get("keys") or {}).values())
         return str(keys[0]) if len(keys) == 1 else None
+
+    def room_id(self, room: str) -> str:
+        if not room.startswith("#"):
+            return room
+        r = self.http.get(f"/_matrix/client/v3/directory/room/{quote(room)}")
+        _check(r, f"room alias {room}")
+        return str(r.json()["room_id"])
+
+    def send(self, room_id: str, event_type: str, content: dict[str, Any]) -> str:
+        path = f"/_matrix/client/v3/rooms/{quote(room_id)}/send/{quote(event_type)}/{uuid.uuid4().hex}"
+        r = self.http.put(path, json=content)
+        _check(r, f"send to {room_id}")
+        return str(r.json()["event_id"])
 
     def backup_version(self) -> dict[str, Any] | None:
         r = self.http.get("/_matrix/client/v3/room_keys/version")
@@ -205,3 +224,20 @@ def recovery_status(acct: Account) -> dict[str, Any]:
             "backup_version": backup.get("version") if backup else None,
             "master_key": s.master_key(),
         }
+
+
+def confirm_identity(
+    acct: Account, key: SigningKey, rooms: Sequence[str], master_key: str | None = None
+) -> dict[str, Any]:
+    """Sign the operator's *current* master key (as the server publishes it) with the
+    operator key and post the statement in ``rooms`` (plain: the signature carries the
+    trust). ``master_key``: refuse unless the server's key is this one (``identity_mismatch``)."""
+    with _session(acct) as s:
+        current = s.master_key()
+        if current is None:
+            raise FnError("cross_signing_missing", f"{acct.user_id} has no master key on the server")
+        if master_key is not None and master_key != current:
+            raise FnError("identity_mismatch", f"the server's master key is {current}, not {master_key}")
+        statement = identity.make_statement(key, acct.user_id, current)
+        events = [s.send(s.room_id(room), identity.IDENTITY_EVENT, statement) for room in rooms]
+        return {"user_id": acct.user_id, "master_key": current, "statement": statement, "event_ids": events}

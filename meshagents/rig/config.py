@@ -210,6 +210,7 @@ def connection_info(
     api_token: str,
     store_root: str,
     recovery_key: str = "",
+    operator_state: str = "",
 ) -> dict[str, Any]:
     """What ``./fn chat`` (and any client) needs to talk to the running demo."""
     return {
@@ -228,4 +229,6 @@ def connection_info(
         "store_root": store_root,
         # Element's "Verify with Recovery Key" (secret storage): a secret, like the password
         "recovery_key": recovery_key,
+        # the state dir whose key store holds the operator key (trust-matrix-identity)
+        "operator_state": operator_state,
     }

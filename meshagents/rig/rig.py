@@ -689,6 +689,7 @@ class Rig:
             bot_user=self.bot_user, devices=list(self.device_names), dashboard=self.dashboard_url,
             hub_api=self.hub_api_url, bot_api=self.bot_api_url, api_token=self.api_token,
             store_root=str(self.operator_store_root / "stores"), recovery_key=self.recovery_key,
+            operator_state=str(self.hub_state),
         )  # fmt: skip
 
 
