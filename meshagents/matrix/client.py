@@ -848,6 +848,11 @@ class MatrixClient:
                 )
                 before = self._trusted.get((user, device.id))
                 self._trusted[(user, device.id)] = good
+                if good and pin is None and user in self.config.operators and result.master_key:
+                    # pin on first sight here too, not only on a first command: a reset
+                    # before the first command would otherwise be pinned as the original
+                    self._remember_pin(user, result.master_key)
+                    pin = result.master_key
                 if good:
                     if device.blacklisted:
                         client.unblacklist_device(device)

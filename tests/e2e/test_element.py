@@ -12,10 +12,14 @@ revoke every device, and these tests must not depend on the order of files.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from meshagents.bus import APPROVAL_REQUEST_KEY
@@ -136,3 +140,47 @@ async def test_element_approves(erig: Rig, element: ElementClient) -> None:
         raise AssertionError(f"no result; messages seen: {seen}") from None
     assert "]: ok" in reply["body"].split("\n", 1)[0], reply["body"]
     assert Path(path).read_text() == "written from Element"
+
+
+async def test_identity_reset_is_refused_until_the_operator_key_confirms_it(
+    erig: Rig, element: ElementClient, tmp_path: Path
+) -> None:
+    """Last in this module: the rig's operator seeds are stale after it."""
+    await element.verify(erig.recovery_key)
+    room = await element.join(erig.rooms[HOME])
+    old = (await element.status())["master_key"]
+    sent = await element.send(room, "!exec ls /tmp")  # the operator at work before the reset
+    await element.wait_event(
+        {"room_id": room, "in_reply_to": sent["event_id"], "sender": device_user(erig)}, timeout=60
+    )
+    reset = await element.reset_identity()
+    new = reset["master_key"]
+    assert new and new != old and reset["device_verified"], reset
+    sent = await element.send(room, "!exec ls /tmp")
+    refusal = await element.wait_event(
+        {"room_id": room, "sender": erig.bot_user, "in_reply_to": sent["event_id"]}, timeout=60
+    )
+    assert not refusal["encrypted"] and "trust-matrix-identity" in (refusal["body"] or ""), refusal
+    async with httpx.AsyncClient() as http:
+        health = (await http.get(erig.bot_api_url + "/healthz")).json()
+    assert health.get("pending_identities") == {erig.operator_user: new}, health
+
+    conn = tmp_path / "connection.json"
+    conn.write_text(json.dumps(erig.connection()))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "meshagents.cli", "operator", "trust-matrix-identity",
+        "--connection", str(conn), "--master-key", new, "--yes",
+        cwd=erig.root, env=erig.env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    assert json.loads(out)["master_key"] == new
+
+    sent = await element.send(room, "!exec ls /tmp")
+    reply = await element.wait_event(
+        {"room_id": room, "in_reply_to": sent["event_id"], "sender": device_user(erig)}, timeout=60
+    )
+    assert reply["encrypted"] and "]: ok" in reply["body"].split("\n", 1)[0], reply
+    async with httpx.AsyncClient() as http:
+        health = (await http.get(erig.bot_api_url + "/healthz")).json()
+    assert "pending_identities" not in health, health

@@ -112,6 +112,16 @@ function passwordAuth(makeRequest) {
         });
 }
 
+// Our device's new signature comes back with the next key query of our own user.
+async function untilVerified() {
+    for (let i = 0; i < 60; i++) {
+        const st = await ops.status();
+        if (st.device_verified) return st;
+        await sleep(500);
+    }
+    return ops.status();
+}
+
 const ops = {
     // Log in with a brand-new device and start syncing, as Element does on a new session.
     // isolation "only_signed" (default): Element's "exclude insecure devices" (MSC4153); the
@@ -196,13 +206,7 @@ const ops = {
         }
         await crypto.loadSessionBackupPrivateKeyFromSecretStorage();
         await crypto.checkKeyBackupAndEnable();
-        // our device's new signature comes back with the next key query of our own user
-        for (let i = 0; i < 60; i++) {
-            const st = await ops.status();
-            if (st.device_verified) return st;
-            await sleep(500);
-        }
-        return ops.status();
+        return untilVerified();
     },
 
     // "Reset cryptographic identity": new cross-signing keys (password auth, as Element asks).
@@ -218,7 +222,7 @@ const ops = {
                 });
             },
         });
-        return ops.status();
+        return untilVerified();
     },
 
     async join({ room }) {
