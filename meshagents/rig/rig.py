@@ -5,6 +5,7 @@
     with Rig.up(devices=("home-wsl", "pc-aurgi"), docker=True, workdir=None) as rig:
         rig.homeserver_url        # http://127.0.0.1:<port>  (loopback forward into the hub ns)
         rig.operator_user, rig.operator_password, rig.server_name, rig.bot_user
+        rig.recovery_key          # the operator's recovery key (secret storage, key backup)
         rig.rooms                 # {"home-wsl": "#dev-home-wsl:hub.mesh", ...,
                                   #  "approvals": "#operator-approvals:hub.mesh"}
         rig.hub_api_url, rig.api_token, rig.dashboard_url, rig.bot_api_url
@@ -29,7 +30,8 @@ dashboard; the Docker engine (own namespace) with a demo container; then each de
 namespace and underlay link, a token from the hub API, ``pipelines/enroll_device`` in
 its namespace with its own state dir, the agent config, the agent; finally the
 operator joins the rooms and the rig waits until every agent is in its room and in
-#operator-approvals. Teardown runs whatever happened, in reverse: processes (by
+#operator-approvals, and the operator's recovery key is made (secret storage with the
+cross-signing seeds and a key backup, meshagents.matrix.recovery). Teardown runs whatever happened, in reverse: processes (by
 process group), Docker, WireGuard interfaces, namespaces, the work directory (unless
 one was given). Nothing in the root namespace but 127.0.0.1 listening sockets.
 """
