@@ -31,9 +31,10 @@ namespace and underlay link, a token from the hub API, ``pipelines/enroll_device
 its namespace with its own state dir, the agent config, the agent; finally the
 operator joins the rooms and the rig waits until every agent is in its room and in
 #operator-approvals, and the operator's recovery key is made (secret storage with the
-cross-signing seeds and a key backup, meshagents.matrix.recovery). Teardown runs whatever happened, in reverse: processes (by
-process group), Docker, WireGuard interfaces, namespaces, the work directory (unless
-one was given). Nothing in the root namespace but 127.0.0.1 listening sockets.
+cross-signing seeds and a key backup, meshagents.matrix.recovery). Teardown runs
+whatever happened, in reverse: processes (by process group), Docker, WireGuard
+interfaces, namespaces, the work directory (unless one was given). Nothing in the
+root namespace but 127.0.0.1 listening sockets.
 """
 
 from __future__ import annotations
