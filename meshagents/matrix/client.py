@@ -125,6 +125,11 @@ class ClientConfig:
     #: ``org.meshagents.matrix_identity`` statements confirm a new master key of an
     #: operator (meshagents.matrix.identity). None: no confirmation possible.
     identity_keys: Callable[[], Sequence[str]] | None = None
+    #: When the server's master key is not the one of our seeds (the identity was reset
+    #: elsewhere, e.g. in Element): called (in a thread) for the account's current seeds,
+    #: which are then saved over ``cross_signing_path``. None: replace the server's
+    #: identity with ours (bot and agents own their accounts). Raising refuses to start.
+    adopt_identity: Callable[[], crosssign.CrossSigningSeeds] | None = None
 
 
 @dataclass(frozen=True)
@@ -513,6 +518,16 @@ class MatrixClient:
         seeds = self._seeds = self._load_seeds()
         query = await self._keys_query([cfg.user_id])
         master_obj = query.get("master_keys", {}).get(cfg.user_id) or {}
+        if master_obj and cfg.adopt_identity is not None and (
+            f"ed25519:{seeds.master_public}" not in master_obj.get("keys", {})
+        ):
+            # never reset someone else's reset back in silence: take the current identity
+            seeds = self._seeds = await asyncio.to_thread(cfg.adopt_identity)
+            if f"ed25519:{seeds.master_public}" not in master_obj.get("keys", {}):
+                raise FnError("identity_changed", f"the server's master key of {cfg.user_id} is not ours")
+            path = cfg.cross_signing_path or cfg.store_dir / "cross_signing.json"
+            write_private(path, seeds.to_json())
+            log.warning("%s: adopted the account's new cross-signing identity", cfg.user_id)
         if f"ed25519:{seeds.master_public}" not in master_obj.get("keys", {}):
             if master_obj:
                 log.warning("replacing the cross-signing identity of %s on the server", cfg.user_id)

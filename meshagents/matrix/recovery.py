@@ -4,6 +4,7 @@
     setup = create_recovery(acct, passphrase=None)   # -> Recovery(recovery_key, key_id, backup_version)
     setup = rotate_recovery(acct)                    # new key; secrets re-encrypted; old key useless
     recovery_status(acct)                            # -> {"key_id", "secrets": [...], "backup_version"}
+    read_seeds(acct, recovery_key)                   # -> CrossSigningSeeds in secret storage now
     confirm_identity(acct, operator_signing_key, ["#operator-approvals:hub.mesh"])
                                      # -> {"master_key", "statement", "event_ids"}: after a reset
 
@@ -241,3 +242,27 @@ def confirm_identity(
         statement = identity.make_statement(key, acct.user_id, current)
         events = [s.send(s.room_id(room), identity.IDENTITY_EVENT, statement) for room in rooms]
         return {"user_id": acct.user_id, "master_key": current, "statement": statement, "event_ids": events}
+
+
+def read_seeds(acct: Account, recovery_key: str) -> crosssign.CrossSigningSeeds:
+    """The cross-signing seeds secret storage holds now (after a reset in Element, the new
+    ones), decrypted with the recovery key; they must be the published identity.
+    Errors: ``bad_recovery_key``, ``secret_storage_missing``, ``cross_signing_mismatch``."""
+    key = ss.decode_recovery_key(recovery_key)
+    with _session(acct) as s:
+        key_id = (s.get_data(ss.DEFAULT_KEY_EVENT) or {}).get("key")
+        description = s.get_data(ss.KEY_EVENT_PREFIX + str(key_id)) if key_id else None
+        if not key_id or not description:
+            raise FnError("secret_storage_missing", f"{acct.user_id} has no secret storage")
+        if not ss.key_matches(key, description):
+            raise FnError("bad_recovery_key", "this recovery key is not the account's current one")
+        secrets = []
+        for name in ss.CROSS_SIGNING_SECRETS:
+            content = s.get_data(name)
+            if content is None:
+                raise FnError("secret_storage_missing", f"secret storage holds no {name}")
+            secrets.append(crosssign.b64u_decode(ss.read_secret(content, str(key_id), key, name)))
+        seeds = crosssign.CrossSigningSeeds(*secrets)
+        if s.master_key() != seeds.master_public:
+            raise FnError("cross_signing_mismatch", "secret storage's master key is not the published one")
+        return seeds

@@ -617,6 +617,7 @@ class Rig:
         return OperatorLogin(
             homeserver=self.homeserver_url, user_id=self.operator_user, password=self.operator_password,
             cross_signing_path=self.cross_signing_path, store_dir=self.operator_store_root / "stores" / store,
+            recovery_key=self.recovery_key,
         )  # fmt: skip
 
     def operator_client(self, store: str = "rig") -> Operator:

@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from meshagents.bus import APPROVAL_REQUEST_KEY
+from meshagents.matrix import crosssign
 from meshagents.rig import Rig
 from tests.e2e.conftest import require_rig_tools
 from tests.element.driver import ElementClient, ElementClientError, installed
@@ -145,7 +146,7 @@ async def test_element_approves(erig: Rig, element: ElementClient) -> None:
 async def test_identity_reset_is_refused_until_the_operator_key_confirms_it(
     erig: Rig, element: ElementClient, tmp_path: Path
 ) -> None:
-    """Last in this module: the rig's operator seeds are stale after it."""
+    """Last in this module: it changes the operator's identity for good."""
     await element.verify(erig.recovery_key)
     room = await element.join(erig.rooms[HOME])
     old = (await element.status())["master_key"]
@@ -184,3 +185,15 @@ async def test_identity_reset_is_refused_until_the_operator_key_confirms_it(
     async with httpx.AsyncClient() as http:
         health = (await http.get(erig.bot_api_url + "/healthz")).json()
     assert "pending_identities" not in health, health
+
+    # The project's own operator client takes the new identity from secret storage with the
+    # recovery key (and does not reset the identity back to its old seeds).
+    op = erig.operator_client("after-reset")
+    await op.start()
+    try:
+        seeds = crosssign.CrossSigningSeeds.from_json(json.loads(erig.cross_signing_path.read_text()))
+        assert seeds.master_public == new
+        answer = await op.command(HOME, "!exec ls /tmp", timeout=60)
+        assert "]: ok" in answer.body.split("\n", 1)[0], answer.body
+    finally:
+        await op.stop()
