@@ -106,6 +106,46 @@ async def test_recovery_key_verifies_a_new_session_and_it_runs_a_command(
     assert "]: ok" in reply["body"].split("\n", 1)[0], reply["body"]
 
 
+async def test_a_new_session_reads_older_answers_from_the_key_backup(
+    erig: Rig, element: ElementClient, tmp_path: Path
+) -> None:
+    """Point 1's backup: session A (verified) receives an answer and backs its room key up
+    (Element does that by itself once the backup is trusted); session B, logged in later
+    and verified with the recovery key, reads that older answer."""
+    await element.verify(erig.recovery_key)
+    room = await element.join(erig.rooms[HOME])
+    sent = await element.send(room, "!exec ls /tmp")
+    reply = await element.wait_event(
+        {"room_id": room, "in_reply_to": sent["event_id"], "sender": device_user(erig)}, timeout=60
+    )
+    await _backup_holds_keys(erig)
+    async with ElementClient.spawn(tmp_path / "element-later.log") as later:
+        await later.login(erig.homeserver_url, erig.operator_user, erig.operator_password)
+        await later.verify(erig.recovery_key)
+        old = await later.wait_event({"event_id": reply["event_id"]}, timeout=60)
+        assert old["body"] == reply["body"], old
+
+
+async def _backup_holds_keys(rig: Rig, timeout: float = 60.0) -> None:
+    """Until the server's key backup counts a room key (the SDK uploads within ~10 s)."""
+    async with httpx.AsyncClient(base_url=rig.homeserver_url, timeout=30) as http:
+        ident = {"type": "m.id.user", "user": rig.operator_user}
+        body = {"type": "m.login.password", "identifier": ident, "password": rig.operator_password}
+        token = (await http.post("/_matrix/client/v3/login", json=body)).json()["access_token"]
+        http.headers["Authorization"] = f"Bearer {token}"
+        try:
+            deadline = asyncio.get_running_loop().time() + timeout
+            while True:
+                version = (await http.get("/_matrix/client/v3/room_keys/version")).json()
+                if version.get("count", 0) > 0:
+                    return
+                if asyncio.get_running_loop().time() > deadline:
+                    raise AssertionError(f"no room key in the backup: {version}")
+                await asyncio.sleep(0.5)
+        finally:
+            await http.post("/_matrix/client/v3/logout", json={})
+
+
 async def test_element_approves(erig: Rig, element: ElementClient) -> None:
     """Element Web's 👍 goes out unencrypted (matrix-js-sdk never encrypts m.reaction), so
     it proves no verified session: the bot says so, readably, in #operator-approvals, and

@@ -62,6 +62,7 @@ function summary(ev) {
 
 function matches(ev, m) {
     const s = summary(ev);
+    if (m.event_id && s.event_id !== m.event_id) return false;
     if (m.room_id && s.room_id !== m.room_id) return false;
     if (m.type && s.type !== m.type) return false;
     if (m.type_in && !m.type_in.includes(s.type)) return false;
