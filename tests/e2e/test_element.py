@@ -18,6 +18,7 @@ import os
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -118,7 +119,7 @@ async def test_a_new_session_reads_older_answers_from_the_key_backup(
     reply = await element.wait_event(
         {"room_id": room, "in_reply_to": sent["event_id"], "sender": device_user(erig)}, timeout=60
     )
-    await _backup_holds_keys(erig)
+    await _backup_holds(erig, room, reply["session_id"])
     async with ElementClient.spawn(tmp_path / "element-later.log") as later:
         await later.login(erig.homeserver_url, erig.operator_user, erig.operator_password)
         await later.verify(erig.recovery_key)
@@ -126,21 +127,20 @@ async def test_a_new_session_reads_older_answers_from_the_key_backup(
         assert old["body"] == reply["body"], old
 
 
-async def _backup_holds_keys(rig: Rig, timeout: float = 60.0) -> None:
-    """Until the server's key backup counts a room key (the SDK uploads within ~10 s)."""
+async def _backup_holds(rig: Rig, room_id: str, session_id: str, timeout: float = 60.0) -> None:
+    """Until the server's key backup holds that Megolm session (the SDK uploads within ~10 s)."""
     async with httpx.AsyncClient(base_url=rig.homeserver_url, timeout=30) as http:
         ident = {"type": "m.id.user", "user": rig.operator_user}
         body = {"type": "m.login.password", "identifier": ident, "password": rig.operator_password}
         token = (await http.post("/_matrix/client/v3/login", json=body)).json()["access_token"]
         http.headers["Authorization"] = f"Bearer {token}"
         try:
+            version = (await http.get("/_matrix/client/v3/room_keys/version")).json()["version"]
+            path = f"/_matrix/client/v3/room_keys/keys/{quote(room_id)}/{quote(session_id, safe='')}"
             deadline = asyncio.get_running_loop().time() + timeout
-            while True:
-                version = (await http.get("/_matrix/client/v3/room_keys/version")).json()
-                if version.get("count", 0) > 0:
-                    return
+            while (await http.get(path, params={"version": version})).status_code != 200:
                 if asyncio.get_running_loop().time() > deadline:
-                    raise AssertionError(f"no room key in the backup: {version}")
+                    raise AssertionError(f"session {session_id} never reached the key backup")
                 await asyncio.sleep(0.5)
         finally:
             await http.post("/_matrix/client/v3/logout", json={})

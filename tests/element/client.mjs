@@ -56,6 +56,7 @@ function summary(ev) {
         content,
         body: typeof content.body === "string" ? content.body : null,
         in_reply_to: (rel["m.in_reply_to"] || {}).event_id || null,
+        session_id: (ev.getWireContent() || {}).session_id || null, // the Megolm session
         relates_to: rel.event_id || null,
     };
 }
