@@ -82,7 +82,7 @@ import nio
 from nio.api import Api
 
 from meshagents.errors import FnError
-from meshagents.matrix import crosssign, identity
+from meshagents.matrix import crosssign, identity, secretstore
 from meshagents.matrix.rooms import encryption_state, message_content
 from meshagents.matrix.store import HandledEvents, read_json, write_private
 
@@ -130,6 +130,10 @@ class ClientConfig:
     #: which are then saved over ``cross_signing_path``. None: replace the server's
     #: identity with ours (bot and agents own their accounts). Raising refuses to start.
     adopt_identity: Callable[[], crosssign.CrossSigningSeeds] | None = None
+    #: The key-backup private key (``megolm_backup.json``, meshagents.matrix.recovery):
+    #: upload the room keys we hold to the server's key backup, so a session verified
+    #: later (Element) reads what this client received. None: no upload.
+    key_backup_path: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -205,6 +209,9 @@ class MatrixClient:
         #: Operators whose master key changed and is not confirmed yet: user -> new master key.
         self.pending_identities: dict[str, str] = {}
         self._confirmed: dict[str, dict[str, Any]] | None = None
+        self._backed_up: set[tuple[str, str]] = set()  # (room, session id) in the key backup
+        self._backup: tuple[str, str] | None = None  # (version, public key) we can write to
+        self._backup_checked = 0.0
 
     # ------------------------------------------------------------------ public
     @property
@@ -628,9 +635,57 @@ class MatrixClient:
             for event in info.timeline.events:
                 await self._handle_event(room_id, event, dispatch=not first or self.config.handle_backlog)
         await self._retry_pending()
+        if self.config.key_backup_path is not None:
+            try:
+                await self._backup_room_keys(self.config.key_backup_path)
+            except (*_NET_ERRORS, FnError, KeyError, ValueError) as exc:
+                log.warning("%s: key backup upload failed: %s", self.config.user_id, exc)
         # Wake waiters: set then replace, so each waiter sees exactly one sync.
         synced, self._synced = self._synced, asyncio.Event()
         synced.set()
+
+    async def _backup_room_keys(self, key_path: Path) -> None:
+        """Upload the inbound Megolm sessions not backed up yet (one PUT per sync at most)."""
+        olm = self._client.olm
+        if olm is None:
+            return
+        fresh = [s for s in olm.inbound_group_store if (s.room_id, s.id) not in self._backed_up]
+        if not fresh:
+            return
+        if self._backup is None:
+            if time.monotonic() - self._backup_checked < 60:
+                return
+            self._backup_checked = time.monotonic()
+            data = read_json(key_path)
+            if data is None:
+                return
+            public = secretstore.backup_public_key(crosssign.b64u_decode(str(data["private_key"])))
+            status, version = await self._api("GET", "/_matrix/client/v3/room_keys/version")
+            if status != 200 or (version.get("auth_data") or {}).get("public_key") != public:
+                return  # no backup, or one made by someone else (a reset): not ours to write
+            self._backup = (str(version["version"]), public)
+        ver, public = self._backup
+        rooms: dict[str, Any] = {}
+        for sess in fresh:
+            index = sess.first_known_index
+            session_data = {
+                "algorithm": "m.megolm.v1.aes-sha2", "sender_key": sess.sender_key,
+                "session_key": sess.export_session(index), "sender_claimed_keys": {"ed25519": sess.ed25519},
+                "forwarding_curve25519_key_chain": list(sess.forwarding_chain),
+            }  # fmt: skip
+            rooms.setdefault(sess.room_id, {"sessions": {}})["sessions"][sess.id] = {
+                "first_message_index": index, "forwarded_count": len(sess.forwarding_chain),
+                "is_verified": False,
+                "session_data": secretstore.encrypt_backup_session(public, session_data),
+            }  # fmt: skip
+        status, answer = await self._api(
+            "PUT", f"/_matrix/client/v3/room_keys/keys?version={ver}", {"rooms": rooms}
+        )
+        if status == 200:
+            self._backed_up.update((s.room_id, s.id) for s in fresh)
+        else:
+            self._backup = None  # e.g. M_WRONG_ROOM_KEYS_VERSION: look again later
+            log.warning("%s: key backup answered %s %s", self.config.user_id, status, answer.get("errcode"))
 
     async def _handle_invites(self, resp: nio.SyncResponse) -> None:
         allowed = set(self.config.operators) | set(self.config.accept_invites_from)

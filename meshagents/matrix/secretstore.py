@@ -31,15 +31,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import os
 import secrets
 import string
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from nacl.bindings import crypto_scalarmult
 from nacl.public import PrivateKey
 
 from meshagents.errors import FnError
@@ -244,3 +246,46 @@ def backup_version_body(user_id: str, private: bytes, seeds: crosssign.CrossSign
         {"public_key": backup_public_key(private)}, user_id, seeds.master_public, seeds.master
     )
     return {"algorithm": BACKUP_ALGORITHM, "auth_data": auth}
+
+
+# --------------------------------------------------------------------- room keys into the backup
+def _backup_keys(shared: bytes) -> tuple[bytes, bytes, bytes]:
+    out = HKDF(algorithm=hashes.SHA256(), length=80, salt=b"\0" * 32, info=b"").derive(shared)
+    return out[:32], out[32:64], out[64:]
+
+
+def encrypt_backup_session(
+    backup_public: str, session: dict[str, Any], ephemeral: bytes | None = None
+) -> dict[str, str]:
+    """``session_data`` of one room key for ``m.megolm_backup.v1.curve25519-aes-sha2``:
+    X25519 with a fresh ephemeral key, HKDF-SHA256 (zero salt, empty info, 80 bytes: AES
+    key, MAC key, IV), AES-256-CBC with PKCS#7 over the JSON. The ``mac`` is the first 8
+    bytes of HMAC-SHA256 over the *empty* string, as libolm does and the spec records
+    (every reader expects that). Unpadded base64, as libolm writes it."""
+    eph = PrivateKey(ephemeral) if ephemeral is not None else PrivateKey.generate()
+    shared = crypto_scalarmult(bytes(eph), crosssign.b64u_decode(backup_public))
+    aes_key, mac_key, iv = _backup_keys(shared)
+    padder = padding.PKCS7(128).padder()
+    plain = padder.update(json.dumps(session, separators=(",", ":")).encode()) + padder.finalize()
+    enc = Cipher(algorithms.AES(aes_key), modes.CBC(iv)).encryptor()
+    ciphertext = enc.update(plain) + enc.finalize()
+    mac = hmac.new(mac_key, b"", hashlib.sha256).digest()[:8]
+    return {
+        "ephemeral": crosssign.b64u(bytes(eph.public_key)),
+        "ciphertext": crosssign.b64u(ciphertext),
+        "mac": crosssign.b64u(mac),
+    }
+
+
+def decrypt_backup_session(backup_private: bytes, data: dict[str, Any]) -> dict[str, Any]:
+    """The inverse (for tests and for reading the backup); ``secret_storage_bad_mac`` on a bad MAC."""
+    shared = crypto_scalarmult(backup_private, b64_decode(str(data["ephemeral"])))
+    aes_key, mac_key, iv = _backup_keys(shared)
+    expected = hmac.new(mac_key, b"", hashlib.sha256).digest()[:8]
+    if not hmac.compare_digest(expected, b64_decode(str(data["mac"]))):
+        raise FnError("secret_storage_bad_mac", "backed-up room key: bad MAC")
+    dec = Cipher(algorithms.AES(aes_key), modes.CBC(iv)).decryptor()
+    raw = dec.update(b64_decode(str(data["ciphertext"]))) + dec.finalize()
+    unpadder = padding.PKCS7(128).unpadder()
+    out: dict[str, Any] = json.loads(unpadder.update(raw) + unpadder.finalize())
+    return out

@@ -104,6 +104,8 @@ class Operator:
                 accept_invites_from=(bot_user,),
                 cross_signing_path=login.cross_signing_path,
                 adopt_identity=lambda: _adopt(login),
+                # the recovery key's backup: Element sessions verified later read our history
+                key_backup_path=login.cross_signing_path.with_name("megolm_backup.json"),
                 sync_timeout_ms=5_000,
                 backoff_max=2.0,
             )

@@ -127,6 +127,25 @@ async def test_a_new_session_reads_older_answers_from_the_key_backup(
         assert old["body"] == reply["body"], old
 
 
+async def test_element_reads_what_the_project_client_received_from_the_backup(
+    erig: Rig, element: ElementClient
+) -> None:
+    """The project's own operator client (nio) uploads its room keys to the backup: an
+    Element session verified afterwards reads the answer that client received."""
+    op = erig.operator_client("backup-writer")
+    await op.start()
+    try:
+        answer = await op.command(HOME, "!exec ls /tmp", timeout=60)
+        event = await op.client.get_event(answer.room_id, answer.event_id)
+        session_id = str(event.event.session_id)
+        await _backup_holds(erig, answer.room_id, session_id)
+    finally:
+        await op.stop()
+    await element.verify(erig.recovery_key)
+    seen = await element.wait_event({"event_id": answer.event_id}, timeout=60)
+    assert not seen["undecryptable"] and seen["body"] == answer.body, seen
+
+
 async def _backup_holds(rig: Rig, room_id: str, session_id: str, timeout: float = 60.0) -> None:
     """Until the server's key backup holds that Megolm session (the SDK uploads within ~10 s)."""
     async with httpx.AsyncClient(base_url=rig.homeserver_url, timeout=30) as http:

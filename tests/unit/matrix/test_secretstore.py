@@ -117,3 +117,22 @@ def test_backup_auth_data_signed_by_master() -> None:
     assert body["algorithm"] == ss.BACKUP_ALGORITHM
     assert crosssign.verify_json(body["auth_data"], "@op:hs", seeds.master_public, seeds.master_public)
     assert body["auth_data"]["public_key"] == ss.backup_public_key(bytes(range(32)))
+
+
+# Made here with ephemeral key 0x07 * 32 and backup key bytes 0..31; decrypted to the same
+# JSON by matrix-sdk-crypto-wasm 13.0.0 (``BackupDecryptionKey.decryptV1``, the code Element runs).
+WASM_CHECKED = {
+    "ephemeral": "E75P6uryBMf9M1j8nAByGIHRdCeBKCJ+xnTzf3/pe20",
+    "ciphertext": "1tZ2D6h6dKkKHz+ylGgzgcQ3CdqmAmMT4J9Pfxcjup5wD8N84gcw7dTNqwks2QQMSUVKqBPH4HXZyLqOnT1q+A",
+    "mac": "Ck4VU2S9JD0",
+}
+
+
+def test_backup_session_data_as_the_rust_sdk_reads_it() -> None:
+    session = {"algorithm": "m.megolm.v1.aes-sha2", "session_key": "abc"}
+    public = ss.backup_public_key(KEY)
+    assert public == "j0DFrbaPJWJK5bIU6nZ6bslNgp09e14a0bpvPiE4KF8"
+    assert ss.encrypt_backup_session(public, session, ephemeral=bytes([7]) * 32) == WASM_CHECKED
+    assert ss.decrypt_backup_session(KEY, WASM_CHECKED) == session
+    with pytest.raises(FnError):
+        ss.decrypt_backup_session(KEY, {**WASM_CHECKED, "mac": "AAAAAAAAAAA"})
