@@ -427,6 +427,85 @@ def chat_cmd(device: str, connection: Path | None) -> None:
         sys.exit(0)
 
 
+@cli.group("operator")
+def operator_group() -> None:
+    """The operator's Matrix account: recovery key (secret storage), identity confirmation."""
+
+
+def _operator_account(connection: Path | None) -> Any:
+    from meshagents.matrix.recovery import Account
+    from meshagents.rig.chat import load_connection
+    from meshagents.rig.demo import connection_path
+
+    conn = load_connection(connection or connection_path())
+    password = os.environ.get("FN_OPERATOR_PASSWORD") or str(conn.get("operator_password", ""))
+    try:
+        return Account(
+            str(conn["homeserver"]), str(conn["operator_user"]), password, Path(conn["cross_signing_path"])
+        )
+    except KeyError as exc:
+        raise FnError("bad_connection_file", f"the connection file lacks {exc}") from exc
+
+
+@operator_group.command("recovery-key")
+@click.argument("action", type=click.Choice(["create", "rotate", "status"]), default="status")
+@click.option("--connection", type=click.Path(path_type=Path), default=None,
+              help="Connection file (homeserver, operator login, cross-signing seeds); default the demo's.")
+@click.option("--passphrase", is_flag=True, help="Also derive the key from a passphrase (asked twice).")
+def recovery_key_cmd(action: str, connection: Path | None, passphrase: bool) -> None:
+    """Secret storage for Element: create the recovery key, rotate it, or show what is stored.
+
+    The key is printed once and kept nowhere by this command: write it down."""
+    from meshagents.matrix.recovery import create_recovery, recovery_status, rotate_recovery
+
+    try:
+        acct = _operator_account(connection)
+        if action == "status":
+            click.echo(dumps(recovery_status(acct)))
+            return
+        phrase = click.prompt("Passphrase", hide_input=True, confirmation_prompt=True) if passphrase else None
+        out = (create_recovery if action == "create" else rotate_recovery)(acct, phrase)
+    except FnError as exc:
+        _fail(exc)
+        return
+    click.echo(dumps({"recovery_key": out.recovery_key, "key_id": out.key_id,
+                      "backup_version": out.backup_version}))  # fmt: skip
+    if action == "rotate":
+        click.echo("the previous recovery key no longer opens anything", err=True)
+
+
+@operator_group.command("trust-matrix-identity")
+@click.option("--connection", type=click.Path(path_type=Path), default=None,
+              help="Connection file (homeserver, operator login, rooms); default the demo's.")
+@click.option("--master-key", default=None, help="Refuse unless the server's master key is this one.")
+@click.option("--yes", is_flag=True, help="Do not ask before signing.")
+def trust_matrix_identity_cmd(connection: Path | None, master_key: str | None, yes: bool) -> None:
+    """After an identity reset in Element: sign the new master key with the operator key.
+
+    The bot and the device agents refuse the new key until they see this statement (posted
+    in #operator-approvals); then they trust the reset sessions at once."""
+    from meshagents.matrix.recovery import confirm_identity, recovery_status
+    from meshagents.rig.chat import load_connection
+    from meshagents.rig.demo import connection_path
+    from meshagents.trust.keystore import OPERATOR_KEY, load_signing_key
+
+    try:
+        conn = load_connection(connection or connection_path())
+        if conn.get("operator_state") and "FN_STATE_DIR" not in os.environ:
+            os.environ["FN_STATE_DIR"] = str(conn["operator_state"])  # the demo's key store
+        acct = _operator_account(connection)
+        if not yes:
+            current = recovery_status(acct)["master_key"]
+            click.confirm(f"Trust {current} as the master key of {acct.user_id}?", abort=True)
+        key = load_signing_key(OPERATOR_KEY)
+        rooms = [str(conn.get("rooms", {}).get("approvals") or "")]
+        out = confirm_identity(acct, key, [r for r in rooms if r], master_key)
+    except FnError as exc:
+        _fail(exc)
+        return
+    click.echo(dumps({k: v for k, v in out.items() if k != "statement"}))
+
+
 def main() -> None:
     cli(prog_name="fn")
 

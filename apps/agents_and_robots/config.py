@@ -26,6 +26,7 @@ account, which also creates the device rooms), with a nio store of its own
 from __future__ import annotations
 
 import base64
+import dataclasses
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,6 +140,9 @@ def build(settings: BotSettings) -> BotShell:
     matrix = load_settings()
     creds, account_root = actor_credentials(matrix)
     client = creds.client_config(account_root, "bot", operators=matrix.operators, device_name=APP)
+    if operator_key:
+        # an operator-signed statement confirms the operator's new Matrix identity (a reset)
+        client = dataclasses.replace(client, identity_keys=lambda: (operator_key,))
     files = None
     if settings.manifests_dir:
         files = FileDirectory(settings.manifests_dir, operator_key=operator_key)

@@ -1,6 +1,8 @@
 """The bot's control API for the dashboard (aiohttp, bearer token, loopback by default).
 
-    GET  /healthz                    -> {"state": "ok" | "degraded" | "starting"}   (no token)
+    GET  /healthz                    -> {"state": "ok" | "degraded" | "starting",   (no token)
+                                         "pending_identities": {operator: new master key}}
+                                        (the latter only while one waits for confirmation)
     GET  /approvals                  -> [approval row ...]   pending first, then recent decided
     POST /approvals/{id}/deny        -> 200 {"state": "denied"} | 404 approval_not_found
                                         | 409 approval_decided
@@ -150,7 +152,12 @@ class ControlApi:
         return app
 
     async def _healthz(self, _: web.Request) -> web.Response:
-        return web.json_response({"state": self.bot.health()})
+        # an operator's reset identity the operator key has not confirmed yet (public keys only)
+        pending = getattr(self.bot, "pending_identities", None)
+        out: dict[str, Any] = {"state": self.bot.health()}
+        if callable(pending) and pending():
+            out["pending_identities"] = pending()
+        return web.json_response(out)
 
     async def _approvals(self, _: web.Request) -> web.Response:
         return web.json_response(self.bot.approvals())

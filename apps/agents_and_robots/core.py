@@ -42,7 +42,7 @@ import html
 import math
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from apps.agents_and_robots.alerts import DEFAULT_STALE_AFTER_S, StaleWatch, replay_alert
@@ -68,6 +68,7 @@ from apps.agents_and_robots.confirm import RevokeConfirmations
 from apps.agents_and_robots.dispatches import FINAL, args_digest
 from apps.agents_and_robots.help import render_help
 from apps.agents_and_robots.ratelimit import RateLimiter
+from apps.agents_and_robots.unverified import unverified_text
 from meshagents.bus import APPROVAL_REQUEST_KEY as APPROVAL_REQUEST_KEY  # the shell's content key
 from meshagents.errors import FnError
 from meshagents.trust.approval import Binding
@@ -99,6 +100,9 @@ class Message:
     at: float
     verified: bool
     encrypted: bool = True
+    #: The Matrix layer's reason when not verified (``Incoming.trust``), e.g.
+    #: "device_not_cross_signed" or "master_key_changed".
+    trust: str = "ok"
 
 
 @dataclass(frozen=True)
@@ -131,6 +135,9 @@ class Reply:
     html: str = ""
     reply_to: str | None = None
     alert: bool = False
+    #: Sent as a plain m.notice even in an encrypted room: the one answer a session that
+    #: holds no room key from us (unverified, or a reset identity) can read. Refusals only.
+    unencrypted: bool = False
 
 
 @dataclass(frozen=True)
@@ -349,13 +356,14 @@ class BotCore:
             where = "operator"
         if msg.sender not in operators:
             why = f"{msg.sender} is not an {where}"
+            told = f"refused: {why}"
         elif not msg.verified:
-            why = "the message came from a device that is not verified (cross-signed)"
+            why, told = unverified_text(msg.trust)
         else:
             return []
         room = msg.device or "#operator-approvals"
         return [
-            self._reply(msg, f"refused: {why}"),
+            replace(self._reply(msg, told), unencrypted=True),
             Reply(self.approvals_room_id, f"alert: refused a command in {room}: {why}",
                   _plain(f"alert: refused a command in {room}: {why}"), alert=True),
         ]

@@ -428,7 +428,7 @@ class BotShell:
                 return  # a room that is not a device room: not ours to answer
             kind = "device"
         msg = Message(ev.room_id, kind, device, ev.sender, ev.event_id, ev.body, self.clock(),
-                      ev.verified, ev.decrypted)
+                      ev.verified, ev.decrypted, trust=ev.trust)
         async with self._lock:
             assert self.core is not None
             await self._run(self.core.on_message(msg, self._infos()))
@@ -538,6 +538,10 @@ class BotShell:
 
     async def _do(self, action: Action) -> None:
         match action:
+            case Reply(unencrypted=True):
+                # see unverified.py: the only answer a session without our room key can read
+                await self.client.send_notice(action.room_id, action.text, action.html or None,
+                                              action.reply_to, encrypted=False)
             case Reply():
                 await self._notice(action.room_id, action.text, action.html, action.reply_to)
             case RecordDispatch():
@@ -635,6 +639,10 @@ class BotShell:
         await self._notice(self.approvals_room, text, None, action.reply_to)
 
     # ------------------------------------------------------------------ control API
+    def pending_identities(self) -> dict[str, str]:
+        """Operators whose new master key waits for ``./fn operator trust-matrix-identity``."""
+        return dict(self.client.pending_identities)
+
     def health(self) -> str:
         if not self._started:
             return "starting"

@@ -76,6 +76,7 @@ class Live:
         self.bot_devices: list[dict[str, Any]] | None = None
         self.bot_state = "not configured" if bot is None else "connecting"
         self.bot_error = ""
+        self.pending_identities: dict[str, str] = {}  # the bot's, see its /healthz
         self._subs: set[Subscriber] = set()
         self.versions: dict[str, int] = dict.fromkeys(PANELS, 0)  # bumped on every mark
         self._refresh_lock = asyncio.Lock()
@@ -176,6 +177,13 @@ class Live:
         panels: set[str] = set()
         if self.bot_state != "ok":
             self.bot_state, self.bot_error = "ok", ""
+            panels |= {"status"}
+        try:
+            pending = (await self.bot.healthz()).get("pending_identities") or {}
+        except FnError:
+            pending = self.pending_identities
+        if isinstance(pending, dict) and pending != self.pending_identities:
+            self.pending_identities = {str(k): str(v) for k, v in pending.items()}
             panels |= {"status"}
         if approvals != self.approvals:
             self.approvals = approvals

@@ -59,6 +59,8 @@ def client_config(config: AgentConfig, operators: tuple[str, ...], **overrides: 
         "operators": operators,
         "device_name": f"device_agent {config.device_name}",
         "accept_invites_from": config.bot_users,
+        # an operator-signed statement confirms the operator's new Matrix identity (a reset)
+        "identity_keys": lambda: (config.operator_key,),
     }
     kw.update(overrides)
     return ClientConfig(**kw)

@@ -12,8 +12,8 @@ API (everything else in this module is private)::
     await client.start()                   # login/restore, cross-sign self, first sync, loop
                                            # (start(wait=True): retry while unreachable)
     client.state                           # "stopped" | "starting" | "ok" | "degraded"
-    await client.send_text(room, body, html=None, reply_to=None)    -> event id
-    await client.send_notice(room, body, html=None, reply_to=None)  -> event id
+    await client.send_text(room, body, html=None, reply_to=None, encrypted=True)    -> event id
+    await client.send_notice(room, body, html=None, reply_to=None, encrypted=True)  -> event id
     await client.send_custom(room, type, content)                   -> event id
     await client.send_reaction(room, event_id, key, encrypted=True) -> event id
     await client.create_room(alias=None, name=None, invite=(), power_levels=None) -> room id
@@ -48,7 +48,10 @@ Guarantees:
   key, the device is signed by its owner's self-signing key, that key is signed by the
   owner's master key, the owner is in ``operators``, and the owner's master key equals
   the pinned one (``pinned_master_keys``, else pinned on first sight in
-  ``store_dir/pins.json``; a change is logged and refused). The chain is checked here
+  ``store_dir/pins.json``; a change is logged, refused and listed in
+  ``pending_identities`` until an ``org.meshagents.matrix_identity`` statement signed by
+  an operator key (``identity_keys``) names the new key; it is then pinned in
+  ``store_dir/identities.json``, at once, no restart). The chain is checked here
   with PyNaCl, not taken from the server. Devices that pass are marked verified in
   nio; with ``exclude_insecure_devices`` devices that are not cross-signed are
   blacklisted (no room keys for them), as Element does (MSC4153).
@@ -69,7 +72,7 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -79,7 +82,7 @@ import nio
 from nio.api import Api
 
 from meshagents.errors import FnError
-from meshagents.matrix import crosssign
+from meshagents.matrix import crosssign, identity, secretstore
 from meshagents.matrix.rooms import encryption_state, message_content
 from meshagents.matrix.store import HandledEvents, read_json, write_private
 
@@ -118,6 +121,19 @@ class ClientConfig:
     sync_timeout_ms: int = 30_000
     backoff_initial: float = 0.25
     backoff_max: float = 30.0
+    #: Operator ed25519 public keys (called on each use, so rotations apply) whose signed
+    #: ``org.meshagents.matrix_identity`` statements confirm a new master key of an
+    #: operator (meshagents.matrix.identity). None: no confirmation possible.
+    identity_keys: Callable[[], Sequence[str]] | None = None
+    #: When the server's master key is not the one of our seeds (the identity was reset
+    #: elsewhere, e.g. in Element): called (in a thread) for the account's current seeds,
+    #: which are then saved over ``cross_signing_path``. None: replace the server's
+    #: identity with ours (bot and agents own their accounts). Raising refuses to start.
+    adopt_identity: Callable[[], crosssign.CrossSigningSeeds] | None = None
+    #: The key-backup private key (``megolm_backup.json``, meshagents.matrix.recovery):
+    #: upload the room keys we hold to the server's key backup, so a session verified
+    #: later (Element) reads what this client received. None: no upload.
+    key_backup_path: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +149,10 @@ class Incoming:
     verified: bool  # the trust policy's verdict, see the module docstring
     sender_device: str | None
     event: nio.Event
+    #: Why ``verified`` is what it is: "ok" or the trust policy's reason, e.g.
+    #: "device_not_cross_signed" (an unverified session), "master_key_changed" (an
+    #: identity reset not confirmed by the operator key), "not_an_operator".
+    trust: str = "ok"
 
     @property
     def body(self) -> str | None:
@@ -186,6 +206,12 @@ class MatrixClient:
         self._chain_cache: dict[tuple[str, str, str | None], crosssign.ChainResult] = {}
         self._filter: str | dict[str, Any] | None = None
         self.trust_alerts: list[str] = []
+        #: Operators whose master key changed and is not confirmed yet: user -> new master key.
+        self.pending_identities: dict[str, str] = {}
+        self._confirmed: dict[str, dict[str, Any]] | None = None
+        self._backed_up: set[tuple[str, str]] = set()  # (room, session id) in the key backup
+        self._backup: tuple[str, str] | None = None  # (version, public key) we can write to
+        self._backup_checked = 0.0
 
     # ------------------------------------------------------------------ public
     @property
@@ -267,15 +293,20 @@ class MatrixClient:
         self._state = "stopped"
 
     async def send_text(
-        self, room: str, body: str, html: str | None = None, reply_to: str | None = None
+        self, room: str, body: str, html: str | None = None, reply_to: str | None = None,
+        *, encrypted: bool = True,
     ) -> str:
-        return await self._send(room, "m.room.message", message_content(body, html=html, reply_to=reply_to))
+        content = message_content(body, html=html, reply_to=reply_to)
+        return await self._send(room, "m.room.message", content, encrypt=encrypted)
 
     async def send_notice(
-        self, room: str, body: str, html: str | None = None, reply_to: str | None = None
+        self, room: str, body: str, html: str | None = None, reply_to: str | None = None,
+        *, encrypted: bool = True,
     ) -> str:
+        """``encrypted=False`` in an encrypted room: readable by a session that holds no room
+        key (the bot's "verify this session" answer); never for anything secret."""
         content = message_content(body, notice=True, html=html, reply_to=reply_to)
-        return await self._send(room, "m.room.message", content)
+        return await self._send(room, "m.room.message", content, encrypt=encrypted)
 
     async def send_custom(self, room: str, event_type: str, content: dict[str, Any]) -> str:
         return await self._send(room, event_type, content)
@@ -494,6 +525,16 @@ class MatrixClient:
         seeds = self._seeds = self._load_seeds()
         query = await self._keys_query([cfg.user_id])
         master_obj = query.get("master_keys", {}).get(cfg.user_id) or {}
+        if master_obj and cfg.adopt_identity is not None and (
+            f"ed25519:{seeds.master_public}" not in master_obj.get("keys", {})
+        ):
+            # never reset someone else's reset back in silence: take the current identity
+            seeds = self._seeds = await asyncio.to_thread(cfg.adopt_identity)
+            if f"ed25519:{seeds.master_public}" not in master_obj.get("keys", {}):
+                raise FnError("identity_changed", f"the server's master key of {cfg.user_id} is not ours")
+            path = cfg.cross_signing_path or cfg.store_dir / "cross_signing.json"
+            write_private(path, seeds.to_json())
+            log.warning("%s: adopted the account's new cross-signing identity", cfg.user_id)
         if f"ed25519:{seeds.master_public}" not in master_obj.get("keys", {}):
             if master_obj:
                 log.warning("replacing the cross-signing identity of %s on the server", cfg.user_id)
@@ -584,13 +625,67 @@ class MatrixClient:
             self._dirty.add(user)
         await self._handle_invites(resp)
         first, self._first_sync_ever = self._first_sync_ever, False
+        # Identity statements first: a command in another room of this same sync must meet
+        # the operator's confirmed identity, whatever order the rooms come in.
+        for info in resp.rooms.join.values():
+            for event in info.timeline.events:
+                if event.source.get("type") == identity.IDENTITY_EVENT:
+                    self._accept_identity(event.source.get("content"))
         for room_id, info in resp.rooms.join.items():
             for event in info.timeline.events:
                 await self._handle_event(room_id, event, dispatch=not first or self.config.handle_backlog)
         await self._retry_pending()
+        if self.config.key_backup_path is not None:
+            try:
+                await self._backup_room_keys(self.config.key_backup_path)
+            except (*_NET_ERRORS, FnError, KeyError, ValueError) as exc:
+                log.warning("%s: key backup upload failed: %s", self.config.user_id, exc)
         # Wake waiters: set then replace, so each waiter sees exactly one sync.
         synced, self._synced = self._synced, asyncio.Event()
         synced.set()
+
+    async def _backup_room_keys(self, key_path: Path) -> None:
+        """Upload the inbound Megolm sessions not backed up yet (one PUT per sync at most)."""
+        olm = self._client.olm
+        if olm is None:
+            return
+        fresh = [s for s in olm.inbound_group_store if (s.room_id, s.id) not in self._backed_up]
+        if not fresh:
+            return
+        if self._backup is None:
+            if time.monotonic() - self._backup_checked < 60:
+                return
+            self._backup_checked = time.monotonic()
+            data = read_json(key_path)
+            if data is None:
+                return
+            public = secretstore.backup_public_key(crosssign.b64u_decode(str(data["private_key"])))
+            status, version = await self._api("GET", "/_matrix/client/v3/room_keys/version")
+            if status != 200 or (version.get("auth_data") or {}).get("public_key") != public:
+                return  # no backup, or one made by someone else (a reset): not ours to write
+            self._backup = (str(version["version"]), public)
+        ver, public = self._backup
+        rooms: dict[str, Any] = {}
+        for sess in fresh:
+            index = sess.first_known_index
+            session_data = {
+                "algorithm": "m.megolm.v1.aes-sha2", "sender_key": sess.sender_key,
+                "session_key": sess.export_session(index), "sender_claimed_keys": {"ed25519": sess.ed25519},
+                "forwarding_curve25519_key_chain": list(sess.forwarding_chain),
+            }  # fmt: skip
+            rooms.setdefault(sess.room_id, {"sessions": {}})["sessions"][sess.id] = {
+                "first_message_index": index, "forwarded_count": len(sess.forwarding_chain),
+                "is_verified": False,
+                "session_data": secretstore.encrypt_backup_session(public, session_data),
+            }  # fmt: skip
+        status, answer = await self._api(
+            "PUT", f"/_matrix/client/v3/room_keys/keys?version={ver}", {"rooms": rooms}
+        )
+        if status == 200:
+            self._backed_up.update((s.room_id, s.id) for s in fresh)
+        else:
+            self._backup = None  # e.g. M_WRONG_ROOM_KEYS_VERSION: look again later
+            log.warning("%s: key backup answered %s %s", self.config.user_id, status, answer.get("errcode"))
 
     async def _handle_invites(self, resp: nio.SyncResponse) -> None:
         allowed = set(self.config.operators) | set(self.config.accept_invites_from)
@@ -631,10 +726,13 @@ class MatrixClient:
             self._pending.setdefault(event_id, (time.monotonic(), room_id, event, dispatch))
             return
         self._handled.mark(event_id, room_id)
-        if not dispatch or event.sender == self.config.user_id:
-            return
         source = event.source
         etype = str(source.get("type", ""))
+        if etype == identity.IDENTITY_EVENT:
+            # self-verifying (operator key): applied from the backlog too, never dispatched twice
+            self._accept_identity(source.get("content"))
+        if not dispatch or event.sender == self.config.user_id:
+            return
         if etype == "m.room.message":
             callbacks = self._message_cbs
         elif etype == "m.reaction":
@@ -664,10 +762,52 @@ class MatrixClient:
             verified=verdict.verified,
             sender_device=verdict.device_id,
             event=event,
+            trust=verdict.reason,
         )
 
     # ------------------------------------------------------------------ trust
+    def _confirmations(self) -> dict[str, dict[str, Any]]:
+        if self._confirmed is None:
+            data = read_json(self.config.store_dir / "identities.json") or {}
+            self._confirmed = {str(k): dict(v) for k, v in data.items() if isinstance(v, dict)}
+        return self._confirmed
+
+    def _accept_identity(self, content: Any) -> None:
+        """An operator-signed statement naming an operator's new master key: pin it."""
+        if self.config.identity_keys is None:
+            return
+        try:
+            stmt = identity.verify_statement(content, list(self.config.identity_keys()))
+        except FnError as exc:
+            log.warning("%s: ignoring a Matrix identity statement: %s", self.config.user_id, exc.message)
+            return
+        if stmt.user_id not in self.config.operators:
+            log.warning("%s: identity statement for %s, not an operator", self.config.user_id, stmt.user_id)
+            return
+        confirmed = self._confirmations()
+        prev = confirmed.get(stmt.user_id)
+        if prev is not None and int(prev.get("issued_at", 0)) >= stmt.issued_at:
+            return  # an older (or the same) statement: never pin an old identity back
+        confirmed[stmt.user_id] = {"master_key": stmt.master_key, "issued_at": stmt.issued_at}
+        write_private(self.config.store_dir / "identities.json", dict(confirmed))
+        if self._pins is not None:
+            self._pins.pop(stmt.user_id, None)
+        for key in [k for k in self._chain_cache if k[0] == stmt.user_id]:
+            del self._chain_cache[key]
+        for dev in [k for k in self._trusted if k[0] == stmt.user_id]:
+            del self._trusted[dev]
+        self._dirty.add(stmt.user_id)
+        self.pending_identities.pop(stmt.user_id, None)
+        self.trust_alerts = [a for a in self.trust_alerts if stmt.user_id not in a]
+        log.warning(
+            "%s: the operator key confirmed the new master key %s of %s",
+            self.config.user_id, stmt.master_key, stmt.user_id,
+        )  # fmt: skip
+
     def _pin(self, user: str) -> str | None:
+        confirmed = self._confirmations().get(user)
+        if confirmed is not None:
+            return str(confirmed["master_key"])
         if user in self.config.pinned_master_keys:
             return self.config.pinned_master_keys[user]
         if self._pins is None:
@@ -701,6 +841,10 @@ class MatrixClient:
             with contextlib.suppress(*_NET_ERRORS, FnError):
                 await self._keys_query([event.sender])
         verdict = self._judge(room_id, event)
+        if not verdict.verified and event.sender in self.config.operators:
+            # why an operator's message was not trusted: the first thing to look for
+            log.info("%s: %s from %s (%s) not verified: %s", self.config.user_id, type(event).__name__,
+                     event.sender, verdict.device_id, verdict.reason)
         self._verdicts[event.event_id] = verdict
         while len(self._verdicts) > 4096:
             self._verdicts.popitem(last=False)
@@ -729,6 +873,8 @@ class MatrixClient:
         is_operator = sender in self.config.operators
         result = self._chain(sender, device_id, self._pin(sender) if is_operator else None)
         if result.reason == "master_key_changed":
+            if result.master_key:
+                self.pending_identities[sender] = result.master_key
             alert = f"master key of {sender} changed to {result.master_key}; refusing its devices"
             if alert not in self.trust_alerts:
                 log.error(alert)
@@ -773,6 +919,11 @@ class MatrixClient:
                 )
                 before = self._trusted.get((user, device.id))
                 self._trusted[(user, device.id)] = good
+                if good and pin is None and user in self.config.operators and result.master_key:
+                    # pin on first sight here too, not only on a first command: a reset
+                    # before the first command would otherwise be pinned as the original
+                    self._remember_pin(user, result.master_key)
+                    pin = result.master_key
                 if good:
                     if device.blacklisted:
                         client.unblacklist_device(device)

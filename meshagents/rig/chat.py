@@ -62,6 +62,7 @@ def target_from_connection(conn: dict[str, Any], device: str) -> ChatTarget:
             password=str(conn["operator_password"]),
             cross_signing_path=Path(conn["cross_signing_path"]),
             store_dir=Path(conn["store_root"]) / f"chat-{device}",
+            recovery_key=str(conn.get("recovery_key") or ""),
         )
         return ChatTarget(login, str(conn["server_name"]), str(conn["bot_user"]))
     except KeyError as exc:

@@ -206,6 +206,8 @@ def connection_info(
     bot_api: str,
     api_token: str,
     store_root: str,
+    recovery_key: str = "",
+    operator_state: str = "",
 ) -> dict[str, Any]:
     """What ``./fn chat`` (and any client) needs to talk to the running demo."""
     return {
@@ -222,4 +224,8 @@ def connection_info(
         "bot_api": bot_api,
         "api_token": api_token,
         "store_root": store_root,
+        # Element's "Verify with Recovery Key" (secret storage): a secret, like the password
+        "recovery_key": recovery_key,
+        # the state dir whose key store holds the operator key (trust-matrix-identity)
+        "operator_state": operator_state,
     }

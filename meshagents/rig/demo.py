@@ -53,6 +53,7 @@ def banner(conn: dict[str, Any], workdir: Path) -> str:
         f"  homeserver     {conn['homeserver']}   (any Matrix client, e.g. Element)",
         f"  server name    {conn['server_name']}",
         f"  login          {conn['operator_user']}   password {conn['operator_password']}",
+        f"  recovery key   {conn.get('recovery_key', '')}   (Element: Verify with Recovery Key)",
         "  rooms          " + "  ".join(rooms[d] for d in devices) + f"  {rooms['approvals']}",
         f"  hub API        {conn['hub_api']}    bot API {conn['bot_api']}",
         "",

@@ -35,6 +35,7 @@ from typing import Any
 from meshagents.bus import APPROVAL_REQUEST_KEY, RESULT_EVENT, STATUS_EVENT
 from meshagents.errors import FnError
 from meshagents.matrix.client import ClientConfig, Incoming, MatrixClient
+from meshagents.matrix.crosssign import CrossSigningSeeds
 from meshagents.rig.config import APPROVALS_ALIAS, device_alias, room_alias
 
 
@@ -45,6 +46,9 @@ class OperatorLogin:
     password: str = field(repr=False)
     cross_signing_path: Path
     store_dir: Path
+    #: After an identity reset in Element: the client takes the new seeds from secret
+    #: storage with it; without it, it refuses to start (never resets the identity back).
+    recovery_key: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,19 @@ def in_reply_to(content: dict[str, Any]) -> str | None:
 Listener = Callable[[Incoming], Awaitable[None]]
 
 
+def _adopt(login: OperatorLogin) -> CrossSigningSeeds:
+    if not login.recovery_key:
+        raise FnError(
+            "identity_changed",
+            f"the server's cross-signing identity of {login.user_id} is not the one in "
+            f"{login.cross_signing_path} (reset in Element?); give the recovery key to take it over",
+        )
+    from meshagents.matrix.recovery import Account, read_seeds
+
+    acct = Account(login.homeserver, login.user_id, login.password, login.cross_signing_path)
+    return read_seeds(acct, login.recovery_key)
+
+
 class Operator:
     def __init__(self, login: OperatorLogin, *, bot_user: str, server_name: str) -> None:
         self.login = login
@@ -86,6 +103,9 @@ class Operator:
                 device_name="meshagents-operator",
                 accept_invites_from=(bot_user,),
                 cross_signing_path=login.cross_signing_path,
+                adopt_identity=lambda: _adopt(login),
+                # the recovery key's backup: Element sessions verified later read our history
+                key_backup_path=login.cross_signing_path.with_name("megolm_backup.json"),
                 sync_timeout_ms=5_000,
                 backoff_max=2.0,
             )

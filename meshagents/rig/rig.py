@@ -5,6 +5,7 @@
     with Rig.up(devices=("home-wsl", "pc-aurgi"), docker=True, workdir=None) as rig:
         rig.homeserver_url        # http://127.0.0.1:<port>  (loopback forward into the hub ns)
         rig.operator_user, rig.operator_password, rig.server_name, rig.bot_user
+        rig.recovery_key          # the operator's recovery key (secret storage, key backup)
         rig.rooms                 # {"home-wsl": "#dev-home-wsl:hub.mesh", ...,
                                   #  "approvals": "#operator-approvals:hub.mesh"}
         rig.hub_api_url, rig.api_token, rig.dashboard_url, rig.bot_api_url
@@ -29,9 +30,11 @@ dashboard; the Docker engine (own namespace) with a demo container; then each de
 namespace and underlay link, a token from the hub API, ``pipelines/enroll_device`` in
 its namespace with its own state dir, the agent config, the agent; finally the
 operator joins the rooms and the rig waits until every agent is in its room and in
-#operator-approvals. Teardown runs whatever happened, in reverse: processes (by
-process group), Docker, WireGuard interfaces, namespaces, the work directory (unless
-one was given). Nothing in the root namespace but 127.0.0.1 listening sockets.
+#operator-approvals, and the operator's recovery key is made (secret storage with the
+cross-signing seeds and a key backup, meshagents.matrix.recovery). Teardown runs
+whatever happened, in reverse: processes (by process group), Docker, WireGuard
+interfaces, namespaces, the work directory (unless one was given). Nothing in the
+root namespace but 127.0.0.1 listening sockets.
 """
 
 from __future__ import annotations
@@ -141,6 +144,7 @@ class Rig:
         self.operator_user = f"@operator:{self.server_name}"
         self.operator_password = secrets.token_urlsafe(18)
         self.api_token = ""
+        self.recovery_key = ""
         self.operator_public_key = ""
         self.ports: dict[str, int] = {}
         self.timings: dict[str, float] = {}
@@ -255,6 +259,7 @@ class Rig:
         for name in self.device_names:
             self._step(f"device {name}: agent", lambda name=name: self.start_agent(name))  # type: ignore[misc]
         self._step("operator joins; agents in their rooms", lambda: asyncio.run(self._settle()))
+        self._step("operator recovery key (secret storage, key backup)", self._recovery)
 
     def close(self) -> None:
         """Stop everything this rig started; never raises (a teardown must finish)."""
@@ -620,6 +625,7 @@ class Rig:
         return OperatorLogin(
             homeserver=self.homeserver_url, user_id=self.operator_user, password=self.operator_password,
             cross_signing_path=self.cross_signing_path, store_dir=self.operator_store_root / "stores" / store,
+            recovery_key=self.recovery_key,
         )  # fmt: skip
 
     def operator_client(self, store: str = "rig") -> Operator:
@@ -673,6 +679,20 @@ class Rig:
                 await asyncio.sleep(0.5)
         raise FnError("rig_start_failed", f"the bot does not know every device yet: {rows}")
 
+    def operator_account(self) -> Any:
+        """The operator's account for ``meshagents.matrix.recovery`` (secret storage)."""
+        from meshagents.matrix.recovery import Account
+
+        return Account(
+            self.homeserver_url, self.operator_user, self.operator_password, self.cross_signing_path
+        )
+
+    def _recovery(self) -> None:
+        # After _settle: the operator's cross-signing identity is on the server by then.
+        from meshagents.matrix.recovery import create_recovery
+
+        self.recovery_key = create_recovery(self.operator_account()).recovery_key
+
     def connection(self) -> dict[str, Any]:
         """What ``./fn chat`` needs (written 0600 by the demo)."""
         return cfg.connection_info(
@@ -680,7 +700,8 @@ class Rig:
             operator_password=self.operator_password, cross_signing_path=str(self.cross_signing_path),
             bot_user=self.bot_user, devices=list(self.device_names), dashboard=self.dashboard_url,
             hub_api=self.hub_api_url, bot_api=self.bot_api_url, api_token=self.api_token,
-            store_root=str(self.operator_store_root / "stores"),
+            store_root=str(self.operator_store_root / "stores"), recovery_key=self.recovery_key,
+            operator_state=str(self.hub_state),
         )  # fmt: skip
 
 

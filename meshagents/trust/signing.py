@@ -33,7 +33,9 @@ TYPE_TOKEN = "meshagents.enrollment_token.v1"  # noqa: S105 - a type tag, not a 
 TYPE_ENVELOPE = "meshagents.envelope.v1"
 TYPE_CHECKPOINT = "meshagents.audit_checkpoint.v1"
 TYPE_ROTATION = "meshagents.rotation.v1"
-ALL_TYPES = frozenset({TYPE_MANIFEST, TYPE_TOKEN, TYPE_ENVELOPE, TYPE_CHECKPOINT, TYPE_ROTATION})
+TYPE_MATRIX_IDENTITY = "meshagents.matrix_identity.v1"  # meshagents.matrix.identity
+ALL_TYPES = frozenset({TYPE_MANIFEST, TYPE_TOKEN, TYPE_ENVELOPE, TYPE_CHECKPOINT, TYPE_ROTATION,
+                       TYPE_MATRIX_IDENTITY})
 
 _PREFIX = b"meshagents-sig-v1\x00"
 SIGNATURE_FIELDS = ("signature", "signatures")

@@ -65,9 +65,11 @@ def msg(
     verified: bool = True,
     ev: str = "$cmd",
     at: float = T0,
+    trust: str = "ok",
 ) -> Message:
     kind = "approvals" if room == APPROVALS else "device"
-    return Message(room, kind, None if kind == "approvals" else device, sender, ev, body, at, verified)  # type: ignore[arg-type]
+    return Message(room, kind, None if kind == "approvals" else device, sender, ev, body, at, verified,  # type: ignore[arg-type]
+                   trust=trust)
 
 
 def of(actions: list[Action], kind: type) -> list[Any]:
@@ -95,6 +97,21 @@ def test_unverified_device_is_refused() -> None:
     core = make_core()
     actions = core.on_message(msg("!exec ls", verified=False), DEVICES)
     assert "not verified" in actions[0].text and actions[1].alert  # type: ignore[union-attr]
+
+
+def test_refusals_are_readable_by_a_session_without_room_keys() -> None:
+    """Issue 17: plain notices (the session holds no room key of ours), saying what to do."""
+    core = make_core()
+    reply, alert = core.on_message(
+        msg("!exec ls", verified=False, trust="device_not_cross_signed"), DEVICES
+    )
+    assert isinstance(reply, Reply) and reply.unencrypted and reply.reply_to == "$cmd"
+    assert "verify this session with your recovery key" in reply.text.lower()
+    assert isinstance(alert, Reply) and alert.alert and not alert.unencrypted
+    reply, _ = core.on_message(msg("!exec ls", verified=False, trust="master_key_changed"), DEVICES)
+    assert isinstance(reply, Reply) and reply.unencrypted and "trust-matrix-identity" in reply.text
+    stranger, _ = core.on_message(msg("!exec ls", sender=EVE), DEVICES)
+    assert isinstance(stranger, Reply) and stranger.unencrypted
 
 
 def test_operator_of_another_device_only() -> None:
