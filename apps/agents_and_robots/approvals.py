@@ -56,6 +56,9 @@ ARG_PREVIEW_CHARS = 300
 _MODIFIERS = {chr(c) for c in range(0x1F3FB, 0x1F400)} | {"\ufe0f", "\ufe0e"}
 APPROVE_KEY = "👍"
 DENY_KEY = "👎"
+# Element's quick reactions include ✅ / ❌; the device accepts ✅ too (meshagents.bus).
+APPROVE_KEYS = frozenset({APPROVE_KEY, "\u2705"})
+DENY_KEYS = frozenset({DENY_KEY, "\u274c"})
 
 
 class State(StrEnum):
@@ -147,11 +150,11 @@ class Transition:
 
 
 def reaction_vote(key: str) -> bool | None:
-    """True for 👍, False for 👎 (any skin tone / variation selector), else None."""
+    """True for 👍 / ✅, False for 👎 / ❌ (any skin tone / variation selector), else None."""
     base = "".join(ch for ch in key.strip() if ch not in _MODIFIERS)
-    if base == APPROVE_KEY:
+    if base in APPROVE_KEYS:
         return True
-    if base == DENY_KEY:
+    if base in DENY_KEYS:
         return False
     return None
 

@@ -86,6 +86,16 @@ class Capability(_Model):
     max_arg_len: int = Field(default=4096, ge=1, le=1 << 20)
     timeout_s: int = Field(default=30, ge=1, le=86400)
     output_cap_bytes: int = Field(default=65536, ge=0, le=1 << 30)
+    # Additive (absent from older signed manifests, so left out of the dump when unset:
+    # a manifest signed before this field existed still verifies byte for byte).
+    attachment_cap_bytes: int | None = Field(
+        default=None,
+        ge=0,
+        le=1 << 30,
+        exclude_if=lambda v: v is None,
+        description="output or file sent as an encrypted attachment up to this size; "
+        "absent: output_cap_bytes; 0: never an attachment",
+    )
     requires_approval: bool = False
 
     @field_validator("executables", "search_path", "path_prefixes")
