@@ -29,13 +29,14 @@ from typing import Any
 
 import httpx
 
-from apps.device_agent import replies
-from apps.device_agent.capabilities.base import Context
+from apps.device_agent import attach, replies, upload
+from apps.device_agent.capabilities.base import CapResult, Context
 from apps.device_agent.config import AgentConfig
 from apps.device_agent.pipeline import ApprovalEvents, Outcome, Pipeline, approval_ids
 from apps.device_agent.shipping import Shipper
 from meshagents.bus import ENVELOPE_EVENT, RESULT_EVENT, STATUS_EVENT
 from meshagents.errors import FnError
+from meshagents.matrix import attachments
 from meshagents.matrix.client import ClientConfig, Incoming, MatrixClient
 from meshagents.matrix.fetch import fetch_event
 from meshagents.trust.keystore import DEVICE_KEY, FileKeyStore, load_signing_key, open_keystore
@@ -261,7 +262,11 @@ class DeviceAgent:
                 outcome = self.pipeline.refused_outcome(verdict)
             else:
                 t0 = time.monotonic()
-                result = await asyncio.to_thread(self.pipeline.execute, verdict, self.ctx)
+                fetched = await upload.fetch(self.client, verdict) if upload.wanted(verdict) else None
+                if isinstance(fetched, CapResult):
+                    result = fetched  # the file is not the signed one: nothing is written
+                else:
+                    result = await asyncio.to_thread(self.pipeline.execute, verdict, self.ctx, fetched)
                 outcome = self.pipeline.finish(verdict, result, int((time.monotonic() - t0) * 1000))
         self.handled += 1
         self.shipper.nudge.set()
@@ -277,19 +282,37 @@ class DeviceAgent:
         log.info("request %s: %s (%s)", outcome.request_id, outcome.status, outcome.reason)
         await self._reply(outcome)
 
+    async def _send_file(self, outcome: Outcome) -> tuple[replies.SentFile | None, bool, str]:
+        """(the file sent for a long or binary output, binary?, a note when it failed)."""
+        assert self._room_id is not None
+        plan = attach.plan(outcome, self.config.matrix_output_limit)
+        if plan is None:
+            return None, False, ""
+        try:
+            event_id, _ = await attachments.send_file(
+                self.client, self._room_id, plan.data, name=plan.name, mimetype=plan.mimetype,
+                reply_to=outcome.reply_to,
+            )
+        except FnError as exc:
+            log.warning("attachment for %s not sent (%s): %s", outcome.request_id, exc.code, exc.message)
+            return None, False, f"(the output could not be sent as a file: {exc.code}; cut instead)"
+        sent = replies.SentFile(event_id, plan.name, len(plan.data), plan.total,
+                                attachments.sha256_hex(plan.data))
+        return sent, plan.binary, ""
+
     async def _reply(self, outcome: Outcome) -> None:
         assert self._room_id is not None
         limit = self.config.matrix_output_limit
-        body, html = replies.notice(outcome, limit)
+        sent, binary, note = await self._send_file(outcome)
+        body, html = replies.notice(outcome, limit, sent, binary=binary, note=note)
         backoff = 0.5
         deadline = time.monotonic() + 600
         sent_result = False
         while True:
             try:
                 if not sent_result:
-                    await self.client.send_custom(
-                        self._room_id, RESULT_EVENT, replies.result_content(outcome, limit)
-                    )
+                    content = replies.result_content(outcome, limit, sent, binary=binary)
+                    await self.client.send_custom(self._room_id, RESULT_EVENT, content)
                     sent_result = True
                 await self.client.send_notice(self._room_id, body, html=html, reply_to=outcome.reply_to)
                 return
@@ -300,6 +323,7 @@ class DeviceAgent:
                         "reply to %s refused (%s); sending it without output", outcome.request_id, exc
                     )
                     outcome = replace(outcome, output=f"(output not sent: {exc.message[:200]})\n")
+                    sent, binary = None, False
                     body, html = replies.notice(outcome, limit)
                     continue
                 if time.monotonic() > deadline:

@@ -71,7 +71,8 @@ def capabilities_for(
             "name": "fs.write",
             "description": f"write files under {scratch}, each with an operator's approval",
             "path_prefixes": [scratch],
-            "texts": {"content": 1 << 20},
+            # "file": an upload the operator replies `!fs.write <path>` to (apps/device_agent/upload.py)
+            "texts": {"content": 1 << 20, "file": 4096},
             "requires_approval": True,
             "timeout_s": 10,
         },

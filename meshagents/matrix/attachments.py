@@ -30,6 +30,7 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -204,7 +205,7 @@ async def upload(client: MatrixClient, ciphertext: bytes, *, filename: str) -> s
             if resp.status != 200 or not isinstance(answer, dict) or "content_uri" not in answer:
                 raise FnError("attachment_upload_failed", f"upload answered {resp.status}: {answer}")
             return str(answer["content_uri"])
-    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+    except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
         raise FnError("attachment_upload_failed", f"upload failed: {type(exc).__name__}") from exc
     finally:
         if own:
@@ -239,7 +240,7 @@ async def download(client: MatrixClient, url: str, *, max_bytes: int) -> bytes:
                         raise FnError("attachment_too_large", f"{url} is over {max_bytes} bytes")
                 return bytes(out)
         raise FnError("attachment_download_failed", f"no media API served {url}")
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, aiohttp.ClientError) as exc:
         raise FnError("attachment_download_failed", f"download failed: {type(exc).__name__}") from exc
     finally:
         if own:
@@ -271,3 +272,81 @@ async def fetch_file(client: MatrixClient, ref: EncryptedFile, *, max_bytes: int
     """Download and decrypt; the ciphertext hash is checked before decryption."""
     ciphertext = await download(client, ref.url, max_bytes=max_bytes)
     return await asyncio.to_thread(decrypt, ciphertext, ref)
+
+
+# ------------------------------------------------------- a file in a signed envelope
+
+FILE_ARG = "file"  # the fs.write argument that names an uploaded file instead of "content"
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class FileArg:
+    """An uploaded file as the bot signs it into an ``fs.write`` envelope: where it is,
+    how to open it (from the operator's own ``m.file`` event), and what the plaintext
+    must hash to, so the device checks the bytes it downloads itself."""
+
+    file: EncryptedFile
+    sha256: str  # hex SHA-256 of the plaintext
+    size: int
+    name: str
+
+    def to_arg(self) -> str:
+        """The argument's value: compact JSON with sorted keys (one string, so the
+        manifest's ``texts`` constraint applies and the envelope stays canonical)."""
+        return json.dumps(
+            {"url": self.file.url, "key": self.file.key, "iv": self.file.iv, "hash": self.file.sha256,
+             "sha256": self.sha256, "size": self.size, "name": self.name},
+            sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+        )
+
+    def describe(self) -> str:
+        return f"{self.name}, {self.size} bytes, sha256 {self.sha256}"
+
+
+def parse_file_arg(text: Any) -> FileArg:
+    """The inverse of :meth:`FileArg.to_arg`; ``attachment_invalid`` for anything else."""
+    if not isinstance(text, str):
+        raise FnError("attachment_invalid", "the file argument is not a string")
+    try:
+        obj = json.loads(text)
+    except ValueError as exc:
+        raise FnError("attachment_invalid", "the file argument is not JSON") from exc
+    keys = {"url", "key", "iv", "hash", "sha256", "size", "name"}
+    if not isinstance(obj, dict) or set(obj) != keys:
+        raise FnError("attachment_invalid", f"the file argument must hold exactly {sorted(keys)}")
+    size, sha, name = obj["size"], obj["sha256"], obj["name"]
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise FnError("attachment_invalid", "the file size is not a whole number")
+    if not isinstance(sha, str) or not _HEX64.fullmatch(sha):
+        raise FnError("attachment_invalid", "the file sha256 is not 64 hex digits")
+    if not isinstance(name, str) or safe_name(name) != name:
+        raise FnError("attachment_invalid", "the file name is not a plain name")
+    ref = parse_file({"url": obj["url"], "key": {"kty": "oct", "alg": "A256CTR", "key_ops": ["decrypt"],
+                                                 "k": obj["key"]},
+                      "iv": obj["iv"], "hashes": {"sha256": obj["hash"]}, "v": "v2"})
+    return FileArg(ref, sha, size, name)
+
+
+def file_of_event(content: Any) -> tuple[EncryptedFile, str, int | None]:
+    """(file, name, declared size) of an ``m.file`` / ``m.image`` ... message content;
+    ``not_a_file`` when it is no upload, ``attachment_invalid`` when not encrypted."""
+    if not isinstance(content, dict) or content.get("msgtype") not in ("m.file", "m.image", "m.video",
+                                                                         "m.audio"):
+        raise FnError("not_a_file", "the replied-to message is not an uploaded file")
+    if "file" not in content:
+        raise FnError("attachment_invalid", "the file was uploaded unencrypted (use an encrypted room)")
+    ref = parse_file(content["file"])
+    raw_name = content.get("filename") or content.get("body") or "file"
+    info = content.get("info")
+    size = info.get("size") if isinstance(info, dict) else None
+    declared = size if isinstance(size, int) and not isinstance(size, bool) else None
+    return ref, safe_name(str(raw_name)), declared
+
+
+def verify_plaintext(data: bytes, arg: FileArg) -> None:
+    """The downloaded plaintext is the one signed: ``file_size_mismatch`` / ``file_hash_mismatch``."""
+    if len(data) != arg.size:
+        raise FnError("file_size_mismatch", f"the file is {len(data)} bytes, the envelope says {arg.size}")
+    if sha256_hex(data) != arg.sha256:
+        raise FnError("file_hash_mismatch", "the file's SHA-256 is not the one in the signed envelope")

@@ -182,7 +182,7 @@ def demo_profile(workstation: dict[str, Any]) -> dict[str, Any]:
             "name": "fs.write",
             "description": "write one file under /tmp, only with an operator's approval",
             "path_prefixes": ["/tmp"],
-            "texts": {"content": 65536},
+            "texts": {"content": 65536, "file": 4096},  # file: an upload replied to with !fs.write
             "timeout_s": 10,
             "output_cap_bytes": 4096,
             "requires_approval": True,

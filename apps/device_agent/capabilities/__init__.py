@@ -61,7 +61,8 @@ def run(decision: Decision, args: dict[str, Any], ctx: Context) -> CapResult:
     if which == "fs.read":
         return fs_read.run(decision, ctx)
     if which == "fs.write":
-        return fs_write.run(decision, str(args.get("content", "")), ctx)
+        content = args.get("content", "")
+        return fs_write.run(decision, content if isinstance(content, bytes) else str(content), ctx)
     if which == "system.info":
         return system_info.run(decision, ctx)
     if which == "sensors":
