@@ -50,6 +50,7 @@ from typing import Any, Literal
 
 from apps.agents_and_robots.commands import Command
 from apps.agents_and_robots.ids import new_request_id
+from apps.agents_and_robots.uploads import shown_args
 
 DEFAULT_TTL_S = 3600.0
 ARG_PREVIEW_CHARS = 300
@@ -397,7 +398,8 @@ def preview_args(args: Mapping[str, Any], limit: int = ARG_PREVIEW_CHARS) -> str
             return {str(k): cut(v) for k, v in value.items()}
         return value
 
-    return json.dumps(cut(dict(args)), ensure_ascii=False, sort_keys=True, indent=None)
+    # an uploaded file shows as "name, size bytes, sha256 …" (uploads.py), never its key
+    return json.dumps(cut(shown_args(args)), ensure_ascii=False, sort_keys=True, indent=None)
 
 
 def _request_message(req: ApprovalRequest) -> tuple[str, str]:

@@ -502,7 +502,8 @@ def _fs_write(lex: shlex.shlex, reader: _CountingReader) -> dict[str, Any]:
     elif rest.startswith("\n"):
         rest = rest[1:]
     if not rest:
-        raise _Bad("the content is missing (write '' for an empty file)")
+        raise _Bad("the content is missing (write '' for an empty file, or send it as a reply to a file "
+                   "you uploaded)")
     return {"path": path, "content": _content(rest)}
 
 

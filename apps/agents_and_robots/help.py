@@ -144,8 +144,8 @@ def _render_approvals() -> Rendered:
     specs = [s for s in SPECS if "approvals" in s.rooms]
     text = ["#operator-approvals: requests that need an operator's decision land here",
             *(f"  {s.usage} — {s.summary}" for s in specs),
-            "react 👍 (or ✅) to approve or 👎 (or ❌) to deny on a request message; the first operator vote decides; "
-            "requests expire after an hour"]
+            "react 👍 (or ✅) to approve or 👎 (or ❌) to deny on a request message; "
+            "the first operator vote decides; requests expire after an hour"]
     items = "".join(f"<tr><td><code>{_e(s.usage)}</code></td><td>{_e(s.summary)}</td></tr>" for s in specs)
     body = ("<p><strong>#operator-approvals</strong>: requests that need an operator's decision land here</p>"
             f"<table><tr><th>command</th><th>what it does</th></tr>{items}</table>"
