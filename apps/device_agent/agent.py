@@ -282,28 +282,29 @@ class DeviceAgent:
         log.info("request %s: %s (%s)", outcome.request_id, outcome.status, outcome.reason)
         await self._reply(outcome)
 
-    async def _send_file(self, outcome: Outcome) -> tuple[replies.SentFile | None, bool, str]:
-        """(the file sent for a long or binary output, binary?, a note when it failed)."""
-        assert self._room_id is not None
+    async def _upload(
+        self, outcome: Outcome
+    ) -> tuple[attach.Plan | None, attachments.EncryptedFile | None, str]:
+        """(plan, uploaded file) for a long or binary output, or a note when the upload failed."""
         plan = attach.plan(outcome, self.config.matrix_output_limit)
         if plan is None:
-            return None, False, ""
+            return None, None, ""
         try:
-            event_id, _ = await attachments.send_file(
-                self.client, self._room_id, plan.data, name=plan.name, mimetype=plan.mimetype,
-                reply_to=outcome.reply_to,
-            )
+            ref = await attachments.upload_encrypted(self.client, plan.data, filename=plan.name)
         except FnError as exc:
             log.warning("attachment for %s not sent (%s): %s", outcome.request_id, exc.code, exc.message)
-            return None, False, f"(the output could not be sent as a file: {exc.code}; cut instead)"
-        sent = replies.SentFile(event_id, plan.name, len(plan.data), plan.total,
-                                attachments.sha256_hex(plan.data))
-        return sent, plan.binary, ""
+            return None, None, f"(the output could not be sent as a file: {exc.code}; cut instead)"
+        return plan, ref, ""
 
     async def _reply(self, outcome: Outcome) -> None:
         assert self._room_id is not None
         limit = self.config.matrix_output_limit
-        sent, binary, note = await self._send_file(outcome)
+        # The notice comes first (clients that wait for "the" answer read it), then the file.
+        plan, ref, note = await self._upload(outcome)
+        sent = None
+        if plan is not None:
+            sent = replies.SentFile(plan.name, len(plan.data), plan.total, attachments.sha256_hex(plan.data))
+        binary = plan is not None and plan.binary
         body, html = replies.notice(outcome, limit, sent, binary=binary, note=note)
         backoff = 0.5
         deadline = time.monotonic() + 600
@@ -315,6 +316,8 @@ class DeviceAgent:
                     await self.client.send_custom(self._room_id, RESULT_EVENT, content)
                     sent_result = True
                 await self.client.send_notice(self._room_id, body, html=html, reply_to=outcome.reply_to)
+                if plan is not None and ref is not None:
+                    await self._post_file(plan, ref, outcome.reply_to)
                 return
             except FnError as exc:
                 if exc.code == "matrix_send_failed" and outcome.output:
@@ -323,7 +326,7 @@ class DeviceAgent:
                         "reply to %s refused (%s); sending it without output", outcome.request_id, exc
                     )
                     outcome = replace(outcome, output=f"(output not sent: {exc.message[:200]})\n")
-                    sent, binary = None, False
+                    sent, binary, plan = None, False, None
                     body, html = replies.notice(outcome, limit)
                     continue
                 if time.monotonic() > deadline:
@@ -331,3 +334,15 @@ class DeviceAgent:
                     return
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
+
+    async def _post_file(
+        self, plan: attach.Plan, ref: attachments.EncryptedFile, reply_to: str | None
+    ) -> None:
+        assert self._room_id is not None
+        content = attachments.file_message(
+            name=plan.name, data_size=len(plan.data), mimetype=plan.mimetype, file=ref, reply_to=reply_to
+        )
+        try:
+            await self.client.send_custom(self._room_id, "m.room.message", content)
+        except FnError as exc:  # the notice already said what it holds; the result event too
+            log.warning("file %s not posted: %s", plan.name, exc)

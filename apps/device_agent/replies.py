@@ -53,21 +53,20 @@ def _cut(outcome: Outcome, limit: int) -> tuple[str, bool]:
 class SentFile:
     """An output or file the agent sent as an encrypted ``m.file`` (attach.py)."""
 
-    event_id: str
     name: str
     size: int  # bytes sent
     total: int  # bytes before the cut at the attachment cap
     sha256: str  # hex, of the plaintext sent
 
     def to_json(self) -> dict[str, Any]:
-        return {"event_id": self.event_id, "name": self.name, "size": self.size, "total": self.total,
-                "sha256": self.sha256}
+        return {"name": self.name, "size": self.size, "total": self.total, "sha256": self.sha256}
 
     def line(self) -> str:
         cut = ""
         if self.size < self.total:
             cut = f" (first {self.size} of {self.total} bytes: the attachment cap)"
-        return f"sent as the encrypted file {self.name}: {self.size} bytes, sha256 {self.sha256}{cut}"
+        return f"the whole output follows as the encrypted file {self.name}: {self.size} bytes, " \
+            f"sha256 {self.sha256}{cut}"
 
 
 PREVIEW_CHARS = 2000  # inline head of an output that went as a file
@@ -80,10 +79,13 @@ def _preview(outcome: Outcome, sent: SentFile | None, binary: bool) -> Outcome:
     cut = outcome.truncated or sent.size < sent.total
     if binary:
         return replace(outcome, output="", truncated=cut)
-    head = outcome.output
+    text = outcome.output
+    # the capability's own note ("[output truncated: K of N bytes shown]") stays at the end
+    at = text.rfind("\n[output truncated:") if outcome.truncated else -1
+    head, tail = (text[:at], text[at:]) if at >= 0 else (text, "")
     if len(head) > PREVIEW_CHARS:
-        head = head[:PREVIEW_CHARS] + "\n[… the whole output is in the file]\n"
-    return replace(outcome, output=head, truncated=cut)
+        head = head[:PREVIEW_CHARS] + "\n[… the whole output is in the file]"
+    return replace(outcome, output=head + tail, truncated=cut)
 
 
 def result_content(

@@ -16,6 +16,7 @@ I/O on a started ``MatrixClient`` (its nio session and access token)::
 
     await upload(client, ciphertext, filename=) -> "mxc://..."
     await download(client, url, max_bytes=) -> ciphertext          # authenticated media first
+    await upload_encrypted(client, data, filename=) -> EncryptedFile
     await send_file(client, room, data, name=, mimetype=, reply_to=) -> (event id, EncryptedFile)
     await fetch_file(client, ref, max_bytes=) -> plaintext          # download + decrypt
 
@@ -247,6 +248,13 @@ async def download(client: MatrixClient, url: str, *, max_bytes: int) -> bytes:
             await session.close()
 
 
+async def upload_encrypted(client: MatrixClient, data: bytes, *, filename: str) -> EncryptedFile:
+    """Encrypt ``data`` (nio) and upload the ciphertext; the file object to send."""
+    ciphertext, info = await asyncio.to_thread(encrypt, data)
+    mxc = await upload(client, ciphertext, filename=filename)
+    return parse_file({**info, "url": mxc})
+
+
 async def send_file(
     client: MatrixClient,
     room: str,
@@ -258,9 +266,7 @@ async def send_file(
     body: str | None = None,
 ) -> tuple[str, EncryptedFile]:
     """Encrypt, upload, and send ``data`` as an ``m.file`` (a reply when ``reply_to``)."""
-    ciphertext, info = await asyncio.to_thread(encrypt, data)
-    mxc = await upload(client, ciphertext, filename=name)
-    ref = parse_file({**info, "url": mxc})
+    ref = await upload_encrypted(client, data, filename=name)
     content = file_message(
         name=safe_name(name), data_size=len(data), mimetype=mimetype, file=ref, reply_to=reply_to, body=body
     )

@@ -38,7 +38,8 @@ async def test_the_agent_checks_the_uploaded_bytes_itself(make_world: MakeWorld,
         "file_hash_mismatch": attachments.FileArg(ref, "0" * 64, len(data), "blob.bin"),
         "file_size_mismatch": attachments.FileArg(ref, good.sha256, len(data) + 1, "blob.bin"),
         "attachment_hash_mismatch": attachments.FileArg(
-            attachments.EncryptedFile(ref.url, ref.key, ref.iv, "A" * 43), good.sha256, len(data), "blob.bin"),
+            attachments.EncryptedFile(ref.url, ref.key, ref.iv, "A" * 43), good.sha256, len(data),
+            "blob.bin"),
         "file_and_content": good,
     }
     for code, arg in cases.items():

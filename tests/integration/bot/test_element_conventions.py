@@ -80,12 +80,15 @@ class Fleet:
         approval_id = row[0].approval_id
         req: list[Incoming] = await wait(lambda: [
             e for e in self.seen if e.room_id == self.approvals
-            and (e.content.get(APPROVAL_REQUEST_KEY) or {}).get("approval_id") == approval_id], 30, "the request")
+            and (e.content.get(APPROVAL_REQUEST_KEY) or {}).get("approval_id") == approval_id],
+            30, "the request")
         return req[0]
 
     async def final_row(self, cmd: str) -> Any:
-        rows = await wait(lambda: [r for r in self.shell.store.recent(20) if r.command_event_id == cmd and r.status
-                                   not in ("received", "pending_approval", "approved", "sent")], 60, "the answer")
+        waiting = ("received", "pending_approval", "approved", "sent")
+        rows = await wait(lambda: [r for r in self.shell.store.recent(20)
+                                   if r.command_event_id == cmd and r.status not in waiting],
+                          60, "the answer")
         return rows[0]
 
 
@@ -209,7 +212,7 @@ async def test_big_output_and_binary_read_arrive_as_encrypted_files_and_help_is_
         assert file_ev.decrypted  # the m.file event itself went encrypted
         (notice,) = await wait(lambda: f.replies_to(cmd, "m.notice"), 30, "the notice")
         assert hashlib.sha256(got).hexdigest() in (notice.body or "")
-        assert "sent as the encrypted file" in (notice.body or "") and len(notice.body or "") < 4000
+        assert "follows as the encrypted file" in (notice.body or "") and len(notice.body or "") < 4000
         assert (await f.final_row(cmd)).status == "ok"
 
         cmd = await f.operator.send_text(f.room, f"!fs.read {files}/blob.bin")

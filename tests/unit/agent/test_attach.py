@@ -51,13 +51,14 @@ def test_fs_read_binary_file_goes_as_itself() -> None:
 
 def test_notice_names_the_file_and_shows_a_head() -> None:
     long = "x" * 10_000
-    sent = replies.SentFile("$f", "output-req-1.txt", 10_000, 10_000, "ab" * 32)
-    body, html = replies.notice(outcome(long), 16_000, sent)
-    assert "sent as the encrypted file output-req-1.txt: 10000 bytes, sha256 " + "ab" * 32 in body
+    sent = replies.SentFile("output-req-1.txt", 10_000, 10_000, "ab" * 32)
+    body, html_body = replies.notice(outcome(long), 16_000, sent)
+    assert "follows as the encrypted file output-req-1.txt: 10000 bytes, sha256 " + "ab" * 32 in body
+    assert "ab" * 32 in html_body
     assert len(body) < 3000 and "(output truncated)" not in body
     content = replies.result_content(outcome(long), 16_000, sent)
-    assert content["attachment"]["event_id"] == "$f" and content["truncated"] is False
+    assert content["attachment"]["sha256"] == "ab" * 32 and content["truncated"] is False
     body, _ = replies.notice(outcome("\x00" * 50), 16_000, sent, binary=True)
     assert "\x00" not in body
-    cut = replies.SentFile("$f", "o.txt", 100, 200, "00" * 32)
+    cut = replies.SentFile("o.txt", 100, 200, "00" * 32)
     assert replies.result_content(outcome(long), 16_000, cut)["truncated"] is True

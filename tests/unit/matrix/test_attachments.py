@@ -90,5 +90,6 @@ def test_file_message_replies() -> None:
     _, ref = _ref(b"abc")
     content = att.file_message(name="a.bin", data_size=3, mimetype="application/octet-stream", file=ref,
                                reply_to="$cmd")
-    assert content["msgtype"] == "m.file" and content["info"] == {"size": 3, "mimetype": "application/octet-stream"}
+    assert content["msgtype"] == "m.file"
+    assert content["info"] == {"size": 3, "mimetype": "application/octet-stream"}
     assert content["m.relates_to"] == {"m.in_reply_to": {"event_id": "$cmd"}} and "url" not in content
