@@ -12,6 +12,13 @@ Event types (custom, namespaced, hidden in Element's timeline)::
     org.meshagents.status     device agent -> its room (on start, on ok <-> degraded)
         {"device_id", "state": "ok" | "degraded", "ts": int, "detail": str}
 
+Replies in Element's conventions (docs/device_agent.md): an output too long or too binary
+for the notice follows it as an encrypted ``m.file`` (the result event then carries
+``"attachment": {"name", "size", "total", "sha256"}``); a request running over a second
+gets a live ``m.notice`` marked with :data:`LIVE_KEY`, edited in place (``m.replace``)
+at most once a second, its last edit the answer. ``fs.write`` may name an uploaded file
+instead of ``content``: ``"file"`` is ``meshagents.matrix.attachments.FileArg``.
+
 Approvals (ARCHITECTURE.md): the bot posts the request R in ``#operator-approvals`` as
 an ``m.text`` whose content carries :data:`APPROVAL_REQUEST_KEY`::
 
@@ -37,6 +44,9 @@ STATUS_EVENT = "org.meshagents.status"
 APPROVAL_REQUEST_KEY = "org.meshagents.approval_request"
 
 APPROVE_REACTIONS = frozenset({"👍", "👍️", "+1", "✅"})
+#: Marks a device's live message and its m.replace edits: {"request_id", "state": "running" | "final"}
+#: (apps/device_agent/live.py); a client waiting for the answer skips "running" and takes "final".
+LIVE_KEY = "org.meshagents.live"
 APPROVE_COMMAND = "!approve"
 
 

@@ -45,6 +45,9 @@ def capabilities_for(
         raise FnError("bad_usage", f"unknown profile {profile!r}; one of {', '.join(PROFILES)}")
     caps: list[dict[str, Any]] = [
         {"name": "system.info", "description": "host, OS, uptime, load, memory, disk", "timeout_s": 10},
+        # !cancel <request id>: stop a running command (approval as the manifest says, like any)
+        {"name": "control.cancel", "description": "stop a running request", "texts": {"request_id": 128},
+         "timeout_s": 10},
         {"name": "sensors", "description": "thermal zones and batteries from /sys", "timeout_s": 10},
     ]
     if profile == "minimal":

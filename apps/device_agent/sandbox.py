@@ -30,6 +30,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -99,8 +100,19 @@ def _limits(timeout_s: int) -> None:  # runs in the child between fork and exec
             resource.setrlimit(res, (value, value))
 
 
-def run(plan: SandboxPlan, *, timeout_s: int, output_cap: int, use_bwrap: bool = True) -> RunResult:
-    """Run ``plan``; never raises for a failing program (``error`` says why it did not start)."""
+def run(
+    plan: SandboxPlan,
+    *,
+    timeout_s: int,
+    output_cap: int,
+    use_bwrap: bool = True,
+    on_output: Callable[[bytes], None] | None = None,
+    on_start: Callable[[Callable[[], None]], None] | None = None,
+) -> RunResult:
+    """Run ``plan``; never raises for a failing program (``error`` says why it did not start).
+
+    ``on_output(chunk)`` sees the kept output as it comes (live output, from the reader
+    thread); ``on_start(kill)`` gets a function that kills the process group (!cancel)."""
     bwrap = find_bwrap() if use_bwrap else None
     cmd = wrap(plan, bwrap)
     t0 = time.monotonic()
@@ -118,6 +130,8 @@ def run(plan: SandboxPlan, *, timeout_s: int, output_cap: int, use_bwrap: bool =
         )
     except OSError as exc:
         return RunResult(None, b"", False, 0, False, 0, bwrap is not None, f"cannot start: {exc.strerror}")
+    if on_start is not None:
+        on_start(lambda: _kill_group(proc))
     kept = bytearray()
     total = 0
 
@@ -132,6 +146,8 @@ def run(plan: SandboxPlan, *, timeout_s: int, output_cap: int, use_bwrap: bool =
             room = output_cap - len(kept)
             if room > 0:
                 kept.extend(chunk[:room])
+                if on_output is not None:
+                    on_output(chunk[:room])
 
     thread = threading.Thread(target=reader, daemon=True)
     thread.start()

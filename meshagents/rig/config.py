@@ -188,6 +188,8 @@ def demo_profile(workstation: dict[str, Any]) -> dict[str, Any]:
             "requires_approval": True,
         }
     )
+    caps.append({"name": "control.cancel", "description": "stop a running request (!cancel <id>)",
+                 "texts": {"request_id": 128}, "timeout_s": 10})
     return {
         "description": "the local demo: workstation plus fs.write under /tmp with approval",
         "ttl_s": int(workstation.get("ttl_s", 31536000)),

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,10 @@ class Context:
     docker_host: str | None = None
     snapshots_dir: Path = Path("/tmp")
     caller: str = "device_agent"
+    #: One request's live-output and cancel hooks, set by the agent's shell (live.py).
+    on_output: Callable[[bytes], None] | None = field(default=None, compare=False)
+    on_start: Callable[[Callable[[], None]], None] | None = field(default=None, compare=False)
+    cancel: Callable[[str], CapResult] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,10 @@
 - ``!fs.write <path>`` replying to an encrypted upload: the approval request shows the
   file's name, size and SHA-256; ✅ (sent encrypted, as Element does) writes exactly
   the uploaded bytes; ❌ denies and nothing is written;
-- ``!help`` is an HTML table with a plain-text fallback.
+- ``!help`` is an HTML table with a plain-text fallback;
+- a long command's reply is one message edited in place (``m.replace``), at most once a
+  second, its last edit the answer, the device typing meanwhile; ``!cancel <id>`` (a
+  signed ``control.cancel`` request) stops a running one.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import os
 import time
 from collections.abc import AsyncIterator, Callable
@@ -29,7 +33,7 @@ from nio.crypto.attachments import decrypt_attachment, encrypt_attachment
 from apps.agents_and_robots.directory import FileDirectory, LocalHub
 from apps.agents_and_robots.shell import BotShell, ShellConfig
 from apps.device_agent.agent import DeviceAgent
-from meshagents.bus import APPROVAL_REQUEST_KEY, RESULT_EVENT
+from meshagents.bus import APPROVAL_REQUEST_KEY, LIVE_KEY, RESULT_EVENT
 from meshagents.matrix.client import Incoming, MatrixClient
 from meshagents.matrix.rooms import power_levels
 from meshagents.trust.keystore import CONTROLLER_KEY, open_keystore
@@ -108,6 +112,8 @@ async def fleet(synapse: SynapseServer, tmp_path: Path) -> AsyncIterator[Fleet]:
          "attachment_cap_bytes": 1 << 20, "limits": {"max_bytes": 1 << 20}},
         {"name": "fs.write", "path_prefixes": [str(writable)], "texts": {"content": 1 << 20, "file": 4096},
          "requires_approval": True},
+        {"name": "shell.exec.sh", "executables": ["/usr/bin/sh"], "flags": ["-c"], "timeout_s": 300},
+        {"name": "control.cancel", "texts": {"request_id": 128}},
     ]
     operator = MatrixClient(synapse.client_config(op_user, op_pw, tmp_path / "operator",
                                                   accept_invites_from=(bot_user,), **FAST))
@@ -269,3 +275,55 @@ async def test_uploaded_file_is_written_with_approval_and_denied_with_a_cross(
         cmd = await reply_text(f.operator, f.room, plain, f"!fs.write {other}")
         await wait(lambda: [e for e in f.seen if e.sender == f.shell.client.user_id
                             and "not_a_file" in (e.body or "")], 30, "the not_a_file refusal")
+
+
+def _live(f: Fleet, cmd: str) -> list[Incoming]:
+    return [e for e in f.replies_to(cmd, "m.notice")
+            if (e.content.get(LIVE_KEY) or {}).get("state") == "running"]
+
+
+def _edits(f: Fleet, event_id: str) -> list[Incoming]:
+    return f.from_device(lambda e: e.content.get("m.relates_to", {}).get("rel_type") == "m.replace"
+                         and e.content["m.relates_to"].get("event_id") == event_id)
+
+
+async def test_long_command_is_edited_in_place_and_cancel_stops_it(
+        synapse: SynapseServer, tmp_path: Path, state_dir: Path) -> None:
+    async with fleet(synapse, tmp_path) as f:
+        script = "for i in 1 2 3 4 5; do echo tick $i; sleep 1; done"
+        cmd = await f.operator.send_text(f.room, f"!exec sh -c '{script}'")
+        (placeholder,) = await wait(lambda: _live(f, cmd), 30, "the live message")
+        rid = placeholder.content[LIVE_KEY]["request_id"]
+        assert f"!cancel {rid}" in (placeholder.body or "")
+        await wait(lambda: f.dev_user in f.operator.nio_client.rooms[f.room].typing_users, 30, "typing")
+        final = await wait(lambda: [e for e in _edits(f, placeholder.event_id)
+                                    if e.content[LIVE_KEY]["state"] == "final"], 60, "the final edit")
+        new = final[0].content["m.new_content"]
+        assert f"[{rid}]: ok" in new["body"] and "tick 5" in new["body"]
+        assert final[0].content["body"].startswith("* ")  # the fallback for clients without edits
+        edits = _edits(f, placeholder.event_id)
+        assert len(edits) >= 2 and edits[-1].event_id == final[0].event_id  # running edits, then the answer
+        assert len(f.replies_to(cmd, "m.notice")) == 1  # one message, edited; no second answer
+        times = f.agent.live_edits[rid]  # when each message/edit was sent (agent's monotonic clock)
+        assert len(times) == len(edits) + 1
+        assert all(b - a >= 1.0 for a, b in itertools.pairwise(times))  # at most one a second
+        await wait(lambda: f.dev_user not in f.operator.nio_client.rooms[f.room].typing_users, 30,
+                   "typing off")
+
+        cmd = await f.operator.send_text(f.room, "!exec sh -c 'echo started; sleep 240; echo never'")
+        (placeholder,) = await wait(lambda: _live(f, cmd), 30, "the live message")
+        rid = placeholder.content[LIVE_KEY]["request_id"]
+        stop = await f.operator.send_text(f.room, f"!cancel {rid}")
+        assert (await f.final_row(stop)).status == "ok"
+        row = await f.final_row(cmd)
+        assert row.status == "error" and "cancelled" in (row.reason or ""), row
+        final = await wait(lambda: [e for e in _edits(f, placeholder.event_id)
+                                    if e.content[LIVE_KEY]["state"] == "final"], 30, "the final edit")
+        assert "cancelled" in final[0].content["m.new_content"]["body"]
+        assert "never" not in final[0].content["m.new_content"]["body"]
+        entries = f.agent.pipeline.audit.entries()
+        assert any(e.request_id == rid and e.kind == "outcome" and e.detail == "cancelled" for e in entries)
+
+        stop = await f.operator.send_text(f.room, f"!cancel {rid}")  # not running any more
+        row = await f.final_row(stop)
+        assert row.status == "error" and "not_running" in (row.reason or ""), row
