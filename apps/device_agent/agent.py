@@ -277,6 +277,7 @@ class DeviceAgent:
                         result = await asyncio.to_thread(self.pipeline.execute, verdict, ctx, fetched)
                 finally:
                     run.finished.set()
+                    await self._settle(run)
                 if run.cancelled_by is not None:
                     result = replace(result, status="error", detail="cancelled",
                                      output=result.output + f"\n[cancelled by request {run.cancelled_by}]\n")
@@ -296,6 +297,18 @@ class DeviceAgent:
         self._running[run.request_id] = run
         self._live_tasks[run.request_id] = self._spawn(self._live(run))
         return run
+
+    async def _settle(self, run: live.Running) -> None:
+        """After the run: the live loop has ended (a live message in flight is sent); only
+        a request with a live message stays tracked, for its final edit in ``_reply``."""
+        task = self._live_tasks.pop(run.request_id, None)
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if run.event_id is None:
+            self._running.pop(run.request_id, None)
+            if run.edit_times:
+                self.live_edits[run.request_id] = run.edit_times
 
     def _cancel(self, target: str, by: str) -> CapResult:
         """``control.cancel`` (runs in the worker thread of that request)."""
@@ -409,10 +422,6 @@ class DeviceAgent:
     async def _reply(self, outcome: Outcome) -> None:
         assert self._room_id is not None
         run = self._running.pop(outcome.request_id, None)
-        task = self._live_tasks.pop(outcome.request_id, None)
-        if task is not None:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
         editing = run is not None and run.event_id is not None
         if run is not None and run.edit_times:
             self.live_edits[outcome.request_id] = run.edit_times  # tests and figures read these
