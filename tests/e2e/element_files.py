@@ -1,7 +1,10 @@
 """Files both ways on the whole rig (the demo's hub, bot and enrolled agents, real Synapse):
 an ``!fs.read`` of a binary file comes back as an encrypted ``m.file`` that nio's own
 ``decrypt_attachment`` opens to the exact bytes; a file the operator uploads is written
-on the device after ✅ on the approval request, which shows its name, size and SHA-256."""
+on the device after ✅ on the approval request, which shows its name, size and SHA-256.
+
+Run from ``test_acceptance.py`` (``test_files_both_ways``), among the rows that run
+before the rig's devices are revoked: the rig is one per session."""
 
 from __future__ import annotations
 
@@ -12,15 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 from nio.crypto.attachments import decrypt_attachment, encrypt_attachment
 
 from meshagents.bus import APPROVAL_REQUEST_KEY
 from meshagents.matrix.client import Incoming
 from meshagents.rig import Rig
 from meshagents.rig.operator import in_reply_to
-
-pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.timeout(300)]
 
 HOME = "home-wsl"
 SUFFIX = secrets.token_hex(3)
@@ -55,7 +55,7 @@ async def _upload(op: Any, room: str, data: bytes, name: str) -> str:
     return event_id
 
 
-async def test_binary_read_and_upload_write_on_the_rig(rig: Rig) -> None:
+async def files_both_ways(rig: Rig) -> None:
     blob = os.urandom(100_000) + b"\x00"
     source = Path(f"/tmp/e2e-files-{SUFFIX}.bin")
     target = Path(f"/tmp/e2e-files-{SUFFIX}-written.bin")
