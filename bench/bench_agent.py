@@ -15,7 +15,11 @@ Measures, in the same run:
 - baselines: the same ``shell.exec.echo`` envelope through the pipeline alone
   (verify + audit + bwrap run, no Matrix), in this process; and one encrypted custom
   event from the bot to the operator (the Matrix transport alone; the agent's path is
-  two such hops: envelope in, result out).
+  two such hops: envelope in, result out);
+- sandbox start cost, interleaved in one loop so the machine's load hits all alike:
+  ``/bin/true`` started bare, under the old ``bwrap --ro-bind / /`` line, and under
+  the hardened sandbox (``sandbox.run``: own view, user namespace, cap drop, seccomp
+  program through a memfd, pids cgroup, rlimits). ``--sandbox-only`` runs just this.
 """
 
 from __future__ import annotations
@@ -225,10 +229,72 @@ async def run(requests: int) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def sandbox_cost(n: int) -> None:
+    """Start cost of a command: bare, the old bwrap line, the hardened sandbox; the old
+    line runs through the same harness (``sandbox.run``'s pipe, reader thread, process
+    group) with the hardened parts switched off, so the difference is the hardening."""
+    from apps.device_agent import sandbox
+
+    true = shutil.which("true", path=sandbox.SAFE_PATH) or "/bin/true"
+    bwrap = sandbox.find_bwrap()
+    if bwrap is None:
+        print("sandbox start cost: bubblewrap not installed")
+        return
+    old = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+           "--unshare-net", "--unshare-pid", "--die-with-parent", "--new-session", "--", true]  # fmt: skip
+    plan = sandbox.SandboxPlan([true], cwd="/tmp", readable=("/tmp",))
+    from apps.device_agent import seccomp
+
+    # The hardened parts switched off by replacing them in the modules' namespaces.
+    off: list[tuple[dict[str, Any], str, Any]] = [
+        (vars(sandbox), "wrap", lambda *a, **k: list(old)),
+        (vars(sandbox), "_make_cgroup", lambda: None),
+        (vars(sandbox), "_prlimit_prefix", lambda timeout_s: []),
+        (vars(seccomp), "program", lambda machine=None: None),
+    ]
+
+    def run_old() -> Any:
+        saved = [(ns, name, ns[name]) for ns, name, _ in off]
+        for ns, name, value in off:
+            ns[name] = value
+        try:
+            return sandbox.run(plan, timeout_s=10, output_cap=1024)
+        finally:
+            for ns, name, value in saved:
+                ns[name] = value
+
+    times: dict[str, list[float]] = {"bare": [], "old": [], "hardened": []}
+    env = sandbox.scrubbed_env()
+    for _ in range(n):  # interleaved: the machine's load hits all three alike
+        t0 = time.perf_counter()
+        subprocess.run([true], env=env, check=True)
+        times["bare"].append((time.perf_counter() - t0) * 1000)
+        t0 = time.perf_counter()
+        res = run_old()
+        times["old"].append((time.perf_counter() - t0) * 1000)
+        assert res.exit_code == 0, res
+        t0 = time.perf_counter()
+        res = sandbox.run(plan, timeout_s=10, output_cap=1024)
+        times["hardened"].append((time.perf_counter() - t0) * 1000)
+        assert res.exit_code == 0 and res.error is None, res
+    load = os.getloadavg()[0]
+    print(f"sandbox start cost, {n} runs each, interleaved (load {load:.1f} on {os.cpu_count()} CPUs)")
+    print(summary("sandbox start: /bin/true bare", times["bare"]))
+    print(summary("sandbox start: old bwrap --ro-bind / /", times["old"]))
+    print(summary("sandbox start: hardened sandbox", times["hardened"]))
+    added = pct(times["hardened"], 50) - pct(times["old"], 50)
+    print(f"{'hardened minus old (p50)':<44} {added:+.1f} ms per command   (aim <= +10 ms)")
+    print(f"{'hardened minus old (fastest run)':<44} {min(times['hardened']) - min(times['old']):+.1f} ms")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--requests", type=int, default=50)
-    asyncio.run(run(ap.parse_args().requests))
+    ap.add_argument("--sandbox-only", action="store_true", help="only the sandbox start cost")
+    ns = ap.parse_args()
+    sandbox_cost(max(ns.requests, 20))
+    if not ns.sandbox_only:
+        asyncio.run(run(ns.requests))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,10 @@ torn down at the end. Prints, in one run:
      token check, wg_peer_add with its git commit, manifest signing + the device's
      verification), wg_client_install, then the wait for the first handshake; and the
      whole ``pipelines/enroll_device`` as a subprocess for comparison;
-  2. with 10,000 peers on the hub interface and in the ledger (bulk-loaded the
+  2. revoke: ``POST /api/peers/{id}/revoke`` answered, and the ``peer_revoked`` event at
+     a subscriber of ``/api/events`` (the bot's own ``HubApi.events``), both from the
+     moment the call is made (aim: <= 100 ms); again with 10,000 peers in section 3;
+  3. with 10,000 peers on the hub interface and in the ledger (bulk-loaded the
      WireGuard layer's way, one UAPI set per 500 peers): the cost of one poll, and
      the delay from a device sending traffic to the ``peer_stats`` SSE event that
      names it, at events_period_s = --period.
@@ -87,6 +90,44 @@ def enroll_in_process(rig: HubRig, dev: DeviceNs) -> dict[str, float]:
     finally:
         os.environ["FN_STATE_DIR"] = str(rig.state)
     return {"submit": t1 - t0, "install": t2 - t1, "handshake": t3 - t2, "total": t3 - t0}
+
+
+def revoke_figures(rig: HubRig, devices: list[DeviceNs]) -> tuple[list[float], list[float]]:
+    """(API answered, peer_revoked event received) in seconds from the call, per device."""
+    import asyncio
+
+    from apps.agents_and_robots.directory import HubApi
+
+    answered: list[float] = []
+    pushed: list[float] = []
+    url = f"http://127.0.0.1:{OPERATOR_PORT}"
+
+    async def one(dev: DeviceNs) -> None:
+        api = HubApi(url, rig.api_token)
+        got = asyncio.Event()
+        t0 = 0.0
+
+        async def listen() -> None:
+            async for ev in api.events():
+                if ev.type == "peer_revoked" and ev.data.get("device_id") == dev.name:
+                    pushed.append(time.perf_counter() - t0)
+                    got.set()
+                    return
+
+        task = asyncio.create_task(listen())
+        await asyncio.sleep(0.3)  # connected
+        async with httpx.AsyncClient(timeout=30) as http:
+            t0 = time.perf_counter()
+            r = await http.post(f"{url}/api/peers/{dev.name}/revoke",
+                                headers={"Authorization": f"Bearer {rig.api_token}"})
+            answered.append(time.perf_counter() - t0)
+        assert r.status_code == 200, r.text
+        await asyncio.wait_for(got.wait(), 10)
+        task.cancel()
+
+    for dev in devices:
+        in_netns(rig.hub_ns, asyncio.run, one(dev))
+    return answered, pushed
 
 
 def key() -> str:
@@ -167,7 +208,16 @@ def main() -> None:
             pipe.append(time.perf_counter() - t0)
         print(f"   {'pipelines/enroll_device, whole (4 x ./fn run, Python start-ups)':<70} {stats(pipe)}\n")
 
-        print(f"2. SSE peer_stats delay with {args.peers:,} peers (events_period_s = {args.period})")
+        print(f"2. revoke ({args.devices} devices, {len(rig.devices)} peers on the hub)")
+        answered, pushed = revoke_figures(rig, rig.devices[: args.devices])
+        print(f"   {'POST /api/peers/{id}/revoke answered':<70} {stats(answered)}")
+        print(f"   {'peer_revoked at an /api/events subscriber (HubApi.events)':<70} {stats(pushed)}\n")
+        spare = [rig.new_device() for _ in range(3)]
+        for dev in spare:
+            proc = rig.enroll(dev, rig.token(dev.name))
+            assert proc.returncode == 0, proc.stderr
+
+        print(f"3. SSE peer_stats delay with {args.peers:,} peers (events_period_s = {args.period})")
         t0 = time.perf_counter()
         load_peers(rig, args.peers)
         print(f"   bulk-loaded {args.peers:,} peers in {time.perf_counter() - t0:.1f} s (not measured)")
@@ -182,7 +232,7 @@ def main() -> None:
             polls.append(time.perf_counter() - t)
         print(f"   one poll of the interface ({n:,} peers, UAPI get + parse)          {stats(polls)}")
         client = SseClient(rig)
-        device = rig.devices[0]
+        device = spare[0]  # (the first devices were revoked in section 2)
         pub = next(p for p in rig.operator("GET", "/api/peers").json()["peers"] if p["name"] == device.name)
         delays, sizes = [], []
 
@@ -208,6 +258,9 @@ def main() -> None:
             delays.append(hit[0] - t_send)
             sizes.append(hit[1])
         client.stop = True
+        answered, pushed = revoke_figures(rig, spare)
+        print(f"   revoke with {args.peers:,} peers: API answered                     {stats(answered)}")
+        print(f"   revoke with {args.peers:,} peers: peer_revoked at a subscriber     {stats(pushed)}")
         print(f"   traffic on one peer -> SSE event naming it                         {stats(delays)}")
         if first:
             print(f"   first event after connecting (all {args.peers:,} peers): {first[0][1] / 1e6:.2f} MB")

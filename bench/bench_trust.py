@@ -9,6 +9,11 @@
    commit) vs a bare fsync'd append to a file in the same directory.
 3. Chain verification, entries per second (from SQLite, and the pure core on rows
    already in memory) vs hashing the same rows with sha256 alone. Aim: >= 200,000/s.
+4. Local signed checkpoints: the cost of one ``AuditLog.seal`` (sign, fsync'd record,
+   the chain entry naming it) against one command's own audit cost (intent + outcome),
+   and per command at the agent's default of one checkpoint every 100 entries; then
+   verification of a chain with a checkpoint every 100 entries and the key schedule of
+   its manifests, entries/s, against the same chain without checkpoints.
 """
 
 from __future__ import annotations
@@ -65,7 +70,12 @@ def bench_envelopes(n: int, workdir: Path) -> None:
         "approvers": ["@op:localhost"],
         "controllers": [public_b64(ctl)],
         "capabilities": [  # as in docs/examples/manifest.json
-            {"name": "shell.exec.ls", "executables": ["/bin/ls", "/usr/bin/ls"], "path_prefixes": ["/tmp"]}
+            {
+                "name": "shell.exec.ls",
+                "executables": ["/bin/ls", "/usr/bin/ls"],
+                "path_prefixes": ["/tmp"],
+                "flags": ["-l"],
+            }
         ],
         "serial": 1,
         "issued_at": now - 1,
@@ -190,11 +200,90 @@ def bench_chain(n: int, workdir: Path) -> None:
     log.close()
 
 
+def bench_checkpoints(n_cmds: int, n_chain: int, workdir: Path) -> None:
+    from meshagents.trust.checkpoints import KeySchedule, checkpoints_path, line_hash, make_record
+
+    key = SigningKey.generate()
+    log = AuditLog(workdir / "cp.sqlite", device_id="dev-bench")
+
+    def commands() -> None:
+        for i in range(n_cmds):
+            rid = f"c{i}-{time.monotonic_ns()}"
+            log.append_intent(rid, "shell.exec.ls", {"argv": ["ls", str(i)]})
+            log.append_outcome(rid, "shell.exec.ls", "ok")
+
+    def seals() -> None:
+        for _ in range(n_cmds):
+            log.append_event("bench", "ok")  # something new to sign each time
+            log.seal(key)
+
+    t_cmd = best_of(1, commands)
+    t_mixed = best_of(1, seals)
+    t_event = best_of(1, lambda: [log.append_event("bench", "ok") for _ in range(n_cmds)] and None)
+    seal = max(t_mixed - t_event, 0.0) / n_cmds
+    per_cmd = t_cmd / n_cmds
+    print("== local signed checkpoints")
+    print(f"one command's audit, intent + outcome (baseline): {per_cmd * 1e3:8.2f} ms")
+    print(f"one seal (sign + fsync'd record + chain entry)  : {seal * 1e3:8.2f} ms ({seal / per_cmd:.2f}x)")
+    print(f"per command, one seal per 100 entries (50 cmds) : {seal / 50 * 1e3:8.3f} ms"
+          f" (+{seal / 50 / per_cmd * 100:.1f}%)")  # fmt: skip
+    log.close()
+
+    # a chain with a record every 100 entries, verified with the key schedule of 1 manifest
+    path = workdir / "cpchain.sqlite"
+    plain = workdir / "plain.sqlite"
+
+    def build(with_checkpoints: bool) -> tuple[list[tuple[object, ...]], list[dict[str, object]]]:
+        rows: list[tuple[object, ...]] = []
+        records: list[dict[str, object]] = []
+        prev, rprev = GENESIS, GENESIS
+        for seq in range(1, n_chain + 1):
+            ts = 1_800_000_000_000 + seq
+            fields: tuple[object, ...] = (seq, "event", ts, "", "bench", "", "ok", None, "")
+            if with_checkpoints and seq % 101 == 0:  # the entry naming the record before it
+                fields = (seq, "event", ts, "", "audit.checkpoint", "", "signed", None,
+                          f"checkpoint #{len(records)} at seq {seq - 1}")  # fmt: skip
+            h = entry_hash(*fields, prev)  # type: ignore[arg-type]
+            rows.append((*fields, prev, h))
+            if with_checkpoints and seq % 101 == 100:
+                rec = make_record("dev-bench", len(records) + 1, rprev, seq, h, key, 1_800_000_000 + seq)
+                records.append(rec)
+                rprev = line_hash(rec)
+            prev = h
+        return rows, records
+
+    from meshagents.trust.canonical import canonical_bytes
+
+    records: list[dict[str, object]] = []
+    for target, with_cp in ((path, True), (plain, False)):
+        rows, got = build(with_cp)
+        records = got or records
+        with AuditLog(target, device_id="dev-bench") as db:
+            db.conn.execute("BEGIN")
+            db.conn.executemany(
+                "INSERT INTO entries(seq, kind, ts_ms, request_id, capability, args_digest, status, approval,"
+                " detail, prev_hash, hash) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+                rows,
+            )
+            db.conn.execute("COMMIT")
+    checkpoints_path(path).write_bytes(b"".join(canonical_bytes(r) + b"\n" for r in records))
+    schedule = KeySchedule(((0, 1, public_b64(key)),))
+    # (a KeySchedule is what the manifests reduce to: KeySchedule.from_manifests)
+    with AuditLog(path) as a, AuditLog(plain) as b:
+        t_plain, t_cp = [], []
+        for _ in range(3):
+            t_plain.append(timed(lambda: None if b.verify().ok else sys.exit("plain chain broken")))
+            t_cp.append(timed(lambda: None if a.verify(schedule=schedule).ok else sys.exit("chain broken")))
+    print(f"AuditLog.verify, no checkpoints (baseline)      : {n_chain / min(t_plain):10.0f} entries/s")
+    print(f"AuditLog.verify, {len(records):5d} records + key schedule: {n_chain / min(t_cp):10.0f} entries/s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--envelopes", type=int, default=3000)
     parser.add_argument("--appends", type=int, default=500)
     parser.add_argument("--chain", type=int, default=200_000)
+    parser.add_argument("--seals", type=int, default=200, help="commands and checkpoints timed")
     parser.add_argument("--dir", type=Path, default=None, help="work directory (default: under /var/tmp)")
     args = parser.parse_args()
     base = args.dir or Path("/var/tmp")
@@ -206,6 +295,7 @@ def main() -> None:
         bench_envelopes(args.envelopes, workdir)
         bench_appends(args.appends, workdir)
         bench_chain(args.chain, workdir)
+        bench_checkpoints(args.seals, args.chain, workdir)
 
 
 if __name__ == "__main__":

@@ -139,6 +139,8 @@ def main() -> None:
             print(f"   {target:>6} peers  wg_status          {ms(st_samples)}")
             print(f"   {target:>6} peers  `wg show dump`     {ms(dump)}")
             print(f"   {target:>6} peers  (UAPI get alone)   {ms(raw)}")
+            ratio = statistics.median(st_samples) / statistics.median(raw)
+            print(f"   {target:>6} peers  wg_status / UAPI get = {ratio:.2f}x  (aim <= 1.3x)")
     finally:
         subprocess.run(["nsenter", f"--net=/run/netns/{ns}", "ip", "link", "del", iface], capture_output=True)
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)

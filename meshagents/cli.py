@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from meshagents.errors import FnError
+from meshagents.errors import FnError, UsageError
 from meshagents.jsonout import dumps
 from meshagents.state import project_root
 
@@ -24,9 +24,41 @@ def _fail(exc: FnError) -> None:
     sys.exit(exc.exit_code)
 
 
+def version_text() -> str:
+    """``fn --version``: the package version and the hash of the catalog it runs."""
+    import hashlib
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ver = version("meshagents")
+    except PackageNotFoundError:
+        ver = "unknown"
+    path = project_root() / "registry.toml"
+    try:
+        digest = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    except OSError:
+        digest = "missing"
+    return f"meshagents {ver} (catalog {digest})"
+
+
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(version_text())
+        ctx.exit(0)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+    help="Print the version and the catalog's hash, then exit.",
+)
 def cli() -> None:
-    """Function registry of the mesh device agents."""
+    """Function registry of the mesh device agents.
+
+    Exit codes: 0 success; 1 failure, with {"error": CODE, "message": ...} on stderr;
+    2 bad usage. State (keys, databases, telemetry) lives in FN_STATE_DIR (default
+    /var/lib/meshagents as root, ~/.local/state/meshagents otherwise).
+    """
 
 
 @cli.command("list")
@@ -62,20 +94,91 @@ def show_cmd(function_id: str) -> None:
         _fail(exc)
 
 
+def _complete_function_id(
+    _ctx: click.Context, _param: click.Parameter, incomplete: str
+) -> list[click.shell_completion.CompletionItem]:
+    from click.shell_completion import CompletionItem
+
+    from meshagents.registry import load_catalog
+
+    try:
+        catalog = load_catalog()
+    except FnError:
+        return []
+    return [CompletionItem(fid, help=e.summary) for fid, e in catalog.items() if fid.startswith(incomplete)]
+
+
+def _complete_function_params(
+    ctx: click.Context, _param: click.Parameter | None, incomplete: str
+) -> list[click.shell_completion.CompletionItem]:
+    from click.shell_completion import CompletionItem
+
+    from meshagents.registry import load_catalog
+
+    try:
+        entry = load_catalog().get(str(ctx.params.get("function_id") or ""))
+    except FnError:
+        return []
+    if entry is None:
+        return []
+    items = []
+    for p in entry.params:
+        flag = "--" + str(p["name"]).replace("_", "-")
+        if flag.startswith(incomplete):
+            items.append(CompletionItem(flag, help=str(p.get("help", ""))))
+    return items
+
+
+class _RunCommand(click.Command):
+    """``fn run``: after FUNCTION_ID, ``--<TAB>`` completes that function's own options."""
+
+    def shell_complete(
+        self, ctx: click.Context, incomplete: str
+    ) -> list[click.shell_completion.CompletionItem]:
+        items = super().shell_complete(ctx, incomplete)
+        if incomplete.startswith("-") and ctx.params.get("function_id"):
+            items += _complete_function_params(ctx, None, incomplete)
+        return items
+
+
+_RUN_OPTIONS_HELP = """
+--host and --json go before FUNCTION_ID. With --host the host needs only python3 and
+tar (docs/remote.md). Each function's own options: fn run FUNCTION_ID --help (or fn
+show FUNCTION_ID); the ids: fn list.
+
+\b
+Exit codes: 0 success; 1 failure, with {"error": CODE, "message": ...} on stderr;
+            2 bad usage or an unknown function id (with the nearest ids).
+State dir:  FN_STATE_DIR, else /var/lib/meshagents as root, ~/.local/state/meshagents
+            otherwise (keys, databases, telemetry).
+"""
+
+
 @cli.command(
     "run",
-    context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
+    cls=_RunCommand,
+    context_settings={"ignore_unknown_options": True, "help_option_names": []},
+    epilog=_RUN_OPTIONS_HELP,
 )
 @click.option("--host", default=None, metavar="HOST", help="Run on HOST over SSH (~/.ssh/config applies).")
-@click.argument("function_id")
+@click.option("--json", "as_json", is_flag=True, help="The result as one line of JSON; no progress output.")
+@click.argument("function_id", shell_complete=_complete_function_id)
+@click.argument("params", nargs=-1, type=click.UNPROCESSED, shell_complete=_complete_function_params)
 @click.pass_context
-def run_cmd(ctx: click.Context, host: str | None, function_id: str) -> None:
+def run_cmd(
+    ctx: click.Context, host: str | None, as_json: bool, function_id: str, params: tuple[str, ...]
+) -> None:
     """Run FUNCTION_ID with --param value options; prints its result as JSON."""
     from meshagents.api import default_caller, invoke
     from meshagents.params import help_text, parse_args
     from meshagents.registry import resolve
 
-    argv = list(ctx.args)
+    if function_id in ("--help", "-h"):
+        click.echo(ctx.get_help())
+        return
+    argv = list(params)
+    if as_json:
+        os.environ["FN_QUIET"] = "1"  # progress helpers stay silent (meshagents.progress)
     try:
         if host is not None:
             from meshagents.remote.runner import run_remote
@@ -91,7 +194,7 @@ def run_cmd(ctx: click.Context, host: str | None, function_id: str) -> None:
     except FnError as exc:
         _fail(exc)
         return
-    click.echo(dumps(result))
+    click.echo(dumps(result, indent=None if as_json else 2))
 
 
 @cli.command("index")
@@ -194,16 +297,52 @@ def test_cmd(ctx: click.Context) -> None:
     os.execv(sys.executable, [sys.executable, "-m", "pytest", *args])  # noqa: S606 - hand over to pytest
 
 
-@cli.command("app", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.argument("name")
+def _complete_app(
+    _ctx: click.Context, _param: click.Parameter, incomplete: str
+) -> list[click.shell_completion.CompletionItem]:
+    from click.shell_completion import CompletionItem
+
+    root = project_root() / "apps"
+    names = sorted(p.parent.name for p in root.glob("*/__main__.py"))
+    return [CompletionItem(n) for n in names if n.startswith(incomplete)]
+
+
+@cli.command(
+    "app",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
+)
+@click.argument("name", shell_complete=_complete_app)
 @click.pass_context
 def app_cmd(ctx: click.Context, name: str) -> None:
-    """Run app NAME in the foreground (``python -m apps.NAME``); extra arguments go to it."""
+    """Run app NAME in the foreground (``python -m apps.NAME``); extra arguments go to it.
+
+    The app's own options: fn app NAME --help. Apps: wg_hub, agents_and_robots,
+    device_agent, agents_dashboard (docs/architecture.md).
+    """
     root = project_root()
+    if name in ("--help", "-h"):
+        click.echo(ctx.get_help())
+        return
     if not (root / "apps" / name / "__main__.py").is_file():
         _fail(FnError("app_not_found", f"no runnable app apps/{name} (needs __main__.py)"))
     os.environ.setdefault("FN_CALLER", name)
     os.execv(sys.executable, [sys.executable, "-m", f"apps.{name}", *ctx.args])  # noqa: S606
+
+
+@cli.command("completion")
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion_cmd(shell: str) -> None:
+    """Print the shell completion script for SHELL (function ids and their options).
+
+    bash: eval "$(./fn completion bash)"   zsh: eval "$(./fn completion zsh)"
+    """
+    from click.shell_completion import get_completion_class
+
+    klass = get_completion_class(shell)
+    if klass is None:  # pragma: no cover - click ships all three
+        _fail(UsageError(f"no completion for {shell}"))
+        return
+    click.echo(klass(cli, {}, "fn", "_FN_COMPLETE").source())
 
 
 @cli.command("bench")

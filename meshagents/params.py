@@ -16,6 +16,7 @@ from typing import Any, Literal, get_args, get_origin
 
 import click
 
+from meshagents.docstrings import param_docs, summary_text
 from meshagents.errors import UsageError
 
 
@@ -64,10 +65,12 @@ def _click_type(tp: Any) -> tuple[Any, bool]:
 
 def options_for(fn: Callable[..., Any]) -> list[click.Option]:
     hints = typing.get_type_hints(fn)
+    described = param_docs(inspect.getdoc(fn))
     opts: list[click.Option] = []
     for name, param in inspect.signature(fn).parameters.items():
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
+        doc = described.get(name)
         tp, _optional = _strip_optional(hints.get(name, str))
         flag = "--" + name.replace("_", "-")
         has_default = param.default is not inspect.Parameter.empty
@@ -78,6 +81,7 @@ def options_for(fn: Callable[..., Any]) -> list[click.Option]:
                     [f"{flag}/--no-{name.replace('_', '-')}"],
                     required=not has_default,
                     show_default=True,
+                    help=doc,
                     **extra,
                 )
             )
@@ -89,13 +93,17 @@ def options_for(fn: Callable[..., Any]) -> list[click.Option]:
         if has_default:
             kwargs["default"] = param.default
             kwargs["show_default"] = param.default is not None
-        opts.append(click.Option([flag], type=ctype, multiple=multiple, required=not has_default, **kwargs))
+        if multiple:
+            doc = f"{doc or ''} (repeat the option)".strip()
+        opts.append(
+            click.Option([flag], type=ctype, multiple=multiple, required=not has_default, help=doc, **kwargs)
+        )
     return opts
 
 
 def parse_args(function_id: str, fn: Callable[..., Any], argv: list[str]) -> dict[str, Any]:
     """Parse ``argv`` into keyword arguments for ``fn``; bad usage raises UsageError."""
-    cmd = click.Command(function_id, params=list(options_for(fn)), help=inspect.getdoc(fn))
+    cmd = _command(function_id, fn)
     try:
         ctx = cmd.make_context(f"fn run {function_id}", list(argv))
     except click.UsageError as exc:
@@ -107,7 +115,23 @@ def parse_args(function_id: str, fn: Callable[..., Any], argv: list[str]) -> dic
     return kwargs
 
 
+_RUN_EPILOG = (
+    "Prints the result as JSON on stdout. Exit 0 on success; 1 on failure, with "
+    '{"error": CODE, "message": ...} on stderr; 2 on bad usage. '
+    "See also: fn run --help (--host, --json, state directory)."
+)
+
+
+def _command(function_id: str, fn: Callable[..., Any]) -> click.Command:
+    return click.Command(
+        function_id,
+        params=list(options_for(fn)),
+        help=summary_text(inspect.getdoc(fn)),
+        epilog=_RUN_EPILOG,
+    )
+
+
 def help_text(function_id: str, fn: Callable[..., Any]) -> str:
-    cmd = click.Command(function_id, params=list(options_for(fn)), help=inspect.getdoc(fn))
+    cmd = _command(function_id, fn)
     with click.Context(cmd, info_name=f"fn run {function_id}") as ctx:
         return cmd.get_help(ctx)

@@ -25,26 +25,45 @@ fn_run() {
 fn_local() { "$FN" run "$@"; }
 
 # step "what" CMD ...: run CMD, print its stdout; on failure name the step and exit.
+# Progress goes to stderr: "==> NAME: [n/m] what", then the step's time. m is STEPS_TOTAL
+# when the pipeline sets it. The counter lives in a file because `x=$(step ...)` runs
+# the step in a subshell. FN_QUIET=1 (or --quiet, see parse_host_flag) silences it.
+_STEP_COUNTER="${_STEP_COUNTER:-$(mktemp "${TMPDIR:-/tmp}/fn-steps.XXXXXX")}"
+trap 'rm -f "$_STEP_COUNTER"' EXIT
+_now() { date +%s.%N; }
 step() {
     local name="$1"; shift
-    echo "==> $PIPELINE_NAME: $name${FN_HOST:+ (on $FN_HOST)}" >&2
-    local out rc=0
+    local n; n=$(( $(cat "$_STEP_COUNTER" 2>/dev/null || echo 0) + 1 )); echo "$n" >"$_STEP_COUNTER"
+    local of="${STEPS_TOTAL:+/$STEPS_TOTAL}"
+    [ -n "${FN_QUIET:-}" ] || echo "==> $PIPELINE_NAME: [$n$of] $name${FN_HOST:+ (on $FN_HOST)}" >&2
+    local out rc=0 t0; t0=$(_now)
     out=$("$@") || rc=$?
+    local took; took=$(awk -v a="$t0" -v b="$(_now)" 'BEGIN { printf "%.1f", b - a }')
     if [ "$rc" -ne 0 ]; then
-        echo "$PIPELINE_NAME: step '$name' failed (exit $rc)" >&2
+        echo "$PIPELINE_NAME: step [$n$of] '$name' failed after ${took}s (exit $rc)" >&2
         exit "$rc"
     fi
+    [ -n "${FN_QUIET:-}" ] || echo "    done in ${took}s" >&2
     printf '%s\n' "$out"
 }
 
-# parse_host_flag "$@": takes --host HOST out of the arguments into FN_HOST;
-# the rest is left in PIPELINE_ARGS.
+# usage_from_header FIRST LAST [STATUS]: print the script's header comment lines as help
+# (to stdout with status 0 for --help, to stderr with 2 for bad usage) and exit.
+usage_from_header() {
+    local status="${3:-2}"
+    if [ "$status" -eq 0 ]; then sed -n "$1,$2p" "$0" | sed 's/^# \{0,1\}//'; else sed -n "$1,$2p" "$0" | sed 's/^# \{0,1\}//' >&2; fi
+    exit "$status"
+}
+
+# parse_host_flag "$@": takes --host HOST (and --quiet) out of the arguments into
+# FN_HOST (FN_QUIET); the rest is left in PIPELINE_ARGS.
 parse_host_flag() {
     PIPELINE_ARGS=()
     while [ $# -gt 0 ]; do
         case "$1" in
             --host) FN_HOST="$2"; shift 2 ;;
             --host=*) FN_HOST="${1#--host=}"; shift ;;
+            --quiet) export FN_QUIET=1; shift ;;
             *) PIPELINE_ARGS+=("$1"); shift ;;
         esac
     done

@@ -12,7 +12,6 @@ A start-up error exits 1 with ``{"error", "message"}`` on stderr.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import logging
@@ -22,10 +21,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import click
+
 from apps.agents_and_robots.commands import Command, precheck
 from apps.agents_and_robots.commands import parse as parse_command
 from apps.agents_and_robots.help import render_help
-from meshagents.errors import FnError
+from meshagents.appcli import CONTEXT, run_app
 
 
 def _view(path: Path | None) -> dict[str, Any]:
@@ -37,38 +38,38 @@ def _view(path: Path | None) -> dict[str, Any]:
     return data
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="fn app agents_and_robots",
-                                 description="The Matrix bot.")
-    ap.add_argument("--parse", metavar="TEXT", help="parse one message and print the result as JSON")
-    ap.add_argument("--help-for", metavar="DEVICE", help="print !help for DEVICE with --view")
-    ap.add_argument("--config", type=Path,
-                    help="bot settings (default $FN_STATE_DIR/agents_and_robots/bot.toml)")
-    ap.add_argument("--view", type=Path, help="manifest view JSON: {capability: {requires_approval, ...}}")
-    ns = ap.parse_args(argv)
-    view = _view(ns.view)
-    if ns.parse is not None:
-        result = parse_command(ns.parse)
+@click.command(context_settings=CONTEXT, help="The Matrix bot (settings: docs/bot.md).")
+@click.option("--parse", "text", metavar="TEXT", help="Parse one message and print the result as JSON.")
+@click.option("--help-for", metavar="DEVICE", help="Print !help for DEVICE with --view.")
+@click.option("--config", type=click.Path(path_type=Path),
+              help="Bot settings (default $FN_STATE_DIR/agents_and_robots/bot.toml).")
+@click.option("--view", type=click.Path(path_type=Path),
+              help="Manifest view JSON: {capability: {requires_approval, ...}}.")
+def command(text: str | None, help_for: str | None, config: Path | None, view: Path | None) -> int:
+    shown = _view(view)
+    if text is not None:
+        result = parse_command(text)
         out: dict[str, Any] = {"kind": type(result).__name__, **asdict(result)}
         if isinstance(result, Command):
-            out["precheck"] = asdict(precheck(result, view))
+            out["precheck"] = asdict(precheck(result, shown))
         print(json.dumps(out, ensure_ascii=False, indent=2))
         return 0 if isinstance(result, Command) else 1
-    if ns.help_for is not None:
-        print(render_help(ns.help_for, view).text)
+    if help_for is not None:
+        print(render_help(help_for, shown).text)
         return 0
-    try:
-        asyncio.run(_serve(ns.config))
-    except FnError as exc:
-        print(json.dumps({"error": exc.code, "message": exc.message}), file=sys.stderr)
-        return 1
+    asyncio.run(_serve(config))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_app(command, argv, "fn app agents_and_robots")
 
 
 async def _serve(config: Path | None) -> None:
     from apps.agents_and_robots import config as bot_config  # the Matrix stack loads only here
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per hub request is noise
     shell = bot_config.build(bot_config.load(config))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

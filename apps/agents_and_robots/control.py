@@ -5,7 +5,7 @@
     POST /approvals/{id}/deny        -> 200 {"state": "denied"} | 404 approval_not_found
                                         | 409 approval_decided
     GET  /devices                    -> [{"device", "room_id", "room_alias", "agent_state",
-                                          "last_status_ts"}]
+                                          "last_status_ts", "sandbox"}]
 
 Errors are ``{"error": code, "message": ...}``. The token is the hub's operator API
 token (key store ``wg_hub/api_token``), compared in constant time. There is no approve
@@ -42,6 +42,7 @@ class DeviceStatus:
 
     state: str
     ts: float
+    sandbox: str | None = None  # "bwrap" | "weak" (no isolation), as the agent said
 
 
 def approval_rows(
@@ -92,7 +93,8 @@ def device_rows(
         if st is not None and now - st.ts <= stale_after_s and st.state in ("ok", "degraded"):
             state = st.state
         out.append({"device": device, "room_id": room_id, "room_alias": alias, "agent_state": state,
-                    "last_status_ts": int(st.ts) if st is not None else None})
+                    "last_status_ts": int(st.ts) if st is not None else None,
+                    "sandbox": st.sandbox if st is not None else None})
     return out
 
 

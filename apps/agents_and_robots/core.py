@@ -77,6 +77,8 @@ class DeviceInfo:
     view: ManifestView = field(hash=False)
     operators: frozenset[str] = frozenset()
     revoked: bool = False
+    #: what the device agent last said of its sandbox: "bwrap", "weak" (unsandboxed) or None
+    sandbox: str | None = None
 
 
 @dataclass(frozen=True)
@@ -369,7 +371,7 @@ class BotCore:
         match cmd.name:
             case "help":
                 rendered = render_help(msg.device or "", info.view if info else {}, room=msg.room_kind,
-                                       topic=cmd.args.get("topic"))
+                                       topic=cmd.args.get("topic"), sandbox=info.sandbox if info else None)
                 return [Reply(msg.room_id, rendered.text, rendered.html, msg.event_id)]
             case "status":
                 return [StatusQuery(msg.room_id, msg.device, msg.event_id)]

@@ -19,19 +19,30 @@ Two implementations of one small protocol:
   ``FileDirectory``. Only devices with a manifest are commandable; handshakes are
   known for every hub peer (``handshake_known``), which feeds the stale alerts.
 
-``HubApi`` is the adapter to the hub's operator API (``peers()``, ``revoke(device)``);
-tests use a stand-in with the same two methods (``LocalHub`` marks files revoked).
+``HubApi`` is the adapter to the hub's operator API (``peers()``, ``revoke(device)``,
+``events(last_event_id)``); tests use a stand-in with the same methods (``LocalHub``
+marks files revoked).
+
+Push, not poll: ``HubDirectory.follow(on_change)`` reads the hub's event stream
+(``GET /api/events``, server-sent events, resumed with ``Last-Event-ID`` after a
+reconnect or a hub restart). It re-reads ``GET /api/peers`` only when (re)connected,
+when a peer is added (its manifest comes with it) or when the hub says ``resync``; a
+``peer_revoked`` event marks the device at once, and ``peer_stats`` carries handshakes.
+While the stream is up (``streaming``) the shell's periodic refresh is only a safety net.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
+from httpx_sse import aconnect_sse
 
 from apps.agents_and_robots.commands import view_from_manifest
 from apps.agents_and_robots.core import DeviceInfo
@@ -185,6 +196,39 @@ class HubApi:
     async def revoke(self, device: str) -> dict[str, Any]:
         return await self._request("POST", f"/api/peers/{device}/revoke")
 
+    async def events(self, last_event_id: str | None = None) -> AsyncIterator[HubEvent]:
+        """The hub's event stream until it ends or fails (``FnError hub_unreachable``)."""
+        headers = dict(self._headers)
+        if last_event_id:
+            headers["Last-Event-ID"] = last_event_id
+        timeout = httpx.Timeout(self.timeout, read=None)  # idle streams only carry pings
+        url = self.base_url + "/api/events"
+        try:
+            async with (
+                httpx.AsyncClient(timeout=timeout, transport=self._transport) as client,
+                aconnect_sse(client, "GET", url, headers=headers) as src,
+            ):
+                if src.response.status_code != 200:
+                    raise FnError("hub_error", f"GET /api/events: HTTP {src.response.status_code}")
+                async for sse in src.aiter_sse():
+                    try:
+                        data = json.loads(sse.data) if sse.data else {}
+                    except ValueError:
+                        continue
+                    inner = data.get("data") if isinstance(data, dict) else None
+                    yield HubEvent(sse.id or "", sse.event, inner if isinstance(inner, dict) else {})
+        except httpx.HTTPError as exc:
+            raise FnError("hub_unreachable", f"GET /api/events: {type(exc).__name__}") from exc
+
+
+@dataclass(frozen=True)
+class HubEvent:
+    """One server-sent event of the hub: id (for Last-Event-ID), type, its data."""
+
+    id: str
+    type: str
+    data: dict[str, Any]
+
 
 class HubLike(Protocol):
     async def peers(self) -> list[dict[str, Any]]: ...
@@ -229,6 +273,8 @@ class HubDirectory:
         self._devices: dict[str, DeviceRecord] = {}
         self._revoked_here: set[str] = set()
         self.last_error: str | None = None
+        self.streaming = False  # the event stream is connected (follow)
+        self.last_event_id: str | None = None
 
     async def refresh(self) -> None:
         files: dict[str, DeviceRecord] = {}
@@ -257,6 +303,54 @@ class HubDirectory:
         rec = self._devices.get(name)
         if rec is not None:
             self._devices[name] = replace(rec, revoked=True)
+
+    # ------------------------------------------------------------------ push
+    def apply_event(self, event: HubEvent) -> bool:
+        """Apply what an event says without a round trip; True when the whole state must be
+        re-read (a new peer brings a manifest; ``resync``; a removal)."""
+        name = str(event.data.get("device_id") or "")
+        if event.type == "peer_revoked" and name:
+            self.mark_revoked(name)  # the hub has cut it already: refuse from this instant
+            return False
+        if event.type == "peer_stats":
+            changed = event.data.get("changed")
+            for row in changed if isinstance(changed, list) else []:
+                peer = str(row.get("name") or "") if isinstance(row, dict) else ""
+                rec = self._devices.get(peer)
+                hs = row.get("latest_handshake") if isinstance(row, dict) else None
+                if rec is not None and isinstance(hs, (int, float)) and not isinstance(hs, bool) and hs > 0:
+                    self._devices[peer] = replace(rec, last_handshake=float(hs), handshake_known=True)
+            return False
+        return event.type in ("peer_added", "peer_removed", "manifest_signed", "resync")
+
+    async def follow(self, on_change: Callable[[], Awaitable[None]], *, max_backoff_s: float = 10.0) -> None:
+        """Follow the hub's events forever (until cancelled), calling ``on_change`` after each
+        change; reconnects with backoff, resuming from the last event id it saw."""
+        events = getattr(self.hub, "events", None)
+        if events is None:
+            return
+        backoff = 0.2
+        while True:
+            try:
+                first = True
+                async for event in events(self.last_event_id):
+                    if first:  # connected: the full state once, then only changes
+                        self.streaming, first, backoff = True, False, 0.2
+                        await self.refresh()
+                        await on_change()
+                    if event.id:
+                        self.last_event_id = event.id
+                    if self.apply_event(event):
+                        await self.refresh()
+                    await on_change()
+            except asyncio.CancelledError:
+                self.streaming = False
+                raise
+            except Exception as exc:  # the hub restarts, the mesh drops: try again, quietly
+                log.info("hub event stream: %s; reconnecting in %.1f s", exc, backoff)
+            self.streaming = False
+            await asyncio.sleep(backoff)
+            backoff = min(max_backoff_s, backoff * 2)
 
 
 class LocalHub:

@@ -87,13 +87,18 @@ def _usage_and_example(spec: CommandSpec, capability: str, entry: Mapping[str, A
 
 
 def render_help(device: str, view: ManifestView, *, room: RoomKind = "device",
-                topic: str | None = None) -> Rendered:
-    """The answer to ``!help`` (or ``!help <command>``) in a room of ``device``."""
+                topic: str | None = None, sandbox: str | None = None) -> Rendered:
+    """The answer to ``!help`` (or ``!help <command>``) in a room of ``device``.
+
+    ``sandbox`` is what the agent's last status said: ``weak`` puts a warning first (its
+    commands run without isolation, see docs/device_agent.md)."""
     if topic:
         return _render_topic(topic, view, room)
     if room == "approvals":
         return _render_approvals()
     text = [f"device {device}: what you can ask (capabilities from its signed manifest)"]
+    if sandbox == "weak":
+        text.insert(0, f"warning: {device} is UNSANDBOXED (sandbox: weak): commands run without isolation")
     rows: list[tuple[str, str, bool, list[str], str]] = []
     for cap in sorted(view):
         entry = view[cap]
@@ -126,6 +131,9 @@ def render_help(device: str, view: ManifestView, *, room: RoomKind = "device",
                      f"<td>{flag}</td></tr>")
     body = [f"<p><strong>device <code>{_e(device)}</code></strong>: what you can ask "
             "(capabilities from its signed manifest)</p>"]
+    if sandbox == "weak":
+        body.insert(0, f"<p><strong>warning: <code>{_e(device)}</code> is UNSANDBOXED</strong> "
+                       "(sandbox: weak): its commands run without isolation</p>")
     if items:
         body.append("<table><tr><th>capability</th><th>command</th><th>approval</th></tr>"
                     + "".join(items) + "</table>")

@@ -24,8 +24,10 @@ What it does (docs/bot.md has the operator's view):
 - device results (``RESULT_EVENT``, only from the device's own Matrix user in its own
   room) update the dispatch row; ``rejected_nonce`` is a replay alert; ``STATUS_EVENT``
   is remembered for the control API's ``/devices``;
-- polls the directory every ``poll_s`` (revoked marks, new manifests, handshakes for
-  stale alerts) and ticks the core every ``tick_s`` (approval expiry).
+- follows the hub's event stream (``HubDirectory.follow``: revocations, new peers and
+  handshakes pushed, resumed with ``Last-Event-ID``) and refreshes the directory every
+  ``poll_s`` only while that stream is down (every ``stream_poll_s`` as a safety net
+  otherwise); ticks the core every ``tick_s`` (approval expiry).
 """
 
 from __future__ import annotations
@@ -100,6 +102,8 @@ class ShellConfig:
     control_port: int = 8766
     control_token: str = ""
     poll_s: float = 2.0
+    #: The refresh period while the hub's event stream is up (changes are pushed then).
+    stream_poll_s: float = 60.0
     tick_s: float = 2.0
     stale_after_s: float = 24 * 3600.0
     approval_ttl_s: float = 3600.0
@@ -217,6 +221,7 @@ class BotShell:
         self._missing: dict[str, float] = {}  # device -> when a room look-up last failed
         self._invited: set[str] = set()  # device users invited to the approvals room
         self._lock = asyncio.Lock()
+        self._directory_lock = asyncio.Lock()  # a push and a poll never map rooms at once
         self._ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
@@ -247,7 +252,8 @@ class BotShell:
         else:
             log.warning("no control API token: the control API is off")
         await self._map_rooms()
-        self._tasks = [asyncio.create_task(self._poll_loop()), asyncio.create_task(self._tick_loop())]
+        self._tasks = [asyncio.create_task(self._poll_loop()), asyncio.create_task(self._tick_loop()),
+                       asyncio.create_task(self._follow_hub())]
         if orphans:
             text = (f"bot restarted: {len(orphans)} request(s) a previous run left waiting expired "
                     f"(bot_restarted); nothing ran: {', '.join(orphans[:20])}")
@@ -373,7 +379,11 @@ class BotShell:
         return self._rooms.get(room_id)
 
     def _infos(self) -> dict[str, DeviceInfo]:
-        return {name: rec.info() for name, rec in self.directory.devices().items()}
+        return {name: self._with_sandbox(rec.info()) for name, rec in self.directory.devices().items()}
+
+    def _with_sandbox(self, info: DeviceInfo) -> DeviceInfo:
+        st = self.statuses.get(info.name)
+        return info if st is None or st.sandbox is None else dataclasses.replace(info, sandbox=st.sandbox)
 
     # ------------------------------------------------------------------ callbacks
     async def _on_message(self, ev: Incoming) -> None:
@@ -473,26 +483,41 @@ class BotShell:
             return
         ts = ev.content.get("ts")
         at = float(ts) if isinstance(ts, (int, float)) and not isinstance(ts, bool) else self.clock()
-        self.statuses[device] = DeviceStatus(state[:16], min(at, self.clock()))
+        box = ev.content.get("sandbox")
+        self.statuses[device] = DeviceStatus(
+            state[:16], min(at, self.clock()), box if box in ("bwrap", "weak") else None
+        )
 
     # ------------------------------------------------------------------ loops
     async def _poll_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.cfg.poll_s)
+            # pushed changes arrive through _follow_hub; then this is only a safety net
+            streaming = bool(getattr(self.directory, "streaming", False))
+            await asyncio.sleep(self.cfg.stream_poll_s if streaming else self.cfg.poll_s)
             try:
                 await self.directory.refresh()
-                self._update_operators()
-                await self._map_rooms()
-                records = self.directory.devices()
-                handshakes = {n: r.last_handshake for n, r in records.items()
-                              if r.handshake_known and not r.revoked}
-                async with self._lock:
-                    assert self.core is not None
-                    await self._run(self.core.check_stale(handshakes, self.clock()))
+                await self._directory_changed()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("directory poll failed")
+
+    async def _follow_hub(self) -> None:
+        follow = getattr(self.directory, "follow", None)
+        if follow is not None:
+            await follow(self._directory_changed)
+
+    async def _directory_changed(self) -> None:
+        """After the directory changed (a push or a poll): operators, rooms, stale alerts."""
+        async with self._directory_lock:
+            self._update_operators()
+            await self._map_rooms()
+            records = self.directory.devices()
+            handshakes = {n: r.last_handshake for n, r in records.items()
+                          if r.handshake_known and not r.revoked}
+            async with self._lock:
+                assert self.core is not None
+                await self._run(self.core.check_stale(handshakes, self.clock()))
 
     async def _tick_loop(self) -> None:
         while True:

@@ -198,6 +198,7 @@ class DeviceRow:
     has_manifest: bool
     cells: tuple[Cell, ...]
     signature: str = "-"  # see manifest_signature()
+    unsandboxed: bool = False  # the agent said "sandbox: weak": its commands run without isolation
 
 
 @dataclass
@@ -281,6 +282,7 @@ def device_matrix(
                 has_manifest=manifest is not None,
                 cells=tuple(Cell(c in caps, caps.get(c, False)) for c in columns),
                 signature=manifest_signature(manifest, operator_key, now),
+                unsandboxed=info.get("sandbox") == "weak",
             )
         )
     return out

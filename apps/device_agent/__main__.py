@@ -14,7 +14,6 @@ so an envelope that needs an approval is refused (``rejected_approval``).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
@@ -25,8 +24,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import click
+
 from apps.device_agent.capabilities.base import Context
 from apps.device_agent.config import AgentConfig, load
+from meshagents.appcli import CONTEXT, run_app
 from meshagents.errors import FnError
 from meshagents.state import state_dir
 
@@ -42,7 +44,10 @@ def replay(config: AgentConfig, path: Path) -> int:
     pipeline = Pipeline(config)
     try:
         ctx = Context(
-            sandbox=config.sandbox, docker_host=config.docker_host, snapshots_dir=config.snapshots_dir
+            sandbox=config.sandbox,
+            docker_host=config.docker_host,
+            snapshots_dir=config.snapshots_dir,
+            hidden=config.protected_paths(),
         )
         verdict = pipeline.check(content, None)
         decision: dict[str, Any] = {"status": verdict.status, "reason": verdict.reason}
@@ -81,7 +86,7 @@ async def serve(config: AgentConfig) -> int:
                 return 0
             raise
         logging.getLogger("meshagents.device_agent").info(
-            "device agent %s up (sandbox %s)", config.device_name, "on" if config.sandbox else "off"
+            "device agent %s up (sandbox %s)", config.device_name, config.sandbox_mode
         )
         await agent.run_forever()
     finally:
@@ -89,28 +94,19 @@ async def serve(config: AgentConfig) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="fn app device_agent", description="The device agent.")
-    ap.add_argument(
-        "--config", type=Path, help="config.json (default: $FN_STATE_DIR/device_agent/config.json)"
-    )
-    ap.add_argument(
-        "--replay-test",
-        type=Path,
-        metavar="ENVELOPE_JSON",
-        help="run one envelope through the pipeline offline and print the result",
-    )
-    ap.add_argument(
-        "--offer",
-        metavar="PROFILE",
-        help="print the capability entries this device can offer (minimal|default|docker)",
-    )
-    ns = ap.parse_args(argv)
-    if ns.offer is not None:
+@click.command(context_settings=CONTEXT, help="The device agent.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="config.json (default: $FN_STATE_DIR/device_agent/config.json).")
+@click.option("--replay-test", type=click.Path(path_type=Path), metavar="ENVELOPE_JSON",
+              help="Run one envelope through the pipeline offline and print the result.")
+@click.option("--offer", metavar="PROFILE",
+              help="Print the capability entries this device can offer (minimal|default|docker).")
+def command(config_path: Path | None, replay_test: Path | None, offer: str | None) -> int:
+    if offer is not None:
         from apps.device_agent.profile import capabilities_for
 
         try:
-            print(json.dumps(capabilities_for(ns.offer), indent=2))
+            print(json.dumps(capabilities_for(offer), indent=2))
         except FnError as exc:
             print(json.dumps(exc.to_json()), file=sys.stderr)
             return 2
@@ -120,14 +116,17 @@ def main(argv: list[str] | None = None) -> int:
         level=getattr(logging, level, logging.INFO), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("nio").setLevel(logging.WARNING)
-    try:
-        config = load(ns.config or state_dir() / "device_agent" / "config.json")
-        if ns.replay_test is not None:
-            return replay(config, ns.replay_test)
-        return asyncio.run(serve(config))
-    except FnError as exc:
-        print(json.dumps(exc.to_json()), file=sys.stderr)
-        return 1
+    config = load(config_path or state_dir() / "device_agent" / "config.json")
+    from apps.device_agent.agent import require_sandbox
+
+    require_sandbox(config)  # no bubblewrap: refused unless the config says "sandbox": "weak"
+    if replay_test is not None:
+        return replay(config, replay_test)
+    return asyncio.run(serve(config))
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_app(command, argv, "fn app device_agent")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,9 @@ Each ``org.meshagents.envelope`` event in the device room is handled in its own 
 (at most ``max_concurrent`` at once, so a long command never blocks the sync loop):
 approval events fetched from the approvals room when the envelope names one, then
 the pipeline's checks, then intent → run (worker thread) → outcome, then a result
-event and an ``m.notice`` replying to the operator's command. Replies that cannot be
+event and an ``m.notice`` replying to the operator's command. The chain head is
+signed into the local checkpoint file (``sealing.py``) every ``checkpoint_every``
+entries, every ``checkpoint_interval_s`` and at a clean stop. Replies that cannot be
 sent (homeserver down) are retried with backoff. The client base records an event id
 before handling it, so after a crash nothing is handled twice; the nonce store is the
 second lock.
@@ -29,10 +31,11 @@ from typing import Any
 
 import httpx
 
-from apps.device_agent import attach, capabilities, live, replies, upload
+from apps.device_agent import attach, capabilities, live, renewal, replies, sandbox, upload
 from apps.device_agent.capabilities.base import CapResult, Context
 from apps.device_agent.config import AgentConfig
 from apps.device_agent.pipeline import ApprovalEvents, Outcome, Pipeline, Verdict, approval_ids
+from apps.device_agent.sealing import Sealer
 from apps.device_agent.shipping import Shipper
 from meshagents.bus import ENVELOPE_EVENT, RESULT_EVENT, STATUS_EVENT
 from meshagents.errors import FnError
@@ -58,6 +61,21 @@ def client_config(config: AgentConfig, operators: tuple[str, ...], **overrides: 
     return ClientConfig(**kw)
 
 
+def require_sandbox(config: AgentConfig) -> None:
+    """Refuse to run (``sandbox_unavailable``) where the hardened sandbox cannot start,
+    unless the config says ``"sandbox": "weak"``: never a silent downgrade."""
+    if not config.sandbox:
+        log.warning("sandbox: weak (configured): commands run WITHOUT isolation on this device")
+        return
+    why = sandbox.probe()
+    if why is not None:
+        raise FnError(
+            "sandbox_unavailable",
+            f"{why}; install bubblewrap, or set \"sandbox\": \"weak\" in the config to run "
+            "commands without isolation (the device is then shown as unsandboxed)",
+        )
+
+
 class DeviceAgent:
     def __init__(self, config: AgentConfig, **client_overrides: Any) -> None:
         self.config = config
@@ -70,9 +88,13 @@ class DeviceAgent:
         self.client = MatrixClient(client_config(config, operators, **client_overrides))
         self.client.on_custom_event(ENVELOPE_EVENT, self._on_envelope)
         self.ctx = Context(
-            sandbox=config.sandbox, docker_host=config.docker_host, snapshots_dir=config.snapshots_dir
+            sandbox=config.sandbox,
+            docker_host=config.docker_host,
+            snapshots_dir=config.snapshots_dir,
+            hidden=config.protected_paths(),
         )
         self.shipper = Shipper(config, self.pipeline.audit, self._device_key)
+        self.sealer = Sealer(config, self.pipeline.audit, self.pipeline.manifest, self._device_key)
         self._sem = asyncio.Semaphore(config.max_concurrent)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._room_id: str | None = None
@@ -86,6 +108,7 @@ class DeviceAgent:
         self._stopped = asyncio.Event()
         self._stop_requested = asyncio.Event()
         self._early: list[Incoming] = []
+        self._refused_manifests: set[str] = set()
         self._running: dict[str, live.Running] = {}  # request id -> while it runs (live.py)
         self._live_tasks: dict[str, asyncio.Task[Any]] = {}
         #: request id -> monotonic send times of its live message and edits (the last 64 requests)
@@ -106,6 +129,7 @@ class DeviceAgent:
         return load_signing_key(DEVICE_KEY, store)
 
     async def start(self, *, start_timeout: float | None = None) -> None:
+        require_sandbox(self.config)
         deadline = None if start_timeout is None else time.monotonic() + start_timeout
         backoff = 0.5
         while True:
@@ -139,8 +163,10 @@ class DeviceAgent:
             with contextlib.suppress(FnError):
                 await self.client.send_notice(self._room_id, body)
         self._spawn(self._health_loop())
+        self._spawn(self.sealer.run())
         if self.config.hub_url:
             self._spawn(self.shipper.run())
+            self._spawn(self._manifest_loop())
 
     def request_stop(self) -> None:
         """Ask ``run_forever`` to return (a signal handler may call this)."""
@@ -159,6 +185,10 @@ class DeviceAgent:
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        try:  # a clean stop signs the head: a tail cut after it is then visible locally
+            self.sealer.seal()
+        except (FnError, OSError) as exc:
+            log.warning("audit checkpoint at stop failed: %s", exc)
         await self.client.stop()
         self.pipeline.close()
 
@@ -199,7 +229,9 @@ class DeviceAgent:
                 await self.client.send_custom(
                     self._room_id,
                     STATUS_EVENT,
-                    replies.status_content(self.config.device_id, self._state, self._detail),
+                    replies.status_content(
+                        self.config.device_id, self._state, self._detail, sandbox=self.config.sandbox_mode
+                    ),
                 )
                 self._posted_state = self._state
                 self._unposted = False
@@ -214,6 +246,41 @@ class DeviceAgent:
             await asyncio.sleep(self.config.health_interval_s if self._state == "ok" else 1.0)
             with contextlib.suppress(Exception):
                 await self._check_health()
+
+    # ------------------------------------------------------------------ re-issued manifests
+    async def check_manifest(self, http: httpx.AsyncClient) -> renewal.Renewal | None:
+        """Pick up a re-issued manifest from the hub; the room hears of it either way (renewal.py)."""
+        try:
+            got = await renewal.poll_once(self.pipeline, http, self._refused_manifests)
+        except httpx.HTTPError:
+            return None  # the mesh is down: the health loop says so
+        except FnError as exc:
+            log.warning("re-issued manifest refused: %s", exc)
+            if self._room_id is not None:
+                with contextlib.suppress(FnError):
+                    await self.client.send_notice(
+                        self._room_id, f"manifest refused: {exc.code}: {exc.message}"
+                    )
+            return None
+        if got is not None:
+            # whose verified devices count follows the manifest's approvers (checked again per approval)
+            self.client.config = replace(
+                self.client.config, operators=tuple(self.pipeline.manifest().approvers)
+            )
+            log.info("%s (audit seq %s)", got.notice(), got.audit_seq)
+            if self._room_id is not None:
+                with contextlib.suppress(FnError):
+                    await self.client.send_notice(
+                        self._room_id, f"{got.notice()} (audit seq {got.audit_seq})"
+                    )
+        return got
+
+    async def _manifest_loop(self) -> None:
+        async with httpx.AsyncClient(timeout=5.0) as http:
+            while True:
+                await asyncio.sleep(self.config.manifest_poll_s)
+                with contextlib.suppress(Exception):
+                    await self.check_manifest(http)
 
     # ------------------------------------------------------------------ envelopes
     async def _on_envelope(self, ev: Incoming) -> None:
@@ -283,6 +350,10 @@ class DeviceAgent:
                                      output=result.output + f"\n[cancelled by request {run.cancelled_by}]\n")
                 outcome = self.pipeline.finish(verdict, result, int((time.monotonic() - t0) * 1000))
         self.handled += 1
+        try:
+            self.sealer.maybe()
+        except (FnError, OSError) as exc:
+            log.warning("audit checkpoint failed: %s", exc)
         self.shipper.nudge.set()
         return outcome
 

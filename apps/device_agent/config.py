@@ -11,22 +11,40 @@ state directory can be moved. Keys::
      "device_room": "#dev-home-wsl:hub", "approvals_room": "#operator-approvals:hub",
      "bot_users": ["@bot:hub"],
      "hub_url": "http://10.42.0.1:8080" | null,      # audit shipping + mesh health
-     "skew_s": 30, "sandbox": true,
-     "audit_path": "audit.sqlite", "data_dir": ".",   # defaults relative to the file
+     "skew_s": 30, "sandbox": true | "weak",         # weak: no bubblewrap, said so everywhere
+     "data_dir": ".",                                 # relative to the file
+     "audit_path": null,      # default <FN_STATE_DIR>/audit/<device_id>.sqlite: the ONE place
+                              # device_audit_verify_chain looks (set it only for tests)
+     "checkpoint_every": 100, "checkpoint_interval_s": 600,   # local signed checkpoints
      "keystore": "file" | "pass" | null, "keys_dir": null,
-     "docker_host": null, "max_concurrent": 4, "health_interval_s": 10}
+     "docker_host": null, "max_concurrent": 4, "health_interval_s": 10,
+     "manifest_poll_s": 30}                          # re-issued manifests (renewal.py)
+
+The audit chain's location is decided once, in ``meshagents.trust.paths.audit_path``:
+``<FN_STATE_DIR>/audit/<device_id>.sqlite``, with its signed checkpoints and manifest
+history beside it (``<device_id>.checkpoints.jsonl``, ``<device_id>.manifests.jsonl``).
+The agent signs a checkpoint every ``checkpoint_every`` entries, every
+``checkpoint_interval_s`` seconds when something was appended, and at a clean stop.
 
 ``load(path)`` raises ``FnError("agent_config_invalid")`` with the offending key.
+
+``sandbox``: ``true`` (the default) means the hardened bubblewrap sandbox, and the agent
+refuses to start (``sandbox_unavailable``) where it cannot run one. Only ``"weak"``
+(or the older ``false``) runs commands without it: rlimits and a process group, no
+isolation; ``!help`` and the dashboard then show the device as unsandboxed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from meshagents.errors import FnError
+from meshagents.trust.paths import audit_path
 
 _REQUIRED = (
     "device_id",
@@ -64,8 +82,34 @@ class AgentConfig:
     docker_host: str | None = None
     max_concurrent: int = 4
     health_interval_s: float = 10.0
+    checkpoint_every: int = 100
+    checkpoint_interval_s: float = 600.0
+    #: How often the hub is asked for a re-issued manifest (renewal.py).
+    manifest_poll_s: float = 30.0
     #: Largest output kept in one Matrix event (an event is at most 64 KiB once encrypted).
     matrix_output_limit: int = 16_000
+    #: the file this config was read from (None when built from a dict)
+    config_path: Path | None = None
+
+    @property
+    def sandbox_mode(self) -> str:
+        """``bwrap`` (hardened) or ``weak`` (no isolation, explicitly configured)."""
+        return "bwrap" if self.sandbox else "weak"
+
+    def protected_paths(self) -> tuple[str, ...]:
+        """What no capability may reach: state dir, config, manifest, audit store (the chain, its
+        checkpoint file and manifest history beside it), keys."""
+        from meshagents.trust.checkpoints import checkpoints_path, manifests_path
+
+        paths = [self.data_dir, self.store_dir, self.audit_path, checkpoints_path(self.audit_path),
+                 manifests_path(self.audit_path), self.manifest_path, self.serials_path]
+        paths += [p for p in (self.config_path, self.keys_dir) if p is not None]
+        out: list[str] = []
+        for p in paths:
+            text = os.path.normpath(os.path.abspath(str(p)))
+            if text not in out:
+                out.append(text)
+        return tuple(out)
 
     @property
     def serials_path(self) -> Path:
@@ -108,7 +152,12 @@ def from_dict(data: dict[str, Any], base: Path) -> AgentConfig:
     if hub is not None and not isinstance(hub, str):
         raise FnError("agent_config_invalid", "config key 'hub_url' must be a URL or null")
     ints: dict[str, int] = {}
-    for key, default in (("skew_s", 30), ("max_concurrent", 4), ("matrix_output_limit", 16_000)):
+    for key, default in (
+        ("skew_s", 30),
+        ("max_concurrent", 4),
+        ("matrix_output_limit", 16_000),
+        ("checkpoint_every", 100),
+    ):
         value = data.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise FnError("agent_config_invalid", f"config key {key!r} must be a non-negative integer")
@@ -116,9 +165,25 @@ def from_dict(data: dict[str, Any], base: Path) -> AgentConfig:
     interval = data.get("health_interval_s", 10.0)
     if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
         raise FnError("agent_config_invalid", "config key 'health_interval_s' must be a positive number")
+    cp_interval = data.get("checkpoint_interval_s", 600.0)
+    if isinstance(cp_interval, bool) or not isinstance(cp_interval, int | float) or cp_interval <= 0:
+        raise FnError("agent_config_invalid", "config key 'checkpoint_interval_s' must be a positive number")
+    audit = data.get("audit_path")
+    if audit is None:
+        try:
+            audit_file = audit_path(data["device_id"])
+        except FnError as exc:
+            raise FnError("agent_config_invalid", f"config key 'device_id': {exc.message}") from exc
+    else:
+        audit_file = _path(base, audit, "audit_path")
+    poll = data.get("manifest_poll_s", 30.0)
+    if isinstance(poll, bool) or not isinstance(poll, int | float) or poll <= 0:
+        raise FnError("agent_config_invalid", "config key 'manifest_poll_s' must be a positive number")
     sandbox = data.get("sandbox", True)
+    if sandbox == "weak":
+        sandbox = False
     if not isinstance(sandbox, bool):
-        raise FnError("agent_config_invalid", "config key 'sandbox' must be true or false")
+        raise FnError("agent_config_invalid", "config key 'sandbox' must be true or \"weak\"")
     keystore = data.get("keystore")
     if keystore not in (None, "file", "pass"):
         raise FnError("agent_config_invalid", "config key 'keystore' must be 'file', 'pass' or null")
@@ -134,7 +199,7 @@ def from_dict(data: dict[str, Any], base: Path) -> AgentConfig:
         approvals_room=data["approvals_room"],
         data_dir=data_dir,
         store_dir=_path(base, data.get("store_dir", str(data_dir / "matrix-store")), "store_dir"),
-        audit_path=_path(base, data.get("audit_path", str(data_dir / "audit.sqlite")), "audit_path"),
+        audit_path=audit_file,
         bot_users=tuple(bots),
         hub_url=hub.rstrip("/") if hub else None,
         skew_s=ints["skew_s"],
@@ -144,7 +209,10 @@ def from_dict(data: dict[str, Any], base: Path) -> AgentConfig:
         docker_host=data.get("docker_host") if isinstance(data.get("docker_host"), str) else None,
         max_concurrent=max(1, ints["max_concurrent"]),
         health_interval_s=float(interval),
+        manifest_poll_s=float(poll),
         matrix_output_limit=max(1024, ints["matrix_output_limit"]),
+        checkpoint_every=max(1, ints["checkpoint_every"]),
+        checkpoint_interval_s=float(cp_interval),
     )
 
 
@@ -158,4 +226,4 @@ def load(path: Path) -> AgentConfig:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise FnError("agent_config_invalid", f"{path} is not JSON: {exc}") from exc
-    return from_dict(data, path.resolve().parent)
+    return dataclasses.replace(from_dict(data, path.resolve().parent), config_path=path.resolve())

@@ -39,6 +39,7 @@ from meshagents.errors import FnError
 from meshagents.trust import envelope as trust_envelope
 from meshagents.trust import manifest as trust_manifest
 from meshagents.trust.audit import AuditLog
+from meshagents.trust.constraints import resolve_path
 from meshagents.trust.manifest import Decision, SerialStore
 from meshagents.trust.models import AuditEntry, Envelope, Manifest
 
@@ -148,7 +149,9 @@ class Pipeline:
         """The operator-signed manifest, re-read when the file changes (a renewal).
 
         FnError: manifest_unreadable | manifest_invalid_signature | manifest_invalid |
-        manifest_serial_rollback. Expiry is left to ``decide()`` (rejected_capability).
+        manifest_serial_rollback | manifest_covers_agent_state (a prefix, cwd or visible
+        path reaches the agent's own state, config, audit store or keys). Expiry is left
+        to ``decide()`` (rejected_capability).
         """
         path = self.config.manifest_path
         try:
@@ -163,6 +166,7 @@ class Pipeline:
                 raise FnError(
                     "manifest_invalid", f"manifest is for {model.device_id}, not {self.config.device_id}"
                 )
+            trust_manifest.check_agent_state(model, self.config.protected_paths(), resolver=resolve_path)
             self._manifest, self._stamp = model, stamp
         return self._manifest
 

@@ -144,10 +144,16 @@ def notice(
     return body, html_body
 
 
-def status_content(device_id: str, state: str, detail: str, now: float | None = None) -> dict[str, Any]:
-    return {
+def status_content(
+    device_id: str, state: str, detail: str, now: float | None = None, *, sandbox: str | None = None
+) -> dict[str, Any]:
+    """``sandbox``: ``bwrap`` or ``weak`` (no isolation; the bot's !help and the dashboard say so)."""
+    out: dict[str, Any] = {
         "device_id": device_id,
         "state": state,
         "ts": int((time.time() if now is None else now) * 1000),
         "detail": detail,
     }
+    if sandbox is not None:
+        out["sandbox"] = sandbox
+    return out

@@ -10,61 +10,59 @@ cannot start (no WireGuard hub set up, keys missing, address not bindable).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
+
+import click
 
 from apps.wg_hub import config as config_mod
-from meshagents.errors import FnError
+from meshagents.appcli import CONTEXT, run_app
+
+_P = click.Path(path_type=Path)
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="fn app wg_hub", description="The wg_hub service (enroll + operator API)."
-    )
-    p.add_argument("--config", type=Path, help="TOML, JSON or YAML file (see docs/hub.md)")
-    p.add_argument("--interface")
-    p.add_argument("--config-dir", type=Path)
-    p.add_argument("--netns")
-    p.add_argument("--public-host")
-    p.add_argument("--public-port", type=int)
-    p.add_argument("--operator-port", type=int)
-    p.add_argument("--operator-host", action="append", dest="operator_hosts")
-    p.add_argument("--endpoint", help="WireGuard endpoint host:port handed to devices")
-    p.add_argument("--public-url", help="the /enroll base URL written into tokens")
-    p.add_argument("--approver", action="append", dest="approvers")
-    p.add_argument("--events-period-s", type=float)
-    p.add_argument(
-        "--manifest-key", help="key store name of the manifest signing key (default operator/ed25519)"
-    )
-    p.add_argument("--state-dir", type=Path)
-    p.add_argument("--show-api-token", action="store_true")
-    return p.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+@click.command(context_settings=CONTEXT,
+               help="The wg_hub service (enroll + operator API). Flags override the file.")
+@click.option("--config", type=_P, help="TOML, JSON or YAML file (see docs/hub.md).")
+@click.option("--interface", help="The hub's WireGuard interface (default wg0).")
+@click.option("--config-dir", type=_P, help="Where the interface's config lives (default /etc/wireguard).")
+@click.option("--netns", help="Network namespace of the interface (tests, the demo).")
+@click.option("--public-host", help="Address /enroll listens on (the one public endpoint).")
+@click.option("--public-port", type=int, help="Port of /enroll (default 8443).")
+@click.option("--operator-port", type=int, help="Port of the operator API (default 8000).")
+@click.option("--operator-host", "operator_hosts", multiple=True,
+              help="Operator API listen address (repeat; default: mesh address + 127.0.0.1).")
+@click.option("--endpoint", help="WireGuard endpoint host:port handed to devices.")
+@click.option("--public-url", help="The /enroll base URL written into tokens.")
+@click.option("--approver", "approvers", multiple=True, help="Matrix id allowed to approve (repeat).")
+@click.option("--events-period-s", type=float, help="Seconds between periodic SSE updates.")
+@click.option("--manifest-key", help="Key store name of the manifest signing key (default operator/ed25519).")
+@click.option("--state-dir", type=_P, help="The hub's state directory (default <state>/wg_hub).")
+@click.option("--show-api-token", is_flag=True, help="Print the operator API bearer token (made if missing).")
+def command(config: Path | None, show_api_token: bool, **flags: Any) -> int:
     logging.basicConfig(level=logging.INFO, format="wg_hub %(levelname)s %(message)s", stream=sys.stderr)
-    overrides = {k: v for k, v in vars(args).items() if k not in ("config", "show_api_token")}
+    # an option not given is None (or () when repeatable): the file's value stands
+    overrides = {k: (v or None) if isinstance(v, tuple) else v for k, v in flags.items()}
+    cfg = config_mod.load(config, overrides)
+    if show_api_token:
+        from apps.wg_hub.enroll import api_token
+
+        print(api_token(cfg))
+        return 0
+    from apps.wg_hub.server import serve
+
     try:
-        cfg = config_mod.load(args.config, overrides)
-        if args.show_api_token:
-            from apps.wg_hub.enroll import api_token
-
-            print(api_token(cfg))
-            return 0
-        from apps.wg_hub.server import serve
-
         asyncio.run(serve(cfg))
-    except FnError as exc:
-        print(json.dumps(exc.to_json()), file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_app(command, argv, "fn app wg_hub")
 
 
 if __name__ == "__main__":

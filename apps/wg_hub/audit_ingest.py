@@ -127,11 +127,14 @@ def ingest(store: HubStore, device_id: str, device_key: str, body: Any) -> dict[
 
 
 def chain_status(store: HubStore, device_id: str, device_key: str | None) -> dict[str, Any]:
-    """Re-verify what the hub holds for a device (the operator's view)."""
+    """Re-verify what the hub holds for a device (the operator's view):
+    ``{"entries": [...], "chain": ChainReport, "checkpoints": [shipped checkpoints]}``."""
     from meshagents.trust.audit import verify_chain
 
     entries = store.audit_entries(device_id, limit=1_000_000)
     rows = [tuple(e[c] for c in AUDIT_COLUMNS) for e in entries]
-    report = verify_chain(rows, store.audit_checkpoints(device_id), device_key)
+    checkpoints = store.audit_checkpoints(device_id)
+    report = verify_chain(rows, checkpoints, device_key)
     data = json.loads(json.dumps(report.__dict__, default=str))
-    return {"entries": entries, "chain": data}
+    # the checkpoints too: a device's verifier (--against-hub) checks its chain against them
+    return {"entries": entries, "chain": data, "checkpoints": checkpoints}

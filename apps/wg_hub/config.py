@@ -77,6 +77,12 @@ class HubConfig:
             return self.public_url.rstrip("/")
         return f"http://{self.public_host}:{self.public_port}"
 
+    def enroll_url_is_loopback(self) -> bool:
+        from urllib.parse import urlsplit
+
+        host = urlsplit(self.enroll_url()).hostname or ""
+        return host == "localhost" or host.startswith("127.") or host == "::1"
+
 
 _TUPLES = {"operator_hosts", "approvers", "controllers"}
 _PATHS = {"config_dir", "profiles_dir", "state_dir"}

@@ -30,6 +30,7 @@ import ipaddress
 import json
 import logging
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -227,6 +228,8 @@ class Hub:
             "operator_port": self.cfg.operator_port,
             "manifest": signed,
             "manifest_pending": signed is None,
+            # the content the token pins by hash: the device checks hash, then containment
+            "profile": {"name": profile["name"], "capabilities": profile["capabilities"]},
             "matrix": self._matrix(name),
         }
 
@@ -261,6 +264,9 @@ class Hub:
         """Accept the operator's signature on a pending manifest: exactly that body, the operator's key."""
         found = self.store.pending(device_id)
         if not found:
+            current = self.store.peer(device_id)
+            if current is not None and current.state == "enrolled":
+                return self.reissue(device_id, signed)
             raise FnError("enrollment_unknown", f"no manifest of {device_id!r} waits for a signature")
         pending = found[0]
         with self.paths.ledger() as led:
@@ -284,6 +290,51 @@ class Hub:
         self.store.log("enrolled", device_id, "manifest signed offline by the operator")
         self.bus.publish("manifest_signed", {"device_id": device_id})
         return {"device_id": device_id, "serial": signed["serial"], "accepted": True}
+
+    def reissue(self, device_id: str, signed: dict[str, Any]) -> dict[str, Any]:
+        """A re-issued manifest (capability_manifest_reissue): operator-signed, same device, higher serial.
+
+        The hub cannot widen it (the signature covers it); it only refuses one that names
+        another device's keys or address, or does not raise the serial, and then serves it
+        at ``GET /api/manifest/{id}`` where the device agent picks it up.
+        """
+        row = self.store.peer(device_id)
+        if row is None or row.state != "enrolled":
+            raise FnError("device_unknown", f"no enrolled device {device_id!r}")
+        new = manifest_mod.verify(signed, self.operator_public)
+        old = row.manifest or {}
+        same = [
+            k
+            for k in ("device_id", "device_key", "wg_public_key", "mesh_address")
+            if signed.get(k) != old.get(k)
+        ]
+        if same:
+            raise FnError("manifest_mismatch", f"the re-issued manifest changes {same} of {device_id}")
+        if new.serial <= int(old.get("serial", 0)):
+            raise FnError(
+                "manifest_serial_rollback",
+                f"serial {new.serial} does not grow past {old.get('serial')}",
+                highest=old.get("serial"),
+            )
+        self.store.record_peer(
+            public_key=row.public_key,
+            device_id=device_id,
+            device_key=row.device_key,
+            address=row.address,
+            profile=row.profile,
+            token_id=row.token_id,
+            manifest=signed,
+        )
+        self.store.log("manifest_reissued", device_id, f"serial {old.get('serial')} -> {new.serial}")
+        self.bus.publish("manifest_updated", {"device_id": device_id, "serial": new.serial})
+        return {"device_id": device_id, "serial": new.serial, "accepted": True, "reissued": True}
+
+    def current_manifest(self, device_id: str) -> dict[str, Any]:
+        """The signed manifest the hub serves a device (public data: the device verifies it)."""
+        row = self.store.peer(device_id)
+        if row is None or row.state != "enrolled" or row.manifest is None:
+            raise FnError("device_unknown", f"no enrolled device {device_id!r}")
+        return {"device_id": device_id, "serial": row.manifest_serial, "manifest": row.manifest}
 
     def _approvers(self) -> list[str]:
         """The config's approvers; with a homeserver and none configured, its operators."""
@@ -455,16 +506,31 @@ class Hub:
 
     def revoke_peer(self, device_id: str) -> dict[str, Any]:
         name = self._ledger_name(device_id)
-        out: dict[str, Any] = call("wg_peer_revoke", caller="wg_hub", peer=name, **self.wg_args)
+        # answered once the peer is off the interface and revoked in the ledger (the config's git
+        # commit follows in the background): the kill switch's latency is the caller's
+        out: dict[str, Any] = call(
+            "wg_peer_revoke", caller="wg_hub", peer=name, defer_config=True, **self.wg_args
+        )
         row = self.store.peer(name)
         if row is not None:
             self.store.set_peer_state(row.public_key, "revoked")
         self.store.log("peer_revoked", name, "operator API")
         log.warning("peer_revoked device=%s (removed live in %s ms)", name, out.get("live_removed_ms"))
         self.bus.publish("peer_revoked", {"device_id": name, "address": out["address"]})
-        # after the kill switch bit: take the device's Matrix user out of its room
-        out["matrix_kick"] = self._matrix_kick(name)
+        # After the kill switch bit, and off the caller's path (a Matrix login and kick take
+        # hundreds of ms): take the device's Matrix user out of its room. The outcome is a
+        # ``matrix_kicked`` event and a hub_log row.
+        if self.cfg.matrix is not None:
+            threading.Thread(target=self._kick_later, args=(name,), name=f"kick-{name}", daemon=True).start()
+            out["matrix_kick"] = "started"
+        else:
+            out["matrix_kick"] = None
         return out
+
+    def _kick_later(self, name: str) -> None:
+        result = self._matrix_kick(name)
+        self.store.log("matrix_kicked", name, json.dumps(result, sort_keys=True))
+        self.bus.publish("matrix_kicked", {"device_id": name, "result": result})
 
     def _matrix_kick(self, name: str) -> dict[str, Any] | None:
         m = self.cfg.matrix
@@ -494,6 +560,10 @@ class Hub:
             hub_endpoint=self.cfg.enroll_url(),
             hub_public_key=self.facts.public_key,
             profile=profile,
+            # a hub configured on loopback serves devices on its own machine (tests, a lab)
+            allow_loopback=self.cfg.enroll_url_is_loopback(),
+            profiles_dir=self.cfg.profiles_dir,  # the token pins this profile's content by hash
+            controllers=self.controllers,
         )
         self.store.add_token(
             str(out["token_id"]), device_name, profile, int(out["issued_at"]), int(out["expires_at"])

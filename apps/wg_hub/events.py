@@ -5,7 +5,11 @@
     async for event in bus.stream(limit=None): ...   # one subscriber
     await poll_forever(bus, read_stats, period_s)    # "peer_stats" every period while someone listens
 
-Event: ``{"id": n, "type": str, "ts": unix seconds (float), "data": {...}}``. Types:
+Event: ``{"id": n, "type": str, "ts": unix seconds (float), "data": {...}}``. Ids grow
+across restarts (``boot * EVENT_ID_SPAN + n``, the boot counted in the hub's store);
+every event but ``peer_stats`` is journaled there, so a subscriber that reconnects with
+``Last-Event-ID`` gets what it missed first — or, when the journal no longer reaches that
+far back, one ``resync`` event (re-read ``GET /api/peers``). Types:
 ``peer_added``, ``peer_removed``, ``peer_revoked`` (published by the operations), and
 ``peer_stats`` (the poller: peers whose handshake time or byte counters changed since
 the last poll — the first poll a subscriber sees after start lists all — plus counts).
@@ -21,33 +25,57 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Protocol
 
 log = logging.getLogger("wg_hub")
 
 QUEUE_SIZE = 1000
+EVENT_ID_SPAN = 10**12  # ids of one boot: boot * SPAN + 1, + 2, ...
 _CLOSED: dict[str, Any] = {"type": "_closed"}
+#: Periodic and derivable: not journaled, not replayed (the next one follows within a period).
+UNJOURNALED = frozenset({"peer_stats"})
+
+
+class Journal(Protocol):
+    def journal_event(self, event: dict[str, Any]) -> None: ...
+
+    def events_after(self, after: int) -> tuple[bool, list[dict[str, Any]]]: ...
 
 Stats = dict[str, tuple[float | None, int, int]]  # public key -> (handshake, rx, tx)
 
 
 class EventBus:
-    def __init__(self) -> None:
+    def __init__(self, journal: Journal | None = None, boot: int = 0) -> None:
         self._subs: set[asyncio.Queue[dict[str, Any]]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._ids = itertools.count(1)
+        self._ids = itertools.count(boot * EVENT_ID_SPAN + 1)
+        self._journal = journal
+        self._id_lock = threading.Lock()  # publish() runs on the loop and in worker threads
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
+
+    def attach_journal(self, journal: Journal, boot: int) -> None:
+        """Journal events from now on, with ids of this boot (set before the first publish)."""
+        with self._id_lock:
+            self._journal = journal
+            self._ids = itertools.count(boot * EVENT_ID_SPAN + 1)
 
     @property
     def subscribers(self) -> int:
         return len(self._subs)
 
     def publish(self, kind: str, data: dict[str, Any]) -> dict[str, Any]:
-        event = {"id": next(self._ids), "type": kind, "ts": time.time(), "data": data}
+        with self._id_lock:
+            event = {"id": next(self._ids), "type": kind, "ts": time.time(), "data": data}
+            if self._journal is not None and kind not in UNJOURNALED:
+                try:  # journaled before anyone sees it: a resumed stream never misses it
+                    self._journal.journal_event(event)
+                except Exception as exc:  # the live stream still carries it
+                    log.error("event journal write failed: %s", exc)
         loop = self._loop
         if loop is None or loop.is_closed():
             return event
@@ -70,15 +98,32 @@ class EventBus:
             else:
                 q.put_nowait(event)
 
-    async def stream(self, limit: int | None = None) -> AsyncIterator[dict[str, Any]]:
+    async def stream(
+        self, limit: int | None = None, after: int | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Live events; with ``after`` (a Last-Event-ID) the journaled ones after it come first."""
         q: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE + 1)
-        self._subs.add(q)
+        self._subs.add(q)  # subscribed before the replay is read: nothing falls in between
         sent = 0
+        seen = after or 0
         try:
+            if after is not None and self._journal is not None:
+                complete, missed = await asyncio.to_thread(self._journal.events_after, after)
+                if not complete:
+                    missed = [{"id": seen, "type": "resync", "ts": time.time(),
+                               "data": {"reason": "journal_trimmed"}}]  # fmt: skip
+                for event in missed:
+                    if limit is not None and sent >= limit:
+                        return
+                    yield event
+                    sent += 1
+                    seen = max(seen, int(event["id"]))
             while limit is None or sent < limit:
                 event = await q.get()
                 if event is _CLOSED:
                     return
+                if int(event["id"]) <= seen:  # already replayed from the journal
+                    continue
                 yield event
                 sent += 1
         finally:

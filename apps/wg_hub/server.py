@@ -61,6 +61,7 @@ async def serve(cfg: HubConfig) -> None:
     bus = EventBus()
     bus.bind(asyncio.get_running_loop())
     hub = Hub(cfg, bus)
+    bus.attach_journal(hub.store, hub.store.next_boot())  # ids grow across restarts; resume works
     token = api_token(cfg)
     public_socks = [bind(cfg.public_host, cfg.public_port)]
     operator_socks = [bind(h, cfg.operator_port) for h in hub.operator_hosts()]

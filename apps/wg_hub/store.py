@@ -115,7 +115,24 @@ MIGRATIONS: tuple[str, ...] = (
         created_at REAL NOT NULL
     );
     """,
+    # 4: the event journal (SSE resume with Last-Event-ID across restarts) and the boot count
+    #    that keeps event ids growing across restarts
+    """
+    CREATE TABLE hub_events (
+        id INTEGER PRIMARY KEY,
+        type TEXT NOT NULL,
+        ts REAL NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE TABLE hub_meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
 )
+
+#: Events kept for resuming streams; older ones are dropped (a client that far behind resyncs).
+EVENT_JOURNAL_KEEP = 10_000
 
 AUDIT_COLUMNS = (
     "seq", "kind", "ts_ms", "request_id", "capability", "args_digest",
@@ -422,6 +439,43 @@ class HubStore:
         return [json.loads(r["body"]) for r in rows]
 
     # e2e -------------------------------------------------------------------------------------
+    # event journal ---------------------------------------------------------------------------
+    def next_boot(self) -> int:
+        """Count this start (1, 2, ...): event ids are ``boot * EVENT_ID_SPAN + n``."""
+        with self.tx() as db:
+            row = db.execute("SELECT value FROM hub_meta WHERE key = 'boot'").fetchone()
+            boot = int(row[0]) + 1 if row else 1
+            db.execute("INSERT OR REPLACE INTO hub_meta (key, value) VALUES ('boot', ?)", (str(boot),))
+        return boot
+
+    def journal_event(self, event: dict[str, Any]) -> None:
+        with self.tx() as db:
+            db.execute(
+                "INSERT INTO hub_events (id, type, ts, data) VALUES (?, ?, ?, ?)",
+                (int(event["id"]), str(event["type"]), float(event["ts"]), json.dumps(event["data"])),
+            )
+            cutoff = db.execute(
+                "SELECT id FROM hub_events ORDER BY id DESC LIMIT 1 OFFSET ?", (EVENT_JOURNAL_KEEP,)
+            ).fetchone()
+            if cutoff is not None:  # keep the newest; remember how far the dropped ones reached
+                db.execute("DELETE FROM hub_events WHERE id <= ?", (cutoff[0],))
+                db.execute(
+                    "INSERT OR REPLACE INTO hub_meta (key, value) VALUES ('journal_dropped_upto', ?)",
+                    (str(cutoff[0]),),
+                )
+
+    def events_after(self, after: int, limit: int = EVENT_JOURNAL_KEEP) -> tuple[bool, list[dict[str, Any]]]:
+        """(complete, journaled events with id > after). ``complete`` is False when some event
+        after ``after`` was already dropped from the journal: the reader must re-read the state."""
+        with self.connect() as db:
+            row = db.execute("SELECT value FROM hub_meta WHERE key = 'journal_dropped_upto'").fetchone()
+            rows = db.execute(
+                "SELECT id, type, ts, data FROM hub_events WHERE id > ? ORDER BY id LIMIT ?", (after, limit)
+            ).fetchall()
+        dropped_upto = int(row[0]) if row else 0
+        events = [{"id": r[0], "type": r[1], "ts": r[2], "data": json.loads(r[3])} for r in rows]
+        return after >= dropped_upto, events
+
     def e2e_run(self, check_id: str, ok: bool, duration_ms: float, detail: str = "") -> None:
         with self.tx() as db:
             db.execute(

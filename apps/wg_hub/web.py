@@ -20,7 +20,7 @@ import json
 import logging
 from typing import Annotated, Any
 
-from fastapi import Body, Depends, FastAPI, Path, Query, Request
+from fastapi import Body, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -49,6 +49,7 @@ STATUS: dict[str, int] = {
     "peer_revoked": 409,
     "audit_chain_broken": 409,
     "manifest_mismatch": 409,
+    "manifest_serial_rollback": 409,
     "manifest_invalid_signature": 422,
     "manifest_invalid": 422,
     "manifest_expired": 422,
@@ -217,11 +218,24 @@ def operator_app(hub: Hub, api_token: str) -> FastAPI:
         return hub.create_token(req.device_name, req.profile, req.ttl_s)
 
     @app.get("/api/events", dependencies=guarded)
-    async def events(limit: Annotated[int | None, Query(ge=1, le=100000)] = None) -> EventSourceResponse:
-        """Server-sent events: peer_added, peer_removed, peer_revoked, peer_stats (every period)."""
+    async def events(
+        limit: Annotated[int | None, Query(ge=1, le=100000)] = None,
+        last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    ) -> EventSourceResponse:
+        """Server-sent events: peer_added, peer_removed, peer_revoked, peer_stats (every period).
+
+        With ``Last-Event-ID`` (what an SSE client sends when it reconnects) the journaled
+        events after it come first, across hub restarts; ``resync`` when the journal no
+        longer reaches back that far."""
+        after: int | None = None
+        if last_event_id is not None:
+            try:
+                after = max(0, int(last_event_id))
+            except ValueError:
+                after = 0  # an id we never gave: replay all we still have
 
         async def gen() -> Any:
-            async for ev in hub.bus.stream(limit):
+            async for ev in hub.bus.stream(limit, after=after):
                 yield {"event": ev["type"], "id": str(ev["id"]), "data": json.dumps(ev)}
 
         return EventSourceResponse(gen(), ping=15)
@@ -245,6 +259,11 @@ def operator_app(hub: Hub, api_token: str) -> FastAPI:
     def sign_pending(device_id: DEVICE_ID, signed: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
         """The operator posts the manifest signed offline (capability_manifest_sign); checked, then served."""
         return hub.sign_pending(device_id, signed)
+
+    @app.get("/api/manifest/{device_id}")
+    def current_manifest(device_id: DEVICE_ID) -> dict[str, Any]:
+        """The device's current signed manifest (no bearer: the device agent polls it over the mesh)."""
+        return hub.current_manifest(device_id)
 
     @app.get("/api/log", dependencies=guarded)
     def hub_log(kind: Annotated[str | None, Query(max_length=64)] = None) -> dict[str, Any]:

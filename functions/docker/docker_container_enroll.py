@@ -33,7 +33,34 @@ def docker_container_enroll(
     interface: str | None = None,
     docker_host: str | None = None,
 ) -> dict[str, Any]:
-    """Light: manifest entries (whitelist resolved in the container). Deep: own WireGuard peer and room."""
+    """Light: manifest entries (whitelist resolved in the container). Deep: own WireGuard peer and room.
+
+    Args:
+        container: the container's name or id.
+        mode: light: manifest capability entries for the host's agent to run things in the container; deep:
+            the container becomes its own mesh peer (its own WireGuard interface and room).
+        whitelist: light mode (required): executables the exec capability allows, bare names (looked up on the
+            container's PATH) or absolute paths.
+        host: light mode: device name of the container's host, to report its room alias #dev-<host>.
+        requires_approval: light mode: make the exec capability require an operator's approval.
+        timeout: light mode: the exec capability's time limit in seconds.
+        output_cap: light mode: the exec capability's output limit in bytes.
+        mesh_address: deep mode: the container's mesh address (e.g. 10.42.0.23, or with a prefix; /24
+            assumed). Omit mesh_address, hub_public_key and hub_endpoint to only make (or show) the
+            container's key; give all three to attach.
+        hub_public_key: deep mode: the hub's base64 WireGuard public key.
+        hub_endpoint: deep mode: the hub's WireGuard endpoint as ip:port or [v6]:port (an IP address, not a
+            host name).
+        allowed_ips: deep mode: networks routed to the hub inside the container (CIDR); default: the mesh
+            subnet of mesh_address.
+        keepalive: deep mode: persistent keepalive towards the hub in seconds (0-65535, 0 = off).
+        host_netns: deep mode: path of the network namespace wireguard-go runs in, e.g. /run/netns/NAME (not a
+            bare name); default: this process's namespace.
+        interface: deep mode: name of the container's mesh interface (at most 15 of A-Z a-z 0-9 _ . -);
+            default: mc<first 13 characters of the container id>.
+        docker_host: the engine to talk to: a socket path (/var/run/docker.sock) or a URL (unix://...,
+            tcp://host:2375); default: $DOCKER_HOST, else unix:///var/run/docker.sock.
+    """
     if mode == "light":
         if not whitelist:
             raise FnError("rejected_args", "light mode needs a whitelist (--whitelist, repeat it)")

@@ -9,7 +9,10 @@ Checks, in order: the token is well formed and signed by the operator key it nam
 (and, if this device already pinned an operator key, it is that one); the hub's
 answer carries a manifest signed by the token's operator key (``manifest_invalid_signature``
 otherwise — reported to the hub at ``/enroll/refused`` so it removes the peer it
-prepared), naming this device's own keys and the address the hub gave.
+prepared), naming this device's own keys and the address the hub gave; and within what
+the token pinned (``check_against_token``): the hub's ``profile`` must hash to the token's
+``profile_sha256`` and hold every capability the manifest grants, and the manifest's
+controllers must be among the token's (``profile_mismatch`` / ``manifest_beyond_token``).
 """
 
 from __future__ import annotations
@@ -71,6 +74,26 @@ def _post(url: str, body: dict[str, Any], timeout_s: float) -> tuple[int, Any]:
         return status, None
 
 
+def _check_reachable(base: str, timeout_s: float) -> None:
+    """GET the hub's public /healthz before the one-use token is spent: an unreachable hub
+    (wrong URL, no route, firewall) fails here, with the token still good for another try."""
+    import urllib.error
+    import urllib.request
+
+    url = f"{base}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=min(timeout_s, 5.0)) as resp:  # noqa: S310 - http(s) checked
+            ok = resp.status == 200
+    except urllib.error.HTTPError as exc:
+        ok = exc.code == 200
+    except (urllib.error.URLError, OSError) as exc:
+        raise FnError(
+            "hub_unreachable", f"GET {url}: {exc}; the token was not used (check the URL and the route)"
+        ) from exc
+    if not ok:
+        raise FnError("hub_unreachable", f"GET {url} did not answer 200; the token was not used")
+
+
 def _wait_for_signature(base: str, token: str, timeout_s: float, wait_s: float) -> Any:
     """Two-step signing: poll the hub until the operator has signed this device's manifest."""
     import sys
@@ -127,12 +150,29 @@ def enrollment_submit(
     timeout_s: float = 15.0,
     wait_s: float = 600.0,
 ) -> dict[str, Any]:
-    """Enroll this device with TOKEN at the hub; verify the manifest against the token's operator key."""
+    """Enroll this device with TOKEN at the hub; verify the manifest against the token's operator key.
+
+    Args:
+        token: the enrollment token text from enrollment_token_create (mat1.<payload>.<signature>); used up at
+            the hub.
+        hub_url: base URL of the hub's public enrollment server, with scheme, e.g.
+            https://hub.example.org:8443; default: the hub_endpoint named in the token.
+        wg_private_key_file: this device's WireGuard private key file (base64); made with wg_keygen (0600) if
+            missing. Default: <out_dir>/wg.key.
+        out_dir: directory for manifest.json, client.conf, enrollment.json and matrix.json (made 0700);
+            default: <state>/enrollment. The device agent's config (when the hub provisions Matrix) goes to
+            <state>/device_agent/config.json regardless.
+        timeout_s: seconds to wait for each HTTP answer from the hub (at most 5 for the /healthz check made
+            before the token is spent).
+        wait_s: with offline manifest signing: seconds to wait (polling every second) for the operator's
+            signature; after that, run again with the same token to keep waiting.
+    """
     from meshagents.state import state_dir
     from meshagents.trust import manifest as manifest_mod
     from meshagents.trust import tokens
     from meshagents.trust.keystore import DEVICE_KEY, load_signing_key
     from meshagents.trust.paths import serial_store_path
+    from meshagents.trust.review import check_against_token
     from meshagents.trust.rotation import current_operator_key, pin_operator_key, pinned_path
     from meshagents.trust.signing import TYPE_TOKEN, public_b64, verify_payload
     from meshagents.wg.client import render_client
@@ -157,6 +197,7 @@ def enrollment_submit(
     if saved.get("token_id") == tok.token_id and isinstance(saved.get("answer"), dict):
         status, answer = 200, saved["answer"]
     else:
+        _check_reachable(base, timeout_s)
         status, answer = _post(
             f"{base}/enroll", {"token": token, "wg_public_key": wg_pub, "device_key": device_key}, timeout_s
         )
@@ -200,6 +241,13 @@ def enrollment_submit(
     ]
     if problems:
         raise refuse("manifest_mismatch", f"the manifest or answer does not match this device: {problems}")
+    try:  # within what the token promised: its pinned profile (by hash) and controllers
+        check_against_token(
+            manifest, profile_sha256_pin=tok.profile_sha256, controllers_pin=tok.controllers,
+            profile=answer.get("profile"),
+        )  # fmt: skip
+    except FnError as exc:
+        raise refuse(exc.code, f"manifest refused: {exc.message}") from exc
     # only now is the manifest ours: remember its serial and pin the operator key
     manifest_mod.SerialStore(serial_store_path()).check_and_record(signed.device_id, signed.serial)
     pin_operator_key(tok.operator_key)

@@ -12,7 +12,15 @@ from meshagents.trust.rotation import current_operator_key
 def enrollment_token_verify(
     token: str, consume: bool = True, operator_key: str | None = None
 ) -> dict[str, object]:
-    """Verify an enrollment token; fails with token_invalid, token_expired or token_used."""
+    """Verify an enrollment token; fails with token_invalid, token_expired or token_used.
+
+    Args:
+        token: the enrollment token text (mat1.<payload>.<signature>).
+        consume: mark the token used in <state>/trust/tokens.sqlite, so a second use fails token_used;
+            --no-consume only checks.
+        operator_key: base64 ed25519 operator public key the token must be signed by; default: the key pinned
+            on this machine (following signed rotations), else the operator key in the key store.
+    """
     store = tokens.TokenStore(token_store_path())
     try:
         tok = tokens.verify(token, current_operator_key(operator_key), store, consume=consume)

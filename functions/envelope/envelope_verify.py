@@ -23,7 +23,18 @@ def envelope_verify(
     consume: bool = True,
     skew_s: int = 30,
 ) -> dict[str, object]:
-    """Verify an envelope file; fails with its status code (rejected_signature, ..., rejected_approval)."""
+    """Verify an envelope file; fails with its status code (rejected_signature, ..., rejected_approval).
+
+    Args:
+        envelope: JSON file of the signed envelope (as envelope_sign prints it).
+        manifest: JSON file of the target device's signed manifest; it is verified first (not against stored
+            serials).
+        operator_key: base64 ed25519 operator public key the manifest must be signed by; default: the key
+            pinned on this machine (following signed rotations), else the operator key in the key store.
+        consume: use up the envelope's nonce in the device's store (<state>/audit/<device_name>.sqlite), so
+            the same envelope is then rejected_nonce; --no-consume only checks.
+        skew_s: clock difference tolerated on issued_at and expires_at, in seconds.
+    """
     now = int(time.time())
     man = manifest_mod.verify(manifest_mod.load_file(manifest), current_operator_key(operator_key), now=now)
     try:

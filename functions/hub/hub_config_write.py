@@ -33,7 +33,32 @@ def hub_config_write(
     manifest_signing: Literal["hub", "offline"] = "hub",
     operator_public_key: str | None = None,
 ) -> dict[str, Any]:
-    """Write the hub service config (0600); reports changed=false when it already says the same."""
+    """Write the hub service config (0600); reports changed=false when it already says the same.
+
+    Args:
+        path: where to write the TOML config (mode 0600, its directory made 0700).
+        interface: the hub's mesh interface, as set up by wg_hub_setup.
+        config_dir: directory of the hub's WireGuard config and peer ledger, as given to wg_hub_setup.
+        public_host: underlay address the public enrollment server (/enroll) binds to; 0.0.0.0 = every
+            address. A specific address is also the WireGuard endpoint host when none is recorded.
+        public_port: TCP port of the public enrollment server (1-65535, not operator_port).
+        operator_port: TCP port of the operator API and /healthz, bound only on the hub's mesh address and
+            loopback (1-65535, not public_port).
+        endpoint: WireGuard endpoint host:port given to enrolling devices (e.g. vps.example.org:51820);
+            default: the one wg_hub_setup recorded, else <public_host>:<listen port> when public_host is a
+            specific address.
+        public_url: base URL of /enroll written into the tokens the hub makes, with scheme, e.g.
+            https://hub.example.org:8443; default: http://<public_host>:<public_port>.
+        approvers: Matrix user ids (@user:server) whose approval counts, written into every manifest the hub
+            issues; default: none.
+        events_period_s: seconds between the hub's polls of WireGuard peer stats, published as peer_stats
+            events while someone listens (> 0).
+        manifest_signing: hub: the hub signs each manifest at enrollment with the operator key in its key
+            store; offline: manifests wait unsigned (hub_manifests_pending) until the operator signs them
+            elsewhere and posts them (hub_manifest_submit).
+        operator_public_key: base64 ed25519 operator public key the hub checks offline-signed manifests
+            against; required with manifest_signing offline.
+    """
     for name, port in (("public_port", public_port), ("operator_port", operator_port)):
         if not 0 < port < 65536:
             raise FnError("invalid_port", f"{name} {port} out of range")

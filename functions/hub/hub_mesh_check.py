@@ -18,7 +18,18 @@ def hub_mesh_check(
     netns: str | None = None,
     timeout_s: float = 10.0,
 ) -> dict[str, Any]:
-    """Poll URL over the mesh until it answers 200 (the first packet makes the handshake); report it."""
+    """Poll URL over the mesh until it answers 200 (the first packet makes the handshake); report it.
+
+    Args:
+        url: http(s) URL to poll until it answers 200 with JSON, normally the hub's /healthz on its mesh
+            address and operator port.
+        interface: this device's mesh interface, whose hub handshake is reported.
+        config_dir: directory of that interface's config (and ledger, if any).
+        netns: network namespace name under /run/netns of that interface, for the handshake report only (the
+            URL is polled from this process's namespace); default: the ledger's, if any, else the root
+            namespace.
+        timeout_s: seconds to keep polling (1 s per attempt) before failing with mesh_unreachable.
+    """
     import json
     import urllib.error
     import urllib.request

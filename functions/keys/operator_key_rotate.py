@@ -21,7 +21,13 @@ def _write_json(path: Path, data: object) -> None:
 
 @function(id="operator_key_rotate", group="keys", requires=["keystore"])
 def operator_key_rotate(reason: str = "", manifests: list[Path] | None = None) -> dict[str, object]:
-    """Rotate the operator key; re-sign the given manifest files with the new key and serial + 1."""
+    """Rotate the operator key; re-sign the given manifest files with the new key and serial + 1.
+
+    Args:
+        reason: why the key is rotated (free text, kept in the signed rotation statement).
+        manifests: signed manifest files to re-sign in place with the new key, each with serial + 1; default:
+            none.
+    """
     store = open_keystore()
     statement, new_key = rotate_operator_key(store, reason=reason)
     resigned = []

@@ -17,6 +17,12 @@ def matrix_account_provision(
     The password goes to `credentials_path` (default: the device's state directory,
     `devices/<name>/matrix/credentials.json`, mode 0600) and is never printed.
     Needs `registration_shared_secret_file` in the Matrix settings.
+
+    Args:
+        device_name: the device's name: 1-63 of a-z 0-9 . _ = -, starting with a letter or digit.
+        kind: dev for a machine, cont for a deep-mode container: the user is @<kind>-<device_name>.
+        credentials_path: where to keep the account's credentials.json (0600); default:
+            <state>/devices/<device_name>/matrix/credentials.json.
     """
     from meshagents.matrix.ops import provision_account
     from meshagents.matrix.rooms import alias_localpart

@@ -24,6 +24,16 @@ def matrix_room_for_device(
     settings (`operators`, `bot`; the device user is `@<kind>-<name>:<server_name>`);
     the call acts as the settings' `actor` account unless `credentials` names another.
     Returns the room id, its alias, whether it was created, and who was invited.
+
+    Args:
+        device_name: the device's name: 1-63 of a-z 0-9 . _ = -, starting with a letter or digit.
+        kind: dev for a machine (#dev-<name>), cont for a deep-mode container (#cont-<name>).
+        device_user: Matrix id of the device's account to invite; default: @<kind>-<name>:<server_name>.
+        operators: Matrix ids (@user:server) of the operators to invite with power 100; default: the Matrix
+            settings' operators.
+        bot: Matrix id of the bot to invite with power 50; default: the Matrix settings' bot.
+        credentials: credentials.json of another Matrix account to act as (homeserver, user_id, password);
+            default: the Matrix settings' actor account.
     """
     from meshagents.matrix.ops import room_for_device, run_as
     from meshagents.matrix.rooms import alias_localpart

@@ -16,6 +16,13 @@ def matrix_room_kick(
 
     No error when the user is already gone. Acts as the Matrix settings' `actor`
     (which needs power 50, the bot's level) unless `credentials` names another account.
+
+    Args:
+        room: the room: an id (!abc:server) or an alias (#dev-name:server).
+        user: Matrix id of the user to remove (@dev-name:server).
+        reason: reason shown to the room's members; default: none.
+        credentials: credentials.json of another Matrix account to act as (homeserver, user_id, password);
+            default: the Matrix settings' actor account.
     """
     from meshagents.matrix.client import MatrixClient
     from meshagents.matrix.ops import run_as

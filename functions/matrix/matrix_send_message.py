@@ -26,6 +26,17 @@ def matrix_send_message(
     event id. Acts as the Matrix settings' `actor` account unless `credentials` names
     another account's credentials.json. Returns the event id, room id and whether it
     went encrypted.
+
+    Args:
+        room: the room: an id (!abc:server) or an alias (#dev-name:server).
+        body: the plain-text body.
+        notice: send as m.notice (what bots send) rather than m.text.
+        html: formatted (HTML) body to send beside the plain one; default: none.
+        code: text to append as a code block; default: none.
+        language: language of the code block, for highlighting (e.g. python); default: none.
+        reply_to: event id ($...) of the message to reply to; default: not a reply.
+        credentials: credentials.json of another Matrix account to act as (homeserver, user_id, password);
+            default: the Matrix settings' actor account.
     """
     from meshagents.matrix.ops import compose, run_as, send_message
     from meshagents.matrix.settings import load_settings

@@ -28,7 +28,11 @@ def public_from_private(private_b64: str) -> str:
 
 @function(id="wg_keygen", group="wg")
 def wg_keygen(preshared: bool = False) -> dict[str, str]:
-    """Make a WireGuard key pair (base64, as `wg genkey | wg pubkey`), optionally a preshared key."""
+    """Make a WireGuard key pair (base64, as `wg genkey | wg pubkey`), optionally a preshared key.
+
+    Args:
+        preshared: also make a random 32-byte preshared key (printed base64 as preshared_key).
+    """
     private = clamp(random(32))
     out = {
         "private_key": base64.b64encode(private).decode(),

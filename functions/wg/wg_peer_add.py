@@ -24,6 +24,23 @@ def wg_peer_add(
 
     ``--preshared`` takes the device's preshared key from the key store
     (``wg/preshared/<name>``), making and storing one the first time.
+
+    Args:
+        public_key: the device's WireGuard public key, base64 of 32 bytes (as `wg pubkey` prints it).
+        name: device name: 1-63 of A-Z a-z 0-9 _ . -, starting with a letter or digit; never reused for
+            another key. Default: peer-<the key's first 10 letters and digits, lowercased>.
+        interface: the hub's mesh interface (Linux interface name: 1-15 characters, no '/', ':' or spaces);
+            its files are <config_dir>/<interface>.conf and the peer ledger under <config_dir>/.meshagents/.
+        config_dir: directory of the hub's wg-quick config, nftables rules (git-kept) and peer ledger, as
+            given to wg_hub_setup.
+        netns: network namespace name under /run/netns to act in (tests, several hubs on one machine);
+            default: the one wg_hub_setup recorded in the ledger (else the root one); "" means the root
+            namespace.
+        preshared: use a preshared key from the key store (wg/preshared/<name>), made and stored the first
+            time; ignored when preshared_key_file is given.
+        preshared_key_file: file with a base64 32-byte preshared key to use for this peer.
+        persistent_keepalive: keepalive interval in seconds the hub sends to this peer (0 turns it off);
+            default: keep the peer's current setting, none for a new peer.
     """
     from meshagents.api import call
     from meshagents.wg import peers

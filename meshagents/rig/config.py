@@ -136,10 +136,9 @@ def agent_config(
     server_name: str = SERVER_NAME,
     docker_host: str | None = None,
     health_interval_s: float = 2.0,
-    audit_path: str | None = None,
 ) -> dict[str, Any]:
-    """The device agent's config.json (docs: apps/device_agent/config.py). ``audit_path``:
-    where ``device_audit_verify_chain --device <id>`` looks (``<state>/audit/<id>.sqlite``)."""
+    """The device agent's config.json (docs: apps/device_agent/config.py). No ``audit_path``:
+    the agent's default, ``<state>/audit/<id>.sqlite``, is where the verifier looks."""
     out: dict[str, Any] = {
         "device_id": device_id,
         "device_name": device_name,
@@ -157,8 +156,6 @@ def agent_config(
         "docker_host": docker_host,
         "health_interval_s": health_interval_s,
     }
-    if audit_path:
-        out["audit_path"] = audit_path
     return out
 
 

@@ -120,7 +120,10 @@ class Rig:
             raise FnError("bad_device_name", "device names must differ")
         self.want_docker = docker
         self._own_workdir = workdir is None
-        self.workdir = workdir or Path(tempfile.mkdtemp(prefix=f"rig-{self.names.suffix}-"))
+        # Not under /tmp: the workstation profile grants /tmp, and a device agent refuses a
+        # manifest whose prefixes cover its own state (manifest_covers_agent_state).
+        base = "/var/tmp" if os.path.isdir("/var/tmp") else None
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix=f"rig-{self.names.suffix}-", dir=base))
         self.workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.log_dir = self.workdir / "logs"
         self.log_dir.mkdir(exist_ok=True)
@@ -212,11 +215,18 @@ class Rig:
         finally:
             rig.close()
 
+    def _steps_total(self) -> int:
+        # the start() sequence below: 9 fixed steps, Docker, and two per device
+        return 9 + int(self.want_docker) + 2 * len(self.device_names)
+
     def _step(self, what: str, fn: Callable[[], Any]) -> Any:
-        self.log(f"rig: {what} ...")
+        n = len(self.timings) + 1
+        where = f"[{n}/{self._steps_total()}]"
+        self.log(f"rig: {where} {what} ...")
         t0 = time.perf_counter()
         out = fn()
         self.timings[what] = time.perf_counter() - t0
+        self.log(f"rig: {where} {what}: {self.timings[what]:.1f} s")
         return out
 
     def _recorded(self, name: str, pid: int, argv: list[str]) -> None:
@@ -560,13 +570,11 @@ class Rig:
         shutil.copy(str(dev.enrollment["manifest_file"]), self.manifests_dir / f"{name}.json")
         agent_dir = dev.state_dir / "device_agent"
         agent_dir.mkdir(mode=0o700, exist_ok=True)
-        (dev.state_dir / "audit").mkdir(mode=0o700, exist_ok=True)
         conf = cfg.agent_config(
             device_name=name, device_id=dev.device_id, manifest_path=str(dev.enrollment["manifest_file"]),
             operator_key=self.operator_public_key, matrix_user=dev.matrix_user,
             matrix_password=str(matrix["password"]), bot_user=self.bot_user, server_name=self.server_name,
             docker_host=self.docker_host if index == 1 else None,
-            audit_path=str(dev.state_dir / "audit" / f"{dev.device_id}.sqlite"),
         )  # fmt: skip
         dev.config_path = agent_dir / "config.json"
         _write_private(dev.config_path, json.dumps(conf, indent=2) + "\n")

@@ -11,13 +11,22 @@ Public API::
     .append(kind, request_id, capability, args_digest, status, ...) -> AuditEntry
     .nonces -> NonceStore        # the same database and connection
     .entries() -> list[AuditEntry]; .head() -> (seq, hash); .pending() -> list[AuditEntry]
-    .checkpoint(key: SigningKey) -> Checkpoint; .checkpoints() -> list[dict]
-    .verify(device_key: str | None = None) -> ChainReport
+    .checkpoint(key: SigningKey) -> Checkpoint; .checkpoints() -> list[dict]   # the table
+    .seal(key, *, now=None, force=False) -> dict | None   # a record in the checkpoint FILE
+    .unsealed() -> int                                    # entries since the last record
+    .verify(device_key=None, *, schedule=None) -> ChainReport   # chain + table + file
+    .links() -> list[Link]                                # for compare_with_hub
     verify_chain(rows, checkpoints, device_key=None, *, after=(0, GENESIS)) -> ChainReport  # pure
+    verify_local(links, table_cps, records, events, device_id, device_key=None, *,
+                 torn=False, schedule=None) -> ChainReport                       # pure
+    compare_with_hub(links, hub_entries, hub_checkpoints) -> (seq, problem, reason, None) | None
     entry_hash(seq, kind, ts_ms, request_id, capability, args_digest, status, approval,
                detail, prev_hash) -> str
-    ChainReport(ok, entries, head_seq, head_hash, first_bad_seq, problem, reason, checkpoints)
+    ChainReport(ok, entries, head_seq, head_hash, first_bad_seq, problem, reason, checkpoints,
+                checkpoint_file, torn_checkpoint, checkpoint_index, hub_head_seq)
         # problem: hash_mismatch | gap | reorder | bad_checkpoint_signature | truncated
+        #   | checkpoint_key_refused | checkpoint_invalid | checkpoint_dropped
+        #   | checkpoint_chain_broken | checkpoint_missing | hub_mismatch
 
 Each entry's ``hash`` is sha256 over ``b"meshagents-audit-v1\\x00"`` plus its fields
 in a fixed order, UTF-8: ``seq;ts_ms;`` then each string as ``<length>:<text>``
@@ -32,11 +41,24 @@ What is caught where: an edited, deleted or reordered row breaks the chain at it
 sequence number; a tail dropped after a signed checkpoint shows as ``truncated``;
 a rewrite of the whole chain with fresh hashes is caught by the device-signed
 checkpoints (and by the hub, which keeps what was shipped).
+
+Local checkpoints (``seal``) go to a separate append-only file beside the chain
+(``meshagents/trust/checkpoints.py``), each record signed and hash-linked to the one
+before; after each record the chain gets an ``event`` entry, capability
+``audit.checkpoint``, detail ``checkpoint #<index> at seq <seq>``. So: a tail cut after
+a checkpoint is ``truncated``; a row edited and the rest re-hashed is ``hash_mismatch``
+at the first checkpoint it contradicts; a record dropped from the file is
+``checkpoint_dropped``; the file deleted or cut is ``checkpoint_missing`` at the seq of
+the first record the chain names; a record signed by a key that no manifest named at
+its time is ``checkpoint_key_refused``. Cutting both files consistently (chain tail and
+its records) is seen only by ``compare_with_hub``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
@@ -49,6 +71,14 @@ from nacl.signing import SigningKey
 
 from meshagents.errors import FnError
 from meshagents.trust.canonical import canonical_bytes, sha256_hex
+from meshagents.trust.checkpoints import (
+    CheckpointFile,
+    KeySchedule,
+    check_file,
+    checkpoints_path,
+    line_hash,
+    make_record,
+)
 from meshagents.trust.db import connect
 from meshagents.trust.models import AuditEntry, Checkpoint, parse
 from meshagents.trust.noncestore import NonceStore
@@ -142,6 +172,14 @@ class ChainReport:
     problem: str | None = None
     reason: str = ""
     checkpoints: int = 0
+    #: records in the local checkpoint file (``<chain>.checkpoints.jsonl``) and whether its
+    #: last line was torn by a crash (ignored: it was never acknowledged)
+    checkpoint_file: int = 0
+    torn_checkpoint: bool = False
+    #: the checkpoint record (1-based index in the file) a checkpoint problem is about
+    checkpoint_index: int | None = None
+    #: entries and head the hub holds, when checked ``against_hub``
+    hub_head_seq: int | None = None
 
 
 Row = Sequence[Any]
@@ -179,8 +217,13 @@ def verify_links(
     device_key: str | None = None,
     *,
     after: tuple[int, str] = (0, GENESIS),
+    schedule: KeySchedule | None = None,
 ) -> ChainReport:
-    """The core of :func:`verify_chain` over (seq, prev_hash, hash, text) in storage order."""
+    """The core of :func:`verify_chain` over (seq, prev_hash, hash, text) in storage order.
+
+    ``schedule``: which device key the manifests named when; a checkpoint signed by
+    another key for its ``created_at`` is ``checkpoint_key_refused`` (even if pinned).
+    """
     first = after[0] + 1
     expected = first
     prev = after[1]
@@ -222,8 +265,17 @@ def verify_links(
             break
         if cp_seq < after[0]:
             continue  # before this batch: checked when that part was verified
-        key = device_key or cp.get("device_key")
         signature = cp.get("signature")
+        if schedule is not None and schedule.spans:
+            created = cp.get("created_at")
+            named = schedule.key_at(created) if type(created) is int else None
+            if named is None or cp.get("device_key") != named:
+                reason = f"checkpoint at seq {cp_seq} is signed by a key no manifest named at its time"
+                bad = (cp_seq, "checkpoint_key_refused", reason)
+                break
+            key: Any = named
+        else:
+            key = device_key or cp.get("device_key")
         if (
             not isinstance(key, str)
             or cp.get("device_key") != key
@@ -246,6 +298,102 @@ def verify_links(
     return ChainReport(True, len(links), head_seq, prev, checkpoints=len(checkpoints))
 
 
+CHECKPOINT_EVENT = "audit.checkpoint"
+_CP_DETAIL = re.compile(r"^checkpoint #(\d+) at seq (\d+)$")
+
+
+def checkpoint_detail(index: int, seq: int) -> str:
+    return f"checkpoint #{index} at seq {seq}"
+
+
+Found = tuple[int, str, str, int | None]  # (seq, problem, reason, checkpoint index)
+
+
+def verify_local(
+    links: Sequence[Link],
+    table_checkpoints: Sequence[dict[str, Any]],
+    records: Sequence[dict[str, Any] | None],
+    events: Sequence[tuple[int, str]],
+    device_id: str,
+    device_key: str | None = None,
+    *,
+    torn: bool = False,
+    schedule: KeySchedule | None = None,
+) -> ChainReport:
+    """The chain, its ``checkpoints`` table, the checkpoint file and the chain's own
+    ``audit.checkpoint`` entries (``events``: (seq, detail)), together; the lowest bad seq wins.
+
+    Problems beyond :func:`verify_links`: ``checkpoint_invalid``, ``checkpoint_dropped``,
+    ``checkpoint_chain_broken`` (the file's structure), ``checkpoint_missing`` (the chain
+    says a checkpoint was written that the file no longer holds: file deleted or cut).
+    """
+    structure = check_file(records, device_id)
+    usable = [r for r in (records[: structure[3] - 1] if structure else records) if r is not None]
+    report = verify_links(links, [*table_checkpoints, *usable], device_key, schedule=schedule)
+    found: list[Found] = []
+    if not report.ok and report.first_bad_seq is not None and report.problem is not None:
+        found.append((report.first_bad_seq, report.problem, report.reason, None))
+    named: list[tuple[int, int, int]] = []  # (entry seq, record index, record seq) the chain names
+    for ev_seq, detail in events:
+        m = _CP_DETAIL.match(detail) if isinstance(detail, str) else None
+        if m is not None:
+            named.append((ev_seq, int(m[1]), int(m[2])))
+    if structure is not None:
+        if structure[1] == "checkpoint_invalid":
+            # an unreadable record has no seq of its own: the chain's entry for it knows it
+            at = next((n[2] for n in named if n[1] == structure[3]), structure[0])
+            structure = (at, *structure[1:])
+        found.append(structure)
+    by_index = {r.get("index"): r for r in usable}
+    for ev_seq, k, at in named:
+        rec = by_index.get(k)
+        if rec is None or rec.get("seq") != at:
+            reason = f"entry {ev_seq} records checkpoint #{k} at seq {at}, which the checkpoint file lacks"
+            found.append((at, "checkpoint_missing", reason, k))
+            break
+    extra = {"checkpoint_file": len(records), "torn_checkpoint": torn}
+    if not found:
+        return dataclasses.replace(report, **extra)  # type: ignore[arg-type]
+    seq, problem, reason, index = min(found, key=lambda f: f[0])  # min keeps the first of a tie
+    return dataclasses.replace(
+        report,
+        ok=False,
+        first_bad_seq=seq,
+        problem=problem,
+        reason=reason,
+        checkpoint_index=index,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def compare_with_hub(
+    links: Sequence[Link], hub_entries: Sequence[tuple[int, str]], hub_checkpoints: Sequence[dict[str, Any]]
+) -> Found | None:
+    """The device's chain against the hub's copy: every seq the hub holds must have the
+    same hash here (``hub_mismatch``), and the chain must reach the hub's head (``truncated``)."""
+    local = {link[0]: link[2] for link in links if isinstance(link[0], int)}
+    head = 0
+    while head + 1 in local:
+        head += 1
+    points = sorted(
+        [(s, h, "entry") for s, h in hub_entries]
+        + [(c["seq"], c.get("head_hash"), "checkpoint") for c in hub_checkpoints if type(c.get("seq")) is int]
+    )
+    for seq, digest, what in points:
+        if seq == 0:
+            continue
+        if seq > head:
+            return (
+                head + 1,
+                "truncated",
+                f"the hub holds seq {seq} but the device's chain ends at {head}",
+                None,
+            )
+        if local.get(seq) != digest:
+            return (seq, "hub_mismatch", f"seq {seq} differs from the {what} the hub holds", None)
+    return None
+
+
 class AuditLog:
     """One device's audit chain and nonce store, in one SQLite file."""
 
@@ -258,6 +406,7 @@ class AuditLog:
             self.conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES('device_id', ?)", (device_id,))
         row = self.conn.execute("SELECT value FROM meta WHERE key='device_id'").fetchone()
         self.device_id = device_id or (row[0] if row else path.stem)
+        self._sealed: tuple[int, dict[str, Any] | None] | None = None  # (records, last) of the file
 
     def close(self) -> None:
         self.conn.close()
@@ -417,16 +566,88 @@ class AuditLog:
             out.append(data if isinstance(data, dict) else {"seq": seq, "signature": None})
         return out
 
-    def verify(self, device_key: str | None = None) -> ChainReport:
-        """Verify the stored chain and checkpoints (``device_key``: the expected signer)."""
+    # ------------------------------------------------------------ local signed checkpoints
+    @property
+    def checkpoint_file(self) -> CheckpointFile:
+        return CheckpointFile(checkpoints_path(self.path))
+
+    def checkpoint_events(self) -> list[tuple[int, str]]:
+        return self.conn.execute(
+            "SELECT seq, detail FROM entries WHERE kind='event' AND capability=? ORDER BY id",
+            (CHECKPOINT_EVENT,),
+        ).fetchall()
+
+    def _last_record(self) -> tuple[int, dict[str, Any] | None]:
+        if self._sealed is None:
+            records, _torn = self.checkpoint_file.read()
+            self._sealed = (len(records), records[-1] if records else None)
+        return self._sealed
+
+    def unsealed(self) -> int:
+        """Entries after the last local checkpoint (its own ``audit.checkpoint`` entry not counted)."""
+        count, last = self._last_record()
+        seq, _ = self.head()
+        if last is None or type(last.get("seq")) is not int:
+            return seq
+        after = seq - int(last["seq"])
+        if after >= 1:
+            row = self.conn.execute(
+                "SELECT capability, detail FROM entries WHERE seq=? ORDER BY id DESC LIMIT 1",
+                (int(last["seq"]) + 1,),
+            ).fetchone()
+            if (
+                row is not None
+                and row[0] == CHECKPOINT_EVENT
+                and row[1] == checkpoint_detail(count, last["seq"])
+            ):
+                after -= 1
+        return after
+
+    def seal(self, key: SigningKey, *, now: int | None = None, force: bool = False) -> dict[str, Any] | None:
+        """Sign the head into the local checkpoint file, then record it in the chain.
+
+        Returns the record, or None when nothing was appended since the last one (unless
+        ``force``). Order matters for crashes: the record is fsync'd before the chain's
+        ``audit.checkpoint`` entry names it, so the chain never names a record that is lost.
+        """
+        if not force and self.unsealed() == 0:
+            return None
+        count, last = self._last_record()
+        seq, head = self.head()
+        record = make_record(
+            self.device_id, count + 1, GENESIS if last is None else line_hash(last), seq, head, key, now
+        )
+        self.checkpoint_file.append(record)
+        self._sealed = (count + 1, record)
+        self.append_event(CHECKPOINT_EVENT, "signed", detail=checkpoint_detail(count + 1, seq))
+        return record
+
+    def verify(self, device_key: str | None = None, *, schedule: KeySchedule | None = None) -> ChainReport:
+        """Verify the stored chain, its checkpoints table and the local checkpoint file.
+
+        ``device_key``: the expected signer when no ``schedule`` (manifests) is known.
+        """
         checkpoints = self.checkpoints()
+        records, torn = self.checkpoint_file.read()
         try:
             links = self.conn.execute(SQL_TEXT).fetchall()
+            events = self.checkpoint_events()
         except (sqlite3.Error, UnicodeDecodeError):
             # Undecodable text (bytes written behind our back): the slow path marks the row.
             self.conn.text_factory = lambda b: b.decode("utf-8", "replace")
             try:
-                return verify_chain(self.rows(), checkpoints, device_key)
+                links = [(r[0], r[9], r[10], _row_text(r)) for r in self.rows()]
+                events = self.checkpoint_events()
             finally:
                 self.conn.text_factory = str
-        return verify_links(links, checkpoints, device_key)
+        return verify_local(
+            links, checkpoints, records, events, self.device_id, device_key, torn=torn, schedule=schedule
+        )
+
+    def links(self) -> list[Link]:
+        """(seq, prev_hash, hash, hashed text) in storage order, for :func:`compare_with_hub`."""
+        self.conn.text_factory = lambda b: b.decode("utf-8", "replace")
+        try:
+            return [(r[0], r[9], r[10], None) for r in self.rows()]
+        finally:
+            self.conn.text_factory = str

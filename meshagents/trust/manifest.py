@@ -2,7 +2,9 @@
 
 Public API::
 
-    sign(manifest: Manifest | dict, key: SigningKey) -> Manifest
+    sign(manifest: Manifest | dict, key: SigningKey, *, protected=AGENT_STATE_DIRS) -> Manifest
+        # FnError manifest_covers_agent_state when a path of it reaches `protected`
+    check_agent_state(manifest, protected, *, resolver=None)   # the device's check at load
     resign(manifest, key, *, serial=None) -> Manifest        # serial + 1 by default
     verify(data: dict | Manifest, operator_key: str, *, now: int | None = None,
            serials: SerialStore | None = None) -> Manifest
@@ -10,9 +12,11 @@ Public API::
         #          | manifest_serial_rollback
     load_file(path) -> dict                      # strict JSON (no floats, no duplicate keys)
     SerialStore(path).check_and_record(device_id, serial)  /  .highest(device_id)
-    decide(manifest, capability, args, *, now=None, resolve=True) -> Decision
+    decide(manifest, capability, args, *, now=None, resolve=True, resolver=None) -> Decision
     Decision(allowed, code, reason, capability, argv, path, requires_approval, timeout_s,
-             output_cap_bytes)      # code: "ok" | "rejected_capability" | "rejected_args"
+             output_cap_bytes, extra, cwd)  # code: "ok" | "rejected_capability" | "rejected_args"
+    lexical_path(path, cwd) -> str           # the bot's resolver (no file system)
+    run_cwd(capability, resolver) -> str     # where the program really runs
 
 ``verify`` checks the signature over the raw dict first, so any change to a signed
 manifest (a byte, a field, a reordering inside a list) fails as
@@ -23,12 +27,25 @@ operator-signed document is then parsed, checked for expiry and for serial rollb
 key the capability does not declare, anything not proven to fit, is refused. It
 never runs anything; it returns the exact argv to run (argv[0] replaced by the
 whitelisted absolute path) so the executor never consults ``PATH`` or a shell.
+
+The argv rule, the same for the bot (lexical) and the device (resolved)::
+
+    options   every option is declared in ``flags`` (a string: no value; an object:
+              ``{"name", "arity", "path"}``); the value of an arity-1 option is the
+              next word or attached (``-n5``, ``--lines=5``) and is consumed with it;
+              an undeclared option, or ``flags: null``, refuses. ``--`` ends options.
+    first     with ``subcommands`` set, the first positional must be one of them.
+    paths     with ``path_prefixes`` set, every other positional (and every value of a
+              ``path`` option) is a path: a relative one needs a declared ``cwd``, and
+              resolves against it; after resolution it equals or lies under a
+              resolved prefix. The program runs in ``Decision.cwd``: the declared cwd,
+              else the first prefix, and in either case inside a prefix.
 """
 
 from __future__ import annotations
 
 import posixpath
-import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,13 +59,10 @@ from meshagents.trust.constraints import (
     PathRefused,
     resolve_executable,
     resolve_path,
-    under_prefix,
 )
 from meshagents.trust.db import connect
 from meshagents.trust.models import Capability, Manifest, parse, parse_exact
 from meshagents.trust.signing import TYPE_MANIFEST, public_b64, sign_payload, strip_signature, verify_payload
-
-_SIMPLE_FLAG = re.compile(r"^--?[A-Za-z0-9][A-Za-z0-9\-]*$")
 
 
 def load_file(path: Path) -> dict[str, Any]:
@@ -66,17 +80,90 @@ def load_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def sign(manifest: Manifest | dict[str, Any], key: SigningKey) -> Manifest:
-    """Sign with the operator key: every field written out, ``operator_key`` set."""
+#: Where a packaged (root) agent keeps its state, config and audit store (app.md's unit):
+#: the signing side refuses any manifest whose paths cover it, whatever else it knows.
+AGENT_STATE_DIRS = ("/var/lib/meshagents",)
+
+
+def _overlaps(granted: str, protected: str) -> bool:
+    """``granted`` reaches ``protected``: it is ``/``, the same path, an ancestor, or inside it."""
+    return (
+        granted == "/"
+        or granted == protected
+        or protected.startswith(granted.rstrip("/") + "/")
+        or granted.startswith(protected.rstrip("/") + "/")
+    )
+
+
+def agent_state_conflicts(
+    manifest: Manifest, protected: Any, *, resolver: Resolver | None = None
+) -> list[str]:
+    """Every ``capability: path covers protected`` of ``manifest``: prefixes, cwd and
+    ``visible`` paths that reach the agent's own state, config, audit store or keys.
+
+    ``resolver`` (default lexical) resolves both sides: the device passes the real walk,
+    so a prefix that reaches the state through a symlink is caught too.
+    """
+    resolve = resolver or lexical_path
+    wanted: list[str] = []
+    for item in protected:
+        try:
+            wanted.append(resolve(str(item), "/"))
+        except PathRefused:
+            continue
+    found: list[str] = []
+    for cap in manifest.capabilities:
+        for granted in [*cap.path_prefixes, *([cap.cwd] if cap.cwd else []), *(cap.visible or [])]:
+            try:
+                real = resolve(granted, "/")
+            except PathRefused:
+                continue
+            for p in wanted:
+                if _overlaps(real, p):
+                    found.append(f"{cap.name}: {granted} covers {p}")
+    return found
+
+
+def check_agent_state(manifest: Manifest, protected: Any, *, resolver: Resolver | None = None) -> None:
+    """FnError ``manifest_covers_agent_state`` when a capability reaches a protected path."""
+    found = agent_state_conflicts(manifest, protected, resolver=resolver)
+    if found:
+        raise FnError(
+            "manifest_covers_agent_state",
+            "a capability reaches the device agent's own state (keys, config, audit store): "
+            + "; ".join(found[:5]),
+            conflicts=found,
+        )
+
+
+def sign(
+    manifest: Manifest | dict[str, Any],
+    key: SigningKey,
+    *,
+    protected: tuple[str, ...] = AGENT_STATE_DIRS,
+) -> Manifest:
+    """Sign with the operator key: every field written out, ``operator_key`` set.
+
+    Refused (``manifest_covers_agent_state``) when a capability's paths reach
+    ``protected`` (the packaged agent's state dir; callers that know the device's own
+    paths add them). The device checks again at load against its real paths.
+    """
     body = manifest.model_dump(mode="json") if isinstance(manifest, Manifest) else dict(manifest)
     body["operator_key"] = public_b64(key)
     body.pop("signature", None)
-    body = strip_signature(parse(Manifest, body, code="manifest_invalid").model_dump(mode="json"))
+    model = parse(Manifest, body, code="manifest_invalid")
+    check_agent_state(model, protected)
+    body = strip_signature(model.model_dump(mode="json"))
     body["signature"] = sign_payload(body, key, TYPE_MANIFEST)
     return parse(Manifest, body, code="manifest_invalid")
 
 
-def resign(manifest: Manifest | dict[str, Any], key: SigningKey, *, serial: int | None = None) -> Manifest:
+def resign(
+    manifest: Manifest | dict[str, Any],
+    key: SigningKey,
+    *,
+    serial: int | None = None,
+) -> Manifest:
     """Re-sign (after a key rotation or an edit) with a serial above the current one."""
     body = manifest.model_dump(mode="json") if isinstance(manifest, Manifest) else dict(manifest)
     current = body.get("serial")
@@ -170,6 +257,8 @@ class Decision:
     timeout_s: int = 0
     output_cap_bytes: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the directory the program runs in (resolved; inside a prefix when the capability has any)
+    cwd: str = "/"
 
 
 def _refuse(code: str, reason: str, cap: Capability | None = None) -> Decision:
@@ -190,26 +279,102 @@ def _check_str(value: Any, cap: Capability, what: str) -> str:
     return value
 
 
-def _check_pathlike(value: str, cap: Capability, what: str, resolve: bool) -> str:
-    cwd = cap.cwd or (cap.path_prefixes[0] if cap.path_prefixes else "/")
-    if not resolve:
-        full = value if value.startswith("/") else posixpath.join(cwd, value)
-        real = posixpath.normpath(full)
-        if any(real == m or real.startswith(m + "/") for m in ("/proc", "/dev/fd")):
-            raise _ArgsRefused(f"{what} {value!r} is under /proc or /dev/fd")
-        if not any(real == p or real.startswith(p.rstrip("/") + "/") for p in cap.path_prefixes):
-            raise _ArgsRefused(f"{what} {value!r} is outside the allowed prefixes")
-        return real
+#: How a path argument becomes the absolute path the program would open: ``(path, cwd) ->
+#: resolved`` or :class:`PathRefused`. The device passes the kernel-like walk of
+#: ``constraints.resolve_path`` (lstat/readlink only); the bot, which cannot see the
+#: device's file system, passes :func:`lexical_path`; tests pass a fake file system.
+Resolver = Callable[[str, str], str]
+
+
+def lexical_path(path: str, cwd: str = "/") -> str:
+    """``path`` made absolute against ``cwd`` and normalised, without looking at any file."""
+    if not path or "\x00" in path:
+        raise PathRefused("empty path or NUL byte")
+    real = posixpath.normpath(path if path.startswith("/") else posixpath.join(cwd, path))
+    if real.startswith("//"):
+        real = "/" + real.lstrip("/")
+    if any(real == m or real.startswith(m + "/") for m in ("/proc", "/dev/fd")):
+        raise PathRefused(f"{path!r} is under /proc or /dev/fd")
+    return real
+
+
+def _inside(real: str, prefixes: list[str], resolver: Resolver) -> bool:
+    for prefix in prefixes:
+        try:
+            real_prefix = resolver(prefix, "/")
+        except PathRefused:
+            continue
+        if real_prefix == "/" or real == real_prefix or real.startswith(real_prefix + "/"):
+            return True
+    return False
+
+
+def run_cwd(cap: Capability, resolver: Resolver) -> str:
+    """The directory the program runs in, resolved; for a capability with path prefixes
+    it lies inside one of them (its declared ``cwd``, else its first prefix).
+
+    Raises _ArgsRefused when a declared cwd is outside the prefixes (the manifest then
+    cannot run that capability at all: deny, never run it elsewhere).
+    """
+    if not cap.path_prefixes:
+        return cap.cwd or "/"
+    wanted = cap.cwd or cap.path_prefixes[0]
     try:
-        real = resolve_path(value, cwd)
+        real = resolver(wanted, "/")
+    except PathRefused as exc:
+        raise _ArgsRefused(f"the capability's cwd {wanted}: {exc}") from exc
+    if not _inside(real, cap.path_prefixes, resolver):
+        raise _ArgsRefused(f"the capability's cwd {wanted} resolves to {real}, outside its path prefixes")
+    return real
+
+
+def _check_pathlike(value: str, cap: Capability, what: str, cwd: str, resolver: Resolver) -> str:
+    """THE path rule (bot and device alike): a relative path needs a declared ``cwd``
+    (inside a prefix, the directory the program really runs in); the resolved path must
+    equal or lie under a resolved prefix."""
+    if not value.startswith("/") and cap.cwd is None:
+        raise _ArgsRefused(
+            f"{what} {value!r} is relative and {cap.name} declares no cwd: give an absolute path"
+        )
+    try:
+        real = resolver(value, cwd)
     except PathRefused as exc:
         raise _ArgsRefused(f"{what}: {exc}") from exc
-    if not under_prefix(real, cap.path_prefixes):
+    if not _inside(real, cap.path_prefixes, resolver):
         raise _ArgsRefused(f"{what} {value!r} resolves to {real}, outside the allowed prefixes")
     return real
 
 
-def _check_argv(argv: Any, cap: Capability, resolve: bool) -> list[str]:
+def _check_option(items: list[str], i: int, cap: Capability, cwd: str, resolver: Resolver) -> int:
+    """Check the option at ``items[i]``; return how many words it used (1 or 2)."""
+    arg = items[i]
+    name, attached = arg, None
+    if arg.startswith("--") and "=" in arg:
+        name, attached = arg.split("=", 1)
+    flag = cap.flag(name)
+    if flag is None and attached is None and not arg.startswith("--") and len(arg) > 2:
+        short = cap.flag(arg[:2])  # -n5: a short option with its value attached
+        if short is not None and short.arity == 1:
+            flag, attached = short, arg[2:]
+    if flag is None:
+        raise _ArgsRefused(f"option {arg!r} is not declared for {cap.name}")
+    if flag.arity == 0:
+        if attached is not None:
+            raise _ArgsRefused(f"option {flag.name} takes no value")
+        return 1
+    used = 1
+    if attached is None:
+        if i + 1 >= len(items):
+            raise _ArgsRefused(f"option {flag.name} needs a value")
+        attached, used = items[i + 1], 2
+    if flag.path:
+        if not cap.path_prefixes:
+            raise _ArgsRefused(f"option {flag.name} takes a path but {cap.name} has no path prefixes")
+        _check_pathlike(attached, cap, f"value of {flag.name}", cwd, resolver)
+    return used
+
+
+def _check_argv(argv: Any, cap: Capability, resolve: bool, cwd: str, resolver: Resolver) -> list[str]:
     if not isinstance(argv, list) or not argv:
         raise _ArgsRefused("argv must be a non-empty list of strings")
     if len(argv) - 1 > cap.max_args:
@@ -220,19 +385,31 @@ def _check_argv(argv: Any, cap: Capability, resolve: bool) -> list[str]:
     except ExecRefused as exc:
         raise _ArgsRefused(str(exc)) from exc
     options_done = False
-    for i, arg in enumerate(items[1:], start=1):
+    positional = 0
+    i = 1
+    while i < len(items):
+        arg = items[i]
         if not options_done and arg == "--":
             options_done = True
+            i += 1
             continue
-        if not options_done and arg.startswith("-"):
-            if cap.flags is not None:
-                if arg not in cap.flags:
-                    raise _ArgsRefused(f"option {arg!r} is not allowed")
-            elif not _SIMPLE_FLAG.fullmatch(arg):
-                raise _ArgsRefused(f"option {arg!r} is not a simple flag")
+        if not options_done and arg.startswith("-") and arg != "-":
+            # Every option is declared; the value of one that takes a value is consumed
+            # here, so a word the program reads as a value is never mistaken for a path.
+            i += _check_option(items, i, cap, cwd, resolver)
             continue
-        if cap.path_prefixes:
-            _check_pathlike(arg, cap, f"argv[{i}]", resolve)
+        if positional == 0 and cap.subcommands is not None:
+            if arg not in cap.subcommands:
+                raise _ArgsRefused(
+                    f"{arg!r} is not an allowed first argument of {cap.name} "
+                    f"(one of: {', '.join(cap.subcommands) or 'none'})"
+                )
+        elif cap.path_prefixes:
+            _check_pathlike(arg, cap, f"argv[{i}]", cwd, resolver)
+        positional += 1
+        i += 1
+    if cap.subcommands is not None and positional == 0 and cap.subcommands:
+        raise _ArgsRefused(f"{cap.name} needs a first argument, one of: {', '.join(cap.subcommands)}")
     return [exe, *items[1:]]
 
 
@@ -243,13 +420,17 @@ def decide(
     *,
     now: int | None = None,
     resolve: bool = True,
+    resolver: Resolver | None = None,
     _args_canonical: bool = False,
 ) -> Decision:
     """Allow or refuse ``capability(args)`` under ``manifest``; pure apart from path lookups.
 
     ``resolve=False`` checks paths lexically only (for a file system this process
-    cannot see, such as a container's); it is weaker and documented as such.
+    cannot see: the bot's pre-check, a container's); it is weaker and documented as
+    such. ``resolver`` replaces the path walk (tests: a fake file system).
     """
+    if resolver is None:
+        resolver = resolve_path if resolve else lexical_path
     if now is not None and now >= manifest.expires_at:
         return _refuse("rejected_capability", "manifest expired")
     cap = manifest.capability(capability)
@@ -273,13 +454,15 @@ def decide(
     argv: list[str] | None = None
     path: str | None = None
     extra: dict[str, Any] = {}
+    cwd = "/"
     try:
+        cwd = run_cwd(cap, resolver)
         if cap.executables:
             if "argv" not in args:
                 raise _ArgsRefused("argv is required")
-            argv = _check_argv(args["argv"], cap, resolve)
+            argv = _check_argv(args["argv"], cap, resolve, cwd, resolver)
         if "path" in args:
-            path = _check_pathlike(_check_str(args["path"], cap, "path"), cap, "path", resolve)
+            path = _check_pathlike(_check_str(args["path"], cap, "path"), cap, "path", cwd, resolver)
         for key, choices in cap.values.items():
             if key in args:
                 value = _check_str(args[key], cap, key)
@@ -313,4 +496,5 @@ def decide(
         timeout_s=cap.timeout_s,
         output_cap_bytes=cap.output_cap_bytes,
         extra=extra,
+        cwd=cwd,
     )

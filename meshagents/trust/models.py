@@ -17,9 +17,19 @@ base64 of the raw 32-byte ed25519 / X25519 public key.
 from __future__ import annotations
 
 import posixpath
+import re
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from meshagents.errors import FnError
 from meshagents.trust.canonical import b64decode
@@ -52,6 +62,27 @@ def _abs_normal(value: str) -> str:
     return value
 
 
+FLAG_PATTERN = r"^--?[A-Za-z0-9][A-Za-z0-9_\-]*$"
+
+
+class Flag(_Model):
+    """An argv option that takes a value (``arity`` 1) or none (0).
+
+    The value is the next word (``-n 5``) or attached (``-n5``, ``--lines=5``). With
+    ``path: true`` the value is a path and obeys the capability's path rule like a
+    positional argument does. A plain string in ``flags`` is a Flag with arity 0.
+    """
+
+    name: str = Field(pattern=FLAG_PATTERN, description="the option, e.g. -n or --lines")
+    arity: Literal[0, 1] = Field(default=1, description="how many values follow it (0 or 1)")
+    path: bool = Field(default=False, description="the value is a path under the capability's prefixes")
+
+
+#: Fields added after manifests were first signed: left out of the signed form while they
+#: hold their default, so every manifest signed before them keeps its bytes (and signature).
+_ADDITIVE_DEFAULTS: dict[str, Any] = {"subcommands": None, "visible": None, "attachment_cap_bytes": None}
+
+
 class Capability(_Model):
     """One thing a device may do, and the constraints on its arguments.
 
@@ -73,8 +104,23 @@ class Capability(_Model):
         default_factory=list, description="path arguments must resolve (realpath) under one of these"
     )
     cwd: str | None = Field(default=None, description="working directory; relative paths resolve from it")
-    flags: list[str] | None = Field(
-        default=None, description="allowed argv options; null = simple flags only (no '=' or '/')"
+    flags: list[str | Flag] | None = Field(
+        default=None,
+        description=(
+            "allowed argv options: a string is an option without a value, an object names its "
+            "arity; null = no option at all (an undeclared option is refused)"
+        ),
+    )
+    subcommands: list[str] | None = Field(
+        default=None,
+        description="when set, the first positional argument must be one of these (e.g. systemctl status)",
+    )
+    visible: list[str] | None = Field(
+        default=None,
+        description=(
+            "extra paths the sandboxed program sees read-only besides the system's programs and "
+            "its prefixes (e.g. /run/systemd for systemctl); none by default"
+        ),
     )
     values: dict[str, list[str]] = Field(default_factory=dict, description="enumerated string arguments")
     limits: dict[str, int] = Field(default_factory=dict, description="integer arguments and their maxima")
@@ -86,22 +132,19 @@ class Capability(_Model):
     max_arg_len: int = Field(default=4096, ge=1, le=1 << 20)
     timeout_s: int = Field(default=30, ge=1, le=86400)
     output_cap_bytes: int = Field(default=65536, ge=0, le=1 << 30)
-    # Additive (absent from older signed manifests, so left out of the dump when unset:
-    # a manifest signed before this field existed still verifies byte for byte).
-    attachment_cap_bytes: int | None = Field(
+    attachment_cap_bytes: int | None = Field(  # additive: see _ADDITIVE_DEFAULTS
         default=None,
         ge=0,
         le=1 << 30,
-        exclude_if=lambda v: v is None,
         description="output or file sent as an encrypted attachment up to this size; "
         "absent: output_cap_bytes; 0: never an attachment",
     )
     requires_approval: bool = False
 
-    @field_validator("executables", "search_path", "path_prefixes")
+    @field_validator("executables", "search_path", "path_prefixes", "visible")
     @classmethod
-    def _paths(cls, value: list[str]) -> list[str]:
-        for item in value:
+    def _paths(cls, value: list[str] | None) -> list[str] | None:
+        for item in value or []:
             _abs_normal(item)
         return value
 
@@ -109,6 +152,37 @@ class Capability(_Model):
     @classmethod
     def _cwd(cls, value: str | None) -> str | None:
         return None if value is None else _abs_normal(value)
+
+    @field_validator("flags")
+    @classmethod
+    def _flags(cls, value: list[str | Flag] | None) -> list[str | Flag] | None:
+        names: list[str] = []
+        for item in value or []:
+            name = item.name if isinstance(item, Flag) else item
+            if not re.fullmatch(FLAG_PATTERN, name):
+                raise ValueError(f"{name!r} is not an option name (-x or --word)")
+            names.append(name)
+        if len(names) != len(set(names)):
+            raise ValueError("an option is declared twice in flags")
+        return value
+
+    @model_serializer(mode="wrap")
+    def _additive(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        out: dict[str, Any] = handler(self)
+        for key, default in _ADDITIVE_DEFAULTS.items():
+            if key in out and out[key] == default:
+                del out[key]
+        return out
+
+    def flag(self, name: str) -> Flag | None:
+        """The declared option ``name`` (strings read as arity 0), or None."""
+        for item in self.flags or []:
+            if isinstance(item, Flag):
+                if item.name == name:
+                    return item
+            elif item == name:
+                return Flag(name=item, arity=0)
+        return None
 
 
 class Manifest(_Model):
@@ -167,10 +241,25 @@ class EnrollmentToken(_Model):
     hub_endpoint: str
     hub_public_key: str
     profile: str = Field(pattern=NAME_PATTERN)
+    profile_sha256: str | None = Field(
+        default=None,
+        pattern=HEX64,
+        description="sha256 of the canonical {name, capabilities} of the profile (the device checks)",
+    )
+    controllers: list[str] | None = Field(
+        default=None, description="controller public keys the device's manifest may name (null: not pinned)"
+    )
     issued_at: int
     expires_at: int
     operator_key: str
     signature: str | None = None
+
+    @field_validator("controllers")
+    @classmethod
+    def _ctl(cls, value: list[str] | None) -> list[str] | None:
+        for item in value or []:
+            _key32(item)
+        return value
 
 
 class Envelope(_Model):

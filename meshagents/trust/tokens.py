@@ -3,7 +3,7 @@
 Public API::
 
     create(key, *, device_name, hub_endpoint="", hub_public_key="", profile="default",
-           ttl_s=600, now=None) -> (EnrollmentToken, compact: str)
+           ttl_s=600, now=None, profile_sha256=None, controllers=None) -> (EnrollmentToken, compact: str)
     encode(token) -> str                 # "mat1.<b64url canonical payload>.<b64url signature>"
     decode(compact) -> EnrollmentToken   # structure only; FnError("token_invalid")
     verify(compact, operator_key, store: TokenStore | None, *, now=None, consume=True)
@@ -55,6 +55,8 @@ def create(
     profile: str = "default",
     ttl_s: int = DEFAULT_TTL_S,
     now: int | None = None,
+    profile_sha256: str | None = None,
+    controllers: list[str] | None = None,
 ) -> tuple[EnrollmentToken, str]:
     if ttl_s <= 0:
         raise FnError("bad_usage", "ttl must be positive")
@@ -66,6 +68,8 @@ def create(
         "hub_endpoint": hub_endpoint,
         "hub_public_key": hub_public_key,
         "profile": profile,
+        "profile_sha256": profile_sha256,
+        "controllers": None if controllers is None else list(dict.fromkeys(controllers)),
         "issued_at": issued,
         "expires_at": issued + ttl_s,
         "operator_key": public_b64(key),

@@ -142,11 +142,17 @@ def setup(
         base = old.interface if old else InterfaceSection()
         hooks = boot_hooks(paths, firewall_rules)
         extra = tuple(e for e in base.extra if e not in boot_hooks(paths, True)) + hooks
+        # The ledger is the truth: a peer it marks removed or revoked never comes back from a
+        # config that a crash left un-rewritten (revoke marks the ledger before the config).
+        gone: set[str] = set()
+        if paths.ledger_path.exists():
+            with paths.ledger() as led:
+                gone = {r.public_key for r in led.all() if r.status != "active"}
         cfg = WgQuickConfig(
             interface=replace(
                 base, private_key=private, addresses=(str(hub),), listen_port=listen_port, extra=extra
             ),
-            peers=old.peers if old else (),
+            peers=tuple(p for p in old.peers if p.public_key not in gone) if old else (),
         )
         if repo.write(paths.conf_name, render(cfg)):
             changed.append("config")

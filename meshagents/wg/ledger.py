@@ -102,10 +102,8 @@ class Ledger:
 
     def names(self) -> dict[str, tuple[str, str]]:
         """public key -> (name, address) for every peer ever added (one cheap query)."""
-        return {
-            str(k): (str(n), str(a))
-            for k, n, a in self.db.execute("SELECT public_key, name, address FROM peers")
-        }
+        rows = self.db.execute("SELECT public_key, name, address FROM peers")
+        return {k: (n, a) for k, n, a in rows}  # TEXT columns: already str
 
     def active(self) -> list[PeerRecord]:
         return [r for r in self.all() if r.status == "active"]

@@ -1,13 +1,16 @@
 """Peer operations on a hub: add, remove, revoke — ledger, live device and config in one step.
 
 Order matters. ``add``: ledger (allocation) → config file → live → commit; a live
-failure puts the previous config file back. ``revoke``: live first (the kill switch
-must bite before anything else can fail), then ledger, then config and commit.
+failure puts the previous config file back. ``remove``/``revoke``: ledger first (the
+truth a restart follows), then live (the kill switch), then config and commit — which
+a long-running caller (the hub) can let finish after it answered (``defer_config``).
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,8 @@ from meshagents.wg.context import WgPaths
 from meshagents.wg.hub import netns_of, spec_of
 from meshagents.wg.keys import check_key
 from meshagents.wg.ledger import Ledger, PeerRecord, Status
+
+log = logging.getLogger("meshagents.wg")
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
@@ -132,27 +137,49 @@ def add(
 
 
 def remove(
-    *, who: str, interface: str, config_dir: Path, netns: str | None, revoke: bool = False
+    *,
+    who: str,
+    interface: str,
+    config_dir: Path,
+    netns: str | None,
+    revoke: bool = False,
+    defer_config: bool = False,
 ) -> dict[str, Any]:
+    """Remove (or revoke) a peer: ledger, live device, then config and commit.
+
+    With ``defer_config`` the call returns once the peer is marked in the ledger and off
+    the live device (milliseconds); the config rewrite and its git commit (tens of ms:
+    two git processes, an fsync) follow in a thread of this process that the interpreter
+    waits for at exit. A crash in between leaves the peer in the config file only, and
+    the ledger wins: ``wg_hub_setup`` never puts such a peer back.
+    """
     paths = WgPaths(interface, config_dir)
     t0 = time.perf_counter()
+    verb = "wg_peer_revoke" if revoke else "wg_peer_remove"
     with paths.locked(), paths.ledger() as led:
         ns = netns_of(led, netns)
         rec = find(led, who)
         be = open_backend(interface, ns)
-        live_before = any(p.public_key == rec.public_key for p in be.state().peers) if be.exists() else False
-        if live_before:
-            be.remove_peers([rec.public_key])  # the kill switch bites here
-        live_ms = (time.perf_counter() - t0) * 1000.0
         new_status: Status = "revoked" if revoke or rec.status == "revoked" else "removed"
+        # The ledger first (durable, ~1 ms): whatever happens next, a restart never re-adds it.
         if rec.status != new_status:
             led.set_status(rec.public_key, new_status)
-        cfg = paths.require_config()
-        repo = paths.repo()
-        changed = repo.write(paths.conf_name, render(cfg.without_peer(rec.public_key)))
-        verb = "wg_peer_revoke" if revoke else "wg_peer_remove"
-        commit = repo.commit([paths.conf_name], f"{verb} {rec.name} {rec.address}") if changed else None
+        # Then the kill switch, without reading the whole interface first (10,000 peers are
+        # ~40 ms of UAPI text): removing a peer the device does not have is a no-op.
+        live_before = rec.status == "active" and be.exists()
+        if be.exists():
+            be.remove_peers([rec.public_key])
+        live_ms = (time.perf_counter() - t0) * 1000.0
+        changed: bool | None = None
+        commit: str | None = None
+        if not defer_config:
+            changed, commit = _drop_from_config(paths, rec, verb)
         final = led.by_key(rec.public_key) or rec
+    if defer_config:
+        threading.Thread(
+            target=_drop_from_config_locked, args=(paths, rec, verb), name=f"{verb}-{rec.name}"
+        ).start()  # not a daemon: a CLI process finishes it before it exits
+        commit = "deferred"
     return _result(
         final,
         was_live=live_before,
@@ -160,6 +187,22 @@ def remove(
         commit=commit,
         live_removed_ms=round(live_ms, 3),
     )
+
+
+def _drop_from_config(paths: WgPaths, rec: PeerRecord, verb: str) -> tuple[bool, str | None]:
+    cfg = paths.require_config()
+    repo = paths.repo()
+    changed = repo.write(paths.conf_name, render(cfg.without_peer(rec.public_key)))
+    commit = repo.commit([paths.conf_name], f"{verb} {rec.name} {rec.address}") if changed else None
+    return changed, commit
+
+
+def _drop_from_config_locked(paths: WgPaths, rec: PeerRecord, verb: str) -> None:
+    try:
+        with paths.locked():
+            _drop_from_config(paths, rec, verb)
+    except Exception:  # the ledger already says so; the next setup rewrites the config
+        log.exception("%s %s: config rewrite failed", verb, rec.name)
 
 
 def lookup(*, who: str, interface: str, config_dir: Path) -> dict[str, Any] | None:

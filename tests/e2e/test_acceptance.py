@@ -102,16 +102,9 @@ async def operator(rig: Rig, name: str) -> Any:
 
 
 def audit_store(rig: Rig, device: str) -> Path:
-    """The agent's chain: its config's ``audit_path`` (the rig sets ``<state>/audit/<id>.sqlite``,
-    where ``device_audit_verify_chain --device NAME`` looks; the agent's own default is
-    ``device_agent/audit.sqlite``, then linked there so the catalog function finds it)."""
-    dev = rig.devices[device]
-    conf = json.loads(dev.config_path.read_text(encoding="utf-8"))
-    path = dev.config_path.parent / str(conf.get("audit_path") or "audit.sqlite")
-    link = dev.state_dir / "audit" / f"{device}.sqlite"
-    if path.resolve() != link.resolve() and not link.is_symlink():
-        link.parent.mkdir(mode=0o700, exist_ok=True)
-        link.symlink_to(path)
+    """The agent's chain, in the one place the agent writes it and the verifier reads it:
+    ``<state>/audit/<device id>.sqlite`` (apps/device_agent/config.py)."""
+    path = rig.devices[device].state_dir / "audit" / f"{device}.sqlite"
     assert path.exists(), path
     return path
 
@@ -242,6 +235,51 @@ async def test_exec_rm_rejected_capability(rig: Rig) -> None:
     assert (last.status, last.capability) == ("rejected_capability", "shell.exec.rm")
     assert last.request_id == env["request_id"]
     assert verify_chain(rig, HOME)["ok"] is True
+
+
+@pytest.mark.timeout(300)
+async def test_relative_paths_rejected_args(rig: Rig) -> None:
+    """Issue 16: `!exec cat etc/shadow` printed the real /etc/shadow and `!exec ls -la .`
+    listed / (relative paths checked against the first prefix, run in /). Now the bot's
+    check (the trust core's rule, lexical) refuses both in the room, and the device's own
+    pipeline refuses the same request signed, with rejected_args in its audit chain."""
+    async with operator(rig, "relative") as w:
+        before = len(audit(rig, HOME))
+        for text in ("!exec cat etc/shadow", "!exec ls -la ."):
+            reply = await w.op.command(HOME, text, timeout=30)
+            assert reply.sender == rig.bot_user, reply
+            assert "rejected_args" in reply.body and "relative" in reply.body, reply.body
+            assert "root:" not in reply.body
+    assert len(audit(rig, HOME)) == before  # nothing reached the device
+    for argv in (["cat", "etc/shadow"], ["ls", "-la", "."]):
+        env = sign(rig, HOME, f"shell.exec.{argv[0]}", {"argv": argv})
+        out = replay_test(rig, HOME, env)
+        assert out.returncode == 1, out.stdout
+        assert json.loads(out.stdout)["status"] == "rejected_args", out.stdout
+        last = audit(rig, HOME)[-1]
+        assert (last.status, last.request_id) == ("rejected_args", env["request_id"])
+    assert verify_chain(rig, HOME)["ok"] is True
+
+
+@pytest.mark.timeout(300)
+async def test_symlink_out_of_a_prefix_refused_by_the_device(rig: Rig) -> None:
+    """A link under /tmp pointing at /etc/shadow: the bot's lexical check cannot see the
+    device's disk and lets it through; the device resolves it and refuses rejected_args
+    (room and chain). Swapped links during a request: tests/integration/agent."""
+    link = Path(f"/tmp/e2e-link-{SUFFIX}")
+    link.symlink_to("/etc/shadow")
+    try:
+        async with operator(rig, "symlink") as w:
+            before = len(audit(rig, HOME))
+            reply = await w.op.command(HOME, f"!exec cat {link}", timeout=60)
+        assert reply.sender == rig.devices[HOME].matrix_user, reply
+        assert "rejected_args" in head(reply.body) and "root:" not in reply.body, reply.body
+        new = audit(rig, HOME)[before:]
+        rows = [(e.kind, e.status, e.capability) for e in new]
+        assert rows == [("event", "rejected_args", "shell.exec.cat")], rows
+        assert verify_chain(rig, HOME)["ok"] is True
+    finally:
+        link.unlink()
 
 
 def replay_test(rig: Rig, device: str, content: dict[str, Any]) -> subprocess.CompletedProcess[str]:

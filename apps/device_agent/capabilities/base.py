@@ -20,6 +20,8 @@ class Context:
     docker_host: str | None = None
     snapshots_dir: Path = Path("/tmp")
     caller: str = "device_agent"
+    #: the agent's own state, config, audit store and keys: masked inside every sandbox
+    hidden: tuple[str, ...] = ()
     #: One request's live-output and cancel hooks, set by the agent's shell (live.py).
     on_output: Callable[[bytes], None] | None = field(default=None, compare=False)
     on_start: Callable[[Callable[[], None]], None] | None = field(default=None, compare=False)

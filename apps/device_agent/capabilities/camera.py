@@ -49,7 +49,9 @@ def run(decision: Decision, ctx: Context) -> CapResult:
         "-y",
         str(out),
     ]
-    plan = sandbox.SandboxPlan(argv=argv, cwd=str(ctx.snapshots_dir), writable=(str(ctx.snapshots_dir),))
+    plan = sandbox.SandboxPlan(
+        argv=argv, cwd=str(ctx.snapshots_dir), writable=(str(ctx.snapshots_dir),), devices=(cams[0],)
+    )
     res = sandbox.run(plan, timeout_s=decision.timeout_s, output_cap=4096, use_bwrap=ctx.sandbox)
     if res.exit_code != 0 or not out.is_file():
         return CapResult("error", "ffmpeg failed: " + res.output.decode("utf-8", "replace"), res.exit_code)

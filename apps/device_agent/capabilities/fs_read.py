@@ -1,11 +1,13 @@
 """``fs.read``: one regular file, at most ``max_bytes`` (argument, up to the limit the
-manifest gives) and at most the capability's output cap."""
+manifest gives) and at most the capability's output cap. Opened with
+:mod:`safeopen` (no symlink followed on any component: a swap after the check fails)."""
 
 from __future__ import annotations
 
 import os
 import stat
 
+from apps.device_agent.capabilities import safeopen
 from apps.device_agent.capabilities.base import TRUNCATION_NOTE, CapResult, Context
 from meshagents.trust.manifest import Decision
 
@@ -21,7 +23,9 @@ def run(decision: Decision, ctx: Context) -> CapResult:
     elif "max_bytes" in cap.limits:
         limit = min(limit, cap.limits["max_bytes"])
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        fd = safeopen.open_file(path, os.O_RDONLY | os.O_NONBLOCK)
+    except safeopen.Swapped as exc:
+        return CapResult("error", f"refused: {exc.strerror}\n", detail="path_swapped")
     except OSError as exc:
         return CapResult("error", f"cannot open {path}: {exc.strerror}", detail=str(exc.strerror))
     try:

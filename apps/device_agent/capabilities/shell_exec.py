@@ -3,8 +3,9 @@ whitelist): run the argv the trust decision resolved, under the sandbox.
 
 Never a shell: argv[0] is the whitelisted absolute path ``decide()`` returned and the
 arguments are passed as they were signed, so ``;``, ``$( )``, backticks and newlines
-are plain characters. Writable inside the sandbox: the capability's path prefixes and
-its cwd. Network: only when the capability's ``limits`` hold ``network: 1``.
+are plain characters. Inside the sandbox the program sees its prefixes (and a declared
+cwd) read-only; read-write only when the capability's ``limits`` hold ``write: 1``.
+``visible`` paths are added read-only. Network: only when ``limits`` hold ``network: 1``.
 """
 
 from __future__ import annotations
@@ -17,12 +18,19 @@ from meshagents.trust.manifest import Decision
 def run(decision: Decision, ctx: Context) -> CapResult:
     cap = decision.capability
     assert cap is not None and decision.argv is not None
-    cwd = cap.cwd or "/"
+    # decide() resolved it inside a prefix (for a capability with prefixes): the one the
+    # path arguments were checked against is the one the program runs in.
+    cwd = decision.cwd
+    dirs = tuple(cap.path_prefixes) + ((cwd,) if cap.cwd else ())
+    writes = cap.limits.get("write", 0) >= 1
     plan = sandbox.SandboxPlan(
         argv=decision.argv,
         cwd=cwd,
-        writable=tuple(cap.path_prefixes) + ((cap.cwd,) if cap.cwd else ()),
+        readable=() if writes else dirs,
+        writable=dirs if writes else (),
+        visible=tuple(cap.visible or ()),
         network=cap.limits.get("network", 0) >= 1,
+        hidden=ctx.hidden,
     )
     res = sandbox.run(
         plan, timeout_s=decision.timeout_s, output_cap=decision.output_cap_bytes, use_bwrap=ctx.sandbox,

@@ -133,7 +133,8 @@ async def test_approvals_count_only_operators_and_the_dashboard_can_deny(make_wo
         assert missing.status_code == 404 and missing.json()["error"] == "approval_not_found"
         devices = (await http.get(base + "/devices", headers=auth)).json()
         assert devices == [{"device": world.name, "room_id": room, "room_alias": f"#dev-{world.name}:"
-                            f"{world.synapse.server_name}", "agent_state": "unknown", "last_status_ts": None}]
+                            f"{world.synapse.server_name}", "agent_state": "unknown", "last_status_ts": None,
+                            "sandbox": None}]
     await world.notice(room, lambda t: t == f"denied {second_id} by {DASHBOARD}; nothing ran")
     await world.notice(approvals, lambda t: t.startswith(f"denied {second_id}") and DASHBOARD in t)
     denied_row = world.store().by_approval(second_id)

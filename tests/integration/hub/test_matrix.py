@@ -8,6 +8,7 @@ mesh fixture's, in a namespace. The device side is the test itself (random keys)
 from __future__ import annotations
 
 import base64
+import json
 import os
 import secrets
 import subprocess
@@ -117,8 +118,19 @@ def test_enroll_with_matrix(synapse: SynapseServer, tmp_path: Path, state_dir: P
                 timeout=60,
             )
             assert revoked.status_code == 200, revoked.text
-            assert revoked.json()["matrix_kick"]["removed"] is True
+            # the kick runs after the answer (the API answers once the peer is off the interface)
+            assert revoked.json()["matrix_kick"] == "started"
+            deadline = time.monotonic() + 30
+            while member_state() != "leave" and time.monotonic() < deadline:
+                time.sleep(0.1)
             assert member_state() == "leave"
+            for _ in range(100):  # the hub logs the kick's outcome right after doing it
+                log = httpx.get(f"http://127.0.0.1:{op_port}/api/log", params={"kind": "matrix_kicked"},
+                                headers={"Authorization": f"Bearer {api_token}"}, timeout=10).json()["log"]
+                if log:
+                    break
+                time.sleep(0.1)
+            assert log and json.loads(log[0]["detail"])["removed"] is True
         finally:
             hub.terminate()
             hub.wait(10)

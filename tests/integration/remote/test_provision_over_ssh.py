@@ -8,6 +8,7 @@ import os
 import secrets
 import subprocess
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,6 +78,16 @@ def test_provision_over_ssh_then_enroll(vps_and_device: tuple[SshHost, str, str,
             env=env, capture_output=True, text=True, check=True,
         )  # fmt: skip
         hub_pub = json.loads(hub_status.stdout)["public_key"]
+        # provisioning recorded, on THIS machine, the controller key it made on the hub and the
+        # approvers: the manifests the hub prepares are checked against that, not the hub's word
+        controller = json.loads(subprocess.run(
+            [fn, "run", "--host", vps.alias, "controller_key_init"], env=env, capture_output=True, text=True,
+            check=True).stdout)["public_key"]  # fmt: skip
+        op_cfg = tomllib.loads((tmp / "operator-state" / "operator" / "operator.toml").read_text())
+        assert op_cfg == {
+            "controllers": [controller],
+            "approvers": tomllib.loads(hub_cfg.read_text())["approvers"],
+        }
         token = json.loads(
             subprocess.run(
                 [fn, "run", "enrollment_token_create", "--device-name", f"dev-{sfx}",
@@ -97,11 +108,11 @@ def test_provision_over_ssh_then_enroll(vps_and_device: tuple[SshHost, str, str,
         while time.monotonic() < deadline and device.poll() is None:
             res = subprocess.run(
                 [str(ROOT / "pipelines" / "sign_pending_manifests"), "--host", vps.alias,
-                 "--config", str(hub_cfg)],
+                 "--config", str(hub_cfg), "--yes"],
                 env=env, capture_output=True, text=True, timeout=300,
             )  # fmt: skip
             assert res.returncode == 0, res.stderr
-            if "signing the manifest of" in res.stderr:
+            if f"signed dev-{sfx}" in res.stderr:
                 signed = True
                 break
             time.sleep(0.5)

@@ -344,3 +344,41 @@ def test_interface_names_are_machine_wide(mesh: Mesh, tmp_path: Path) -> None:
         assert mesh.ping(mesh.devices[0], mesh.hub.address)
     finally:
         subprocess.run(["ip", "netns", "del", other_ns], check=True)
+
+
+def test_revoke_with_deferred_config_answers_first_and_the_ledger_wins(
+    mesh_factory: Callable[..., Mesh],
+) -> None:
+    """The hub's revoke: off the interface and revoked in the ledger when the call returns;
+    the config rewrite and its commit follow; a setup run before they land (a crash in
+    between) never puts the peer back."""
+    m = mesh_factory(devices=2)
+    d1, d2 = m.devices
+    assert m.ping(d1, m.hub.address)
+    out = Mesh.call("wg_peer_revoke", peer=d1.name, defer_config=True, **m.hub_args)
+    assert out["status"] == "revoked" and out["commit"] == "deferred"
+    assert all(p["public_key"] != d1.public_key for p in status(m)["peers"])  # already off
+    assert not m.ping(d1, m.hub.address)
+    conf = m.hub.config_dir / f"{m.hub.interface}.conf"
+    deadline = time.monotonic() + 10
+    while d1.public_key in conf.read_text() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert d1.public_key not in conf.read_text()
+    for _ in range(100):  # the commit follows the file write
+        log = subprocess.run(["git", "-C", str(m.hub.config_dir), "log", "--format=%s"],
+                             capture_output=True, text=True, check=True).stdout
+        if f"wg_peer_revoke {d1.name}" in log:
+            break
+        time.sleep(0.05)
+    assert f"wg_peer_revoke {d1.name}" in log
+
+    # a crash between the ledger and the config: the file still names d2, the ledger does not
+    before = conf.read_text()
+    from meshagents.wg.context import WgPaths
+
+    with WgPaths(m.hub.interface, m.hub.config_dir).ledger() as led:
+        led.set_status(d2.public_key, "revoked")
+    assert d2.public_key in before
+    Mesh.call("wg_hub_setup", address=m.hub_address, listen_port=m.listen_port, **m.hub_args)
+    assert d2.public_key not in conf.read_text()
+    assert all(p["public_key"] != d2.public_key for p in status(m)["peers"])

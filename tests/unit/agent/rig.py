@@ -43,6 +43,7 @@ def default_capabilities(files: Path, writable: Path) -> list[dict[str, Any]]:
             "executables": _exe("sh"),
             "cwd": str(writable),
             "flags": ["-c"],
+            "limits": {"write": 1},
             "timeout_s": 20,
             "output_cap_bytes": 4096,
         },
@@ -169,6 +170,8 @@ def make_rig(
         "bot_users": ["@bot:localhost"],
         "keys_dir": "keys",
         "health_interval_s": 1,
+        # beside the config, not <FN_STATE_DIR>/audit/: in-process test agents share one environment
+        "audit_path": "audit.sqlite",
     }
     cfg.update(config)
     config_path = state / "config.json"

@@ -40,16 +40,24 @@ def test_approval_rows_pending_first_then_recent_decided() -> None:
 
 def test_device_rows() -> None:
     rooms = {"b": ("!b:hub", None), "a": ("!a:hub", "#dev-a:hub"), "c": ("!c:hub", "#dev-c:hub")}
-    statuses = {"a": DeviceStatus("degraded", T0 - 10), "c": DeviceStatus("ok", T0 - 10_000)}
+    statuses = {"a": DeviceStatus("degraded", T0 - 10, "weak"), "c": DeviceStatus("ok", T0 - 10_000)}
     rows = device_rows(rooms, statuses, now=T0)
     assert rows == [
         {"device": "a", "room_id": "!a:hub", "room_alias": "#dev-a:hub", "agent_state": "degraded",
-         "last_status_ts": int(T0 - 10)},
+         "last_status_ts": int(T0 - 10), "sandbox": "weak"},
         {"device": "b", "room_id": "!b:hub", "room_alias": None, "agent_state": "unknown",
-         "last_status_ts": None},
+         "last_status_ts": None, "sandbox": None},
         {"device": "c", "room_id": "!c:hub", "room_alias": "#dev-c:hub", "agent_state": "unknown",
-         "last_status_ts": int(T0 - 10_000)},
+         "last_status_ts": int(T0 - 10_000), "sandbox": None},
     ]
+
+
+def test_help_shows_an_unsandboxed_device() -> None:
+    from apps.agents_and_robots.help import render_help
+
+    weak = render_help("pi", {}, sandbox="weak")
+    assert weak.text.startswith("warning: pi is UNSANDBOXED") and "UNSANDBOXED" in weak.html
+    assert "UNSANDBOXED" not in render_help("pi", {}, sandbox="bwrap").text
 
 
 @pytest.mark.parametrize(

@@ -32,14 +32,23 @@ class FakeHub:
     def __init__(self) -> None:
         self.mode = "good"
         self.refusals: list[dict[str, Any]] = []
+        self.enroll_posts = 0
         hub = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:
                 pass
 
+            def do_GET(self) -> None:  # the public listener's /healthz, asked before the token is spent
+                if self.path == "/healthz" and hub.mode != "down":
+                    self.reply(200, {"ok": True, "service": "wg_hub", "listener": "public"})
+                else:
+                    self.reply(503, {"error": "unavailable", "message": "down"})
+
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                if self.path == "/enroll":
+                    hub.enroll_posts += 1
                 if self.path == "/enroll/refused":
                     hub.refusals.append(body)
                     self.reply(200, {"removed": True})
@@ -153,3 +162,18 @@ def test_hub_errors_and_bad_tokens(hub: FakeHub, state_dir: Path) -> None:
     with pytest.raises(FnError) as exc:  # this device now trusts OPERATOR only
         call("enrollment_submit", caller="tests", token=token(hub.url, SigningKey.generate()))
     assert exc.value.code == "operator_key_mismatch"
+
+
+def test_an_unreachable_hub_is_found_before_the_token_is_spent(hub: FakeHub, state_dir: Path) -> None:
+    good = token(hub.url)
+    hub.mode = "down"
+    with pytest.raises(FnError) as exc:
+        call("enrollment_submit", caller="tests", token=good)
+    assert exc.value.code == "hub_unreachable" and "token was not used" in exc.value.message
+    assert hub.enroll_posts == 0
+    with pytest.raises(FnError) as exc:  # nothing listens there at all
+        call("enrollment_submit", caller="tests", token=good, hub_url="http://127.0.0.1:9")
+    assert exc.value.code == "hub_unreachable"
+    hub.mode = "good"  # the same token still enrolls
+    assert call("enrollment_submit", caller="tests", token=good)["device_id"] == "home-wsl"
+    assert hub.enroll_posts == 1

@@ -20,6 +20,11 @@ def x_thing(name: str, count: int = 3, tags: list[str] | None = None) -> dict[st
     """Do the thing.
 
     More text.
+
+    Args:
+        name: what to do it to.
+        count: how many times.
+        tags: labels to add (repeat the option).
     """
     return {}
 '''
@@ -31,10 +36,10 @@ def test_entry_from_source() -> None:
     (e,) = res.entries
     assert (e.id, e.group, e.entry, e.summary) == ("x_thing", "x", "x_thing", "Do the thing.")
     assert e.requires == ("network", "root")
-    assert [(p.name, p.type, p.required, p.default) for p in e.params] == [
-        ("name", "str", True, None),
-        ("count", "int", False, "3"),
-        ("tags", "list[str] | None", False, "None"),
+    assert [(p.name, p.type, p.required, p.default, p.help) for p in e.params] == [
+        ("name", "str", True, None, "what to do it to."),
+        ("count", "int", False, "3", "how many times."),
+        ("tags", "list[str] | None", False, "None", "labels to add (repeat the option)."),
     ]
     assert e.returns == "dict[str, int]"
     assert e.source_hash.startswith("sha256:")
@@ -49,7 +54,9 @@ def f(a, b: int):
 """
     res = scan_source(src, "functions.x.x_thing", "functions/x/x_thing.py")
     messages = " | ".join(p.message for p in res.problems)
-    assert all(p.level == "warning" for p in res.problems)
+    errors = sorted(p.message for p in res.problems if p.level == "error")
+    assert errors == ["other_name: parameter 'a': no line in the docstring's Args:",
+                      "other_name: parameter 'b': no line in the docstring's Args:"]
     assert "disagree" in messages
     assert "missing docstring" in messages
     assert "'a' is untyped" in messages

@@ -48,6 +48,7 @@ def manifest_body(keys: Keys, prefix: Path | None = None, **overrides: Any) -> d
                 "description": "café list",
                 "executables": ["/bin/ls", "/usr/bin/ls"],
                 "path_prefixes": [str(prefix or "/tmp")],
+                "flags": ["-l", "-a", "-la"],
             },
             {"name": "system.reboot", "executables": ["/bin/true"], "max_args": 0, "requires_approval": True},
             {

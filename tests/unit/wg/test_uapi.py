@@ -129,3 +129,57 @@ def test_client_against_a_fake_socket(tmp_path: Path) -> None:
     with pytest.raises(FnError) as exc:
         UapiClient("absent", socket_dir=tmp_path).get()
     assert exc.value.code == "wg_interface_missing"
+
+
+# --- the fast path (wireguard-go's fixed layout) gives exactly what the line parser gives ----
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from meshagents.wg.uapi import _parse_get_lines, _parse_peers_fast  # noqa: E402
+
+_peer = st.fixed_dictionaries(
+    {
+        "key": st.binary(min_size=32, max_size=32),
+        "psk": st.one_of(st.just(b"\0" * 32), st.binary(min_size=32, max_size=32)),
+        "endpoint": st.one_of(st.none(), st.just("198.51.100.7:51820"), st.just("[2001:db8::1]:4242")),
+        "sec": st.one_of(st.just(0), st.integers(1, 2**33)),
+        "nsec": st.integers(0, 999_999_999),
+        "tx": st.integers(0, 2**40),
+        "rx": st.integers(0, 2**40),
+        "ka": st.sampled_from([0, 25]),
+        "ips": st.lists(st.sampled_from(["10.42.0.10/32", "10.42.1.0/24", "fd00::1/128"]), max_size=3),
+    }
+)
+
+
+def _wireguard_go_answer(peers: list[dict[str, object]]) -> str:
+    """An answer laid out as wireguard-go writes it (device/uapi.go)."""
+    lines = [f"private_key={bytes(range(32)).hex()}", "listen_port=51820"]
+    for p in peers:
+        lines += [f"public_key={p['key'].hex()}", f"preshared_key={p['psk'].hex()}", "protocol_version=1"]  # type: ignore[union-attr]
+        if p["endpoint"]:
+            lines.append(f"endpoint={p['endpoint']}")
+        lines += [f"last_handshake_time_sec={p['sec']}", f"last_handshake_time_nsec={p['nsec']}",
+                  f"tx_bytes={p['tx']}", f"rx_bytes={p['rx']}", f"persistent_keepalive_interval={p['ka']}"]
+        lines += [f"allowed_ip={ip}" for ip in p["ips"]]  # type: ignore[attr-defined]
+    return "\n".join(lines) + "\nerrno=0\n\n"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_peer, max_size=6))
+def test_fast_path_equals_the_line_parser(peers: list[dict[str, object]]) -> None:
+    text = _wireguard_go_answer(peers)
+    assert _parse_peers_fast(text) is not None
+    assert parse_get(text) == _parse_get_lines(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_peer, min_size=1, max_size=4), st.integers(0, 10**6), st.sampled_from(
+    ["new_field=1", "endpoint=203.0.113.1:1", "protocol_version=2", "allowed_ip=10.9.9.9/32"]))
+def test_any_other_layout_falls_back_to_the_same_result(peers: list[dict[str, object]], where: int,
+                                                        extra: str) -> None:
+    lines = _wireguard_go_answer(peers).split("\n")
+    at = 3 + where % (len(lines) - 5)  # somewhere among the peers' lines, before errno=
+    text = "\n".join([*lines[:at], extra, *lines[at:]])
+    assert parse_get(text) == _parse_get_lines(text)
