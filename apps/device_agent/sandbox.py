@@ -318,8 +318,6 @@ def probe() -> str | None:
     return None
 
 
-def run(plan: SandboxPlan, *, timeout_s: int, output_cap: int, use_bwrap: bool = True) -> RunResult:
-    """Run ``plan``; never raises for a failing program (``error`` says why it did not start)."""
 def run(
     plan: SandboxPlan,
     *,
