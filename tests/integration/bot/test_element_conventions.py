@@ -106,7 +106,7 @@ async def fleet(synapse: SynapseServer, tmp_path: Path) -> AsyncIterator[Fleet]:
     files = tmp_path / "agent" / "files"
     writable = tmp_path / "agent" / "writable"
     caps: list[dict[str, Any]] = [
-        {"name": "shell.exec.head", "executables": ["/usr/bin/head"], "flags": ["-c"],
+        {"name": "shell.exec.head", "executables": ["/usr/bin/head"], "flags": [{"name": "-c", "arity": 1}],
          "path_prefixes": [str(files)], "output_cap_bytes": 65536, "attachment_cap_bytes": 1 << 20},
         {"name": "fs.read", "path_prefixes": [str(files)], "output_cap_bytes": 4096,
          "attachment_cap_bytes": 1 << 20, "limits": {"max_bytes": 1 << 20}},
