@@ -16,6 +16,13 @@ Event types (custom, namespaced, hidden in Element's timeline)::
          "manifest": <the device's manifest re-signed by the new key> | null}
         the agent answers with an m.notice: "rotation accepted: ..." / "rotation refused: <code>: ..."
 
+Replies in Element's conventions (docs/device_agent.md): an output too long or too binary
+for the notice follows it as an encrypted ``m.file`` (the result event then carries
+``"attachment": {"name", "size", "total", "sha256"}``); a request running over a second
+gets a live ``m.notice`` marked with :data:`LIVE_KEY`, edited in place (``m.replace``)
+at most once a second, its last edit the answer. ``fs.write`` may name an uploaded file
+instead of ``content``: ``"file"`` is ``meshagents.matrix.attachments.FileArg``.
+
 Approvals (ARCHITECTURE.md): the bot posts the request R in ``#operator-approvals`` as
 an ``m.text`` whose content is ``meshagents.trust.approval.request_content(binding,
 args)``: the text rendered from the binding, and under :data:`APPROVAL_REQUEST_KEY`::
@@ -44,11 +51,16 @@ RESULT_EVENT = "org.meshagents.result"
 STATUS_EVENT = "org.meshagents.status"
 ROTATION_EVENT = "org.meshagents.rotation"
 
+#: Marks a device's live message and its m.replace edits: {"request_id", "state": "running" | "final"}
+#: (apps/device_agent/live.py); a client waiting for the answer skips "running" and takes "final".
+LIVE_KEY = "org.meshagents.live"
+
 __all__ = [
     "APPROVAL_REQUEST_KEY",
     "APPROVE_COMMAND",
     "APPROVE_REACTIONS",
     "ENVELOPE_EVENT",
+    "LIVE_KEY",
     "RESULT_EVENT",
     "ROTATION_EVENT",
     "STATUS_EVENT",

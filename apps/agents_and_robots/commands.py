@@ -115,6 +115,9 @@ SPECS: tuple[CommandSpec, ...] = (
                 "!camera.snapshot", _DEVICE, ("snapshot",)),
     CommandSpec("info", "system.info", "!info", "host, OS, uptime, load, memory, disk", "!info", _DEVICE,
                 ("system.info",)),
+    CommandSpec("cancel", "control.cancel", "!cancel <request id>",
+                "stop a running request (its id is in the running message); a new signed request, "
+                "approved like any other", "!cancel req-0123456789abcdef", _DEVICE, ("control.cancel",)),
     CommandSpec("status", None, "!status", "mesh and agent state (all devices in the approvals room)",
                 "!status", _BOTH),
     CommandSpec("pending", None, "!pending", "requests waiting for approval", "!pending", _BOTH),
@@ -458,6 +461,15 @@ def _request_id(words: list[str]) -> dict[str, Any]:
     return {"id": rid}
 
 
+_TARGET_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}")  # the trust core's request id pattern
+
+
+def _cancel(words: list[str]) -> dict[str, Any]:
+    if len(words) != 1 or not _TARGET_RE.fullmatch(words[0]):
+        raise _Bad("needs the id of the running request (e.g. req-0123456789abcdef, shown while it runs)")
+    return {"request_id": words[0]}
+
+
 def _revoke(words: list[str]) -> dict[str, Any]:
     device: str | None = None
     confirm: str | None = None
@@ -502,7 +514,8 @@ def _fs_write(lex: shlex.shlex, reader: _CountingReader) -> dict[str, Any]:
     elif rest.startswith("\n"):
         rest = rest[1:]
     if not rest:
-        raise _Bad("the content is missing (write '' for an empty file)")
+        raise _Bad("the content is missing (write '' for an empty file, or send it as a reply to a file "
+                   "you uploaded)")
     return {"path": path, "content": _content(rest)}
 
 
@@ -536,6 +549,7 @@ _ARG_PARSERS = {
     "approve": _request_id,
     "deny": _request_id,
     "revoke": _revoke,
+    "cancel": _cancel,
 }
 
 
@@ -561,6 +575,8 @@ def render(command: Command) -> str:
             tail = shlex.join(words)
         case "approve" | "deny":
             tail = a["id"]
+        case "cancel":
+            tail = a["request_id"]
         case "revoke":
             tail = shlex.quote(a["device"]) + (f" --confirm {a['confirm']}" if a.get("confirm") else "")
         case "help":

@@ -41,6 +41,7 @@ from __future__ import annotations
 import html
 import math
 import secrets
+import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -69,8 +70,10 @@ from apps.agents_and_robots.dispatches import FINAL, args_digest
 from apps.agents_and_robots.help import render_help
 from apps.agents_and_robots.ratelimit import RateLimiter
 from apps.agents_and_robots.unverified import unverified_text
+from apps.agents_and_robots.uploads import upload_write_path
 from meshagents.bus import APPROVAL_REQUEST_KEY as APPROVAL_REQUEST_KEY  # the shell's content key
 from meshagents.errors import FnError
+from meshagents.matrix.attachments import FILE_ARG
 from meshagents.trust.approval import Binding
 
 
@@ -103,6 +106,10 @@ class Message:
     #: The Matrix layer's reason when not verified (``Incoming.trust``), e.g.
     #: "device_not_cross_signed" or "master_key_changed".
     trust: str = "ok"
+    #: A bare ``!fs.write <path>`` replying to an upload: the signed file argument the
+    #: shell made from the replied-to ``m.file`` (uploads.py), or why it could not.
+    attachment: str | None = None
+    attachment_problem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -266,7 +273,9 @@ class BotCore:
         refusal = self._authorise(msg, devices)  # before parsing: strangers cost no parsing
         if refusal:
             return refusal
-        parsed = parse(body)
+        parsed = self._upload_write(msg, body) or parse(body)
+        if isinstance(parsed, Reply):
+            return [parsed]
         if isinstance(parsed, ParseError):
             return [self._reply(msg, parsed.reply_text())]
         wrong = room_error(parsed, msg.room_kind)
@@ -275,6 +284,21 @@ class BotCore:
         if parsed.is_local:
             return self._local(parsed, msg, devices)
         return self._capability(parsed, msg, devices)
+
+    def _upload_write(self, msg: Message, body: str) -> Command | ParseError | Reply | None:
+        """``!fs.write <path>`` replying to an uploaded file: fs.write with the file argument."""
+        if msg.attachment is None and msg.attachment_problem is None:
+            return None
+        path = upload_write_path(body)
+        if path is None:
+            return None
+        if msg.attachment is None:
+            return self._reply(msg, f"not sent: {msg.attachment_problem}")
+        checked = parse(f"!fs.write {shlex.quote(path)} x")  # the path rules of the grammar
+        if isinstance(checked, ParseError):
+            return checked
+        return Command("fs.write", "fs.write", {"path": checked.args["path"], FILE_ARG: msg.attachment},
+                       raw=body)
 
     def on_reaction(self, reaction: Reaction, devices: Mapping[str, DeviceInfo]) -> list[Action]:
         """An ``m.reaction`` seen in #operator-approvals."""

@@ -119,7 +119,7 @@ def render_help(device: str, view: ManifestView, *, room: RoomKind = "device",
         text.append("not offered on this device: " + ", ".join("!" + s.name for s in missing))
     local = [s for s in SPECS if s.capability is None and "device" in s.rooms]
     text.append("bot commands: " + ", ".join(s.usage for s in local))
-    text.append("approvals: react 👍 / 👎 on the request in #operator-approvals, "
+    text.append("approvals: react 👍 or ✅ / 👎 or ❌ on the request in #operator-approvals, "
                 "or !approve / !deny <id> there")
 
     items = []
@@ -143,7 +143,7 @@ def render_help(device: str, view: ManifestView, *, room: RoomKind = "device",
         body.append("<p>not offered on this device: "
                     + ", ".join(f"<code>!{_e(s.name)}</code>" for s in missing) + "</p>")
     body.append("<p>bot commands: " + ", ".join(f"<code>{_e(s.usage)}</code>" for s in local) + "</p>")
-    body.append("<p>approvals: react 👍 / 👎 on the request in #operator-approvals, or "
+    body.append("<p>approvals: react 👍 or ✅ / 👎 or ❌ on the request in #operator-approvals, or "
                 "<code>!approve &lt;id&gt;</code> / <code>!deny &lt;id&gt;</code> there</p>")
     return Rendered("\n".join(text), "".join(body))
 
@@ -152,11 +152,12 @@ def _render_approvals() -> Rendered:
     specs = [s for s in SPECS if "approvals" in s.rooms]
     text = ["#operator-approvals: requests that need an operator's decision land here",
             *(f"  {s.usage} — {s.summary}" for s in specs),
-            "react 👍 to approve or 👎 to deny on a request message; the first operator vote decides; "
-            "requests expire after an hour"]
-    items = "".join(f"<li><code>{_e(s.usage)}</code> — {_e(s.summary)}</li>" for s in specs)
+            "react 👍 (or ✅) to approve or 👎 (or ❌) to deny on a request message; "
+            "the first operator vote decides; requests expire after an hour"]
+    items = "".join(f"<tr><td><code>{_e(s.usage)}</code></td><td>{_e(s.summary)}</td></tr>" for s in specs)
     body = ("<p><strong>#operator-approvals</strong>: requests that need an operator's decision land here</p>"
-            f"<ul>{items}</ul><p>react 👍 to approve or 👎 to deny on a request message; the first operator "
+            f"<table><tr><th>command</th><th>what it does</th></tr>{items}</table>"
+            "<p>react 👍 (or ✅) to approve or 👎 (or ❌) to deny on a request message; the first operator "
             "vote decides; requests expire after an hour</p>")
     return Rendered("\n".join(text), body)
 

@@ -64,6 +64,7 @@ from apps.agents_and_robots.directory import DeviceDirectory, DeviceRecord, HubL
 from apps.agents_and_robots.dispatches import APP, DispatchStore
 from apps.agents_and_robots.ids import normalize_request_id
 from apps.agents_and_robots.ratelimit import RateLimiter
+from apps.agents_and_robots.uploads import reply_target, upload_write_path
 from meshagents import api
 from meshagents.bus import (
     APPROVAL_REQUEST_KEY,
@@ -74,6 +75,7 @@ from meshagents.bus import (
     approval_request_content,
 )
 from meshagents.errors import FnError
+from meshagents.matrix import attachments
 from meshagents.matrix.client import ClientConfig, Incoming, MatrixClient
 from meshagents.matrix.rooms import approvals_levels_fixed, approvals_power_levels
 from meshagents.trust.manifest import decide
@@ -84,6 +86,7 @@ APPROVALS_ALIAS = "operator-approvals"
 ROOM_PREFIXES = ("dev", "cont")
 _NEGATIVE_TTL_S = 5.0  # a device enrolled just now gets its room within seconds; a look-up is cheap
 FORGET_AFTER_S = 7 * 86400.0  # decided requests stay listed (control API) for a week
+DEFAULT_WRITE_BYTES = 1 << 20  # fs.write's cap when the manifest names none (as the device)
 
 
 @dataclass(frozen=True)
@@ -427,11 +430,39 @@ class BotShell:
             if device is None:
                 return  # a room that is not a device room: not ours to answer
             kind = "device"
+        attachment: str | None = None
+        upload_problem: str | None = None
+        target = reply_target(ev.content) if kind == "device" else None
+        if target is not None and device is not None and upload_write_path(ev.body) is not None:
+            attachment, upload_problem = await self._upload_arg(ev, target, device)
         msg = Message(ev.room_id, kind, device, ev.sender, ev.event_id, ev.body, self.clock(),
-                      ev.verified, ev.decrypted, trust=ev.trust)
+                      ev.verified, ev.decrypted, trust=ev.trust,
+                      attachment=attachment, attachment_problem=upload_problem)
         async with self._lock:
             assert self.core is not None
             await self._run(self.core.on_message(msg, self._infos()))
+
+    async def _upload_arg(self, ev: Incoming, target: str, device: str) -> tuple[str | None, str | None]:
+        """(the signed file argument for the upload ``target``, or why there is none).
+
+        The bot reads the file only to learn its SHA-256 and size for the envelope and
+        the approval request; the device downloads and checks it again (uploads.py)."""
+        rec = self.directory.devices().get(device)
+        cap = rec.manifest.capability("fs.write") if rec and rec.manifest else None
+        limit = cap.texts.get("content", DEFAULT_WRITE_BYTES) if cap else DEFAULT_WRITE_BYTES
+        try:
+            upload = await self.client.get_event(ev.room_id, target)
+            if upload.sender != ev.sender:
+                raise FnError("file_not_yours", "reply to a file you uploaded yourself")
+            if not upload.verified:
+                raise FnError("file_unverified", "the file came from a session that is not verified")
+            ref, name, declared = attachments.file_of_event(upload.content)
+            if declared is not None and declared > limit:
+                raise FnError("attachment_too_large", f"{name} is {declared} bytes; fs.write allows {limit}")
+            data = await attachments.fetch_file(self.client, ref, max_bytes=limit)
+        except FnError as exc:
+            return None, f"{exc.code}: {exc.message}"
+        return attachments.FileArg(ref, attachments.sha256_hex(data), len(data), name).to_arg(), None
 
     async def _on_reaction(self, ev: Incoming) -> None:
         await self._ready.wait()

@@ -34,14 +34,15 @@ from typing import Any
 
 import httpx
 
-from apps.device_agent import renewal, replies, sandbox
-from apps.device_agent.capabilities.base import Context
+from apps.device_agent import attach, capabilities, live, renewal, replies, sandbox, upload
+from apps.device_agent.capabilities.base import CapResult, Context
 from apps.device_agent.config import AgentConfig
-from apps.device_agent.pipeline import ApprovalEvents, Outcome, Pipeline, approval_ids
+from apps.device_agent.pipeline import ApprovalEvents, Outcome, Pipeline, Verdict, approval_ids
 from apps.device_agent.sealing import Sealer
 from apps.device_agent.shipping import Shipper
 from meshagents.bus import ENVELOPE_EVENT, RESULT_EVENT, ROTATION_EVENT, STATUS_EVENT
 from meshagents.errors import FnError
+from meshagents.matrix import attachments
 from meshagents.matrix.client import ClientConfig, Incoming, MatrixClient
 from meshagents.matrix.fetch import fetch_event
 from meshagents.matrix.history import events_between
@@ -119,6 +120,10 @@ class DeviceAgent:
         self._stop_requested = asyncio.Event()
         self._early: list[Incoming] = []
         self._refused_manifests: set[str] = set()
+        self._running: dict[str, live.Running] = {}  # request id -> while it runs (live.py)
+        self._live_tasks: dict[str, asyncio.Task[Any]] = {}
+        #: request id -> monotonic send times of its live message and edits (the last 64 requests)
+        self.live_edits: dict[str, list[float]] = {}
         self.handled = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -389,7 +394,21 @@ class DeviceAgent:
                 outcome = self.pipeline.refused_outcome(verdict)
             else:
                 t0 = time.monotonic()
-                result = await asyncio.to_thread(self.pipeline.execute, verdict, self.ctx)
+                run = self._track(verdict)
+                ctx = replace(self.ctx, on_output=run.feed, on_start=run.on_start,
+                              cancel=lambda target: self._cancel(target, verdict.request_id))
+                try:
+                    fetched = await upload.fetch(self.client, verdict) if upload.wanted(verdict) else None
+                    if isinstance(fetched, CapResult):
+                        result = fetched  # the file is not the signed one: nothing is written
+                    else:
+                        result = await asyncio.to_thread(self.pipeline.execute, verdict, ctx, fetched)
+                finally:
+                    run.finished.set()
+                    await self._settle(run)
+                if run.cancelled_by is not None:
+                    result = replace(result, status="error", detail="cancelled",
+                                     output=result.output + f"\n[cancelled by request {run.cancelled_by}]\n")
                 outcome = self.pipeline.finish(verdict, result, int((time.monotonic() - t0) * 1000))
         self.handled += 1
         try:
@@ -398,6 +417,115 @@ class DeviceAgent:
             log.warning("audit checkpoint failed: %s", exc)
         self.shipper.nudge.set()
         return outcome
+
+    # ------------------------------------------------------------------ live output, cancel
+    def _track(self, verdict: Verdict) -> live.Running:
+        cap = verdict.decision.capability if verdict.decision else None
+        run = live.Running(
+            verdict.request_id, verdict.capability, verdict.reply_to, time.monotonic(),
+            asyncio.get_running_loop(),
+            cancellable=cap is not None and capabilities.handler_name(cap) == "exec",
+        )
+        self._running[run.request_id] = run
+        self._live_tasks[run.request_id] = self._spawn(self._live(run))
+        return run
+
+    async def _settle(self, run: live.Running) -> None:
+        """After the run: the live loop has ended (a live message in flight is sent); only
+        a request with a live message stays tracked, for its final edit in ``_reply``."""
+        task = self._live_tasks.pop(run.request_id, None)
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if run.event_id is None:
+            self._running.pop(run.request_id, None)
+            if run.edit_times:
+                self.live_edits[run.request_id] = run.edit_times
+
+    def _cancel(self, target: str, by: str) -> CapResult:
+        """``control.cancel`` (runs in the worker thread of that request)."""
+        run = self._running.get(target)
+        if run is None or run.finished.is_set():
+            return CapResult("error", f"not_running: {target} is not running here\n", detail="not_running")
+        if not run.cancel(by):
+            return CapResult("error", f"not_cancellable: {target} ({run.capability}) runs no process\n",
+                             detail="not_cancellable")
+        return CapResult("ok", f"cancelled {target} ({run.capability})\n", 0, detail="cancelled")
+
+    async def _typing(self, on: bool) -> None:
+        if self._room_id is None:
+            return
+        with contextlib.suppress(Exception):  # typing is a courtesy: never fail a request on it
+            await self.client.nio_client.room_typing(self._room_id, on, timeout=live.TYPING_TIMEOUT_MS)
+
+    async def _first(self, *events: asyncio.Event, timeout: float) -> None:
+        waits = [asyncio.ensure_future(e.wait()) for e in events]
+        try:
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+
+    async def _throttled(self, run: live.Running) -> bool:
+        """Wait until the next edit is allowed; False when the request ended meanwhile."""
+        while (delay := run.throttle.wait_s(time.monotonic())) > 0:
+            await self._first(run.finished, timeout=delay)
+            if run.finished.is_set():
+                return False
+        return True
+
+    async def _live(self, run: live.Running) -> None:
+        """The live message of ``run``: sent after LIVE_AFTER_S, edited as output comes."""
+        await self._first(run.finished, timeout=live.LIVE_AFTER_S)
+        if run.finished.is_set() or self._room_id is None:
+            return
+        body, html = live.running_text(run.capability, run.request_id, run.text(),
+                                       time.monotonic() - run.started)
+        try:
+            now = time.monotonic()
+            run.throttle.sent(now)
+            run.edit_times.append(now)
+            run.event_id = await self.client.send_custom(
+                self._room_id, "m.room.message", live.live_content(body, html, run.reply_to, run.request_id))
+        except FnError as exc:
+            log.warning("live message for %s not sent: %s", run.request_id, exc)
+            return
+        await self._typing(True)
+        typed, shown = time.monotonic(), -1
+        while not run.finished.is_set():
+            if run.version == shown:
+                run.changed.clear()
+                await self._first(run.finished, run.changed, timeout=live.TYPING_REFRESH_S)
+            if run.finished.is_set():
+                break
+            if time.monotonic() - typed > live.TYPING_REFRESH_S:
+                await self._typing(True)
+                typed = time.monotonic()
+            if run.version == shown or not await self._throttled(run):
+                continue
+            shown = run.version
+            body, html = live.running_text(run.capability, run.request_id, run.text(),
+                                           time.monotonic() - run.started)
+            now = time.monotonic()
+            run.throttle.sent(now)
+            run.edit_times.append(now)
+            try:
+                await self.client.send_custom(self._room_id, "m.room.message",
+                                              live.edit_content(run.event_id, body, html, run.request_id,
+                                                                "running"))
+            except FnError as exc:
+                log.warning("live edit for %s not sent: %s", run.request_id, exc)
+
+    async def _final_edit(self, run: live.Running, body: str, html: str) -> None:
+        """The answer as the last edit of the live message (still at most one a second)."""
+        assert self._room_id is not None and run.event_id is not None
+        while (delay := run.throttle.wait_s(time.monotonic())) > 0:
+            await asyncio.sleep(delay)
+        now = time.monotonic()
+        run.throttle.sent(now)
+        run.edit_times.append(now)
+        await self.client.send_custom(self._room_id, "m.room.message",
+                                      live.edit_content(run.event_id, body, html, run.request_id, "final"))
 
     async def _handle(self, content: Any) -> None:
         try:
@@ -411,21 +539,53 @@ class DeviceAgent:
         log.info("request %s: %s (%s)", outcome.request_id, outcome.status, outcome.reason)
         await self._reply(outcome)
 
+    async def _upload(
+        self, outcome: Outcome
+    ) -> tuple[attach.Plan | None, attachments.EncryptedFile | None, str]:
+        """(plan, uploaded file) for a long or binary output, or a note when the upload failed."""
+        plan = attach.plan(outcome, self.config.matrix_output_limit)
+        if plan is None:
+            return None, None, ""
+        try:
+            ref = await attachments.upload_encrypted(self.client, plan.data, filename=plan.name)
+        except FnError as exc:
+            log.warning("attachment for %s not sent (%s): %s", outcome.request_id, exc.code, exc.message)
+            return None, None, f"(the output could not be sent as a file: {exc.code}; cut instead)"
+        return plan, ref, ""
+
     async def _reply(self, outcome: Outcome) -> None:
         assert self._room_id is not None
-        limit = self.config.matrix_output_limit
-        body, html = replies.notice(outcome, limit)
+        run = self._running.pop(outcome.request_id, None)
+        editing = run is not None and run.event_id is not None
+        if run is not None and run.edit_times:
+            self.live_edits[outcome.request_id] = run.edit_times  # tests and figures read these
+            while len(self.live_edits) > 64:
+                self.live_edits.pop(next(iter(self.live_edits)))
+        # an edit carries the text twice over (fallback and m.new_content)
+        limit = self.config.matrix_output_limit // (2 if editing else 1)
+        # The notice comes first (clients that wait for "the" answer read it), then the file.
+        plan, ref, note = await self._upload(outcome)
+        sent = None
+        if plan is not None:
+            sent = replies.SentFile(plan.name, len(plan.data), plan.total, attachments.sha256_hex(plan.data))
+        binary = plan is not None and plan.binary
+        body, html = replies.notice(outcome, limit, sent, binary=binary, note=note)
         backoff = 0.5
         deadline = time.monotonic() + 600
         sent_result = False
         while True:
             try:
                 if not sent_result:
-                    await self.client.send_custom(
-                        self._room_id, RESULT_EVENT, replies.result_content(outcome, limit)
-                    )
+                    content = replies.result_content(outcome, limit, sent, binary=binary)
+                    await self.client.send_custom(self._room_id, RESULT_EVENT, content)
                     sent_result = True
-                await self.client.send_notice(self._room_id, body, html=html, reply_to=outcome.reply_to)
+                if run is not None and run.event_id is not None:
+                    await self._final_edit(run, body, html)
+                    await self._typing(False)
+                else:
+                    await self.client.send_notice(self._room_id, body, html=html, reply_to=outcome.reply_to)
+                if plan is not None and ref is not None:
+                    await self._post_file(plan, ref, outcome.reply_to)
                 return
             except FnError as exc:
                 if exc.code == "matrix_send_failed" and outcome.output:
@@ -434,6 +594,7 @@ class DeviceAgent:
                         "reply to %s refused (%s); sending it without output", outcome.request_id, exc
                     )
                     outcome = replace(outcome, output=f"(output not sent: {exc.message[:200]})\n")
+                    sent, binary, plan = None, False, None
                     body, html = replies.notice(outcome, limit)
                     continue
                 if time.monotonic() > deadline:
@@ -441,3 +602,15 @@ class DeviceAgent:
                     return
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
+
+    async def _post_file(
+        self, plan: attach.Plan, ref: attachments.EncryptedFile, reply_to: str | None
+    ) -> None:
+        assert self._room_id is not None
+        content = attachments.file_message(
+            name=plan.name, data_size=len(plan.data), mimetype=plan.mimetype, file=ref, reply_to=reply_to
+        )
+        try:
+            await self.client.send_custom(self._room_id, "m.room.message", content)
+        except FnError as exc:  # the notice already said what it holds; the result event too
+            log.warning("file %s not posted: %s", plan.name, exc)

@@ -37,7 +37,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from apps.device_agent import capabilities
+from apps.device_agent import attach, capabilities
 from apps.device_agent.capabilities.base import CapResult, Context
 from apps.device_agent.config import AgentConfig
 from meshagents.bus import ENVELOPE_EVENT
@@ -112,6 +112,8 @@ class Outcome:
     reply_to: str | None = None
     approval: str | None = None
     data: dict[str, Any] | None = field(default=None)
+    #: Largest file the reply may send instead of inline output (apps/device_agent/attach.py).
+    attachment_cap: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -363,10 +365,19 @@ class Pipeline:
             )
         return replace(verdict, audit_seq=entry.seq)
 
-    def execute(self, verdict: Verdict, ctx: Context) -> CapResult:
+    def execute(self, verdict: Verdict, ctx: Context, content: bytes | None = None) -> CapResult:
+        """``content``: the bytes of an uploaded file the shell fetched and checked for
+        an ``fs.write`` that names one (apps/device_agent/upload.py)."""
         assert verdict.decision is not None and verdict.envelope is not None
+        decision = verdict.decision
+        if decision.capability is not None:
+            # Output that will go as a file may be longer than what fits inline (attach.py).
+            decision = replace(decision, output_cap_bytes=attach.capture_cap(decision.capability))
+        args = dict(verdict.envelope.args)
+        if content is not None:
+            args["content"] = content
         try:
-            return capabilities.run(verdict.decision, dict(verdict.envelope.args), ctx)
+            return capabilities.run(decision, args, ctx)
         except Exception as exc:  # a bug in a handler must still end in an outcome entry
             return CapResult(
                 "error", f"internal error: {type(exc).__name__}: {exc}\n", detail="internal_error"
@@ -397,6 +408,7 @@ class Pipeline:
             verdict.reply_to,
             env.approval,
             result.data,
+            attach.attachment_cap(verdict.decision.capability if verdict.decision else None),
         )
 
     def refused_outcome(self, verdict: Verdict) -> Outcome:

@@ -139,6 +139,9 @@ def capabilities_for(
     protected = agent_state_paths() if protected is None else protected
     caps: list[dict[str, Any]] = [
         {"name": "system.info", "description": "host, OS, uptime, load, memory, disk", "timeout_s": 10},
+        # !cancel <request id>: stop a running command (approval as the manifest says, like any)
+        {"name": "control.cancel", "description": "stop a running request", "texts": {"request_id": 128},
+         "timeout_s": 10},
         {"name": "sensors", "description": "thermal zones and batteries from /sys", "timeout_s": 10},
     ]
     if profile == "minimal":
@@ -175,7 +178,8 @@ def capabilities_for(
                 "name": "fs.write",
                 "description": f"write files under {', '.join(writable)}, each with an operator's approval",
                 "path_prefixes": writable,
-                "texts": {"content": 1 << 20},
+                # "file": an upload the operator replies `!fs.write <path>` to (apps/device_agent/upload.py)
+                "texts": {"content": 1 << 20, "file": 4096},
                 "requires_approval": True,
                 "timeout_s": 10,
             }

@@ -10,14 +10,14 @@ from __future__ import annotations
 import html
 import json
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from apps.device_agent.capabilities.base import cap_text
 from apps.device_agent.pipeline import Outcome
 from meshagents.bus import STATUS_EVENT
 
-__all__ = ["STATUS_EVENT", "notice", "result_content", "status_content"]
+__all__ = ["STATUS_EVENT", "SentFile", "notice", "result_content", "status_content"]
 
 
 def json_cut(text: str, limit: int) -> tuple[str, bool]:
@@ -49,12 +49,55 @@ def _cut(outcome: Outcome, limit: int) -> tuple[str, bool]:
     return cut_head + tail, cut or outcome.truncated
 
 
-def result_content(outcome: Outcome, limit: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class SentFile:
+    """An output or file the agent sent as an encrypted ``m.file`` (attach.py)."""
+
+    name: str
+    size: int  # bytes sent
+    total: int  # bytes before the cut at the attachment cap
+    sha256: str  # hex, of the plaintext sent
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "size": self.size, "total": self.total, "sha256": self.sha256}
+
+    def line(self) -> str:
+        cut = ""
+        if self.size < self.total:
+            cut = f" (first {self.size} of {self.total} bytes: the attachment cap)"
+        return f"the whole output follows as the encrypted file {self.name}: {self.size} bytes, " \
+            f"sha256 {self.sha256}{cut}"
+
+
+PREVIEW_CHARS = 2000  # inline head of an output that went as a file
+
+
+def _preview(outcome: Outcome, sent: SentFile | None, binary: bool) -> Outcome:
+    """The outcome as shown inline when ``sent`` carries the output: a head only."""
+    if sent is None:
+        return outcome
+    cut = outcome.truncated or sent.size < sent.total
+    if binary:
+        return replace(outcome, output="", truncated=cut)
+    text = outcome.output
+    # the capability's own note ("[output truncated: K of N bytes shown]") stays at the end
+    at = text.rfind("\n[output truncated:") if outcome.truncated else -1
+    head, tail = (text[:at], text[at:]) if at >= 0 else (text, "")
+    if len(head) > PREVIEW_CHARS:
+        head = head[:PREVIEW_CHARS] + "\n[… the whole output is in the file]"
+    return replace(outcome, output=head + tail, truncated=cut)
+
+
+def result_content(
+    outcome: Outcome, limit: int, sent: SentFile | None = None, *, binary: bool = False
+) -> dict[str, Any]:
     """``org.meshagents.result`` content, as ``meshagents/bus.py`` defines it."""
-    output, truncated = _cut(outcome, limit)
+    output, truncated = _cut(_preview(outcome, sent, binary), limit)
     if outcome.status != "ok" and not output:
         output = outcome.reason  # readers of "output" alone (the bot's alerts) see why
+    extra: dict[str, Any] = {"attachment": sent.to_json()} if sent is not None else {}
     return {
+        **extra,
         "request_id": outcome.request_id,
         "device_id": outcome.device_id,
         "status": outcome.status,
@@ -68,9 +111,12 @@ def result_content(outcome: Outcome, limit: int) -> dict[str, Any]:
     }
 
 
-def notice(outcome: Outcome, limit: int) -> tuple[str, str]:
-    """(plain body, HTML body) of the readable ``m.notice``."""
-    output, truncated = _cut(outcome, limit)
+def notice(
+    outcome: Outcome, limit: int, sent: SentFile | None = None, *, binary: bool = False, note: str = ""
+) -> tuple[str, str]:
+    """(plain body, HTML body) of the readable ``m.notice``; with ``sent``, a head of
+    the output and a line naming the file that carries all of it."""
+    output, truncated = _cut(_preview(outcome, sent, binary), limit)
     rid = outcome.request_id or "?"
     if outcome.status == "ok":
         head = f"{outcome.capability} [{rid}]: ok"
@@ -86,6 +132,12 @@ def notice(outcome: Outcome, limit: int) -> tuple[str, str]:
     if output:
         body += "\n```\n" + output + ("" if output.endswith("\n") else "\n") + "```"
         html_body += f"<pre><code>{html.escape(output)}</code></pre>"
+    if sent is not None:
+        body += "\n" + sent.line()
+        html_body += f"<p>{html.escape(sent.line())}</p>"
+    if note:
+        body += "\n" + note
+        html_body += f"<p><em>{html.escape(note)}</em></p>"
     if truncated:
         body += "\n(output truncated)"
         html_body += "<p><em>(output truncated)</em></p>"

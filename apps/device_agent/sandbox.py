@@ -318,8 +318,19 @@ def probe() -> str | None:
     return None
 
 
-def run(plan: SandboxPlan, *, timeout_s: int, output_cap: int, use_bwrap: bool = True) -> RunResult:
-    """Run ``plan``; never raises for a failing program (``error`` says why it did not start)."""
+def run(
+    plan: SandboxPlan,
+    *,
+    timeout_s: int,
+    output_cap: int,
+    use_bwrap: bool = True,
+    on_output: Callable[[bytes], None] | None = None,
+    on_start: Callable[[Callable[[], None]], None] | None = None,
+) -> RunResult:
+    """Run ``plan``; never raises for a failing program (``error`` says why it did not start).
+
+    ``on_output(chunk)`` sees the kept output as it comes (live output, from the reader
+    thread); ``on_start(kill)`` gets a function that kills the process group (!cancel)."""
     bwrap = find_bwrap() if use_bwrap else None
     t0 = time.monotonic()
     if use_bwrap and bwrap is None:
@@ -364,6 +375,8 @@ def run(plan: SandboxPlan, *, timeout_s: int, output_cap: int, use_bwrap: bool =
             os.close(fd)
         if sync is not None:
             _attach(sync[0], sync[3], cgroup)
+    if on_start is not None:
+        on_start(lambda: _kill_group(proc))
     kept = bytearray()
     total = 0
 
@@ -378,6 +391,8 @@ def run(plan: SandboxPlan, *, timeout_s: int, output_cap: int, use_bwrap: bool =
             room = output_cap - len(kept)
             if room > 0:
                 kept.extend(chunk[:room])
+                if on_output is not None:
+                    on_output(chunk[:room])
 
     thread = threading.Thread(target=reader, daemon=True)
     thread.start()

@@ -179,12 +179,14 @@ def demo_profile(workstation: dict[str, Any]) -> dict[str, Any]:
             "name": "fs.write",
             "description": "write one file under /tmp, only with an operator's approval",
             "path_prefixes": ["/tmp"],
-            "texts": {"content": 65536},
+            "texts": {"content": 65536, "file": 4096},  # file: an upload replied to with !fs.write
             "timeout_s": 10,
             "output_cap_bytes": 4096,
             "requires_approval": True,
         }
     )
+    caps.append({"name": "control.cancel", "description": "stop a running request (!cancel <id>)",
+                 "texts": {"request_id": 128}, "timeout_s": 10})
     return {
         "description": "the local demo: workstation plus fs.write under /tmp with approval",
         "ttl_s": int(workstation.get("ttl_s", 31536000)),

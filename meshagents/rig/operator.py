@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from meshagents.bus import APPROVAL_REQUEST_KEY, RESULT_EVENT, STATUS_EVENT
+from meshagents.bus import APPROVAL_REQUEST_KEY, LIVE_KEY, RESULT_EVENT, STATUS_EVENT
 from meshagents.errors import FnError
 from meshagents.matrix.client import ClientConfig, Incoming, MatrixClient
 from meshagents.matrix.crosssign import CrossSigningSeeds
@@ -233,7 +233,17 @@ class Operator:
         event_id = await self.client.send_text(room_id, text)
         wanted = device_user or f"@dev-{device}:{self.server_name}"
 
+        live_ids: set[str] = set()  # the device's live message for a long command (bus.LIVE_KEY)
+
         def match(ev: Incoming) -> bool:
+            marker = ev.content.get(LIVE_KEY)
+            if isinstance(marker, dict) and ev.room_id == room_id and ev.sender == wanted:
+                if marker.get("state") == "running" and in_reply_to(ev.content) == event_id:
+                    live_ids.add(ev.event_id)  # a placeholder: the answer is its final edit
+                    return False
+                rel = ev.content.get("m.relates_to")
+                edited = rel.get("event_id") if isinstance(rel, dict) else None
+                return marker.get("state") == "final" and edited in live_ids
             if ev.room_id != room_id or in_reply_to(ev.content) != event_id:
                 return False
             if ev.sender == wanted:
@@ -242,7 +252,9 @@ class Operator:
             return ev.sender == self.bot_user and not (ev.body or "").startswith("waiting for approval")
 
         ev = await self.wait_message(match, timeout)
-        return Reply(ev.sender, ev.body or "", ev.event_id, room_id, time.perf_counter() - t0, ev.content)
+        new = ev.content.get("m.new_content")
+        body = new.get("body") if isinstance(new, dict) else ev.body  # a final edit: its new text
+        return Reply(ev.sender, str(body or ""), ev.event_id, room_id, time.perf_counter() - t0, ev.content)
 
     async def approve(self, request_event_id: str, key: str = "👍") -> str:
         """React to an approval request in #operator-approvals (encrypted, as Element does)."""

@@ -65,8 +65,11 @@ APPROVE_KEY = "👍"
 DENY_KEY = "👎"
 #: Reaction keys, after skin tones and variation selectors are removed (one place: the
 #: bot's state machine and the device's check both read these).
-APPROVE_KEYS = frozenset({APPROVE_KEY})
-DENY_KEYS = frozenset({DENY_KEY})
+# Element's quick reactions include ✅ / ❌ beside 👍 / 👎: the bot and the device read these
+APPROVE_KEYS = frozenset({APPROVE_KEY, "\u2705"})
+DENY_KEYS = frozenset({DENY_KEY, "\u274c"})
+#: The fs.write argument naming an uploaded file (``meshagents.matrix.attachments.FILE_ARG``).
+FILE_ARG = "file"
 _MODIFIERS = frozenset({chr(c) for c in range(0x1F3FB, 0x1F400)} | {"\ufe0f", "\ufe0e"})
 ARG_PREVIEW_CHARS = 300
 DEFAULT_SKEW_S = 30
@@ -148,6 +151,19 @@ def binding_for_envelope(env: Envelope, *, approval_id: str, deadline: int, requ
     )
 
 
+def shown_args(args: Mapping[str, Any]) -> dict[str, Any]:
+    """``args`` for people: an uploaded file becomes ``name, size bytes, sha256 …`` — its key
+    and URL never appear in #operator-approvals (the binding's digest covers them)."""
+    if FILE_ARG not in args:
+        return dict(args)
+    try:
+        ref = json.loads(args[FILE_ARG]) if isinstance(args[FILE_ARG], str) else None
+        described = f"{ref['name']}, {int(ref['size'])} bytes, sha256 {ref['sha256']}"
+    except (ValueError, TypeError, KeyError):
+        described = "(an unreadable file reference)"
+    return {**args, FILE_ARG: described}
+
+
 def preview_args(args: Mapping[str, Any], limit: int = ARG_PREVIEW_CHARS) -> str:
     """Arguments as readable JSON, long strings cut (the digest covers every byte)."""
 
@@ -160,7 +176,7 @@ def preview_args(args: Mapping[str, Any], limit: int = ARG_PREVIEW_CHARS) -> str
             return {str(k): cut(v) for k, v in value.items()}
         return value
 
-    return json.dumps(cut(dict(args)), ensure_ascii=False, sort_keys=True, indent=None)
+    return json.dumps(cut(shown_args(args)), ensure_ascii=False, sort_keys=True, indent=None)
 
 
 def render_request(binding: Binding, args: Mapping[str, Any]) -> tuple[str, str]:

@@ -80,7 +80,7 @@ class Flag(_Model):
 
 #: Fields added after manifests were first signed: left out of the signed form while they
 #: hold their default, so every manifest signed before them keeps its bytes (and signature).
-_ADDITIVE_DEFAULTS: dict[str, Any] = {"subcommands": None, "visible": None}
+_ADDITIVE_DEFAULTS: dict[str, Any] = {"subcommands": None, "visible": None, "attachment_cap_bytes": None}
 
 
 class Capability(_Model):
@@ -132,6 +132,13 @@ class Capability(_Model):
     max_arg_len: int = Field(default=4096, ge=1, le=1 << 20)
     timeout_s: int = Field(default=30, ge=1, le=86400)
     output_cap_bytes: int = Field(default=65536, ge=0, le=1 << 30)
+    attachment_cap_bytes: int | None = Field(  # additive: see _ADDITIVE_DEFAULTS
+        default=None,
+        ge=0,
+        le=1 << 30,
+        description="output or file sent as an encrypted attachment up to this size; "
+        "absent: output_cap_bytes; 0: never an attachment",
+    )
     requires_approval: bool = False
 
     @field_validator("executables", "search_path", "path_prefixes", "visible")

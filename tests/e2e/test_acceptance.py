@@ -35,6 +35,7 @@ from meshagents.rig import Rig
 from meshagents.rig.netns import nsenter
 from meshagents.rig.operator import Operator, in_reply_to
 from meshagents.trust.audit import AuditLog
+from tests.e2e import element_files
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
@@ -475,6 +476,12 @@ async def test_approval_not_skippable(rig: Rig) -> None:
         for p in (target, other):
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()
+
+
+@pytest.mark.timeout(300)
+async def test_files_both_ways(rig: Rig) -> None:
+    """Issue 17: a binary !fs.read comes back as an encrypted file; an upload is written after ✅."""
+    await element_files.files_both_ways(rig)
 
 
 @pytest.mark.timeout(400)

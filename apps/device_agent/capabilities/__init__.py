@@ -6,7 +6,7 @@
 Names follow the trust core and the bot: ``shell.exec`` or ``shell.exec.<program>``
 (any other capability with an executable whitelist, e.g. ``system.reboot``, runs the
 same way), ``fs.list``, ``fs.read``, ``fs.write``, ``system.info``, ``sensors``,
-``camera.snapshot``, ``docker.container.list``, ``docker.container.exec[.<program>]``,
+``camera.snapshot``, ``control.cancel``, ``docker.container.list``, ``docker.container.exec[.<program>]``,
 ``docker.container.logs``.
 """
 
@@ -16,6 +16,7 @@ from typing import Any
 
 from apps.device_agent.capabilities import (
     camera,
+    control_cancel,
     docker_caps,
     fs_list,
     fs_read,
@@ -45,6 +46,8 @@ def handler_name(cap: Capability) -> str | None:
         return "docker.logs"
     if name in ("fs.list", "fs.read", "fs.write", "system.info", "sensors", "camera.snapshot"):
         return name
+    if name == "control.cancel":
+        return name
     if cap.executables and not name.startswith("docker."):
         return "exec"
     return None
@@ -61,13 +64,16 @@ def run(decision: Decision, args: dict[str, Any], ctx: Context) -> CapResult:
     if which == "fs.read":
         return fs_read.run(decision, ctx)
     if which == "fs.write":
-        return fs_write.run(decision, str(args.get("content", "")), ctx)
+        content = args.get("content", "")
+        return fs_write.run(decision, content if isinstance(content, bytes) else str(content), ctx)
     if which == "system.info":
         return system_info.run(decision, ctx)
     if which == "sensors":
         return sensors.run(decision, ctx)
     if which == "camera.snapshot":
         return camera.run(decision, ctx)
+    if which == "control.cancel":
+        return control_cancel.run(decision, ctx)
     if which == "docker.list":
         return docker_caps.list_containers(decision, ctx)
     if which == "docker.exec":

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,10 @@ class Context:
     caller: str = "device_agent"
     #: the agent's own state, config, audit store and keys: masked inside every sandbox
     hidden: tuple[str, ...] = ()
+    #: One request's live-output and cancel hooks, set by the agent's shell (live.py).
+    on_output: Callable[[bytes], None] | None = field(default=None, compare=False)
+    on_start: Callable[[Callable[[], None]], None] | None = field(default=None, compare=False)
+    cancel: Callable[[str], CapResult] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -40,4 +40,12 @@ def run(decision: Decision, ctx: Context) -> CapResult:
     text = data.decode("utf-8", "replace")
     if truncated:
         text += TRUNCATION_NOTE.format(kept=len(data), total=st.st_size)
-    return CapResult("ok", text, 0, truncated, f"{min(st.st_size, limit)} of {st.st_size} bytes")
+    return CapResult(
+        "ok",
+        text,
+        0,
+        truncated,
+        f"{min(st.st_size, limit)} of {st.st_size} bytes",
+        # the exact bytes, for a reply that sends the file itself (apps/device_agent/attach.py)
+        data={"file_bytes": data, "file_path": path},
+    )

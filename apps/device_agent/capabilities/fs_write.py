@@ -30,11 +30,12 @@ def max_bytes(decision: Decision) -> int:
     return cap.texts.get("content", DEFAULT_MAX_BYTES) if cap is not None else DEFAULT_MAX_BYTES
 
 
-def run(decision: Decision, content: str, ctx: Context) -> CapResult:
+def run(decision: Decision, content: str | bytes, ctx: Context) -> CapResult:
     path = decision.path
     if path is None:
         return CapResult("error", "fs.write needs a path")
-    data = content.encode("utf-8")
+    # bytes: an uploaded file the agent downloaded and checked itself (apps/device_agent/upload.py)
+    data = content.encode("utf-8") if isinstance(content, str) else content
     try:
         directory, name = safeopen.split(path)
         dfd = safeopen.open_dir(directory)

@@ -33,7 +33,8 @@ def run(decision: Decision, ctx: Context) -> CapResult:
         hidden=ctx.hidden,
     )
     res = sandbox.run(
-        plan, timeout_s=decision.timeout_s, output_cap=decision.output_cap_bytes, use_bwrap=ctx.sandbox
+        plan, timeout_s=decision.timeout_s, output_cap=decision.output_cap_bytes, use_bwrap=ctx.sandbox,
+        on_output=ctx.on_output, on_start=ctx.on_start,
     )
     if res.error is not None:
         return CapResult("error", res.error, detail=res.error)

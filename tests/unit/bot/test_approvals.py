@@ -138,17 +138,17 @@ def test_thumbs_up_from_verified_operator_approves_and_dispatches() -> None:
     assert b.pending() == []
 
 
-@pytest.mark.parametrize("key", ["👍", "👍️", "👍🏽", " 👍🏿 "])
+@pytest.mark.parametrize("key", ["👍", "👍️", "👍🏽", " 👍🏿 ", "✅", "✅️"])
 def test_thumbs_up_variants(key: str) -> None:
     assert reaction_vote(key) is True
 
 
-@pytest.mark.parametrize("key", ["👎", "👎🏻", "👎️"])
+@pytest.mark.parametrize("key", ["👎", "👎🏻", "👎️", "❌", "❌️"])
 def test_thumbs_down_variants(key: str) -> None:
     assert reaction_vote(key) is False
 
 
-@pytest.mark.parametrize("key", ["❤️", "+1", "👍👍", "", "✅"])
+@pytest.mark.parametrize("key", ["❤️", "+1", "👍👍", "", "✅✅", "❎"])
 def test_other_reactions_are_not_votes(key: str) -> None:
     assert reaction_vote(key) is None
     assert (

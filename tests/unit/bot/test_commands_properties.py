@@ -118,6 +118,8 @@ commands = st.one_of(
         st.integers(1, MAX_LOG_TAIL),
         st.integers(0, MAX_FOLLOW_S),
     ),
+    st.builds(lambda i: Command("cancel", "control.cancel", {"request_id": i}),
+              st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9_.:\-]{0,40}\Z")),
     st.builds(lambda i: Command("approve", None, {"id": i}), rid),
     st.builds(lambda i: Command("deny", None, {"id": i}), rid),
     st.builds(lambda d, c: Command("revoke", None, {"device": d, "confirm": c}), device, st.none() | rid),

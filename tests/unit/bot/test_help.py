@@ -68,7 +68,7 @@ def test_approvals_room_help() -> None:
     out = render_help("", {}, room="approvals")
     for usage in ("!approve <id>", "!deny <id>", "!revoke <device>", "!pending"):
         assert usage in out.text
-    assert "👍" in out.text and "<ul>" in out.html
+    assert "👍" in out.text and "✅" in out.text and "<table>" in out.html
     assert "!exec" not in out.text
 
 

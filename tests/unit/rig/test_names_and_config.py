@@ -126,7 +126,7 @@ def test_demo_profile_adds_fs_write_with_approval_and_one_path_per_program() -> 
     assert by["shell.exec.ls"]["executables"] == ["/usr/bin/ls"]
     assert by["system.reboot"]["executables"] == ["/usr/sbin/reboot"]
     assert by["fs.write"]["requires_approval"] is True
-    assert by["fs.write"]["texts"] == {"content": 65536}
+    assert by["fs.write"]["texts"] == {"content": 65536, "file": 4096}
     assert prof["ttl_s"] == 100
     assert workstation["capabilities"][0]["executables"] == ["/bin/ls", "/usr/bin/ls"]  # not mutated
 
