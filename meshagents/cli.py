@@ -233,7 +233,7 @@ def _test_each(args: list[str], jobs: int) -> int:
         click.echo(collect.stdout + collect.stderr, nl=False)
         click.echo(f"fn test --each: collecting {' '.join(files)} failed (pytest exit {collect.returncode})")
         return 1
-    click.echo(f"fn test --each: {len(ids)} test(s) from {len(files)} file(s), each alone, {jobs} at once")
+    click.echo(f"fn test --each: {len(ids)} test(s) from {len(files)} path(s), each alone, {jobs} at once")
     lock = threading.Lock()
     failed: list[str] = []
     t_all = time.perf_counter()

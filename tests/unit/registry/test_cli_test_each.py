@@ -53,7 +53,7 @@ def test_each_runs_every_test_alone_and_finds_one_that_needs_its_neighbour(proje
         cli, ["test", "--each", "--jobs", "2", "test_alone.py", "test_neighbour.py", "-q"]
     )
     assert res.exit_code == 1, res.output
-    assert "4 test(s) from 2 file(s), each alone, 2 at once" in res.output
+    assert "4 test(s) from 2 path(s), each alone, 2 at once" in res.output
     for node in ("test_alone.py::test_one", "test_alone.py::test_two", "test_neighbour.py::test_writes"):
         assert f"PASS {node}" in res.output
     assert "FAIL test_neighbour.py::test_reads" in res.output
@@ -65,7 +65,7 @@ def test_each_runs_every_test_alone_and_finds_one_that_needs_its_neighbour(proje
 def test_each_options_select_and_errors(project: Path) -> None:
     res = CliRunner().invoke(cli, ["test", "--each", "test_neighbour.py", "-k", "writes"])
     assert res.exit_code == 0, res.output
-    assert "1 test(s) from 1 file(s)" in res.output and "1 passed alone, 0 failed" in res.output
+    assert "1 test(s) from 1 path(s)" in res.output and "1 passed alone, 0 failed" in res.output
     assert CliRunner().invoke(cli, ["test", "--each", "-q"]).exit_code == 2  # no file: usage
     res = CliRunner().invoke(cli, ["test", "--each", "test_alone.py", "-k", "nothing_matches"])
     assert res.exit_code == 1 and "collecting test_alone.py failed" in res.output
