@@ -20,7 +20,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from apps.agents_and_robots.commands import strip_reply_fallback
-from meshagents.errors import FnError
 from meshagents.trust.approval import shown_args as shown_args  # re-exported: the text R shows
 
 

@@ -157,7 +157,8 @@ def shown_args(args: Mapping[str, Any]) -> dict[str, Any]:
     if FILE_ARG not in args:
         return dict(args)
     try:
-        ref = json.loads(args[FILE_ARG]) if isinstance(args[FILE_ARG], str) else None
+        raw = args[FILE_ARG]
+        ref: dict[str, Any] = json.loads(raw) if isinstance(raw, str) else {}
         described = f"{ref['name']}, {int(ref['size'])} bytes, sha256 {ref['sha256']}"
     except (ValueError, TypeError, KeyError):
         described = "(an unreadable file reference)"

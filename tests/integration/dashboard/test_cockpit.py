@@ -1,7 +1,10 @@
 """The cockpit in a real browser (Chromium via Playwright) against a real hub on a real mesh.
 
-Order matters only for the README screenshot, taken once peers, devices, approvals and
-audit data exist; the revoke test runs last because it changes the mesh for good.
+The browser, the hub and the bot stand-in are shared by the module (``cockpit``); the
+state a test asserts on is made by the test itself or by a fixture it names
+(``enrolled``: two enrolled devices), so each test passes alone and in any order
+(``./fn test --each`` checks that in CI). The revoke test changes the mesh only for the
+peer it adds.
 """
 
 from __future__ import annotations
@@ -119,6 +122,15 @@ def ship_audit(rig: Cockpit, name: str, key: SigningKey, n: int) -> None:
     assert resp.status_code == 200, resp.text
 
 
+@pytest.fixture(scope="module")
+def enrolled(cockpit: Cockpit) -> dict[str, SigningKey]:
+    """Two devices enrolled on the hub (``ws-<sfx>``, ``pi-<sfx>``), their device keys by name.
+
+    Module-scoped because enrolling a name twice is refused: the audit and devices tests
+    both name it, whichever runs first enrolls them."""
+    return {name: enroll(cockpit, name) for name in (f"ws-{SUFFIX}", f"pi-{SUFFIX}")}
+
+
 def test_login_required_and_wrong_token_refused(cockpit: Cockpit, page: Any) -> None:
     resp = cockpit.dash("/")
     assert resp.status_code == 303 or resp.url.path == "/login" or "login" in resp.headers.get("location", "")
@@ -214,6 +226,7 @@ def test_pending_approval_shows_and_deny(cockpit: Cockpit, page: Any) -> None:
 
 
 def test_bot_down_is_said(cockpit: Cockpit, page: Any) -> None:
+    add_peer(cockpit, f"dash-d-{SUFFIX}")  # the mesh panel it says still shows has a row
     login(page, cockpit)
     saved = cockpit.bot_state.read_text()
     cockpit.bot_state.write_text("{not json")  # the bot answers 500 internal_error
@@ -235,10 +248,12 @@ def test_bot_down_is_said(cockpit: Cockpit, page: Any) -> None:
     page.wait_for_selector("#approvals-table", timeout=WAIT_MS)
 
 
-def test_audit_chain_verified_and_broken(cockpit: Cockpit, page: Any) -> None:
+def test_audit_chain_verified_and_broken(
+    cockpit: Cockpit, page: Any, enrolled: dict[str, SigningKey]
+) -> None:
     good, bad = f"ws-{SUFFIX}", f"pi-{SUFFIX}"
-    ship_audit(cockpit, good, enroll(cockpit, good), 3)
-    ship_audit(cockpit, bad, enroll(cockpit, bad), 3)
+    ship_audit(cockpit, good, enrolled[good], 3)
+    ship_audit(cockpit, bad, enrolled[bad], 3)
     # someone edits the hub's copy behind its back: entry 2 of one device
     db = sqlite3.connect(cockpit.hub.state / "wg_hub" / "operations.db")
     with db:
@@ -255,8 +270,10 @@ def test_audit_chain_verified_and_broken(cockpit: Cockpit, page: Any) -> None:
     cockpit.shot(page, "audit-broken")
 
 
-def test_devices_matrix_and_readme_screenshot(cockpit: Cockpit, page: Any) -> None:
-    good, bad = f"ws-{SUFFIX}", f"pi-{SUFFIX}"
+def test_devices_matrix_and_readme_screenshot(
+    cockpit: Cockpit, page: Any, enrolled: dict[str, SigningKey]
+) -> None:
+    good, bad = f"ws-{SUFFIX}", f"pi-{SUFFIX}"  # hub peers of ``enrolled``, rows of the matrix
     data = cockpit.bot()
     data["devices"] = [bot_device(good, "ok", 30), bot_device(bad, "degraded", 600)]
     cockpit.set_bot(data["approvals"], data["devices"])

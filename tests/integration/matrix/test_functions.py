@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -19,6 +21,24 @@ from meshagents.matrix.settings import Credentials, account_dir
 from tests.fixtures.synapse import SynapseServer
 
 pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def fn_run(function_id: str, **params: Any) -> Any:
+    """``fn run FUNCTION_ID --param value...`` in a process of its own, its JSON result.
+
+    For the calls made while the test's own nio client syncs: nio's store binds its
+    peewee models for the whole process, so a second nio client working from a thread
+    at the same time can find them unbound (seen once in a random-order run:
+    ``ImproperlyConfigured: database attribute does not appear to be set on the model:
+    <Model: DeviceKeys>`` in matrix_room_kick)."""
+    argv = [sys.executable, "-m", "meshagents.cli", "run", function_id]
+    for key, value in params.items():
+        opt = f"--{key.replace('_', '-')}"
+        argv += [opt] if value is True else [opt, str(value)]
+    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout)
 
 
 @pytest.fixture
@@ -85,7 +105,7 @@ async def test_provision_room_and_send(
     try:
         await device.wait_for_member(room["room_id"], device.user_id)
         sent = await asyncio.to_thread(
-            call,
+            fn_run,
             "matrix_send_message",
             room=room["alias"],
             body="uptime",
@@ -102,7 +122,7 @@ async def test_provision_room_and_send(
             'uptime<pre><code class="language-text">up 3 days &lt;load 0.1&gt;</code></pre>'
         )
         reply = await asyncio.to_thread(
-            call, "matrix_send_message", room=room["room_id"], body="ok", reply_to=sent["event_id"]
+            fn_run, "matrix_send_message", room=room["room_id"], body="ok", reply_to=sent["event_id"]
         )
         ev2 = await asyncio.wait_for(got.get(), 15)
         assert ev2.event_id == reply["event_id"]
@@ -111,7 +131,7 @@ async def test_provision_room_and_send(
         # Revocation: the device user is removed from its room (twice is fine).
         for _ in range(2):
             out = await asyncio.to_thread(
-                call, "matrix_room_kick", room=room["alias"], user=device.user_id, reason="revoked"
+                fn_run, "matrix_room_kick", room=room["alias"], user=device.user_id, reason="revoked"
             )
             assert out["room_id"] == room["room_id"]
         members = _state(synapse, token, room["room_id"], "m.room.member", device.user_id)
