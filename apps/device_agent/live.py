@@ -50,7 +50,8 @@ class Throttle:
         """How long to wait before the next send is allowed (0: now)."""
         if self.last is None:
             return 0.0
-        return max(0.0, self.last + self.interval_s - now)
+        elapsed = now - self.last  # compared as a difference: last + interval - now can round to 0 early
+        return 0.0 if elapsed >= self.interval_s else self.interval_s - elapsed
 
     def sent(self, now: float) -> None:
         self.last = now
