@@ -178,7 +178,7 @@ def run_cmd(
         return
     argv = list(params)
     if as_json:
-        os.environ["FN_QUIET"] = "1"  # progress helpers stay silent (meshagents.progress)
+        os.environ["FN_QUIET"] = "1"  # what it starts stays quiet too (pipelines/lib.sh reads it)
     try:
         if host is not None:
             from meshagents.remote.runner import run_remote
