@@ -20,13 +20,18 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from meshagents.rig import Rig
 from tests.conftest import require_binary, require_root
+
+if TYPE_CHECKING:
+    from tests.element.driver import ElementClient
 
 
 @dataclass(frozen=True)
@@ -57,3 +62,37 @@ def rig() -> Iterator[Rig]:
         pytest.skip("needs /dev/net/tun")
     with Rig.up(devices=("home-wsl", "pc-aurgi"), docker=True) as running:
         yield running
+
+
+# --- the Element-stack modules' rig and client (tests/e2e/test_element*.py) ------------------
+# Module-scoped: each module that uses ``erig`` gets a rig of its own (one device, no Docker),
+# so a module whose test changes the operator's identity for good cannot touch the others.
+
+ELEMENT_HOME = "home-wsl"
+
+
+@pytest.fixture(scope="module")
+def erig() -> Iterator[Rig]:
+    from tests.element.driver import installed
+
+    require_rig_tools()
+    if not installed():
+        pytest.fail("the Element-stack client is not installed: run `npm ci` in tests/element")
+    if not os.path.exists("/dev/net/tun"):
+        pytest.skip("needs /dev/net/tun")
+    keep = os.environ.get("ELEMENT_RIG_WORKDIR")  # to read the rig's logs after a failure
+    with Rig.up(devices=(ELEMENT_HOME,), docker=False, workdir=Path(keep) if keep else None) as running:
+        yield running
+
+
+@pytest.fixture
+async def element(erig: Rig, tmp_path: Path) -> AsyncIterator[ElementClient]:
+    from tests.element.driver import ElementClient
+
+    async with ElementClient.spawn(tmp_path / "element-client.log") as el:
+        await el.login(erig.homeserver_url, erig.operator_user, erig.operator_password)
+        yield el
+
+
+def element_device_user(rig: Rig) -> str:
+    return rig.devices[ELEMENT_HOME].matrix_user
