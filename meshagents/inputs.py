@@ -63,6 +63,20 @@ def check_url(value: str, *, what: str = "URL", code: str = "bad_url",
     return value.strip().rstrip("/")
 
 
+def is_loopback_host(host: str) -> bool:
+    """``localhost``, 127.0.0.0/8 or ::1: reachable from this machine only."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def url_host(url: str) -> str:
+    return urlsplit(url).hostname or ""
+
+
 def check_hub_endpoint(value: str, *, allow_loopback: bool = False) -> str:
     """The hub's public /enroll base URL written into a token: a device elsewhere must reach it.
 
@@ -71,20 +85,16 @@ def check_hub_endpoint(value: str, *, allow_loopback: bool = False) -> str:
     (``localhost``, 127.0.0.0/8, ::1).
     """
     url = check_url(value, what="hub endpoint", code="bad_endpoint")
-    host = urlsplit(url).hostname or ""
-    loopback = host.lower() in ("localhost", "localhost.")
-    unspecified = False
+    host = url_host(url)
     try:
-        ip = ipaddress.ip_address(host)
-        loopback = loopback or ip.is_loopback
-        unspecified = ip.is_unspecified
+        unspecified = ipaddress.ip_address(host).is_unspecified
     except ValueError:
-        pass
+        unspecified = False
     if unspecified:
         raise FnError("bad_endpoint",
                       f"hub endpoint {value!r}: {host} is a listen-anywhere address, not one a device can "
                       "connect to (set the hub's public_url or public_host)", value=value)
-    if loopback and not allow_loopback:
+    if is_loopback_host(host) and not allow_loopback:
         raise FnError("bad_endpoint",
                       f"hub endpoint {value!r}: {host} is this machine only; a device could never reach it "
                       "(give the hub's public name or address)", value=value)

@@ -78,10 +78,9 @@ class HubConfig:
         return f"http://{self.public_host}:{self.public_port}"
 
     def enroll_url_is_loopback(self) -> bool:
-        from urllib.parse import urlsplit
+        from meshagents.inputs import is_loopback_host, url_host
 
-        host = urlsplit(self.enroll_url()).hostname or ""
-        return host == "localhost" or host.startswith("127.") or host == "::1"
+        return is_loopback_host(url_host(self.enroll_url()))
 
 
 _TUPLES = {"operator_hosts", "approvers", "controllers"}

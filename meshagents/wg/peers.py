@@ -166,8 +166,9 @@ def remove(
             led.set_status(rec.public_key, new_status)
         # Then the kill switch, without reading the whole interface first (10,000 peers are
         # ~40 ms of UAPI text): removing a peer the device does not have is a no-op.
-        live_before = rec.status == "active" and be.exists()
-        if be.exists():
+        up = be.exists()
+        live_before = rec.status == "active" and up
+        if up:
             be.remove_peers([rec.public_key])
         live_ms = (time.perf_counter() - t0) * 1000.0
         changed: bool | None = None
