@@ -4,7 +4,7 @@
 
 Starts one embedded Synapse on a free loopback port (temp dir, removed after), an
 operator and a stand-in bot on the Matrix client base, and the agent as its own
-process (``python -m apps.device_agent``, sandbox on), exactly as systemd runs it.
+process (``python -m meshagents.apps.device_agent``, sandbox on), exactly as systemd runs it.
 Measures, in the same run:
 
 - RSS of the agent process: idle (after start and a few seconds of syncing) and the
@@ -41,8 +41,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from apps.device_agent.capabilities.base import Context  # noqa: E402
-from apps.device_agent.pipeline import Pipeline  # noqa: E402
+from meshagents.apps.device_agent.capabilities.base import Context  # noqa: E402
+from meshagents.apps.device_agent.pipeline import Pipeline  # noqa: E402
 from meshagents.bus import ENVELOPE_EVENT, RESULT_EVENT, STATUS_EVENT  # noqa: E402
 from meshagents.matrix.client import ClientConfig, Incoming, MatrixClient  # noqa: E402
 from meshagents.matrix.homeserver import EmbeddedSynapse  # noqa: E402
@@ -157,7 +157,7 @@ async def run(requests: int) -> None:
         }
         t_start = time.perf_counter()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "apps.device_agent", "--config", str(rig.config_path)],
+            [sys.executable, "-m", "meshagents.apps.device_agent", "--config", str(rig.config_path)],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -233,7 +233,7 @@ def sandbox_cost(n: int) -> None:
     """Start cost of a command: bare, the old bwrap line, the hardened sandbox; the old
     line runs through the same harness (``sandbox.run``'s pipe, reader thread, process
     group) with the hardened parts switched off, so the difference is the hardening."""
-    from apps.device_agent import sandbox
+    from meshagents.apps.device_agent import sandbox
 
     true = shutil.which("true", path=sandbox.SAFE_PATH) or "/bin/true"
     bwrap = sandbox.find_bwrap()
@@ -243,7 +243,7 @@ def sandbox_cost(n: int) -> None:
     old = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
            "--unshare-net", "--unshare-pid", "--die-with-parent", "--new-session", "--", true]  # fmt: skip
     plan = sandbox.SandboxPlan([true], cwd="/tmp", readable=("/tmp",))
-    from apps.device_agent import seccomp
+    from meshagents.apps.device_agent import seccomp
 
     # The hardened parts switched off by replacing them in the modules' namespaces.
     off: list[tuple[dict[str, Any], str, Any]] = [

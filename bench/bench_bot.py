@@ -11,7 +11,7 @@ client (our Matrix client base, cross-signed) in encrypted rooms:
 - refusal: ``!exec rm /tmp/x`` until the bot's refusal notice is decrypted
   (sender check, parse, manifest pre-check, dispatch row, notice + alert);
 - envelope: ``!exec ls /tmp`` until the signed envelope event is decrypted
-  (also the trust core's decide() and envelope_sign through meshagents.api.call);
+  (also the trust core's decide() and envelope_sign through meshagents.runtime.api.call);
 - result: the same until the bot has recorded the test device's ``ok`` (the device
   verifies the envelope with the trust core and answers with a result event).
 
@@ -41,8 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from nacl.signing import SigningKey
 
-from apps.agents_and_robots.directory import FileDirectory, LocalHub
-from apps.agents_and_robots.shell import BotShell, ShellConfig
+from meshagents.apps.agents_and_robots.directory import FileDirectory, LocalHub
+from meshagents.apps.agents_and_robots.shell import BotShell, ShellConfig
 from meshagents.bus import ENVELOPE_EVENT
 from meshagents.matrix.client import ClientConfig, Incoming, MatrixClient
 from meshagents.matrix.homeserver import EmbeddedSynapse

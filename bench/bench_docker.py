@@ -58,10 +58,10 @@ def main() -> None:
 
 
 def run() -> None:
-    from meshagents.api import call
-    from meshagents.dockerctl import deep
-    from meshagents.dockerctl.engine import connect, get_container
+    from meshagents.docker import deep
+    from meshagents.docker.engine import connect, get_container
     from meshagents.errors import FnError
+    from meshagents.runtime.api import call
     from tests.fixtures.docker_engine import engine_running
     from tests.integration.docker.test_enroll import minimal_hub
 

@@ -36,8 +36,8 @@ import httpx
 
 from meshagents.bus import APPROVAL_REQUEST_KEY
 from meshagents.matrix.client import Incoming
-from meshagents.rig import Rig
-from meshagents.rig.operator import in_reply_to
+from meshagents.testbed.rig import Rig
+from meshagents.testbed.rig.operator import in_reply_to
 
 HOME = "home-wsl"
 PC = "pc-aurgi"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from meshagents.rig import Rig
+from meshagents.testbed.rig import Rig
 from tests.element.driver import ElementClient
 
 HOME = "home-wsl"

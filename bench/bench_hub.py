@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
-from meshagents.api import call
+from meshagents.runtime.api import call
 from meshagents.wg.model import PeerSpec
 from meshagents.wg.uapi import render_set
 from meshagents.wg.userspace import UserspaceBackend
@@ -96,7 +96,7 @@ def revoke_figures(rig: HubRig, devices: list[DeviceNs]) -> tuple[list[float], l
     """(API answered, peer_revoked event received) in seconds from the call, per device."""
     import asyncio
 
-    from apps.agents_and_robots.directory import HubApi
+    from meshagents.apps.agents_and_robots.directory import HubApi
 
     answered: list[float] = []
     pushed: list[float] = []

@@ -1,4 +1,4 @@
-"""Call-wrapper overhead: a catalog call through meshagents.api against the bare function.
+"""Call-wrapper overhead: a catalog call through meshagents.runtime.api against the bare function.
 
     ./fn bench registry        (or: .venv/bin/python bench/bench_registry.py)
 
@@ -30,8 +30,8 @@ def per_call_us(fn: Callable[[], Any], n: int = N) -> float:
 
 def main() -> None:
     os.environ["FN_STATE_DIR"] = tempfile.mkdtemp(prefix="fn-bench-")
-    from functions.wg.wg_keygen import wg_keygen
-    from meshagents.api import call, invoke
+    from meshagents.functions.wg.wg_keygen import wg_keygen
+    from meshagents.runtime.api import call, invoke
 
     def noop() -> int:
         return 1

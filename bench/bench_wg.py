@@ -26,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from meshagents.api import call
+from meshagents.runtime.api import call
 from meshagents.wg.model import PeerSpec
 from meshagents.wg.uapi import render_set
 from meshagents.wg.userspace import UserspaceBackend

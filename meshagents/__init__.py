@@ -1,7 +1,7 @@
 """meshagents: run a fleet of your own machines from a Matrix chat.
 
 The registry runtime lives here: the catalog marker (`catalog`), the indexer that
-writes registry.toml (`indexer`), the call wrapper with telemetry (`api`,
+writes meshagents/registry.toml (`indexer`), the call wrapper with telemetry (`api`,
 `telemetry`), the doctor checks (`doctor`) and the click CLI (`cli`).
 """
 

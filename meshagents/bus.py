@@ -52,7 +52,7 @@ STATUS_EVENT = "org.meshagents.status"
 ROTATION_EVENT = "org.meshagents.rotation"
 
 #: Marks a device's live message and its m.replace edits: {"request_id", "state": "running" | "final"}
-#: (apps/device_agent/live.py); a client waiting for the answer skips "running" and takes "final".
+#: (meshagents/apps/device_agent/live.py); a client waiting for the answer skips "running" and takes "final".
 LIVE_KEY = "org.meshagents.live"
 
 __all__ = [

@@ -1,5 +1,5 @@
 """Control a wg_hub service on this machine from catalog functions, as processes and
-over its loopback operator API — without importing the app (functions never import apps).
+over its loopback operator API — without importing the app (functions never import meshagents.apps).
 
 Reads the hub's TOML config (written by ``hub_config_write``) for its ports and state;
 the operator API token comes from the key store entry the hub made at first start.
@@ -115,7 +115,7 @@ def start(config: Path, wait_s: float) -> dict[str, Any]:
     env.setdefault("FN_CALLER", "wg_hub")
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "apps.wg_hub", "--config", str(config)],
+            [sys.executable, "-m", "meshagents.apps.wg_hub", "--config", str(config)],
             cwd=root,
             env=env,
             stdin=subprocess.DEVNULL,

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from meshagents.errors import FnError
-from meshagents.state import project_root, state_dir
+from meshagents.state import package_dir, state_dir
 from meshagents.trust.models import NAME_PATTERN
 from meshagents.trust.review import Expected, profile_content
 
@@ -67,7 +67,7 @@ def _strings(data: dict[str, Any], key: str, path: Path) -> tuple[str, ...] | No
 
 def load(path: Path | None = None) -> OperatorConfig:
     path = path or config_path()
-    default_profiles = project_root() / "apps" / "wg_hub" / "profiles"
+    default_profiles = package_dir() / "apps" / "wg_hub" / "profiles"
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

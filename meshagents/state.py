@@ -23,11 +23,17 @@ def state_dir() -> Path:
 
 
 def project_root() -> Path:
-    """The repository root (where registry.toml lives)."""
+    """The directory that holds the package ``meshagents/``: the checkout in development
+    (with tests/, docs/, bench/ beside it), site-packages when installed from a wheel."""
     env = os.environ.get("FN_PROJECT_ROOT")
     if env:
         return Path(env)
     return Path(__file__).resolve().parent.parent
+
+
+def package_dir(root: Path | None = None) -> Path:
+    """The one import root: the catalog (functions/, registry.toml), apps/ and pipelines/."""
+    return (root or project_root()) / PROJECT
 
 
 def cache_dir() -> Path:

@@ -22,8 +22,8 @@ from meshagents.state import cache_dir, project_root
 
 #: Extras whose functions make sense on a remote host (hub, devices).
 REMOTE_EXTRAS = ("net", "docker", "hub")
-CODE_DIRS = ("meshagents", "functions", "apps")
-CODE_FILES = ("registry.toml", "pyproject.toml")
+CODE_DIRS = ("meshagents",)
+CODE_FILES = ("meshagents/registry.toml", "pyproject.toml")
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ def main() -> None:
     function_id = str(request["function"])
     argv = [str(a) for a in request.get("argv", [])]
     os.environ.setdefault("FN_CALLER", str(request.get("caller", "remote")))
-    from meshagents.cli import cli
+    from meshagents.runtime.cli import cli
 
     cli(args=["run", function_id, *argv], prog_name="fn")
 

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from meshagents import telemetry
 from meshagents.errors import FnError
 from meshagents.remote.bundle import RemotePlatform, make_bundle, parse_probe
 from meshagents.remote.sshcmd import (
@@ -28,6 +27,7 @@ from meshagents.remote.sshcmd import (
     ssh_argv,
     upload_command,
 )
+from meshagents.runtime import telemetry
 from meshagents.state import state_dir
 
 MIN_PYTHON = (3, 11)

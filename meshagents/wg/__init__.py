@@ -10,5 +10,5 @@ ledger.py      the peers ledger (SQLite): addresses and device ids never reused
 allocation.py  next mesh address (pure)
 firewall.py    nftables rules (render pure, apply through ``nft -f``)
 gitdir.py      the git-backed config directory, drift detection
-hub.py         the operations the ``functions/wg/*`` shells call
+hub.py         the operations the ``meshagents/functions/wg/*`` shells call
 """

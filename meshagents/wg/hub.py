@@ -29,7 +29,7 @@ SYSCTL_FILE = Path("/etc/sysctl.d/99-meshagents-wg.conf")
 
 
 def public_of(private_key: str) -> str:
-    from functions.wg.wg_keygen import public_from_private
+    from meshagents.functions.wg.wg_keygen import public_from_private
 
     return public_from_private(private_key)
 
@@ -92,7 +92,7 @@ def ensure_forwarding(netns: str | None) -> bool:
 
 
 def new_private_key() -> str:
-    from meshagents.api import call
+    from meshagents.runtime.api import call
 
     keys: dict[str, str] = call("wg_keygen", caller="wg_hub_setup")
     return keys["private_key"]

@@ -195,7 +195,7 @@ def _parse_get_lines(text: str) -> tuple[str | None, DeviceState]:
 
 
 def _public_of(private_b64: str) -> str:
-    from functions.wg.wg_keygen import public_from_private
+    from meshagents.functions.wg.wg_keygen import public_from_private
 
     return public_from_private(private_b64)
 

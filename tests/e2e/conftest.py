@@ -11,7 +11,7 @@
         finally:
             await op.stop()
 
-See meshagents/rig/rig.py for the API (restart_agent, kill_agent, hub_interface_down/up,
+See meshagents/testbed/rig/rig.py for the API (restart_agent, kill_agent, hub_interface_down/up,
 fn(...), approvals through ``op.approve``). ``root_netns_snapshot`` gives the root
 namespace's namespaces and IPv4 routes, for tests that prove nothing leaked into it.
 """
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from meshagents.rig import Rig
+from meshagents.testbed.rig import Rig
 from tests.conftest import require_binary, require_root
 
 if TYPE_CHECKING:

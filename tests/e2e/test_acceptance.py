@@ -34,9 +34,9 @@ import pytest
 
 from meshagents.bus import APPROVAL_REQUEST_KEY, ENVELOPE_EVENT, RESULT_EVENT, STATUS_EVENT
 from meshagents.matrix.client import Incoming
-from meshagents.rig import Rig
-from meshagents.rig.netns import nsenter
-from meshagents.rig.operator import Operator, in_reply_to
+from meshagents.testbed.rig import Rig
+from meshagents.testbed.rig.netns import nsenter
+from meshagents.testbed.rig.operator import Operator, in_reply_to
 from meshagents.trust.audit import AuditLog
 from tests.e2e import element_files
 from tests.e2e.conftest import require_rig_tools
@@ -107,7 +107,7 @@ async def operator(rig: Rig, name: str) -> Any:
 
 def audit_store(rig: Rig, device: str) -> Path:
     """The agent's chain, in the one place the agent writes it and the verifier reads it:
-    ``<state>/audit/<device id>.sqlite`` (apps/device_agent/config.py)."""
+    ``<state>/audit/<device id>.sqlite`` (meshagents/apps/device_agent/config.py)."""
     path = rig.devices[device].state_dir / "audit" / f"{device}.sqlite"
     assert path.exists(), path
     return path
@@ -303,7 +303,8 @@ def replay_test(rig: Rig, device: str, content: dict[str, Any]) -> subprocess.Co
     path.write_text(json.dumps(content))
     try:
         return subprocess.run(
-            [*nsenter(dev.netns), sys.executable, "-m", "apps.device_agent", "--config", str(dev.config_path),
+            [*nsenter(dev.netns), sys.executable, "-m", "meshagents.apps.device_agent",
+             "--config", str(dev.config_path),
              "--replay-test", str(path)],
             cwd=rig.root, env=rig.env(dev.state_dir), capture_output=True, text=True,
             timeout=120, check=False,

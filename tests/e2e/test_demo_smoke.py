@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from meshagents.rig.netns import private_routes
 from meshagents.state import project_root
+from meshagents.testbed.rig.netns import private_routes
 from tests.e2e.conftest import require_rig_tools, root_netns_snapshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
@@ -20,7 +20,7 @@ def test_demo_smoke_round_trip_and_clean_teardown() -> None:
     require_rig_tools()
     before = root_netns_snapshot()
     proc = subprocess.run(
-        [sys.executable, "-m", "meshagents.cli", "demo", "--smoke"],
+        [sys.executable, "-m", "meshagents.runtime.cli", "demo", "--smoke"],
         cwd=project_root(),
         capture_output=True,
         text=True,

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from meshagents.bus import APPROVAL_REQUEST_KEY
-from meshagents.rig import Rig
+from meshagents.testbed.rig import Rig
 from tests.e2e.conftest import ELEMENT_HOME as HOME
 from tests.e2e.conftest import element_device_user as device_user
 from tests.element.driver import ElementClient, ElementClientError

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from meshagents.matrix import crosssign
-from meshagents.rig import Rig
+from meshagents.testbed.rig import Rig
 from tests.e2e.conftest import ELEMENT_HOME as HOME
 from tests.e2e.conftest import element_device_user as device_user
 from tests.element.driver import ElementClient
@@ -51,7 +51,7 @@ async def test_identity_reset_is_refused_until_the_operator_key_confirms_it(
     conn = tmp_path / "connection.json"
     conn.write_text(json.dumps(erig.connection()))
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "meshagents.cli", "operator", "trust-matrix-identity",
+        sys.executable, "-m", "meshagents.runtime.cli", "operator", "trust-matrix-identity",
         "--connection", str(conn), "--master-key", new, "--yes",
         cwd=erig.root, env=erig.env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip

@@ -1,4 +1,4 @@
-"""``./fn e2e``'s runner (meshagents/e2e.py) on a throwaway project: checks from app.md front
+"""``./fn e2e``'s runner (meshagents/testbed/e2e.py) on a throwaway project: checks from app.md front
 matter, one pytest run, one ``e2e_runs`` row per check (no rig, no root)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from meshagents.e2e import Check, load_checks, record, run_checks
+from meshagents.testbed.e2e import Check, load_checks, record, run_checks
 
 pytestmark = pytest.mark.unit
 
@@ -41,9 +41,9 @@ def _project(root: Path) -> None:
             ("missing", "tests/test_demo.py::test_nope"),
         ],
     }.items():
-        (root / "apps" / name).mkdir(parents=True)
+        (root / "meshagents" / "apps" / name).mkdir(parents=True)
         lines = "\n".join(f"  - id: {i}\n    test: {t}" for i, t in checks)
-        (root / "apps" / name / "app.md").write_text(APP_MD.format(name=name, checks=lines))
+        (root / "meshagents" / "apps" / name / "app.md").write_text(APP_MD.format(name=name, checks=lines))
 
 
 def test_checks_run_once_and_land_in_e2e_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -70,7 +70,7 @@ def test_checks_run_once_and_land_in_e2e_runs(tmp_path: Path, monkeypatch: pytes
 def test_unknown_app_is_an_error(tmp_path: Path) -> None:
     from meshagents.errors import FnError
 
-    (tmp_path / "apps").mkdir()
+    (tmp_path / "meshagents" / "apps").mkdir(parents=True)
     with pytest.raises(FnError) as err:
         load_checks(tmp_path, "nope")
     assert err.value.code == "app_not_found"

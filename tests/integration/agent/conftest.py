@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from apps.device_agent.agent import DeviceAgent
+from meshagents.apps.device_agent.agent import DeviceAgent
 from meshagents.bus import ENVELOPE_EVENT, RESULT_EVENT, STATUS_EVENT, approval_request_content
 from meshagents.matrix.client import Incoming, MatrixClient
 from meshagents.matrix.rooms import approvals_power_levels

@@ -12,7 +12,7 @@ from typing import Any
 import nio
 import pytest
 
-from apps.device_agent.agent import DeviceAgent
+from meshagents.apps.device_agent.agent import DeviceAgent
 from meshagents.errors import FnError
 from tests.integration.agent.conftest import MakeWorld, World
 from tests.unit.agent.rig import Rig, default_capabilities

@@ -67,7 +67,7 @@ class AgentProcess:
         self.log = log.open("a")
         env = {**os.environ, "FN_STATE_DIR": str(state), "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "apps.device_agent", "--config", str(rig.config_path)],
+            [sys.executable, "-m", "meshagents.apps.device_agent", "--config", str(rig.config_path)],
             cwd=ROOT,
             env=env,
             stdout=self.log,

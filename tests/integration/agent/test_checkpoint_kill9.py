@@ -2,7 +2,7 @@
 checkpoint file and the manifest history stay verifiable, and nothing runs twice.
 
 The child is the agent's own code over a real config (``Pipeline`` + ``Sealer`` from
-apps/device_agent, real envelopes signed by a controller key, real ``sh`` runs), with
+meshagents/apps/device_agent, real envelopes signed by a controller key, real ``sh`` runs), with
 ``checkpoint_every: 1`` so that a checkpoint is written after every request: most
 kills land in a request, many in a checkpoint (between the fsync'd record and the
 chain entry that names it). Like the agent, the child never runs a request whose
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from functions.audit.device_audit_verify_chain import device_audit_verify_chain
+from meshagents.functions.audit.device_audit_verify_chain import device_audit_verify_chain
 from meshagents.trust.audit import AuditLog
 from meshagents.trust.checkpoints import checkpoints_path
 from meshagents.trust.signing import public_b64
@@ -36,10 +36,10 @@ pytestmark = pytest.mark.integration
 CHILD = r"""
 import json, sys
 from pathlib import Path
-from apps.device_agent.capabilities.base import Context
-from apps.device_agent.config import load
-from apps.device_agent.pipeline import Pipeline
-from apps.device_agent.sealing import Sealer
+from meshagents.apps.device_agent.capabilities.base import Context
+from meshagents.apps.device_agent.config import load
+from meshagents.apps.device_agent.pipeline import Pipeline
+from meshagents.apps.device_agent.sealing import Sealer
 from meshagents.trust.keystore import DEVICE_KEY, FileKeyStore, load_signing_key
 
 config = load(Path(sys.argv[1]))

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from apps.device_agent.capabilities.base import Context
-from apps.device_agent.pipeline import Pipeline
+from meshagents.apps.device_agent.capabilities.base import Context
+from meshagents.apps.device_agent.pipeline import Pipeline
 from tests.conftest import require_root
 from tests.fixtures.docker_engine import DockerEngine, docker_engine  # noqa: F401 - re-exported fixture
 from tests.unit.agent.rig import make_rig

@@ -40,7 +40,7 @@ async def test_kill9_during_command_then_restart(make_world: MakeWorld, tmp_path
     env = {**os.environ, "FN_STATE_DIR": str(tmp_path / "fn-state"), "PYTHONUNBUFFERED": "1"}
     log = (tmp_path / "agent.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "apps.device_agent", "--config", str(rig.config_path)],
+        [sys.executable, "-m", "meshagents.apps.device_agent", "--config", str(rig.config_path)],
         cwd=ROOT,
         env=env,
         stdout=log,

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from apps.device_agent.capabilities.base import Context
-from apps.device_agent.pipeline import Pipeline
+from meshagents.apps.device_agent.capabilities.base import Context
+from meshagents.apps.device_agent.pipeline import Pipeline
 from tests.conftest import require_binary, require_root
 from tests.integration.agent.conftest import MakeWorld
 from tests.unit.agent.rig import make_rig

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from apps.device_agent import sandbox
-from apps.device_agent.capabilities.base import Context
-from apps.device_agent.pipeline import Pipeline
+from meshagents.apps.device_agent import sandbox
+from meshagents.apps.device_agent.capabilities.base import Context
+from meshagents.apps.device_agent.pipeline import Pipeline
 from meshagents.errors import FnError
 from meshagents.trust import manifest as trust_manifest
 from tests.conftest import require_binary, require_root
@@ -294,7 +294,7 @@ def test_fs_write_keeps_the_mode_and_refuses_a_swapped_directory(tmp_path: Path)
     rig = _rig(tmp_path)
     pipe = Pipeline(rig.config)
     try:
-        from apps.device_agent.capabilities import fs_write
+        from meshagents.apps.device_agent.capabilities import fs_write
 
         target = rig.writable / "conf"
         target.write_text("old\n")

@@ -29,7 +29,7 @@ import pytest
 from aiohttp import web
 from nacl.signing import SigningKey
 
-from apps.agents_and_robots.directory import (
+from meshagents.apps.agents_and_robots.directory import (
     DeviceDirectory,
     FileDirectory,
     HubApi,
@@ -37,8 +37,8 @@ from apps.agents_and_robots.directory import (
     HubLike,
     LocalHub,
 )
-from apps.agents_and_robots.dispatches import Dispatch, DispatchStore
-from apps.agents_and_robots.shell import BotShell, ShellConfig
+from meshagents.apps.agents_and_robots.dispatches import Dispatch, DispatchStore
+from meshagents.apps.agents_and_robots.shell import BotShell, ShellConfig
 from meshagents.bus import APPROVAL_REQUEST_KEY, ENVELOPE_EVENT, RESULT_EVENT
 from meshagents.matrix.client import Incoming, MatrixClient
 from meshagents.matrix.rooms import power_levels
@@ -177,7 +177,7 @@ MakeWorld = Callable[..., Awaitable[World]]
 class StandInHub:
     """The hub's operator API as far as the bot uses it (``GET /api/peers``, ``POST
     /api/peers/{id}/revoke``, bearer token), on a loopback port: the real hub is built
-    in apps/wg_hub and needs WireGuard; the bot only needs these two routes."""
+    in meshagents/apps/wg_hub and needs WireGuard; the bot only needs these two routes."""
 
     def __init__(self, token: str) -> None:
         self.token = token

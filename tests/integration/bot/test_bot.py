@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from apps.agents_and_robots import config as bot_config
-from apps.agents_and_robots.core import DASHBOARD
-from apps.agents_and_robots.directory import HubApi
+from meshagents.apps.agents_and_robots import config as bot_config
+from meshagents.apps.agents_and_robots.core import DASHBOARD
+from meshagents.apps.agents_and_robots.directory import HubApi
 from meshagents.bus import APPROVAL_REQUEST_KEY, ENVELOPE_EVENT, STATUS_EVENT
 from meshagents.errors import FnError
 from meshagents.trust.keystore import open_keystore

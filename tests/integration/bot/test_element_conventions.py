@@ -30,9 +30,9 @@ import aiohttp
 import pytest
 from nio.crypto.attachments import decrypt_attachment, encrypt_attachment
 
-from apps.agents_and_robots.directory import FileDirectory, LocalHub
-from apps.agents_and_robots.shell import BotShell, ShellConfig
-from apps.device_agent.agent import DeviceAgent
+from meshagents.apps.agents_and_robots.directory import FileDirectory, LocalHub
+from meshagents.apps.agents_and_robots.shell import BotShell, ShellConfig
+from meshagents.apps.device_agent.agent import DeviceAgent
 from meshagents.bus import APPROVAL_REQUEST_KEY, LIVE_KEY, RESULT_EVENT
 from meshagents.matrix.client import Incoming, MatrixClient
 from meshagents.matrix.rooms import power_levels

@@ -1,4 +1,4 @@
-"""The bot with the real device agent (apps/device_agent) instead of the test device:
+"""The bot with the real device agent (meshagents/apps/device_agent) instead of the test device:
 the two sides of meshagents.bus agree (envelope event, approval request, result)."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from apps.agents_and_robots.directory import FileDirectory, LocalHub
-from apps.agents_and_robots.shell import BotShell, ShellConfig
-from apps.device_agent.agent import DeviceAgent
+from meshagents.apps.agents_and_robots.directory import FileDirectory, LocalHub
+from meshagents.apps.agents_and_robots.shell import BotShell, ShellConfig
+from meshagents.apps.device_agent.agent import DeviceAgent
 from meshagents.bus import APPROVAL_REQUEST_KEY, RESULT_EVENT
 from meshagents.matrix.client import Incoming, MatrixClient
 from meshagents.matrix.rooms import power_levels

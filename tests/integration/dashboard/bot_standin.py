@@ -1,4 +1,4 @@
-"""The bot's real control API (apps/agents_and_robots/control.py) over a stand-in bot.
+"""The bot's real control API (meshagents/apps/agents_and_robots/control.py) over a stand-in bot.
 
     python -m tests.integration.dashboard.bot_standin --port 8766 --state FILE.json --token-file FILE
 
@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from apps.agents_and_robots.control import ControlApi
+from meshagents.apps.agents_and_robots.control import ControlApi
 
 
 class StandInBot:

@@ -167,7 +167,7 @@ def cockpit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cockpit]:
                 # the token comes from the key store entry the hub made (FN_STATE_DIR = the hub's)
                 dash = rig.spawn(
                     "dashboard",
-                    ["-m", "apps.agents_dashboard", "--hub-api", "http://127.0.0.1:8000",
+                    ["-m", "meshagents.apps.agents_dashboard", "--hub-api", "http://127.0.0.1:8000",
                      "--bot-api", f"http://127.0.0.1:{BOT_PORT}", "--port", str(DASH_PORT),
                      "--stale-after-s", "30", "--bot-period-s", "0.5", "--tick-s", "2"],
                 )  # fmt: skip

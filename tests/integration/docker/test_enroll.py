@@ -25,10 +25,10 @@ from typing import Any
 
 import pytest
 
-from meshagents.api import call
-from meshagents.dockerctl import deep, uapi
-from meshagents.dockerctl.engine import connect, get_container
+from meshagents.docker import deep, uapi
+from meshagents.docker.engine import connect, get_container
 from meshagents.errors import FnError
+from meshagents.runtime.api import call
 from tests.conftest import require_binary
 from tests.fixtures.docker_engine import DockerEngine
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from meshagents.api import call
 from meshagents.errors import FnError
+from meshagents.runtime.api import call
 from tests.fixtures.docker_engine import DockerEngine
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from meshagents.api import call
-from meshagents.dockerctl import logs
-from meshagents.dockerctl.engine import connect, get_container
+from meshagents.docker import logs
+from meshagents.docker.engine import connect, get_container
 from meshagents.errors import FnError
+from meshagents.runtime.api import call
 from tests.fixtures.docker_engine import DockerEngine
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]

@@ -14,7 +14,7 @@ Topology (inside test namespaces only; the root namespace gets nothing): the hub
 its public address 198.19.99.1 on a link to the internet namespace (198.19.99.2);
 each device i has a link 198.19.<i>.1 (hub) / .2 (device) and a default route via the
 hub, so it reaches the public address like a device on the internet would. The mesh is
-10.42.0.0/24. The hub service runs as ``nsenter --net=<hub ns> python -m apps.wg_hub``
+10.42.0.0/24. The hub service runs as ``nsenter --net=<hub ns> python -m meshagents.apps.wg_hub``
 with the test's FN_STATE_DIR; each device runs the pipeline with its own FN_STATE_DIR.
 """
 
@@ -139,7 +139,7 @@ class HubRig:
                 f"--net={NETNS_DIR / self.hub_ns}",
                 sys.executable,
                 "-m",
-                "apps.wg_hub",
+                "meshagents.apps.wg_hub",
                 "--config",
                 str(cfg),
             ],
@@ -248,7 +248,7 @@ def link(mesh: Mesh, ns_a: str, ns_b: str, va: str, vb: str, addr_a: str, addr_b
 def hub_rig_cm(
     workdir: Path, state: Path, *, manifest_key: str = "operator/ed25519", signing: str = "hub"
 ) -> Iterator[HubRig]:
-    from meshagents.api import call
+    from meshagents.runtime.api import call
 
     require_mesh_tools()
     os.environ["FN_STATE_DIR"] = str(state)
@@ -269,7 +269,7 @@ def hub_rig_cm(
             rig.start(manifest_key=manifest_key, signing=signing)
             rig.manifest_key = manifest_key
             rig.api_token = subprocess.run(
-                [sys.executable, "-m", "apps.wg_hub", "--show-api-token"],
+                [sys.executable, "-m", "meshagents.apps.wg_hub", "--show-api-token"],
                 cwd=ROOT,
                 env=rig.env(state),
                 capture_output=True,

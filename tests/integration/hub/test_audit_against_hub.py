@@ -20,11 +20,11 @@ from typing import Any
 import httpx
 import pytest
 
-from apps.device_agent.config import load
-from apps.device_agent.pipeline import Pipeline
-from apps.device_agent.sealing import Sealer
-from apps.device_agent.shipping import Shipper
-from meshagents.rig.config import agent_config
+from meshagents.apps.device_agent.config import load
+from meshagents.apps.device_agent.pipeline import Pipeline
+from meshagents.apps.device_agent.sealing import Sealer
+from meshagents.apps.device_agent.shipping import Shipper
+from meshagents.testbed.rig.config import agent_config
 from meshagents.trust.keystore import DEVICE_KEY, FileKeyStore, load_signing_key
 from tests.integration.hub.conftest import OPERATOR_PORT, ROOT, DeviceNs, HubRig, in_netns, nsenter
 from tests.unit.trust import tamper

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from apps.agents_and_robots.directory import HubApi, HubEvent
+from meshagents.apps.agents_and_robots.directory import HubApi, HubEvent
 from tests.integration.hub.conftest import OPERATOR_PORT, HubRig, in_netns
 from tests.integration.hub.test_enroll import enrolled
 

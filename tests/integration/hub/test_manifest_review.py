@@ -23,9 +23,9 @@ import httpx
 import pytest
 from nacl.signing import SigningKey
 
-from apps.device_agent import renewal
-from apps.device_agent.config import load as load_agent_config
-from apps.device_agent.pipeline import Pipeline
+from meshagents.apps.device_agent import renewal
+from meshagents.apps.device_agent.config import load as load_agent_config
+from meshagents.apps.device_agent.pipeline import Pipeline
 from meshagents.errors import FnError
 from meshagents.trust.keystore import CONTROLLER_KEY, FileKeyStore, load_signing_key
 from meshagents.trust.signing import public_b64

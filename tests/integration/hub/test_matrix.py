@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.root]
 
 
 def test_enroll_with_matrix(synapse: SynapseServer, tmp_path: Path, state_dir: Path) -> None:  # noqa: F811
-    from meshagents.api import call
+    from meshagents.runtime.api import call
 
     require_mesh_tools()
     operator, op_password = synapse.new_user("op")
@@ -48,7 +48,7 @@ def test_enroll_with_matrix(synapse: SynapseServer, tmp_path: Path, state_dir: P
             f'[matrix]\nhomeserver_url = "{synapse.url}"\nserver_name = "{synapse.server_name}"\n'
         )
         hub = subprocess.Popen(
-            [sys.executable, "-m", "apps.wg_hub", "--config", str(cfg)],
+            [sys.executable, "-m", "meshagents.apps.wg_hub", "--config", str(cfg)],
             cwd=ROOT,
             env={**os.environ, "FN_STATE_DIR": str(state_dir)},
             stdout=subprocess.DEVNULL,
@@ -111,7 +111,7 @@ def test_enroll_with_matrix(synapse: SynapseServer, tmp_path: Path, state_dir: P
             )
             assert member_state() == "invite"
             api_token = subprocess.run(
-                [sys.executable, "-m", "apps.wg_hub", "--show-api-token"],
+                [sys.executable, "-m", "meshagents.apps.wg_hub", "--show-api-token"],
                 cwd=ROOT,
                 env={**os.environ, "FN_STATE_DIR": str(state_dir)},
                 capture_output=True,

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from nacl.signing import SigningKey
 
-from meshagents.api import call
+from meshagents.runtime.api import call
 from meshagents.trust import manifest as manifest_mod
 from tests.integration.hub.conftest import ROOT, HubRig, hub_rig_cm, nsenter
 

@@ -62,7 +62,7 @@ def test_provision_twice_then_serve(netns: str, tmp_path: Path) -> None:
             *nsenter(netns),
             sys.executable,
             "-m",
-            "apps.wg_hub",
+            "meshagents.apps.wg_hub",
             "--config",
             str(hub_cfg),
             "--public-port",

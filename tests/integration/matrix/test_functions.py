@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from meshagents.api import call
 from meshagents.errors import FnError
 from meshagents.matrix.client import Incoming, MatrixClient
 from meshagents.matrix.settings import Credentials, account_dir
+from meshagents.runtime.api import call
 from tests.fixtures.synapse import SynapseServer
 
 pytestmark = pytest.mark.integration
@@ -32,7 +32,7 @@ def fn_run(function_id: str, **params: Any) -> Any:
     at the same time can find them unbound (seen once in a random-order run:
     ``ImproperlyConfigured: database attribute does not appear to be set on the model:
     <Model: DeviceKeys>`` in matrix_room_kick)."""
-    argv = [sys.executable, "-m", "meshagents.cli", "run", function_id]
+    argv = [sys.executable, "-m", "meshagents.runtime.cli", "run", function_id]
     for key, value in params.items():
         opt = f"--{key.replace('_', '-')}"
         argv += [opt] if value is True else [opt, str(value)]

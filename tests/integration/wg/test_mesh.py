@@ -168,7 +168,7 @@ def test_hub_setup_twice_changes_nothing(mesh: Mesh) -> None:
 
 
 def test_drift_after_manual_edit_and_live_change(mesh: Mesh, monkeypatch: pytest.MonkeyPatch) -> None:
-    from meshagents.doctor import get_check
+    from meshagents.runtime.doctor import get_check
 
     assert status(mesh, drift=True)["drift"]["drift"] is False
     monkeypatch.setenv("MESHAGENTS_WG_CONFIG_DIRS", str(mesh.hub.config_dir))

@@ -18,7 +18,7 @@ from typing import Any
 
 from nacl.signing import SigningKey
 
-from apps.device_agent.config import AgentConfig, load
+from meshagents.apps.device_agent.config import AgentConfig, load
 from meshagents.trust import envelope as trust_envelope
 from meshagents.trust import manifest as trust_manifest
 from meshagents.trust.keystore import DEVICE_KEY, FileKeyStore

@@ -1,12 +1,12 @@
-"""Which replies go as a file (apps/device_agent/attach.py): binary or over the notice
+"""Which replies go as a file (meshagents/apps/device_agent/attach.py): binary or over the notice
 budget, capped by the manifest's attachment_cap_bytes (absent: output_cap_bytes)."""
 
 from __future__ import annotations
 
 import pytest
 
-from apps.device_agent import attach, replies
-from apps.device_agent.pipeline import Outcome
+from meshagents.apps.device_agent import attach, replies
+from meshagents.apps.device_agent.pipeline import Outcome
 from meshagents.trust.models import Capability
 
 pytestmark = pytest.mark.unit

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from apps.device_agent import live
+from meshagents.apps.device_agent import live
 from meshagents.bus import LIVE_KEY
 
 pytestmark = pytest.mark.unit

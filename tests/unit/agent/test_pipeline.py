@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
-from apps.device_agent.__main__ import main
-from apps.device_agent.capabilities.base import Context
-from apps.device_agent.pipeline import ApprovalEvents, Pipeline
+from meshagents.apps.device_agent.__main__ import main
+from meshagents.apps.device_agent.capabilities.base import Context
+from meshagents.apps.device_agent.pipeline import ApprovalEvents, Pipeline
 from meshagents.trust.approval import make_binding, request_content
 from meshagents.trust.models import Envelope
 from tests.unit.agent.rig import Rig, make_rig

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from apps.device_agent import sandbox
-from apps.device_agent.capabilities import sensors
-from apps.device_agent.config import from_dict
-from apps.device_agent.pipeline import Outcome
-from apps.device_agent.profile import capabilities_for
-from apps.device_agent.replies import json_cut, notice, result_content
+from meshagents.apps.device_agent import sandbox
+from meshagents.apps.device_agent.capabilities import sensors
+from meshagents.apps.device_agent.config import from_dict
+from meshagents.apps.device_agent.pipeline import Outcome
+from meshagents.apps.device_agent.profile import capabilities_for
+from meshagents.apps.device_agent.replies import json_cut, notice, result_content
 from meshagents.errors import FnError
 from meshagents.trust.models import Capability
 
@@ -138,7 +138,7 @@ def _offer_manifest(caps: list[dict[str, object]]) -> object:
 
 
 def test_offers_are_honest_about_programs_that_change_the_system() -> None:
-    from apps.device_agent.profile import PROGRAMS
+    from meshagents.apps.device_agent.profile import PROGRAMS
     from meshagents.trust.manifest import decide
 
     caps = [
@@ -204,7 +204,7 @@ def test_config_sandbox_weak_is_explicit(tmp_path: Path) -> None:
 def test_the_agent_refuses_to_start_without_its_sandbox(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from apps.device_agent import agent, sandbox
+    from meshagents.apps.device_agent import agent, sandbox
 
     data = {
         "device_id": "d", "device_name": "d", "manifest_path": "m.json", "operator_key": "k",

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from nacl.signing import SigningKey
 
-from apps.device_agent import renewal
-from apps.device_agent.pipeline import Pipeline
+from meshagents.apps.device_agent import renewal
+from meshagents.apps.device_agent.pipeline import Pipeline
 from meshagents.errors import FnError
 from meshagents.trust import manifest as trust_manifest
 from tests.unit.agent.rig import make_rig

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from nacl.signing import SigningKey
 
-from apps.device_agent.capabilities.base import Context
-from apps.device_agent.pipeline import Pipeline
+from meshagents.apps.device_agent.capabilities.base import Context
+from meshagents.apps.device_agent.pipeline import Pipeline
 from meshagents.trust import manifest as trust_manifest
 from meshagents.trust.rotation import make_statement
 from meshagents.trust.signing import public_b64

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from apps.device_agent.capabilities import safeopen
+from meshagents.apps.device_agent.capabilities import safeopen
 
 pytestmark = pytest.mark.unit
 

@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from apps.device_agent import sandbox, seccomp
+from meshagents.apps.device_agent import sandbox, seccomp
 
 pytestmark = pytest.mark.unit
 

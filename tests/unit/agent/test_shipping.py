@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from apps.device_agent.capabilities.base import Context
-from apps.device_agent.pipeline import Pipeline
-from apps.device_agent.shipping import Shipper, make_checkpoint
+from meshagents.apps.device_agent.capabilities.base import Context
+from meshagents.apps.device_agent.pipeline import Pipeline
+from meshagents.apps.device_agent.shipping import Shipper, make_checkpoint
 from meshagents.trust.audit import GENESIS, entry_hash
 from meshagents.trust.keystore import DEVICE_KEY, FileKeyStore, load_signing_key
 from meshagents.trust.signing import TYPE_CHECKPOINT, verify_payload

@@ -1,4 +1,4 @@
-"""The agent's shipper against the hub's own ingest (apps/wg_hub/audit_ingest.py), so
+"""The agent's shipper against the hub's own ingest (meshagents/apps/wg_hub/audit_ingest.py), so
 the two sides of the audit shipping contract are checked together: batches accepted
 in order, a hub that lost entries answers 409 with expected_seq and gets them again,
 a forged checkpoint is refused."""
@@ -12,12 +12,12 @@ import httpx
 import pytest
 from nacl.signing import SigningKey
 
-from apps.device_agent.capabilities.base import Context
-from apps.device_agent.pipeline import Pipeline
-from apps.device_agent.shipping import Shipper, ShipRefused
-from apps.wg_hub.audit_ingest import chain_status, ingest
-from apps.wg_hub.store import HubStore
-from apps.wg_hub.web import STATUS
+from meshagents.apps.device_agent.capabilities.base import Context
+from meshagents.apps.device_agent.pipeline import Pipeline
+from meshagents.apps.device_agent.shipping import Shipper, ShipRefused
+from meshagents.apps.wg_hub.audit_ingest import chain_status, ingest
+from meshagents.apps.wg_hub.store import HubStore
+from meshagents.apps.wg_hub.web import STATUS
 from meshagents.errors import FnError
 from meshagents.trust.keystore import DEVICE_KEY, FileKeyStore, load_signing_key
 from tests.unit.agent.rig import make_rig

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from apps.agents_and_robots.alerts import DEFAULT_STALE_AFTER_S, StaleWatch, replay_alert
+from meshagents.apps.agents_and_robots.alerts import DEFAULT_STALE_AFTER_S, StaleWatch, replay_alert
 
 pytestmark = pytest.mark.unit
 

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from apps.agents_and_robots.__main__ import main
-from meshagents.appspec import load_app, missing_service_keys, render_unit
-from meshagents.doctor.usage_scan import tree_calls
+from meshagents.apps.agents_and_robots.__main__ import main
+from meshagents.runtime.appspec import load_app, missing_service_keys, render_unit
+from meshagents.runtime.doctor.usage_scan import tree_calls
 
 pytestmark = pytest.mark.unit
 
-APP_DIR = Path(__file__).resolve().parents[3] / "apps" / "agents_and_robots"
+APP_DIR = Path(__file__).resolve().parents[3] / "meshagents" / "apps" / "agents_and_robots"
 
 
 def test_front_matter_complete_and_uses_functions_match_code() -> None:
@@ -26,7 +26,7 @@ def test_front_matter_complete_and_uses_functions_match_code() -> None:
     assert checks and all(c["id"].startswith(("bot_", "e2e_")) for c in checks)
     for check in checks:  # each named integration test exists
         file, _, name = check["test"].partition("::")
-        assert f"def {name}(" in (APP_DIR.parents[1] / file).read_text()
+        assert f"def {name}(" in (APP_DIR.parents[2] / file).read_text()
     unit = render_unit(spec, Path("/opt/meshagents"))
     assert "ExecStart=/opt/meshagents/fn app agents_and_robots" in unit
     assert 'Environment="FN_STATE_DIR=/var/lib/meshagents"' in unit

@@ -7,7 +7,7 @@ from collections.abc import Callable, Container
 
 import pytest
 
-from apps.agents_and_robots.approvals import (
+from meshagents.apps.agents_and_robots.approvals import (
     ApprovalBook,
     State,
     Transition,
@@ -18,7 +18,7 @@ from apps.agents_and_robots.approvals import (
     vote_from_command,
     vote_from_reaction,
 )
-from apps.agents_and_robots.commands import Command, parse
+from meshagents.apps.agents_and_robots.commands import Command, parse
 from meshagents.trust.approval import render_request
 
 pytestmark = pytest.mark.unit

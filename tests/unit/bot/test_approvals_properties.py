@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from apps.agents_and_robots.approvals import ApprovalBook, ApprovalRequest, State, Vote
+from meshagents.apps.agents_and_robots.approvals import ApprovalBook, ApprovalRequest, State, Vote
 
 pytestmark = pytest.mark.unit
 

@@ -7,8 +7,15 @@ from typing import Any
 
 import pytest
 
-from apps.agents_and_robots.commands import Command, ParseError, parse
-from apps.agents_and_robots.core import BotCore, DeviceInfo, Dispatch, Message, PostApprovalRequest, Reply
+from meshagents.apps.agents_and_robots.commands import Command, ParseError, parse
+from meshagents.apps.agents_and_robots.core import (
+    BotCore,
+    DeviceInfo,
+    Dispatch,
+    Message,
+    PostApprovalRequest,
+    Reply,
+)
 
 pytestmark = pytest.mark.unit
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from apps.agents_and_robots.commands import (
+from meshagents.apps.agents_and_robots.commands import (
     MAX_COMMAND_CHARS,
     SPECS,
     Command,
@@ -300,7 +300,7 @@ def test_smart_dashes_in_options() -> None:
 
 
 def test_reply_fallback_is_stripped() -> None:
-    from apps.agents_and_robots.commands import strip_reply_fallback
+    from meshagents.apps.agents_and_robots.commands import strip_reply_fallback
 
     body = "> <@bot:hub> approval needed: request K309X1\n> device: pi\n\n!approve K309X1"
     assert strip_reply_fallback(body) == "!approve K309X1"

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from apps.agents_and_robots.commands import (
+from meshagents.apps.agents_and_robots.commands import (
     MAX_FOLLOW_S,
     MAX_LOG_TAIL,
     SPECS,
@@ -19,8 +19,8 @@ from apps.agents_and_robots.commands import (
     precheck,
     render,
 )
-from apps.agents_and_robots.dispatches import args_digest
-from apps.agents_and_robots.ids import ALPHABET
+from meshagents.apps.agents_and_robots.dispatches import args_digest
+from meshagents.apps.agents_and_robots.ids import ALPHABET
 
 pytestmark = pytest.mark.unit
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from apps.agents_and_robots.commands import Command, parse
-from apps.agents_and_robots.confirm import RevokeConfirmations
+from meshagents.apps.agents_and_robots.commands import Command, parse
+from meshagents.apps.agents_and_robots.confirm import RevokeConfirmations
 
 pytestmark = pytest.mark.unit
 

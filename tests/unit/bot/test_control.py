@@ -7,8 +7,14 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from apps.agents_and_robots.approvals import ApprovalBook
-from apps.agents_and_robots.control import ControlApi, DeviceStatus, approval_rows, device_rows, token_ok
+from meshagents.apps.agents_and_robots.approvals import ApprovalBook
+from meshagents.apps.agents_and_robots.control import (
+    ControlApi,
+    DeviceStatus,
+    approval_rows,
+    device_rows,
+    token_ok,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -53,7 +59,7 @@ def test_device_rows() -> None:
 
 
 def test_help_shows_an_unsandboxed_device() -> None:
-    from apps.agents_and_robots.help import render_help
+    from meshagents.apps.agents_and_robots.help import render_help
 
     weak = render_help("pi", {}, sandbox="weak")
     assert weak.text.startswith("warning: pi is UNSANDBOXED") and "UNSANDBOXED" in weak.html

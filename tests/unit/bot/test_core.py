@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from apps.agents_and_robots.approvals import ApprovalBook
-from apps.agents_and_robots.confirm import RevokeConfirmations
-from apps.agents_and_robots.core import (
+from meshagents.apps.agents_and_robots.approvals import ApprovalBook
+from meshagents.apps.agents_and_robots.confirm import RevokeConfirmations
+from meshagents.apps.agents_and_robots.core import (
     Action,
     BotCore,
     DeviceInfo,
@@ -23,7 +23,7 @@ from apps.agents_and_robots.core import (
     SetDispatchStatus,
     StatusQuery,
 )
-from apps.agents_and_robots.dispatches import DispatchStore, args_digest
+from meshagents.apps.agents_and_robots.dispatches import DispatchStore, args_digest
 
 pytestmark = pytest.mark.unit
 
@@ -319,7 +319,7 @@ def test_actions_drive_the_store(state_dir: Any) -> None:
 
 
 def test_device_results_and_replay_alert() -> None:
-    from apps.agents_and_robots.core import DeviceResult
+    from meshagents.apps.agents_and_robots.core import DeviceResult
 
     core = make_core()
     assert core.on_device_result(DeviceResult("req-0", "home-wsl", "ok", T0)) == [

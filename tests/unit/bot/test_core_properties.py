@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from apps.agents_and_robots.approvals import ApprovalBook
-from apps.agents_and_robots.core import (
+from meshagents.apps.agents_and_robots.approvals import ApprovalBook
+from meshagents.apps.agents_and_robots.core import (
     Action,
     BotCore,
     DeviceInfo,

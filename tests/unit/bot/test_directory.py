@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from nacl.signing import SigningKey
 
-from apps.agents_and_robots.directory import (
+from meshagents.apps.agents_and_robots.directory import (
     DeviceRecord,
     FileDirectory,
     HubDirectory,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from apps.agents_and_robots.dispatches import (
+from meshagents.apps.agents_and_robots.dispatches import (
     SCHEMA_VERSION,
     DispatchStore,
     args_digest,
@@ -59,7 +59,7 @@ def test_location_wal_and_schema(state_dir: Path, store: DispatchStore) -> None:
 def test_migrations_are_idempotent_and_stepwise(tmp_path: Path) -> None:
     path = tmp_path / "ops.db"
     db = sqlite3.connect(path)  # a database left at version 1 by older code
-    from apps.agents_and_robots.dispatches import MIGRATIONS
+    from meshagents.apps.agents_and_robots.dispatches import MIGRATIONS
 
     db.executescript(MIGRATIONS[0] + "; PRAGMA user_version = 1;")
     db.close()

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from apps.agents_and_robots.dispatches import FINAL, STATUSES, TRANSITIONS, DispatchStore
+from meshagents.apps.agents_and_robots.dispatches import FINAL, STATUSES, TRANSITIONS, DispatchStore
 from meshagents.errors import FnError
 
 pytestmark = pytest.mark.unit

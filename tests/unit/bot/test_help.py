@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from apps.agents_and_robots.commands import SPECS, Command, parse
-from apps.agents_and_robots.help import render_help
+from meshagents.apps.agents_and_robots.commands import SPECS, Command, parse
+from meshagents.apps.agents_and_robots.help import render_help
 
 pytestmark = pytest.mark.unit
 

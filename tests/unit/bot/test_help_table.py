@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from apps.agents_and_robots.help import render_help
+from meshagents.apps.agents_and_robots.help import render_help
 
 pytestmark = pytest.mark.unit
 

@@ -1,4 +1,4 @@
-"""HubApi against the hub's real operator app (apps/wg_hub/web.py) in-process, with a
+"""HubApi against the hub's real operator app (meshagents/apps/wg_hub/web.py) in-process, with a
 stand-in Hub object behind it: the routes, the bearer token and the error format the
 bot relies on are the hub's own."""
 
@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from apps.agents_and_robots.directory import HubApi, HubDirectory
-from apps.wg_hub.web import operator_app
+from meshagents.apps.agents_and_robots.directory import HubApi, HubDirectory
+from meshagents.apps.wg_hub.web import operator_app
 from meshagents.errors import FnError
 
 pytestmark = pytest.mark.unit

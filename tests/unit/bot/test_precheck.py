@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from apps.agents_and_robots.commands import (
+from meshagents.apps.agents_and_robots.commands import (
     Command,
     parse,
     precheck,

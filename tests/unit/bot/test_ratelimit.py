@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from apps.agents_and_robots.core import BotCore, Reply
-from apps.agents_and_robots.ratelimit import RateLimiter
+from meshagents.apps.agents_and_robots.core import BotCore, Reply
+from meshagents.apps.agents_and_robots.ratelimit import RateLimiter
 from tests.unit.bot.test_core import DEVICES, OP, T0, msg
 
 pytestmark = pytest.mark.unit

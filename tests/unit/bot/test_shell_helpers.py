@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from apps.agents_and_robots.config import BotSettings, parse_settings
-from apps.agents_and_robots.control import DeviceStatus
-from apps.agents_and_robots.core import (
+from meshagents.apps.agents_and_robots.config import BotSettings, parse_settings
+from meshagents.apps.agents_and_robots.control import DeviceStatus
+from meshagents.apps.agents_and_robots.core import (
     DASHBOARD,
     Dispatch,
     PostApprovalRequest,
@@ -17,8 +17,13 @@ from apps.agents_and_robots.core import (
     Reply,
     SetDispatchStatus,
 )
-from apps.agents_and_robots.directory import DeviceRecord
-from apps.agents_and_robots.shell import device_checkable_vote, result_from_content, room_kind_of, status_text
+from meshagents.apps.agents_and_robots.directory import DeviceRecord
+from meshagents.apps.agents_and_robots.shell import (
+    device_checkable_vote,
+    result_from_content,
+    room_kind_of,
+    status_text,
+)
 from meshagents.errors import FnError
 from tests.unit.bot.test_core import APPROVALS, ROOM, T0, make_core, msg
 from tests.unit.bot.test_core import DEVICES as CORE_DEVICES

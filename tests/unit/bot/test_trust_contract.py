@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from apps.agents_and_robots.commands import Command, parse, precheck, view_from_manifest
+from meshagents.apps.agents_and_robots.commands import Command, parse, precheck, view_from_manifest
 from meshagents.trust.manifest import decide
 from meshagents.trust.models import Manifest
 from meshagents.trust.models import parse as parse_model
@@ -98,7 +98,7 @@ def test_fs_write_content_passes_decide() -> None:
 
 
 def test_core_with_decide_as_its_check() -> None:
-    from apps.agents_and_robots.core import BotCore, DeviceInfo, Dispatch, Message, Reply
+    from meshagents.apps.agents_and_robots.core import BotCore, DeviceInfo, Dispatch, Message, Reply
 
     m = manifest(EXTRA)
 

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from apps.agents_and_robots.approvals import preview_args
-from apps.agents_and_robots.core import BotCore, DeviceInfo, Message, PostApprovalRequest, Reply
-from apps.agents_and_robots.uploads import reply_target, shown_args, upload_write_path
+from meshagents.apps.agents_and_robots.approvals import preview_args
+from meshagents.apps.agents_and_robots.core import BotCore, DeviceInfo, Message, PostApprovalRequest, Reply
+from meshagents.apps.agents_and_robots.uploads import reply_target, shown_args, upload_write_path
 from meshagents.matrix import attachments
 
 pytestmark = pytest.mark.unit

@@ -12,10 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from meshagents.cli import cli
-from meshagents.docstrings import param_docs, summary_text
 from meshagents.errors import FnError
-from meshagents.indexer import build_index
 from meshagents.inputs import (
     check_device_name,
     check_host_port,
@@ -23,6 +20,9 @@ from meshagents.inputs import (
     check_url,
     parse_duration,
 )
+from meshagents.runtime.cli import cli
+from meshagents.runtime.docstrings import param_docs, summary_text
+from meshagents.runtime.indexer import build_index
 from meshagents.state import project_root
 
 ROOT = project_root()
@@ -69,7 +69,7 @@ def test_run_function_help_describes_each_parameter() -> None:
     rc, out, _ = _invoke("run", "wg_keygen", "--help")
     assert rc == 0
     assert "--preshared" in out
-    from functions.wg.wg_keygen import wg_keygen
+    from meshagents.functions.wg.wg_keygen import wg_keygen
 
     described = param_docs(wg_keygen.__doc__)
     assert described, "wg_keygen documents its parameters"
@@ -107,7 +107,7 @@ def test_app_help_reaches_the_app() -> None:
     env = {**os.environ, "FN_PROJECT_ROOT": str(ROOT)}
     for app, option in (("device_agent", "--config"), ("wg_hub", "--public-host"),
                         ("agents_dashboard", "--hub-api"), ("agents_and_robots", "--config")):
-        proc = subprocess.run([sys.executable, "-m", "meshagents.cli", "app", app, "--help"],
+        proc = subprocess.run([sys.executable, "-m", "meshagents.runtime.cli", "app", app, "--help"],
                               capture_output=True, text=True, env=env, timeout=60)
         assert proc.returncode == 0, proc.stderr
         assert option in proc.stdout, (app, proc.stdout)

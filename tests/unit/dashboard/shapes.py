@@ -1,7 +1,7 @@
 """Recorded JSON shapes of the hub's operator API and the bot's control API (as of wave 2).
 
-Hub: ``GET /api/peers`` (apps/wg_hub/enroll.py ``Hub.peers``), the ``peer_stats`` event
-(apps/wg_hub/events.py), ``GET /api/audit/{id}`` (``{"entries", "chain"}``, the chain
+Hub: ``GET /api/peers`` (meshagents/apps/wg_hub/enroll.py ``Hub.peers``), the ``peer_stats`` event
+(meshagents/apps/wg_hub/events.py), ``GET /api/audit/{id}`` (``{"entries", "chain"}``, the chain
 being meshagents.trust.audit.ChainReport). Bot: the control API contract
 (docs/dashboard.md). ``manifest`` in a peer is what the dashboard uses when the hub
 sends it (see docs/dashboard.md, "what the hub could add").

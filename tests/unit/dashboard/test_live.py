@@ -8,9 +8,9 @@ import json
 import httpx
 import pytest
 
-from apps.agents_dashboard.clients import HubClient
-from apps.agents_dashboard.config import DashConfig
-from apps.agents_dashboard.live import Live
+from meshagents.apps.agents_dashboard.clients import HubClient
+from meshagents.apps.agents_dashboard.config import DashConfig
+from meshagents.apps.agents_dashboard.live import Live
 from tests.unit.dashboard import shapes
 
 pytestmark = pytest.mark.unit

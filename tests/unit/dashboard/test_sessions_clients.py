@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from apps.agents_dashboard.clients import BotClient, HubClient, SSEParser
-from apps.agents_dashboard.config import DashConfig, load_token
-from apps.agents_dashboard.sessions import SessionStore
+from meshagents.apps.agents_dashboard.clients import BotClient, HubClient, SSEParser
+from meshagents.apps.agents_dashboard.config import DashConfig, load_token
+from meshagents.apps.agents_dashboard.sessions import SessionStore
 from meshagents.errors import FnError
 
 pytestmark = pytest.mark.unit

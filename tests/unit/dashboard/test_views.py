@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from apps.agents_dashboard import views
+from meshagents.apps.agents_dashboard import views
 from tests.unit.dashboard import shapes
 from tests.unit.dashboard.shapes import NOW
 

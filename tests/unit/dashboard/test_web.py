@@ -10,11 +10,11 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from apps.agents_dashboard.clients import BotClient, HubClient
-from apps.agents_dashboard.config import DashConfig
-from apps.agents_dashboard.live import Live
-from apps.agents_dashboard.sessions import COOKIE, SessionStore
-from apps.agents_dashboard.web import create_app
+from meshagents.apps.agents_dashboard.clients import BotClient, HubClient
+from meshagents.apps.agents_dashboard.config import DashConfig
+from meshagents.apps.agents_dashboard.live import Live
+from meshagents.apps.agents_dashboard.sessions import COOKIE, SessionStore
+from meshagents.apps.agents_dashboard.web import create_app
 from tests.unit.dashboard import shapes
 
 pytestmark = pytest.mark.unit
@@ -110,7 +110,7 @@ def test_pages_need_a_session(env: tuple[TestClient, Live]) -> None:
 
 def test_wrong_token_refused(env: tuple[TestClient, Live], monkeypatch: pytest.MonkeyPatch) -> None:
     client, _ = env
-    monkeypatch.setattr("apps.agents_dashboard.web.LOGIN_FAIL_DELAY_S", 0)
+    monkeypatch.setattr("meshagents.apps.agents_dashboard.web.LOGIN_FAIL_DELAY_S", 0)
     resp = client.post("/login", data={"token": "nope"}, follow_redirects=False)
     assert resp.status_code == 401 and COOKIE not in resp.cookies
 

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from meshagents.dockerctl.lines import LineSplitter, parse_since, split_lines
-from meshagents.dockerctl.logs import cap_lines, check_bounds
-from meshagents.dockerctl.output import CappedBuffer, cap_bytes
+from meshagents.docker.lines import LineSplitter, parse_since, split_lines
+from meshagents.docker.logs import cap_lines, check_bounds
+from meshagents.docker.output import CappedBuffer, cap_bytes
 from meshagents.errors import FnError
 
 pytestmark = pytest.mark.unit

@@ -10,13 +10,13 @@ import pytest
 import requests
 import requests.exceptions
 
-from meshagents.dockerctl import deep, uapi
-from meshagents.dockerctl.engine import connect, resolve_host
-from meshagents.dockerctl.errors import map_error
-from meshagents.dockerctl.execute import check_limits, descendants
-from meshagents.dockerctl.listing import info_of, normalize_filters
-from meshagents.dockerctl.manifest import container_room_alias, light_capabilities
-from meshagents.dockerctl.resolve import candidates
+from meshagents.docker import deep, uapi
+from meshagents.docker.engine import connect, resolve_host
+from meshagents.docker.errors import map_error
+from meshagents.docker.execute import check_limits, descendants
+from meshagents.docker.listing import info_of, normalize_filters
+from meshagents.docker.manifest import container_room_alias, light_capabilities
+from meshagents.docker.resolve import candidates
 from meshagents.errors import FnError
 
 pytestmark = pytest.mark.unit

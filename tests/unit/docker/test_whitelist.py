@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from meshagents.dockerctl.whitelist import check_argv, invalid_entries, whitelist_risks
+from meshagents.docker.whitelist import check_argv, invalid_entries, whitelist_risks
 from meshagents.errors import FnError
 
 pytestmark = pytest.mark.unit

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from nacl.signing import SigningKey
 
-from apps.wg_hub.audit_ingest import chain_status, ingest
-from apps.wg_hub.store import HubStore
+from meshagents.apps.wg_hub.audit_ingest import chain_status, ingest
+from meshagents.apps.wg_hub.store import HubStore
 from meshagents.errors import FnError
 from meshagents.trust.audit import AuditLog
 from meshagents.trust.signing import public_b64

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from nacl.signing import SigningKey
 
-from apps.wg_hub import config
-from apps.wg_hub.issue import build_manifest
-from apps.wg_hub.profiles import list_profiles, load_profile
+from meshagents.apps.wg_hub import config
+from meshagents.apps.wg_hub.issue import build_manifest
+from meshagents.apps.wg_hub.profiles import list_profiles, load_profile
 from meshagents.errors import FnError
 from meshagents.trust import manifest as manifest_mod
 from meshagents.trust.signing import public_b64

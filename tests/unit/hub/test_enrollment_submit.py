@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from nacl.signing import SigningKey
 
-from apps.wg_hub.config import PROFILES_DIR
-from apps.wg_hub.issue import build_manifest
-from apps.wg_hub.profiles import load_profile
-from meshagents.api import call
+from meshagents.apps.wg_hub.config import PROFILES_DIR
+from meshagents.apps.wg_hub.issue import build_manifest
+from meshagents.apps.wg_hub.profiles import load_profile
 from meshagents.errors import FnError
+from meshagents.runtime.api import call
 from meshagents.trust import manifest as manifest_mod
 from meshagents.trust import tokens
 from meshagents.trust.sealing import seal_answer
@@ -126,7 +126,7 @@ def test_good_answer_is_kept_and_the_operator_key_pinned(hub: FakeHub, state_dir
 
 
 def test_matrix_section_writes_the_device_agent_config(hub: FakeHub, state_dir: Path) -> None:
-    from apps.device_agent.config import load
+    from meshagents.apps.device_agent.config import load
 
     hub.mode = "matrix"
     out = call("enrollment_submit", caller="tests", token=token(hub.url))

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from apps.wg_hub import events
-from apps.wg_hub.events import EventBus, changes, poll_forever
+from meshagents.apps.wg_hub import events
+from meshagents.apps.wg_hub.events import EventBus, changes, poll_forever
 
 pytestmark = pytest.mark.unit
 
@@ -92,7 +92,7 @@ async def _take(stream: Any, n: int) -> list[dict[str, Any]]:
 
 
 async def test_ids_grow_across_restarts_and_a_stream_resumes_after_its_last_id(tmp_path: Any) -> None:
-    from apps.wg_hub.store import HubStore
+    from meshagents.apps.wg_hub.store import HubStore
 
     store = HubStore(tmp_path / "operations.db")
     first = EventBus()
@@ -120,7 +120,7 @@ async def test_ids_grow_across_restarts_and_a_stream_resumes_after_its_last_id(t
 async def test_a_reader_behind_the_journal_is_told_to_resync(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from apps.wg_hub import store as store_mod
+    from meshagents.apps.wg_hub import store as store_mod
 
     monkeypatch.setattr(store_mod, "EVENT_JOURNAL_KEEP", 3)
     store = store_mod.HubStore(tmp_path / "operations.db")
@@ -139,7 +139,7 @@ async def test_a_reader_behind_the_journal_is_told_to_resync(
 # --- the bot's side: what each event does to its directory ------------------------------------
 
 async def test_the_directory_applies_pushed_events() -> None:
-    from apps.agents_and_robots.directory import HubDirectory, HubEvent
+    from meshagents.apps.agents_and_robots.directory import HubDirectory, HubEvent
 
     class Hub:
         async def peers(self) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from apps.wg_hub.store import MIGRATIONS, HubStore
+from meshagents.apps.wg_hub.store import MIGRATIONS, HubStore
 from meshagents.errors import FnError
 
 pytestmark = pytest.mark.unit

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from apps.wg_hub.events import EventBus
-from apps.wg_hub.web import operator_app, public_app
+from meshagents.apps.wg_hub.events import EventBus
+from meshagents.apps.wg_hub.web import operator_app, public_app
 from meshagents.errors import FnError
 
 pytestmark = pytest.mark.unit

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from functions.wg.wg_keygen import public_from_private
-from meshagents import telemetry
-from meshagents.cli import cli
+from meshagents.functions.wg.wg_keygen import public_from_private
+from meshagents.runtime import telemetry
+from meshagents.runtime.cli import cli
 
 pytestmark = pytest.mark.unit
 
@@ -31,7 +31,7 @@ def test_list_and_show(runner: CliRunner) -> None:
     res = runner.invoke(cli, ["show", "wg_keygen"])
     assert res.exit_code == 0
     shown = json.loads(res.output)
-    assert shown["module"] == "functions.wg.wg_keygen"
+    assert shown["module"] == "meshagents.functions.wg.wg_keygen"
     assert shown["params"][0]["name"] == "preshared"
 
 
@@ -78,7 +78,7 @@ def test_run_help(runner: CliRunner) -> None:
 
 
 def test_failure_exits_1_with_error_json(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
-    import functions.wg.wg_keygen as mod
+    import meshagents.functions.wg.wg_keygen as mod
     from meshagents.errors import FnError
 
     def boom(preshared: bool = False) -> dict[str, str]:
@@ -93,7 +93,7 @@ def test_failure_exits_1_with_error_json(runner: CliRunner, monkeypatch: pytest.
 
 
 def test_unexpected_exception_is_internal_error(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
-    import functions.wg.wg_keygen as mod
+    import meshagents.functions.wg.wg_keygen as mod
 
     def boom(preshared: bool = False) -> dict[str, str]:
         raise ZeroDivisionError("x")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from meshagents.cli import cli
+from meshagents.runtime.cli import cli
 
 pytestmark = pytest.mark.unit
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from meshagents.appspec import load_app, render_unit
-from meshagents.doctor import run_checks
-from meshagents.doctor.secrets import scan_text
+from meshagents.runtime.appspec import load_app, render_unit
+from meshagents.runtime.doctor import run_checks
+from meshagents.runtime.doctor.secrets import scan_text
 
 pytestmark = pytest.mark.unit
 
@@ -58,7 +58,7 @@ def test_repository_is_clean() -> None:
 
 
 def test_render_unit(sample_root: Path) -> None:
-    unit = render_unit(load_app(sample_root / "apps" / "good_app"), Path("/opt/meshagents"))
+    unit = render_unit(load_app(sample_root / "meshagents" / "apps" / "good_app"), Path("/opt/meshagents"))
     assert "ExecStart=/opt/meshagents/fn app good_app --port 8080" in unit
     assert "User=meshagents" in unit
     assert 'Environment="FN_STATE_DIR=/var/lib/meshagents"' in unit
@@ -67,7 +67,7 @@ def test_render_unit(sample_root: Path) -> None:
 
 
 def test_pipeline_calls_through_lib_helpers() -> None:
-    from meshagents.doctor.usage_scan import pipeline_calls
+    from meshagents.runtime.doctor.usage_scan import pipeline_calls
 
     text = 'keys=$(step "k" fn_run wg_keygen)\nfn_local operator_key_init\n./fn run --host vps wg_status\n'
     assert pipeline_calls(text) == {"wg_keygen", "operator_key_init", "wg_status"}

@@ -8,12 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meshagents.indexer import build_index, module_files, render_registry, scan_files, scan_source
+from meshagents.runtime.indexer import build_index, module_files, render_registry, scan_files, scan_source
 
 pytestmark = pytest.mark.unit
 
 GOOD = '''"""mod doc."""
-from meshagents.catalog import function
+from meshagents.runtime.catalog import function
 
 @function(id="x_thing", group="x", requires=["root", "network"])
 def x_thing(name: str, count: int = 3, tags: list[str] | None = None) -> dict[str, int]:
@@ -31,7 +31,7 @@ def x_thing(name: str, count: int = 3, tags: list[str] | None = None) -> dict[st
 
 
 def test_entry_from_source() -> None:
-    res = scan_source(GOOD, "functions.x.x_thing", "functions/x/x_thing.py")
+    res = scan_source(GOOD, "meshagents.functions.x.x_thing", "meshagents/functions/x/x_thing.py")
     assert res.problems == []
     (e,) = res.entries
     assert (e.id, e.group, e.entry, e.summary) == ("x_thing", "x", "x_thing", "Do the thing.")
@@ -46,13 +46,13 @@ def test_entry_from_source() -> None:
 
 
 def test_bad_metadata_warns() -> None:
-    src = """from meshagents.catalog import function
+    src = """from meshagents.runtime.catalog import function
 
 @function(id="other_name", group="x", requires=["teleport"])
 def f(a, b: int):
     return 1
 """
-    res = scan_source(src, "functions.x.x_thing", "functions/x/x_thing.py")
+    res = scan_source(src, "meshagents.functions.x.x_thing", "meshagents/functions/x/x_thing.py")
     messages = " | ".join(p.message for p in res.problems)
     errors = sorted(p.message for p in res.problems if p.level == "error")
     assert errors == ["other_name: parameter 'a': no line in the docstring's Args:",
@@ -67,8 +67,8 @@ def f(a, b: int):
 
 def test_duplicate_id_is_an_error(tmp_path: Path) -> None:
     for name in ("x_thing", "x_other"):
-        (tmp_path / "functions" / "x").mkdir(parents=True, exist_ok=True)
-        (tmp_path / "functions" / "x" / f"{name}.py").write_text(GOOD)
+        (tmp_path / "meshagents" / "functions" / "x").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "meshagents" / "functions" / "x" / f"{name}.py").write_text(GOOD)
     res = scan_files(tmp_path, module_files(tmp_path))
     assert any(p.level == "error" and "duplicate id 'x_thing'" in p.message for p in res.problems)
     assert [e.id for e in res.entries] == ["x_thing"]
@@ -76,16 +76,16 @@ def test_duplicate_id_is_an_error(tmp_path: Path) -> None:
 
 def test_two_entry_points_in_one_module_is_an_error() -> None:
     src = GOOD + GOOD.split('"""mod doc."""\n', 1)[1].replace("x_thing", "x_thing2").replace(
-        "from meshagents.catalog import function\n", ""
+        "from meshagents.runtime.catalog import function\n", ""
     )
-    res = scan_source(src, "functions.x.x_thing", "functions/x/x_thing.py")
+    res = scan_source(src, "meshagents.functions.x.x_thing", "meshagents/functions/x/x_thing.py")
     assert any(p.level == "error" and "more than one" in p.message for p in res.problems)
 
 
 def _write_catalog(root: Path, ids: list[str]) -> list[Path]:
     paths = []
     for fid in ids:
-        d = root / "functions" / fid.split("_")[0]
+        d = root / "meshagents" / "functions" / fid.split("_")[0]
         d.mkdir(parents=True, exist_ok=True)
         p = d / f"{fid}.py"
         p.write_text(GOOD.replace("x_thing", fid))
@@ -111,4 +111,4 @@ def test_repository_registry_is_current() -> None:
     root = Path(__file__).resolve().parents[3]
     result, text = build_index(root)
     assert not result.errors, result.errors
-    assert (root / "registry.toml").read_text() == text, "registry.toml is stale: run ./fn index"
+    assert (root / "meshagents/registry.toml").read_text() == text, "registry.toml is stale: run ./fn index"

@@ -8,7 +8,7 @@ from typing import Literal
 import pytest
 
 from meshagents.errors import UsageError
-from meshagents.params import parse_args
+from meshagents.runtime.params import parse_args
 
 pytestmark = pytest.mark.unit
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from meshagents import telemetry
-from meshagents.api import call, invoke
 from meshagents.errors import FnError
+from meshagents.runtime import telemetry
+from meshagents.runtime.api import call, invoke
 
 pytestmark = pytest.mark.unit
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from meshagents.errors import FnError
-from meshagents.rig.chat import load_connection, parse_line, same_id, target_from_connection
-from meshagents.rig.demo import banner, reply_ok, timings_line
-from meshagents.rig.operator import in_reply_to
+from meshagents.testbed.rig.chat import load_connection, parse_line, same_id, target_from_connection
+from meshagents.testbed.rig.demo import banner, reply_ok, timings_line
+from meshagents.testbed.rig.operator import in_reply_to
 
 pytestmark = pytest.mark.unit
 
@@ -101,7 +101,7 @@ def test_timings_line_lists_the_slowest_first() -> None:
 def test_cli_chat_without_a_running_demo(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from meshagents.cli import cli
+    from meshagents.runtime.cli import cli
 
     res = CliRunner().invoke(cli, ["chat", "home-wsl", "--connection", str(tmp_path / "none.json")])
     assert res.exit_code == 1
@@ -111,7 +111,7 @@ def test_cli_chat_without_a_running_demo(tmp_path: Path) -> None:
 def test_cli_demo_needs_root(monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
 
-    from meshagents.cli import cli
+    from meshagents.runtime.cli import cli
 
     monkeypatch.setattr("os.geteuid", lambda: 1000)
     res = CliRunner().invoke(cli, ["demo", "--smoke"])

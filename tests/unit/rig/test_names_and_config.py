@@ -12,11 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from meshagents.errors import FnError
-from meshagents.rig import config as cfg
-from meshagents.rig.forward import parse_listen
-from meshagents.rig.install import missing_packages
-from meshagents.rig.names import IFNAMSIZ, RunNames, check_device_name
-from meshagents.rig.netns import private_routes
+from meshagents.testbed.rig import config as cfg
+from meshagents.testbed.rig.forward import parse_listen
+from meshagents.testbed.rig.install import missing_packages
+from meshagents.testbed.rig.names import IFNAMSIZ, RunNames, check_device_name
+from meshagents.testbed.rig.netns import private_routes
 
 pytestmark = pytest.mark.unit
 
@@ -99,7 +99,7 @@ def test_matrix_and_bot_settings_parse() -> None:
 
 
 def test_agent_config_is_what_the_agent_loads(tmp_path: Path) -> None:
-    from apps.device_agent.config import from_dict
+    from meshagents.apps.device_agent.config import from_dict
 
     conf = cfg.agent_config(
         device_name="home-wsl", device_id="home-wsl", manifest_path="/x/manifest.json", operator_key="k",
@@ -135,7 +135,7 @@ def test_demo_profile_of_the_shipped_workstation_is_valid() -> None:
     from meshagents.state import project_root
     from meshagents.trust.models import Capability
 
-    shipped = json.loads((project_root() / "apps/wg_hub/profiles/workstation.json").read_text())
+    shipped = json.loads((project_root() / "meshagents/apps/wg_hub/profiles/workstation.json").read_text())
     for cap in cfg.demo_profile(shipped)["capabilities"]:
         Capability.model_validate(cap)
 

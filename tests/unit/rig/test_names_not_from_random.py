@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from meshagents.rig.names import RunNames
+from meshagents.testbed.rig.names import RunNames
 
 pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[3]
 # everything a test run imports; bench/ is not run by the tests (its random.uniform is jitter)
-SCANNED = ("meshagents", "apps", "functions", "pipelines", "tests")
+SCANNED = ("meshagents", "tests")
 OWN_GENERATORS = {"Random", "SystemRandom"}  # instances not touched by random.seed()
 # uses that make no name: replayed by the seed, which is what we want of them
 ALLOWED = {

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from meshagents.cli import cli
+from meshagents.runtime.cli import cli
 
 
 def test_recovery_key_and_identity_need_a_connection(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from meshagents.rig.runs import RunRecord, dead_runs, namespaces_of
+from meshagents.testbed.rig.runs import RunRecord, dead_runs, namespaces_of
 
 pytestmark = pytest.mark.unit
 

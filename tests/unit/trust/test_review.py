@@ -20,7 +20,7 @@ KEY_A, KEY_B, KEY_OP = "A" * 43 + "=", "B" * 43 + "=", "O" * 43 + "="
 
 
 def workstation() -> dict[str, Any]:
-    data = json.loads((ROOT / "apps" / "wg_hub" / "profiles" / "workstation.json").read_text())
+    data = json.loads((ROOT / "meshagents" / "apps" / "wg_hub" / "profiles" / "workstation.json").read_text())
     return review.profile_content("workstation", data["capabilities"])
 
 

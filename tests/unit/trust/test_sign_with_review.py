@@ -12,8 +12,8 @@ import pytest
 from nacl.signing import SigningKey
 
 from meshagents import opconfig
-from meshagents.api import call
 from meshagents.errors import FnError
+from meshagents.runtime.api import call
 from meshagents.trust import manifest as manifest_mod
 from meshagents.trust import tokens
 from meshagents.trust.keystore import OPERATOR_KEY, init_signing_key

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from nacl.signing import SigningKey
 
-from functions.audit.device_audit_verify_chain import device_audit_verify_chain
 from meshagents.errors import FnError, UsageError
+from meshagents.functions.audit.device_audit_verify_chain import device_audit_verify_chain
 from meshagents.trust.audit import AuditLog
 from meshagents.trust.checkpoints import ManifestHistory, manifests_path
 from meshagents.trust.models import Manifest

@@ -1,0 +1,694 @@
+"""The bot's command grammar as a pure parser, and the manifest pre-check.
+
+    parse(text) -> Command | ParseError          never raises for any str
+    strip_reply_fallback(body) -> str            drop a Matrix reply fallback first
+    render(command) -> str                       parse(render(c)) == c
+    room_error(command, room) -> ParseError | None
+    resolve_capability(command, view) -> str     !exec ls -> shell.exec.ls (or shell.exec)
+    precheck(command, view) -> Precheck          fast refusal text for the room
+    precheck_text(command, view) -> str | None
+    view_from_manifest(manifest) -> view         from a trust-core Manifest (or its dict)
+
+Words are split with POSIX shell rules (``shlex``: quotes, backslashes) and nothing
+else: no globbing, no variables, no ``;`` or ``|`` meaning, no comments, and no shell
+ever runs them. ``!exec ls;rm -rf /`` is the argv ``["ls;rm", "-rf", "/"]``.
+
+``!fs.write <path> <content>``: the path is one word; the content is the rest of the
+message as typed (so prose needs no quoting), except that a content that is exactly
+one quoted word (``'...'`` / ``"..."``) is unquoted, and a Markdown code fence is
+replaced by the lines inside it (each ending with a newline).
+
+``ParseError.code`` is a stable contract: ``not_a_command`` (no leading ``!``),
+``empty`` (a bare ``!``), ``unknown_command`` (with the nearest commands),
+``bad_arguments`` (with the usage), ``too_long``, and ``wrong_room`` from
+``room_error``.
+
+Arguments are shaped for the trust core's ``decide()``, which refuses any key a
+capability does not declare: ``argv`` (list), ``path``, ``content``, ``container``
+(string, a ``values`` entry), ``tail`` / ``follow_s`` / ``all`` (integers, ``limits``
+entries). Optional ones are left out unless typed: ``!docker ps`` is ``{}``,
+``!docker ps -a`` is ``{"all": 1}``; ``!docker logs web`` is ``{"container": "web",
+"tail": 100}`` and gains ``follow_s`` only with ``--follow``.
+
+The pre-check works on a manifest-like view ``{capability: {"requires_approval":
+bool, "executables": [...], "values": {"container": [...]}, ...}}`` (the trust core's
+capability fields; ``view_from_manifest`` builds it, ``allowed_executables`` is read
+as a synonym) and only gives the operator a fast, readable refusal. The decision
+that counts is the trust core's ``manifest.decide()`` on the signed manifest (the
+bot runs it before signing) and, after that, the device's own check of the envelope.
+"""
+
+from __future__ import annotations
+
+import difflib
+import posixpath
+import re
+import shlex
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from meshagents.apps.agents_and_robots.ids import normalize_request_id
+from meshagents.errors import FnError
+
+PREFIX = "!"
+MAX_COMMAND_CHARS = 65536  # a Matrix event is at most 64 KiB anyway
+MAX_PATH_CHARS = 4096
+MAX_NAME_CHARS = 128
+MAX_ARGV = 256
+DEFAULT_LOG_TAIL = 100
+MAX_LOG_TAIL = 10000
+MAX_FOLLOW_S = 300
+
+RoomKind = Literal["device", "approvals"]
+ParseCode = Literal["not_a_command", "empty", "unknown_command", "bad_arguments", "too_long", "wrong_room"]
+ManifestView = Mapping[str, Mapping[str, Any]]
+
+_DEVICE: frozenset[RoomKind] = frozenset({"device"})
+_APPROVALS: frozenset[RoomKind] = frozenset({"approvals"})
+_BOTH: frozenset[RoomKind] = frozenset({"device", "approvals"})
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+_DEVICE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_TOPIC_RE = re.compile(r"[A-Za-z0-9._-]{1,40}")
+_INT_RE = re.compile(r"[0-9]{1,9}")
+_WINDOWS_ABS_RE = re.compile(r"[A-Za-z]:[\\/]")
+_FENCE_RE = re.compile(r"```[^\n`]*\n(.*?)```[ \t]*\n?", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """One command of the grammar: what it is called, what it asks of the device."""
+
+    name: str
+    capability: str | None
+    usage: str
+    summary: str
+    example: str
+    rooms: frozenset[RoomKind]
+    aliases: tuple[str, ...] = ()
+
+
+SPECS: tuple[CommandSpec, ...] = (
+    CommandSpec("help", None, "!help [command]", "this room's device, its capabilities and the commands",
+                "!help docker logs", _BOTH),
+    CommandSpec("exec", "shell.exec", "!exec <program> [args ...]",
+                "run a whitelisted program (no shell: ; | $() are plain characters)",
+                "!exec ls -la /home/operator", _DEVICE, ("shell.exec",)),
+    CommandSpec("ls", "fs.list", "!ls <path>", "list a directory", "!ls /var/log", _DEVICE, ("fs.list",)),
+    CommandSpec("fs.read", "fs.read", "!fs.read <path>", "read a file (size-capped)",
+                "!fs.read /etc/hostname", _DEVICE, ("cat",)),
+    CommandSpec("fs.write", "fs.write", "!fs.write <path> <content>",
+                "write a file atomically (content: the rest of the message, or one quoted word, "
+                "or a ``` code block)", "!fs.write /tmp/note.txt hello from the operator", _DEVICE),
+    CommandSpec("docker ps", "docker.container.list", "!docker ps [-a]", "list the containers",
+                "!docker ps -a", _DEVICE, ("docker.ps", "docker.container.list")),
+    CommandSpec("docker exec", "docker.container.exec", "!docker exec <container> <program> [args ...]",
+                "run a whitelisted program in a container", "!docker exec web ps", _DEVICE,
+                ("docker.exec", "docker.container.exec")),
+    CommandSpec("docker logs", "docker.container.logs", "!docker logs <container> [--tail N] [--follow S]",
+                f"a container's last N log lines (default {DEFAULT_LOG_TAIL}, at most {MAX_LOG_TAIL}), "
+                f"optionally following for S seconds (at most {MAX_FOLLOW_S})",
+                "!docker logs web --tail 50 --follow 10", _DEVICE, ("docker.logs", "docker.container.logs")),
+    CommandSpec("sensors", "sensors", "!sensors", "temperatures and batteries", "!sensors", _DEVICE),
+    CommandSpec("camera.snapshot", "camera.snapshot", "!camera.snapshot", "one picture from the camera",
+                "!camera.snapshot", _DEVICE, ("snapshot",)),
+    CommandSpec("info", "system.info", "!info", "host, OS, uptime, load, memory, disk", "!info", _DEVICE,
+                ("system.info",)),
+    CommandSpec("cancel", "control.cancel", "!cancel <request id>",
+                "stop a running request (its id is in the running message); a new signed request, "
+                "approved like any other", "!cancel req-0123456789abcdef", _DEVICE, ("control.cancel",)),
+    CommandSpec("status", None, "!status", "mesh and agent state (all devices in the approvals room)",
+                "!status", _BOTH),
+    CommandSpec("pending", None, "!pending", "requests waiting for approval", "!pending", _BOTH),
+    CommandSpec("approve", None, "!approve <id>", "approve a pending request (or react 👍)",
+                "!approve K309X1", _APPROVALS),
+    CommandSpec("deny", None, "!deny <id>", "deny a pending request (or react 👎)",
+                "!deny K309X1", _APPROVALS),
+    CommandSpec("revoke", None, "!revoke <device> [--confirm <code>]",
+                "revoke a device for good; the bot answers with a code to confirm with",
+                "!revoke old-laptop", _APPROVALS),
+)
+SPEC_BY_NAME: dict[str, CommandSpec] = {s.name: s for s in SPECS}
+_LOOKUP: dict[str, CommandSpec] = {**{a: s for s in SPECS for a in s.aliases}, **SPEC_BY_NAME}
+
+
+def lookup(name: str) -> CommandSpec | None:
+    """The spec for a command name or alias (``docker logs``, ``docker.logs``), any case."""
+    return _LOOKUP.get(" ".join(name.lower().split()))
+
+
+DOCKER_SUBCOMMANDS = tuple(s.name.split(" ", 1)[1] for s in SPECS if s.name.startswith("docker "))
+
+
+@dataclass(frozen=True)
+class Command:
+    """A parsed command. ``capability`` is the manifest capability it asks for, or
+    None for a command the bot answers itself (help, status, approvals, revoke)."""
+
+    name: str
+    capability: str | None
+    args: dict[str, Any] = field(hash=False)
+    raw: str = field(default="", compare=False)
+
+    @property
+    def spec(self) -> CommandSpec:
+        return SPEC_BY_NAME[self.name]
+
+    @property
+    def is_local(self) -> bool:
+        return self.capability is None
+
+    def render(self) -> str:
+        return render(self)
+
+
+@dataclass(frozen=True)
+class ParseError:
+    """Why a text is not a command, with a stable ``code`` and a reply for the room."""
+
+    code: ParseCode
+    message: str
+    raw: str = field(default="", compare=False)
+    command: str | None = None
+    usage: str | None = None
+    suggestions: tuple[str, ...] = ()
+
+    def reply_text(self) -> str:
+        parts = [self.message]
+        if self.suggestions:
+            parts.append("did you mean " + ", ".join(PREFIX + s for s in self.suggestions) + "?")
+        if self.usage:
+            parts.append("usage: " + self.usage)
+        if self.code == "unknown_command" and not self.suggestions:
+            parts.append("try !help")
+        return " — ".join(parts)
+
+    def to_fn_error(self) -> FnError:
+        return FnError(self.code, self.message, command=self.command, usage=self.usage,
+                       suggestions=list(self.suggestions))
+
+
+class _Bad(Exception):
+    """Internal: an argument problem, turned into ParseError('bad_arguments')."""
+
+
+class _CountingReader:
+    """A text stream that knows how far shlex has read, so fs.write can take the
+    rest of the message verbatim after the path word."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+
+    def read(self, n: int = -1) -> str:
+        end = len(self.text) if n < 0 else min(len(self.text), self.pos + n)
+        out = self.text[self.pos:end]
+        self.pos = end
+        return out
+
+    def readline(self) -> str:  # only used for comments, which are switched off
+        end = self.text.find("\n", self.pos)
+        return self.read(-1 if end < 0 else end + 1 - self.pos)
+
+
+def _lexer(reader: _CountingReader) -> shlex.shlex:
+    lex = shlex.shlex(reader, posix=True)  # type: ignore[arg-type]  # duck-typed stream
+    lex.whitespace_split = True
+    lex.commenters = ""  # '#' is an ordinary character: `!exec echo #1` keeps "#1"
+    return lex
+
+
+def _words(lex: shlex.shlex) -> list[str]:
+    out: list[str] = []
+    while (tok := lex.get_token()) is not None:
+        out.append(tok)
+    return out
+
+
+def strip_reply_fallback(body: str) -> str:
+    """The message without a Matrix reply fallback (``> <@user:hs> quoted`` lines and
+    the blank line after them), so ``!approve`` written as a reply still parses."""
+    if not body.startswith("> <"):
+        return body
+    lines = body.split("\n")
+    i = 0
+    while i < len(lines) and lines[i].startswith(">"):
+        i += 1
+    if i < len(lines) and lines[i] == "":
+        i += 1
+    return "\n".join(lines[i:])
+
+
+def parse(text: str) -> Command | ParseError:
+    """Parse one message body. Any ``str`` gives a Command or a ParseError."""
+    if not isinstance(text, str):
+        return ParseError("not_a_command", "not text")
+    body = text.lstrip()
+    if not body.startswith(PREFIX):
+        return ParseError("not_a_command", "commands start with !", raw=text)
+    if len(text) > MAX_COMMAND_CHARS:
+        return ParseError("too_long", f"a command is at most {MAX_COMMAND_CHARS} characters", raw=text)
+    head = body[len(PREFIX):].lstrip().split(maxsplit=1)
+    if head and len(head[0]) > MAX_NAME_CHARS:
+        # no command is that long; skip shlex and difflib, which are slow on such words
+        return ParseError("unknown_command", f"unknown command {PREFIX}{_label(head[0])}", raw=text,
+                          command=_label(head[0]))
+    reader = _CountingReader(body[len(PREFIX):])
+    lex = _lexer(reader)
+    try:
+        word = lex.get_token()
+    except ValueError as exc:
+        return ParseError("bad_arguments", f"cannot split the command: {exc}", raw=text)
+    if not word:
+        return ParseError("empty", "an empty command; try !help", raw=text)
+    name = word.lower()
+    try:
+        if name == "docker":
+            sub = lex.get_token()
+            if sub is None:
+                usages = "; ".join(SPEC_BY_NAME["docker " + s].usage for s in DOCKER_SUBCOMMANDS)
+                return ParseError("bad_arguments", "docker needs a subcommand", raw=text, command="docker",
+                                  usage=usages)
+            name = "docker " + sub.lower()
+        spec = _LOOKUP.get(name)
+        if spec is None:
+            return ParseError("unknown_command", f"unknown command {PREFIX}{_label(name)}", raw=text,
+                              command=_label(name), suggestions=nearest(name))
+        try:
+            args = _fs_write(lex, reader) if spec.name == "fs.write" else _ARG_PARSERS[spec.name](_words(lex))
+        except _Bad as exc:
+            return ParseError("bad_arguments", str(exc), raw=text, command=spec.name, usage=spec.usage)
+    except ValueError as exc:  # shlex: unbalanced quotes, trailing backslash
+        known = _LOOKUP.get(name)
+        return ParseError("bad_arguments", f"cannot split the command: {exc}", raw=text,
+                          command=known.name if known else _label(name), usage=known.usage if known else None)
+    unsignable = _unsignable(args)
+    if unsignable:
+        return ParseError("bad_arguments", unsignable, raw=text, command=spec.name, usage=spec.usage)
+    return Command(spec.name, spec.capability, args, raw=text)
+
+
+def _unsignable(value: Any) -> str:
+    """Why ``value`` cannot go into a signed envelope, or "". Canonical JSON (the trust
+    core) refuses strings that are not in Unicode NFC or hold lone surrogates: say so
+    here, in the operator's words, rather than fail later."""
+    if isinstance(value, str):
+        if value.isascii():
+            return ""
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "an argument holds a broken character (a lone surrogate)"
+        if not unicodedata.is_normalized("NFC", value):
+            return "an argument is not in Unicode NFC (decomposed accents); retype it"
+        return ""
+    if isinstance(value, list):
+        return next((why for v in value if (why := _unsignable(v))), "")
+    if isinstance(value, dict):
+        return next((why for v in value.values() if (why := _unsignable(v))), "")
+    return ""
+
+
+def nearest(name: str, n: int = 3) -> tuple[str, ...]:
+    """The canonical commands closest to ``name`` (aliases count, canonical names shown)."""
+    out: list[str] = []
+    if len(name) > MAX_NAME_CHARS:
+        return ()
+    for match in difflib.get_close_matches(name, list(_LOOKUP), n=n * 3, cutoff=0.5):
+        canonical = _LOOKUP[match].name
+        if canonical not in out:
+            out.append(canonical)
+    if not out and name.startswith("docker "):
+        out = ["docker " + s for s in DOCKER_SUBCOMMANDS]
+    return tuple(out[:n])
+
+
+def _label(text: str, limit: int = 64) -> str:
+    """Untrusted text made safe to echo in one line of a room message."""
+    cut = text if len(text) <= limit else text[: limit - 1] + "…"
+    return "".join(ch if ch.isprintable() else "?" for ch in cut)
+
+
+# ---- argument parsers: list of words -> args dict, or _Bad -------------------------
+
+def _option(word: str) -> str:
+    """Phones and Macs turn ``--`` into a dash (smart punctuation): read ``—tail`` and
+    ``–tail`` as ``--tail``. Only option words get this; arguments stay as typed."""
+    if word[:1] in ("\u2014", "\u2013") and len(word) > 1 and word[1].isalpha():
+        return "--" + word[1:]
+    return word
+
+
+def _no_args(words: list[str]) -> dict[str, Any]:
+    if words:
+        raise _Bad(f"takes no arguments (got {_label(' '.join(words))})")
+    return {}
+
+
+def _path(word: str) -> str:
+    if not word:
+        raise _Bad("the path is empty")
+    if "\x00" in word:
+        raise _Bad("the path holds a NUL character")
+    if len(word) > MAX_PATH_CHARS:
+        raise _Bad(f"the path is longer than {MAX_PATH_CHARS} characters")
+    if not (word.startswith("/") or _WINDOWS_ABS_RE.match(word)):
+        raise _Bad(f"the path must be absolute (got {_label(word)})")
+    return word
+
+
+def _one_path(words: list[str]) -> dict[str, Any]:
+    if len(words) != 1:
+        raise _Bad("needs exactly one path (quote a path with spaces)")
+    return {"path": _path(words[0])}
+
+
+def _argv(words: list[str], what: str) -> list[str]:
+    if not words:
+        raise _Bad(f"needs {what}")
+    if not words[0]:
+        raise _Bad("the program name is empty")
+    if len(words) > MAX_ARGV:
+        raise _Bad(f"at most {MAX_ARGV} arguments")
+    if any("\x00" in w for w in words):
+        raise _Bad("an argument holds a NUL character")
+    return words
+
+
+def _container(word: str) -> str:
+    if not _NAME_RE.fullmatch(word):
+        raise _Bad(f"not a container name: {_label(word)}")
+    return word
+
+
+def _help(words: list[str]) -> dict[str, Any]:
+    if not words:
+        return {}
+    if len(words) > 2 or not all(_TOPIC_RE.fullmatch(w) for w in words):
+        raise _Bad("!help takes a command name, e.g. !help exec or !help docker logs")
+    return {"topic": " ".join(w.lower() for w in words)}
+
+
+def _exec(words: list[str]) -> dict[str, Any]:
+    return {"argv": _argv(words, "a program to run")}
+
+
+def _docker_ps(words: list[str]) -> dict[str, Any]:
+    words = [_option(w) for w in words]
+    if any(w not in ("-a", "--all") for w in words):
+        raise _Bad("the only option is -a / --all")
+    # decide() knows strings (values) and integers (limits), not booleans
+    return {"all": 1} if words else {}
+
+
+def _docker_exec(words: list[str]) -> dict[str, Any]:
+    if not words:
+        raise _Bad("needs a container and a program")
+    return {"container": _container(words[0]), "argv": _argv(words[1:], "a program to run")}
+
+
+def _int_option(option: str, value: str | None, high: int) -> int:
+    if value is None or not _INT_RE.fullmatch(value):
+        raise _Bad(f"{option} needs a whole number")
+    number = int(value)
+    if number > high:
+        raise _Bad(f"{option} is at most {high}")
+    return number
+
+
+def _docker_logs(words: list[str]) -> dict[str, Any]:
+    container: str | None = None
+    seen: dict[str, int] = {}
+    i = 0
+    while i < len(words):
+        word = _option(words[i])
+        option, eq, inline = word.partition("=")
+        if option in ("--tail", "--follow", "-n"):
+            key = "tail" if option in ("--tail", "-n") else "follow_s"
+            if key in seen:
+                raise _Bad(f"{option} given twice")
+            if eq:
+                value: str | None = inline
+            else:
+                value = words[i + 1] if i + 1 < len(words) else None
+                i += 1
+            seen[key] = _int_option(option, value, MAX_LOG_TAIL if key == "tail" else MAX_FOLLOW_S)
+        elif word.startswith("-"):
+            raise _Bad(f"unknown option {_label(word)}")
+        elif container is None:
+            container = _container(word)
+        else:
+            raise _Bad(f"one container only (got {_label(word)} too)")
+        i += 1
+    if container is None:
+        raise _Bad("needs a container")
+    tail = seen.get("tail", DEFAULT_LOG_TAIL)
+    if tail < 1:
+        raise _Bad("--tail is at least 1")
+    args: dict[str, Any] = {"container": container, "tail": tail}
+    if seen.get("follow_s"):  # only when asked: a manifest without a follow_s limit still allows tails
+        args["follow_s"] = seen["follow_s"]
+    return args
+
+
+def _request_id(words: list[str]) -> dict[str, Any]:
+    if len(words) != 1:
+        raise _Bad("needs exactly one request id")
+    rid = normalize_request_id(words[0])
+    if rid is None:
+        raise _Bad(f"not a request id: {_label(words[0])} (6 letters and digits, shown in the request)")
+    return {"id": rid}
+
+
+_TARGET_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}")  # the trust core's request id pattern
+
+
+def _cancel(words: list[str]) -> dict[str, Any]:
+    if len(words) != 1 or not _TARGET_RE.fullmatch(words[0]):
+        raise _Bad("needs the id of the running request (e.g. req-0123456789abcdef, shown while it runs)")
+    return {"request_id": words[0]}
+
+
+def _revoke(words: list[str]) -> dict[str, Any]:
+    device: str | None = None
+    confirm: str | None = None
+    i = 0
+    while i < len(words):
+        word = _option(words[i])
+        if word == "--confirm" or word.startswith("--confirm="):
+            if confirm is not None:
+                raise _Bad("--confirm given twice")
+            _, eq, inline = word.partition("=")
+            value = inline if eq else (words[i + 1] if i + 1 < len(words) else "")
+            i += 0 if eq else 1
+            code = normalize_request_id(value)
+            if code is None:
+                raise _Bad("--confirm needs the code the bot gave (ask again with !revoke <device>)")
+            confirm = code
+        elif word.startswith("-"):
+            raise _Bad(f"unknown option {_label(word)}")
+        elif device is None:
+            if not _DEVICE_RE.fullmatch(word):
+                raise _Bad(f"not a device name: {_label(word)}")
+            device = word
+        else:
+            raise _Bad("one device at a time")
+        i += 1
+    if device is None:
+        raise _Bad("needs a device name")
+    return {"device": device, "confirm": confirm}
+
+
+def _fs_write(lex: shlex.shlex, reader: _CountingReader) -> dict[str, Any]:
+    path_word = lex.get_token()
+    if path_word is None:
+        raise _Bad("needs a path and the content")
+    path = _path(path_word)
+    rest = reader.text[reader.pos:]
+    # shlex ate the one character after the path; eat the rest of that blank run and
+    # at most one line break, so "!fs.write /p\n<lines>" writes exactly <lines>.
+    rest = rest.lstrip(" \t")
+    if rest.startswith("\r\n"):
+        rest = rest[2:]
+    elif rest.startswith("\n"):
+        rest = rest[1:]
+    if not rest:
+        raise _Bad("the content is missing (write '' for an empty file, or send it as a reply to a file "
+                   "you uploaded)")
+    return {"path": path, "content": _content(rest)}
+
+
+def _content(rest: str) -> str:
+    fence = _FENCE_RE.fullmatch(rest)
+    if fence:
+        return fence.group(1)
+    if rest[0] in "'\"":
+        try:
+            words = shlex.split(rest, posix=True)
+        except ValueError:
+            return rest
+        if len(words) == 1:
+            return words[0]
+    return rest
+
+
+_ARG_PARSERS = {
+    "help": _help,
+    "exec": _exec,
+    "ls": _one_path,
+    "fs.read": _one_path,
+    "docker ps": _docker_ps,
+    "docker exec": _docker_exec,
+    "docker logs": _docker_logs,
+    "sensors": _no_args,
+    "camera.snapshot": _no_args,
+    "info": _no_args,
+    "status": _no_args,
+    "pending": _no_args,
+    "approve": _request_id,
+    "deny": _request_id,
+    "revoke": _revoke,
+    "cancel": _cancel,
+}
+
+
+def render(command: Command) -> str:
+    """The canonical text of a command; ``parse(render(c)) == c``."""
+    a = command.args
+    head = PREFIX + command.name
+    match command.name:
+        case "exec":
+            tail = shlex.join(a["argv"])
+        case "ls" | "fs.read":
+            tail = shlex.quote(a["path"])
+        case "fs.write":
+            tail = shlex.quote(a["path"]) + " " + shlex.quote(a["content"])
+        case "docker ps":
+            tail = "-a" if a.get("all") else ""
+        case "docker exec":
+            tail = shlex.join([a["container"], *a["argv"]])
+        case "docker logs":
+            words = [a["container"], "--tail", str(a["tail"])]
+            if a.get("follow_s"):
+                words += ["--follow", str(a["follow_s"])]
+            tail = shlex.join(words)
+        case "approve" | "deny":
+            tail = a["id"]
+        case "cancel":
+            tail = a["request_id"]
+        case "revoke":
+            tail = shlex.quote(a["device"]) + (f" --confirm {a['confirm']}" if a.get("confirm") else "")
+        case "help":
+            tail = a.get("topic", "")
+        case _:
+            tail = ""
+    return f"{head} {tail}" if tail else head
+
+
+def room_error(command: Command, room: RoomKind) -> ParseError | None:
+    """A ``wrong_room`` error when the command is not for this kind of room."""
+    spec = command.spec
+    if room in spec.rooms:
+        return None
+    where = "#operator-approvals" if spec.rooms == _APPROVALS else "a device room"
+    return ParseError("wrong_room", f"{PREFIX}{spec.name} works in {where}", raw=command.raw,
+                      command=spec.name, usage=spec.usage)
+
+
+# ---- manifest pre-check ---------------------------------------------------------------
+
+EXEC_FAMILIES = ("shell.exec", "docker.container.exec")
+
+
+@dataclass(frozen=True)
+class Precheck:
+    """The pre-check's answer. ``capability`` is the manifest capability the command
+    resolves to (``shell.exec.ls`` for ``!exec ls`` when the manifest names programs);
+    ``code`` follows the device's statuses (``rejected_capability`` / ``rejected_args``);
+    ``text`` is the room reply when refused."""
+
+    allowed: bool
+    capability: str | None = None
+    requires_approval: bool = False
+    code: str | None = None
+    text: str | None = None
+
+
+def view_from_manifest(manifest: Any) -> dict[str, dict[str, Any]]:
+    """The view of a trust-core ``Manifest`` (or its dict): ``{name: capability fields}``."""
+    caps = manifest.get("capabilities", []) if isinstance(manifest, Mapping) else manifest.capabilities
+    view: dict[str, dict[str, Any]] = {}
+    for cap in caps:
+        data = dict(cap) if isinstance(cap, Mapping) else cap.model_dump(mode="json")
+        view[str(data["name"])] = data
+    return view
+
+
+def _program(argv0: str) -> str:
+    return posixpath.basename(argv0.replace("\\", "/")) or argv0
+
+
+def resolve_capability(command: Command, view: ManifestView) -> str | None:
+    """The manifest capability a command asks for.
+
+    Programs can be granted one by one (``shell.exec.ls``, ``docker.container.exec.ps``)
+    or as one family capability with a whitelist (``shell.exec``): the per-program
+    name wins when the manifest has it. When neither exists, the per-program name is
+    returned, so the refusal names what is missing (``shell.exec.rm``).
+    """
+    cap = command.capability
+    if cap in EXEC_FAMILIES and command.args.get("argv"):
+        specific = f"{cap}.{_program(command.args['argv'][0])}"
+        if specific in view or cap not in view:
+            return specific
+    return cap
+
+
+def _whitelist(entry: Mapping[str, Any]) -> list[str] | None:
+    for key in ("executables", "allowed_executables"):
+        value = entry.get(key)
+        if isinstance(value, list):
+            return [str(v) for v in value]
+    return None
+
+
+def _executable_allowed(argv0: str, allowed: list[str]) -> bool:
+    if argv0.startswith("/"):
+        return argv0 in allowed  # the trust core refuses /bin/../bin/sh too
+    if "/" in argv0 or "\\" in argv0:
+        return False  # ./ls, bin/ls: relative paths never match a whitelist
+    return argv0 in {posixpath.basename(a) for a in allowed}
+
+
+def precheck(command: Command, view: ManifestView) -> Precheck:
+    """Refuse at once what the manifest view plainly lacks; see the module docstring."""
+    cap = resolve_capability(command, view)
+    if cap is None:
+        return Precheck(True)
+    entry = view.get(cap)
+    argv: list[str] | None = command.args.get("argv")
+    if entry is None:
+        if command.capability in EXEC_FAMILIES and argv:
+            return Precheck(False, cap, code="rejected_capability",
+                            text=f"capability rejected: {_label(cap, 96)} not in manifest")
+        return Precheck(False, cap, code="rejected_capability", text=f"capability not in manifest: {cap}")
+    needs_approval = bool(entry.get("requires_approval", False))
+    if "container" in command.args:
+        values = entry.get("values")
+        choices = values.get("container") if isinstance(values, Mapping) else None
+        if isinstance(choices, list) and command.args["container"] not in choices:
+            name = _label(command.args["container"])
+            return Precheck(False, cap, needs_approval, "rejected_args",
+                            f"capability rejected: container {name} not in manifest")
+    allowed = _whitelist(entry)
+    if argv and allowed is not None and not _executable_allowed(argv[0], allowed):
+        exe = _label(f"{command.capability}.{_program(argv[0])}", 96)
+        return Precheck(False, cap, needs_approval, "rejected_args",
+                        f"capability rejected: {exe} not in manifest")
+    return Precheck(True, cap, needs_approval)
+
+
+def precheck_text(command: Command, view: ManifestView) -> str | None:
+    """The refusal text for the room, or None when the pre-check lets it through."""
+    return precheck(command, view).text

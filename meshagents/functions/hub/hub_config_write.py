@@ -1,0 +1,92 @@
+"""hub_config_write: write the wg_hub service's config file (TOML), idempotently."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from meshagents.errors import FnError
+from meshagents.runtime.catalog import function
+
+
+def render(values: dict[str, Any]) -> str:
+    """TOML text of the flat settings (sorted keys, so a second run writes the same bytes)."""
+    import tomli_w
+
+    head = "# wg_hub service config, written by hub_config_write (see docs/hub.md)\n"
+    return head + tomli_w.dumps({k: v for k, v in sorted(values.items()) if v is not None})
+
+
+@function(id="hub_config_write", group="hub")
+def hub_config_write(
+    path: Path = Path("/etc/meshagents/wg_hub.toml"),
+    interface: str = "wg0",
+    config_dir: Path = Path("/etc/wireguard"),
+    public_host: str = "0.0.0.0",  # noqa: S104 - /enroll is public by design
+    public_port: int = 8443,
+    operator_port: int = 8000,
+    endpoint: str | None = None,
+    public_url: str | None = None,
+    approvers: list[str] | None = None,
+    events_period_s: float = 3.0,
+    manifest_signing: Literal["hub", "offline"] = "hub",
+    operator_public_key: str | None = None,
+) -> dict[str, Any]:
+    """Write the hub service config (0600); reports changed=false when it already says the same.
+
+    Args:
+        path: where to write the TOML config (mode 0600, its directory made 0700).
+        interface: the hub's mesh interface, as set up by wg_hub_setup.
+        config_dir: directory of the hub's WireGuard config and peer ledger, as given to wg_hub_setup.
+        public_host: underlay address the public enrollment server (/enroll) binds to; 0.0.0.0 = every
+            address. A specific address is also the WireGuard endpoint host when none is recorded.
+        public_port: TCP port of the public enrollment server (1-65535, not operator_port).
+        operator_port: TCP port of the operator API and /healthz, bound only on the hub's mesh address and
+            loopback (1-65535, not public_port).
+        endpoint: WireGuard endpoint host:port given to enrolling devices (e.g. vps.example.org:51820);
+            default: the one wg_hub_setup recorded, else <public_host>:<listen port> when public_host is a
+            specific address.
+        public_url: base URL of /enroll written into the tokens the hub makes, with scheme, e.g.
+            https://hub.example.org:8443; default: http://<public_host>:<public_port>.
+        approvers: Matrix user ids (@user:server) whose approval counts, written into every manifest the hub
+            issues; default: none.
+        events_period_s: seconds between the hub's polls of WireGuard peer stats, published as peer_stats
+            events while someone listens (> 0).
+        manifest_signing: hub: the hub signs each manifest at enrollment with the operator key in its key
+            store; offline: manifests wait unsigned (hub_manifests_pending) until the operator signs them
+            elsewhere and posts them (hub_manifest_submit).
+        operator_public_key: base64 ed25519 operator public key the hub checks offline-signed manifests
+            against; required with manifest_signing offline.
+    """
+    for name, port in (("public_port", public_port), ("operator_port", operator_port)):
+        if not 0 < port < 65536:
+            raise FnError("invalid_port", f"{name} {port} out of range")
+    if manifest_signing == "offline" and not operator_public_key:
+        raise FnError("bad_usage", "offline manifest signing needs --operator-public-key")
+    if public_port == operator_port:
+        raise FnError("bad_usage", "public and operator ports must differ")
+    text = render(
+        {
+            "interface": interface,
+            "config_dir": str(config_dir),
+            "public_host": public_host,
+            "public_port": public_port,
+            "operator_port": operator_port,
+            "endpoint": endpoint,
+            "public_url": public_url,
+            "approvers": list(approvers or []),
+            "events_period_s": float(events_period_s),
+            "manifest_signing": manifest_signing,
+            "operator_public_key": operator_public_key,
+        }
+    )
+    old = path.read_text(encoding="utf-8") if path.exists() else None
+    if old != text:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_name(f".{path.name}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    return {"path": str(path), "changed": old != text}

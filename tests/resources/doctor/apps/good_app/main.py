@@ -1,3 +1,0 @@
-from meshagents import api
-
-api.call("demo_echo", text="hi")

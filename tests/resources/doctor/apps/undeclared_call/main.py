@@ -1,3 +1,0 @@
-from meshagents.api import call
-
-call("demo_echo", text="hi")

@@ -1,0 +1,3 @@
+from meshagents.runtime import api
+
+api.call("demo_echo", text="hi")

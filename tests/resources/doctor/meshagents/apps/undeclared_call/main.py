@@ -1,0 +1,3 @@
+from meshagents.runtime.api import call
+
+call("demo_echo", text="hi")
