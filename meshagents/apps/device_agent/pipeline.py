@@ -292,7 +292,7 @@ class Pipeline:
             base, status=res.status, reason=reason, envelope=res.envelope, decision=res.decision
         )
         cap = res.decision.capability if res.decision is not None else None
-        if res.ok and cap is not None and capabilities.handler_name(cap) is None:
+        if res.ok and cap is not None and capabilities.handler_for(cap) is None:
             return replace(
                 verdict,
                 status="rejected_capability",
