@@ -25,6 +25,7 @@ from meshagents.capabilities import (
     fs_read,
     fs_write,
     sensors,
+    sensors_read,
     shell_exec,
     system_info,
 )
@@ -44,6 +45,7 @@ SPECS: tuple[CapabilitySpec, ...] = (
     camera_snapshot.SPEC,
     system_info.SPEC,
     control_cancel.SPEC,
+    sensors_read.SPEC,
 )
 SPEC_BY_NAME: dict[str, CapabilitySpec] = {s.name: s for s in SPECS}
 

@@ -28,6 +28,7 @@ from meshagents.apps.device_agent.capabilities import (
     fs_read,
     fs_write,
     sensors,
+    sensors_read,
     shell_exec,
     system_info,
 )
@@ -50,6 +51,7 @@ HANDLERS: tuple[Handler, ...] = (
     docker_list.HANDLER,
     docker_exec.HANDLER,
     docker_logs.HANDLER,
+    sensors_read.HANDLER,
 )
 # the ones that name their capability first, then the fallbacks
 _DISPATCH = tuple(sorted(HANDLERS, key=lambda h: h.fallback))
