@@ -13,10 +13,9 @@ Words are split with POSIX shell rules (``shlex``: quotes, backslashes) and noth
 else: no globbing, no variables, no ``;`` or ``|`` meaning, no comments, and no shell
 ever runs them. ``!exec ls;rm -rf /`` is the argv ``["ls;rm", "-rf", "/"]``.
 
-``!fs.write <path> <content>``: the path is one word; the content is the rest of the
-message as typed (so prose needs no quoting), except that a content that is exactly
-one quoted word (``'...'`` / ``"..."``) is unquoted, and a Markdown code fence is
-replaced by the lines inside it (each ending with a newline).
+Each capability command's own rules (``!fs.write <path> <content>`` takes the rest
+of the message as its content, ``!docker logs`` its options, ...) are in its spec's
+module, ``meshagents/capabilities/<module>.py``.
 
 ``ParseError.code`` is a stable contract: ``not_a_command`` (no leading ``!``),
 ``empty`` (a bare ``!``), ``unknown_command`` (with the nearest commands),
@@ -367,7 +366,8 @@ def room_error(command: Command, room: RoomKind) -> ParseError | None:
 
 # ---- manifest pre-check ---------------------------------------------------------------
 
-EXEC_FAMILIES = ("shell.exec", "docker.container.exec")
+#: The capabilities granted per program too (``shell.exec.ls``): the family specs.
+EXEC_FAMILIES = tuple(s.name for s in capabilities.SPECS if s.family)
 
 
 @dataclass(frozen=True)
