@@ -367,12 +367,3 @@ def detach(container: Container, interface: str | None = None) -> bool:
         return False
     _in_ns(cont_ns, "ip", "link", "del", iface)
     return True
-
-
-def peer_status(interface: str) -> dict[str, Any]:
-    """The interface's hub peer as UAPI reports it (handshake time, bytes)."""
-    out: dict[str, Any] = {}
-    for key, value in uapi.get_config(interface):
-        if key in ("public_key", "endpoint", "last_handshake_time_sec", "rx_bytes", "tx_bytes"):
-            out[key] = uapi.key_b64(value) if key == "public_key" else value
-    return out

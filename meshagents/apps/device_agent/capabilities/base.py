@@ -7,8 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from meshagents.trust.manifest import Decision
-
 TRUNCATION_NOTE = "\n[output truncated: {kept} of {total} bytes shown]"
 
 
@@ -51,7 +49,3 @@ def cap_text(text: str, cap: int) -> tuple[str, bool]:
 
 def decode(output: bytes) -> str:
     return output.decode("utf-8", "replace")
-
-
-def args_of(decision: Decision) -> dict[str, Any]:
-    return dict(decision.extra)
