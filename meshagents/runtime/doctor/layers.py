@@ -4,6 +4,8 @@ The table names each layer's modules and packages and the layers it may import (
 table's header and docs/architecture.md). Imports are read from the AST, so an import
 inside a function counts too, as *lazy*; a layer's ``lazy`` list allows a layer only that
 way. ``from pkg import name`` counts as importing ``pkg.name`` when that is a module.
+The table's ``[outside.*]`` sections keep ``bench/`` and ``tests/testbed/`` off the test
+areas and their conftests.
 """
 
 from __future__ import annotations
@@ -145,8 +147,29 @@ def _part(module: str, entry: str) -> str:
     return rest.split(".")[0] if rest else ""
 
 
+def check_outside(root: Path, table: Path) -> list[Problem]:
+    """``[outside.*]``: directories beside the package (bench/, tests/testbed/) that may not
+    import the modules their ``refuse`` list names, nor any conftest."""
+    data: dict[str, Any] = tomllib.loads(table.read_text(encoding="utf-8"))
+    problems: list[Problem] = []
+    for name, spec in data.get("outside", {}).items():
+        refused = tuple(spec.get("refuse", ()))
+        for folder in spec.get("paths", ()):
+            for path in sorted((root / folder).rglob("*.py")):
+                rel = str(path.relative_to(root))
+                tree = ast.parse(path.read_text(encoding="utf-8"), filename=rel)
+                for imp in imports_of(tree, module_name(root, path), path.name == "__init__.py", set()):
+                    hit = "conftest" in imp.target.split(".") or any(
+                        imp.target == r or imp.target.startswith(r + ".") for r in refused
+                    )
+                    if hit:
+                        message = f"{name} may not import {imp.target} (shared rigs live in tests/testbed)"
+                        problems.append(Problem(NAME, "error", f"{rel}:{imp.line}", message))
+    return list(dict.fromkeys(problems))
+
+
 def check(root: Path) -> list[Problem]:
     table = root / TABLE
     if not table.exists():
         return [Problem(NAME, "error", str(TABLE), "the layer table is missing")]
-    return check_tree(root, table)
+    return check_tree(root, table) + check_outside(root, table)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from meshagents.runtime.doctor import run_checks
-from meshagents.runtime.doctor.layers import check_tree, load_table
+from meshagents.runtime.doctor.layers import check_outside, check_tree, load_table
 from tests.testbed.host import ROOT
 
 pytestmark = pytest.mark.unit
@@ -43,3 +43,13 @@ def test_the_table_names_only_known_layers() -> None:
     assert "functions" not in layers["library"].may_import and "apps" not in layers["library"].may_import
     assert "apps" not in layers["runtime"].may_import and "testbed" not in layers["runtime"].may_import
     assert layers["apps"].separate
+
+
+def test_bench_and_the_test_bed_may_not_import_conftests_or_test_areas() -> None:
+    found = {(p.where, p.message) for p in check_outside(SAMPLE, TABLE)}
+    assert found == {
+        ("bench/bench_sample.py:1", "bench may not import tests.integration.apps.wg_hub.conftest "
+         "(shared rigs live in tests/testbed)"),
+        ("tests/testbed/sample_rig.py:2", "testbed may not import tests.unit.apps.device_agent "
+         "(shared rigs live in tests/testbed)"),
+    }
