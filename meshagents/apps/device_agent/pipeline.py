@@ -40,7 +40,7 @@ from typing import Any
 from meshagents.apps.device_agent import attach, capabilities
 from meshagents.apps.device_agent.capabilities.base import CapResult, Context
 from meshagents.apps.device_agent.config import AgentConfig
-from meshagents.bus import ENVELOPE_EVENT, EnvelopeEvent, RotationEvent
+from meshagents.bus import EnvelopeEvent, RotationEvent
 from meshagents.errors import FnError
 from meshagents.trust import approval as trust_approval
 from meshagents.trust import envelope as trust_envelope
@@ -470,7 +470,3 @@ def _write_atomic(path: Any, data: dict[str, Any]) -> None:
     with tmp.open("rb") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-
-
-def is_envelope_event(event_type: str) -> bool:
-    return event_type == ENVELOPE_EVENT

@@ -155,7 +155,3 @@ def cap_text(text: str, cap: int) -> tuple[str, bool]:
 
 def decode(output: bytes) -> str:
     return output.decode("utf-8", "replace")
-
-
-def args_of(decision: Decision) -> dict[str, Any]:
-    return dict(decision.extra)
