@@ -22,7 +22,7 @@ Event types (custom, namespaced, hidden in Element's timeline)::
         {"request_id", "device_id", "status", "exit_code": int | null, "output": str,
          "truncated": bool, "audit_seq": int | null, "duration_ms": int}
     org.meshagents.status     device agent -> its room (on start, on ok <-> degraded)
-        {"device_id", "state": "ok" | "degraded", "ts": int, "detail": str}
+        {"device_id", "state": "ok" | "degraded", "ts": int (unix ms), "detail": str}
     org.meshagents.rotation   anyone -> device room (self-authenticating, docs/protocol.md §8)
         {"statement": <rotation statement signed by old and new key>,
          "manifest": <the device's manifest re-signed by the new key> | null}
@@ -233,6 +233,11 @@ class StatusEvent:
         if self.sandbox is not None:
             out["sandbox"] = self.sandbox
         return out
+
+    @property
+    def at_s(self) -> float | None:
+        """When the agent posted it, in unix seconds (``ts`` is milliseconds, as Matrix's own)."""
+        return None if self.ts is None else float(self.ts) / 1000.0
 
     @classmethod
     def from_content(cls, content: Any) -> StatusEvent | None:

@@ -507,7 +507,7 @@ class BotShell:
         status = StatusEvent.from_content(ev.content)
         if device is None or status is None:
             return
-        at = float(status.ts) if status.ts is not None else self.clock()
+        at = status.at_s if status.at_s is not None else self.clock()
         self.statuses[device] = DeviceStatus(status.state[:16], min(at, self.clock()), status.sandbox)
 
     # ------------------------------------------------------------------ loops

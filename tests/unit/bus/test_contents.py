@@ -157,3 +157,9 @@ def test_approval_request_carries_the_trust_binding() -> None:
     assert Binding.from_json(content[APPROVAL_REQUEST_KEY]) == binding  # what the device's check reads
     plain = approval_request(None, {}, device="home", text="approval needed")
     assert plain["body"] == "approval needed" and plain[APPROVAL_REQUEST_KEY] == {"device": "home"}
+
+
+def test_status_time_round_trips_from_the_agent_to_the_bot_in_seconds() -> None:
+    # The agent writes ms (as Matrix does); the bot reads seconds: one conversion, in the contract.
+    status = StatusEvent.from_content(replies.status_content("dev", "ok", "", now=1_700_000_000.25))
+    assert status is not None and status.at_s == pytest.approx(1_700_000_000.25, abs=0.001)
