@@ -50,4 +50,4 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 # The session's Debian VM (tests/fixtures/vm.py): booted lazily by the first test that asks.
-from tests.fixtures.vm import vm, vm_segment_ns  # noqa: E402,F401 - re-exported fixtures
+from tests.fixtures.vm import vm, vm_guest, vm_segment_ns  # noqa: E402,F401 - re-exported fixtures

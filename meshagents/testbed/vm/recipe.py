@@ -37,6 +37,8 @@ PACKAGES: tuple[str, ...] = (
     "iputils-ping",
     "procps",
     "wireguard-tools",
+    # beside the kernel module: the userspace backend in the same guest, for comparison
+    "wireguard-go",
     "nftables",
     "python3",
     "python3-venv",
