@@ -12,6 +12,7 @@ per image, kept beside it (0600) and nowhere else. Needs root, debootstrap and e
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import secrets
@@ -252,6 +253,23 @@ def build(
         return found
     sha = recipe_sha(recipe)
     base = vm_cache_dir()
+    # one build per recipe at a time (two test sessions, or the CLI and a fixture): the
+    # second waits, then finds the first one's image; build directories left without a
+    # lock holder are a killed build's and go
+    with open(base / f".lock-{sha}", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say(f"vm image {sha}: another build is running; waiting for it")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        found = cached(recipe)
+        if found and not force:
+            say(f"vm image {found.sha} cached at {found.dir}")
+            return found
+        return _build_locked(recipe, sha, base, say)
+
+
+def _build_locked(recipe: Recipe, sha: str, base: Path, say: Callable[[str], None]) -> Image:
     for stale in base.glob(f".build-{sha}-*"):
         _remove_build_dir(stale)
     work = base / f".build-{sha}-{secrets.token_hex(4)}"

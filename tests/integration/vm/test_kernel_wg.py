@@ -14,7 +14,8 @@ import pytest
 
 from meshagents.testbed.vm.ship import GuestPython
 
-pytestmark = [pytest.mark.integration, pytest.mark.root]
+# the first test that asks boots the VM and ships the bundle (minutes under TCG)
+pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.timeout(1200)]
 
 BACKENDS = ("kernel", "userspace")
 

@@ -7,7 +7,12 @@ import subprocess
 from collections.abc import Callable
 from ipaddress import IPv4Interface
 
+import pytest
+
 from meshagents.testbed.vm.machine import Vm
+
+# the first test that asks boots the VM (a minute or two under TCG); reboot takes as long
+pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.timeout(900)]
 
 
 def _in_ns(ns: str, *argv: str) -> subprocess.CompletedProcess[str]:
