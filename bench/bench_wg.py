@@ -1,6 +1,7 @@
 """WireGuard layer: peer add/remove through our backend vs `wg set`, and wg_status at scale.
 
     .venv/bin/python bench/bench_wg.py            (root; wireguard-go, wireguard-tools)
+    .venv/bin/python bench/bench_wg.py --vm [--vm-name N] [--peers 1000] [--runs 5]
 
 Everything runs in a throwaway network namespace with a per-run interface name and
 is torn down at the end. Prints, in the same run:
@@ -8,6 +9,12 @@ is torn down at the end. Prints, in the same run:
      (the baseline), and the whole wg_peer_add / wg_peer_remove (ledger + config + git)
   2. wg_status (UAPI get + parse + ledger names + online flags) at 1,000 and 10,000
      peers, against `wg show <iface> dump` as a subprocess (the baseline).
+
+``--vm``: wg_status at 1,000 peers on **kernel WireGuard** beside wireguard-go, both in the
+test VM (Debian 12, kernel 6.1, qemu TCG; ``./fn vm``), each against its raw answer
+(the netlink dump / the UAPI get) and ``wg show dump`` in the same run. Boots a VM and
+stops it at the end, or uses a running one with ``--vm-name``. TCG emulation makes every
+figure several times slower than on a real VPS: compare the rows, not the absolutes.
 """
 
 from __future__ import annotations
@@ -147,5 +154,44 @@ def main() -> None:
         subprocess.run(["rm", "-rf", str(work)], check=False)
 
 
+def main_vm(argv: list[str]) -> None:
+    import argparse
+    import json
+
+    from meshagents.testbed.vm import machine, ship
+
+    ap = argparse.ArgumentParser(prog="bench_wg.py --vm")
+    ap.add_argument("--vm", action="store_true")
+    ap.add_argument("--vm-name", default=None, help="a VM already up (./fn vm up --name N)")
+    ap.add_argument("--peers", type=int, default=1000)
+    ap.add_argument("--runs", type=int, default=5)
+    ns = ap.parse_args(argv)
+    own = ns.vm_name is None
+    name = ns.vm_name or f"bw{secrets.token_hex(3)}"
+    base = Path(tempfile.mkdtemp(prefix="bench-wg-vm-", dir="/var/tmp")) if own else None
+    try:
+        vm = machine.up(name, base=base) if own else machine.Vm.load(name)
+        guest = ship.ship(vm)
+        print(f"VM {name}: {vm.ssh('uname -r').stdout.strip()}, qemu TCG, {ns.peers} peers, "
+              f"median of {ns.runs} runs (same guest, same run)")
+        for backend in ("kernel", "userspace"):
+            script = ("import sys\nfrom meshagents.testbed.vm.guest_wg import main\n"
+                      f"sys.exit(main(['status', {backend!r}, '{ns.peers}', '{ns.runs}']))\n")  # fmt: skip
+            out = json.loads(guest.python(script, timeout=1800).stdout.strip().splitlines()[-1])
+            label = "kernel WireGuard" if backend == "kernel" else "wireguard-go    "
+            print(f"   {label}  wg_status {out['wg_status_ms']:9.1f} ms   {out['raw']:<40} "
+                  f"{out['raw_ms']:8.1f} ms   `wg show dump` {out['wg_show_dump_ms']:8.1f} ms   "
+                  f"(ratio to raw {out['wg_status_ms'] / out['raw_ms']:.2f}x; loading the peers took "
+                  f"{out['load_s']:.1f} s)")
+    finally:
+        if own:
+            machine.down(name, base=base)
+            if base is not None:
+                subprocess.run(["rm", "-rf", str(base)], check=False)
+
+
 if __name__ == "__main__":
-    main()
+    if "--vm" in sys.argv[1:]:
+        main_vm(sys.argv[1:])
+    else:
+        main()

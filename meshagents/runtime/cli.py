@@ -602,6 +602,11 @@ def trust_matrix_identity_cmd(connection: Path | None, master_key: str | None, y
     click.echo(dumps({k: v for k, v in out.items() if k != "statement"}))
 
 
+from meshagents.runtime.cli_vm import vm_group  # noqa: E402 - the group's code lives there
+
+cli.add_command(vm_group)
+
+
 def main() -> None:
     cli(prog_name="fn")
 

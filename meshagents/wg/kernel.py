@@ -1,13 +1,21 @@
 """The kernel backend: the WireGuard module through pyroute2 (link + generic netlink).
 
-Cannot run on machines without the module (this project's CI): the requests it sends
-are built by the pure functions below and unit-tested as netlink messages. In a named
-namespace the netlink sockets are opened inside it (pyroute2 ``netns=``).
+The requests it sends are built by the pure functions below and unit-tested as netlink
+messages; the backend itself runs against the real module in the test VM
+(``tests/integration/vm/test_kernel_wg.py``). In a named namespace the netlink sockets
+are opened inside it (pyroute2 ``netns=``).
+
+Reading the device: pyroute2 sends the dump request, but its answers are decoded here
+(:func:`decode_dump`, plain ``struct`` over the raw messages): pyroute2's lazy
+attribute decoding cost 15x the netlink round trip at 1,000 peers (7.6 s against 0.48 s
+in the VM), so ``wg_status`` on a big hub was slow on exactly the backend a VPS uses.
 """
 
 from __future__ import annotations
 
 import base64
+import socket
+import struct
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -84,6 +92,120 @@ def parse_info(messages: Iterable[Any]) -> DeviceState:
             for ip in peer.get_attr("WGPEER_A_ALLOWEDIPS") or []:
                 if ip.get("addr"):
                     cur["ips"].append(ip["addr"])
+    return _device(public, port, peers)
+
+
+# --- pure core: the raw WG_CMD_GET_DEVICE answer (linux/wireguard.h) ---------------------------
+
+_NLA_TYPE_MASK = 0x3FFF  # without NLA_F_NESTED / NLA_F_NET_BYTEORDER
+_NLMSG_HDR = 16
+_GENL_HDR = 4
+WGDEVICE_A_PUBLIC_KEY, WGDEVICE_A_LISTEN_PORT, WGDEVICE_A_PEERS = 4, 6, 8
+(WGPEER_A_PUBLIC_KEY, WGPEER_A_PRESHARED_KEY, WGPEER_A_ENDPOINT, WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL,
+ WGPEER_A_LAST_HANDSHAKE_TIME, WGPEER_A_RX_BYTES, WGPEER_A_TX_BYTES, WGPEER_A_ALLOWEDIPS) = (
+    1, 2, 4, 5, 6, 7, 8, 9)  # fmt: skip
+WGALLOWEDIP_A_FAMILY, WGALLOWEDIP_A_IPADDR, WGALLOWEDIP_A_CIDR_MASK = 1, 2, 3
+_ZERO_KEY = bytes(32)
+
+
+def _nlas(buf: bytes, start: int, end: int) -> Iterable[tuple[int, int, int]]:
+    """(type, payload start, payload end) of each netlink attribute in ``buf[start:end]``."""
+    pos = start
+    while pos + 4 <= end:
+        length, kind = struct.unpack_from("<HH", buf, pos)
+        if length < 4 or pos + length > end:
+            raise FnError("wg_netlink_error", f"malformed netlink attribute at offset {pos}")
+        yield kind & _NLA_TYPE_MASK, pos + 4, pos + length
+        pos += (length + 3) & ~3
+
+
+def _endpoint(buf: bytes, a: int, b: int) -> str | None:
+    if b - a < 8:
+        return None
+    family, port = struct.unpack_from("<H", buf, a)[0], struct.unpack_from(">H", buf, a + 2)[0]
+    if family == socket.AF_INET:
+        return f"{socket.inet_ntop(socket.AF_INET, buf[a + 4:a + 8])}:{port}"
+    if family == socket.AF_INET6 and b - a >= 24:
+        return f"[{socket.inet_ntop(socket.AF_INET6, buf[a + 8:a + 24])}]:{port}"
+    return None
+
+
+def _allowed_ip(buf: bytes, a: int, b: int) -> str | None:
+    family, addr, cidr = None, b"", None
+    for kind, x, y in _nlas(buf, a, b):
+        if kind == WGALLOWEDIP_A_FAMILY:
+            family = struct.unpack_from("<H", buf, x)[0]
+        elif kind == WGALLOWEDIP_A_IPADDR:
+            addr = buf[x:y]
+        elif kind == WGALLOWEDIP_A_CIDR_MASK:
+            cidr = buf[x]
+    if family not in (socket.AF_INET, socket.AF_INET6) or cidr is None or not addr:
+        return None
+    return f"{socket.inet_ntop(family, addr)}/{cidr}"
+
+
+def _peer(buf: bytes, a: int, b: int, peers: dict[str, dict[str, Any]]) -> None:
+    fields: dict[str, Any] = {}
+    ips: list[str] = []
+    key: str | None = None
+    for kind, x, y in _nlas(buf, a, b):
+        if kind == WGPEER_A_PUBLIC_KEY:
+            key = base64.b64encode(buf[x:y]).decode()
+        elif kind == WGPEER_A_PRESHARED_KEY:
+            fields["psk"] = buf[x:y] != _ZERO_KEY
+        elif kind == WGPEER_A_ENDPOINT:
+            ep = _endpoint(buf, x, y)
+            if ep is not None:
+                fields["endpoint"] = ep
+        elif kind == WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL:
+            ka = struct.unpack_from("<H", buf, x)[0]
+            if ka:
+                fields["ka"] = ka
+        elif kind == WGPEER_A_LAST_HANDSHAKE_TIME and y - x >= 16:
+            sec, nsec = struct.unpack_from("<qq", buf, x)
+            if sec:
+                fields["hs"] = sec + nsec / 1e9
+        elif kind == WGPEER_A_RX_BYTES:
+            fields["rx"] = struct.unpack_from("<Q", buf, x)[0]
+        elif kind == WGPEER_A_TX_BYTES:
+            fields["tx"] = struct.unpack_from("<Q", buf, x)[0]
+        elif kind == WGPEER_A_ALLOWEDIPS:
+            for _idx, p, q in _nlas(buf, x, y):
+                ip = _allowed_ip(buf, p, q)
+                if ip is not None:
+                    ips.append(ip)
+    if key is None:
+        return
+    # a big device splits a peer's allowed IPs over messages: the same key continues
+    cur = peers.setdefault(key, {"ips": []})
+    cur.update(fields)
+    cur["ips"].extend(ips)
+
+
+def decode_dump(raw_messages: Iterable[bytes]) -> DeviceState:
+    """A DeviceState from the raw netlink messages of a WG_CMD_GET_DEVICE dump (pure).
+
+    Same answer as :func:`parse_info` over pyroute2's decoded messages, at a fraction
+    of the cost (it only walks the attributes it needs)."""
+    public: str | None = None
+    port: int | None = None
+    peers: dict[str, dict[str, Any]] = {}
+    for buf in raw_messages:
+        if len(buf) < _NLMSG_HDR + _GENL_HDR:
+            continue
+        end = min(len(buf), struct.unpack_from("<I", buf, 0)[0])
+        for kind, a, b in _nlas(buf, _NLMSG_HDR + _GENL_HDR, end):
+            if kind == WGDEVICE_A_PUBLIC_KEY and buf[a:b] != _ZERO_KEY:
+                public = base64.b64encode(buf[a:b]).decode()
+            elif kind == WGDEVICE_A_LISTEN_PORT:
+                port = struct.unpack_from("<H", buf, a)[0]
+            elif kind == WGDEVICE_A_PEERS:
+                for _idx, x, y in _nlas(buf, a, b):
+                    _peer(buf, x, y, peers)
+    return _device(public, port, peers)
+
+
+def _device(public: str | None, port: int | None, peers: dict[str, dict[str, Any]]) -> DeviceState:
     return DeviceState(
         public_key=public,
         listen_port=port,
@@ -101,6 +223,12 @@ def parse_info(messages: Iterable[Any]) -> DeviceState:
             for k, v in peers.items()
         ),
     )
+
+
+def raw_message(msg: Any) -> bytes:
+    """The bytes of one message pyroute2 received (it keeps the receive buffer and offset)."""
+    length = int(msg["header"]["length"])
+    return bytes(msg.data[msg.offset:msg.offset + length])
 
 
 # --- netlink shell ------------------------------------------------------------------------------
@@ -182,7 +310,7 @@ class KernelBackend:
     def state(self) -> DeviceState:
         wg = self._wg()
         try:
-            return parse_info(wg.info(self.interface))
+            return decode_dump(raw_message(m) for m in wg.info(self.interface))
         except Exception as exc:
             raise FnError("wg_netlink_error", f"WireGuard netlink get on {self.interface}: {exc}") from exc
         finally:
