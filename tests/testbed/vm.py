@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from meshagents.testbed.vm import image, machine, ship
-from tests.conftest import require_binary, require_root
+from tests.testbed.host import require_binary, require_root
 
 NETNS_DIR = Path("/run/netns")
 

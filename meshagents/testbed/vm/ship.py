@@ -70,7 +70,8 @@ class GuestPython:
         data = json.loads(proc.stdout.strip().splitlines()[-1])
         if isinstance(data, dict) and "__error__" in data:
             err = data["__error__"]
-            raise FnError(err.pop("error"), err.pop("message"), **err)
+            code = str(err.pop("error"))  # the guest's own code, passed through
+            raise FnError(code, err.pop("message"), **err)
         return data
 
 
