@@ -34,12 +34,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
+from meshagents import trace
 from meshagents.bus import APPROVAL_REQUEST_KEY
 from meshagents.matrix.client import Incoming
 from meshagents.testbed.rig import Rig
 from meshagents.testbed.rig.operator import in_reply_to
 
 HOME = "home-wsl"
+# Stage stamps (meshagents.trace) from this process and every process of the rig, which
+# inherit the environment variable trace.enable sets.
+TRACE_FILE = Path(tempfile.mkdtemp(prefix="bench-e2e-trace-", dir="/var/tmp")) / "trace.jsonl"
+MEASURED: list[dict[str, Any]] = []
 PC = "pc-aurgi"
 
 
@@ -49,6 +54,33 @@ def pct(values: list[float]) -> str:
     p95 = xs[min(len(xs) - 1, int(len(xs) * 0.95))]
     mean = statistics.mean(xs)
     return f"p50 {p50 * 1000:.0f} ms  p95 {p95 * 1000:.0f} ms  mean {mean * 1000:.0f} ms  (n={len(xs)})"
+
+
+#: the path of one command, in order (agent.result_sent and bot.result run beside the notice)
+STAGES = ("op.send", "op.sent", "bot.received", "bot.decided", "bot.signed", "bot.sent", "agent.received",
+          "agent.verified", "agent.intent", "agent.started", "agent.exited", "agent.outcome",
+          "agent.notice_sent", "op.reply")
+SIDE = (("agent.outcome", "agent.result_sent"), ("agent.result_sent", "bot.result"))
+
+
+def ms_pct(xs: list[float], q: float) -> float:
+    ys = sorted(xs)
+    return ys[min(len(ys) - 1, int(len(ys) * q))] * 1000 if ys else float("nan")
+
+
+def print_waterfall(records: list[dict[str, Any]], floor: list[float]) -> None:
+    """p50/p95 of each stage's share of the round trip, beside the bare echo of this run."""
+    rows = trace.waterfall(records, STAGES)
+    print("waterfall of the measured commands (ms from the previous stage; wall clock across processes):")
+    print(f"  {'stage':22s} {'p50':>8s} {'p95':>8s}   n")
+    for stage, xs in rows:
+        print(f"  {stage:22s} {ms_pct(xs, 0.5):8.1f} {ms_pct(xs, 0.95):8.1f}   {len(xs)}")
+    reqs = trace.by_request(records)
+    for a, b in SIDE:
+        xs = [(s[b] - s[a]) / 1e9 for s in reqs.values() if a in s and b in s]
+        print(f"  {a + ' -> ' + b:40s} p50 {ms_pct(xs, 0.5):6.1f}  p95 {ms_pct(xs, 0.95):6.1f}  n={len(xs)}")
+    floor_name = "bare nio echo (floor)"
+    print(f"  {floor_name:22s} {ms_pct(floor, 0.5):8.1f} {ms_pct(floor, 0.95):8.1f}   {len(floor)}")
 
 
 def rss_mb(pid: int) -> float:
@@ -89,12 +121,16 @@ async def command_round_trips(rig: Rig, n: int) -> tuple[list[float], float, flo
         await asyncio.sleep(3)
         idle = rss_mb(pid)
         times: list[float] = []
+        mark = len(trace.read(TRACE_FILE))
         with RssPeak(pid) as peak:
             for _ in range(n):
                 reply = await op.command(HOME, "!exec ls /tmp", timeout=60)
                 if not reply.body.split("\n", 1)[0].endswith("]: ok"):
                     raise SystemExit(f"unexpected reply: {reply.body[:200]}")
                 times.append(reply.seconds)
+        await asyncio.sleep(0.5)  # the result event's stamps at the bot
+        global MEASURED
+        MEASURED = trace.read(TRACE_FILE)[mark:]
         return times, idle, peak.peak
     finally:
         await op.stop()
@@ -297,6 +333,7 @@ def main() -> None:
     import logging
 
     logging.getLogger("nio").setLevel(logging.ERROR)
+    trace.enable(TRACE_FILE)
     t0 = time.perf_counter()
     with Rig.up(devices=(HOME, PC), docker=False) as rig:
         print(f"rig up in {time.perf_counter() - t0:.1f} s")
@@ -307,6 +344,8 @@ def main() -> None:
         floor = asyncio.run(nio_floor(rig, ns.n))
         print(f"command round trip operator -> bot -> device -> reply: {pct(cmd)}")
         print(f"floor: two bare nio clients echoing (no E2EE):          {pct(floor)}")
+        print_waterfall(MEASURED, floor)
+        print(f"machine load: {Path('/proc/loadavg').read_text().strip()}")
         print(
             f"device agent RSS: idle {idle:.1f} MB, peak while serving {ns.n} commands "
             f"{peak:.1f} MB (aim < 80)"

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from meshagents import trace
 from meshagents.apps.agents_and_robots.approvals import ApprovalBook
 from meshagents.apps.agents_and_robots.commands import Command, RoomKind, parse, strip_reply_fallback
 from meshagents.apps.agents_and_robots.control import ControlApi, DeviceStatus, approval_rows, device_rows
@@ -411,6 +412,7 @@ class BotShell:
 
     # ------------------------------------------------------------------ callbacks
     async def _on_message(self, ev: Incoming) -> None:
+        trace.stamp("bot.received", ev.event_id)
         await self._ready.wait()
         if ev.content.get("msgtype") not in ("m.text", None) or ev.body is None:
             return  # notices are what bots and agents write; never commands
@@ -497,6 +499,7 @@ class BotShell:
         if result is None:
             log.warning("malformed result from %s: %s", device, ev.event_id)
             return
+        trace.stamp("bot.result", result.request_id)
         async with self._lock:
             assert self.core is not None
             await self._run(self.core.on_device_result(result))
@@ -633,10 +636,13 @@ class BotShell:
             self.store.set_status(action.request_id, "error", now=now, reason=refusal)
             await self._notice(action.room_id, f"not sent: {refusal}", None, action.reply_to)
             return
+        trace.stamp("bot.decided", action.request_id, event=action.reply_to)
         signed = await asyncio.to_thread(sign_envelope, rec.device_id, action, self.cfg.envelope_ttl_s)
+        trace.stamp("bot.signed", action.request_id)
         content = {"envelope": signed, "reply_to": action.reply_to,
                    "approval_request_event": action.approval_request_event}
         await self.client.send_custom(action.room_id, ENVELOPE_EVENT, content)
+        trace.stamp("bot.sent", action.request_id)
         self.store.set_status(action.request_id, "sent", now=self.clock(),
                               approval_event_id=action.approval_event_id)
 
