@@ -56,31 +56,9 @@ def pct(values: list[float]) -> str:
     return f"p50 {p50 * 1000:.0f} ms  p95 {p95 * 1000:.0f} ms  mean {mean * 1000:.0f} ms  (n={len(xs)})"
 
 
-#: the path of one command, in order (agent.result_sent and bot.result run beside the notice)
-STAGES = ("op.send", "op.sent", "bot.received", "bot.decided", "bot.signed", "bot.sent", "agent.received",
-          "agent.verified", "agent.intent", "agent.started", "agent.exited", "agent.outcome",
-          "agent.notice_sent", "op.reply")
-SIDE = (("agent.outcome", "agent.result_sent"), ("agent.result_sent", "bot.result"))
-
-
-def ms_pct(xs: list[float], q: float) -> float:
-    ys = sorted(xs)
-    return ys[min(len(ys) - 1, int(len(ys) * q))] * 1000 if ys else float("nan")
-
-
 def print_waterfall(records: list[dict[str, Any]], floor: list[float]) -> None:
     """p50/p95 of each stage's share of the round trip, beside the bare echo of this run."""
-    rows = trace.waterfall(records, STAGES)
-    print("waterfall of the measured commands (ms from the previous stage; wall clock across processes):")
-    print(f"  {'stage':22s} {'p50':>8s} {'p95':>8s}   n")
-    for stage, xs in rows:
-        print(f"  {stage:22s} {ms_pct(xs, 0.5):8.1f} {ms_pct(xs, 0.95):8.1f}   {len(xs)}")
-    reqs = trace.by_request(records)
-    for a, b in SIDE:
-        xs = [(s[b] - s[a]) / 1e9 for s in reqs.values() if a in s and b in s]
-        print(f"  {a + ' -> ' + b:40s} p50 {ms_pct(xs, 0.5):6.1f}  p95 {ms_pct(xs, 0.95):6.1f}  n={len(xs)}")
-    floor_name = "bare nio echo (floor)"
-    print(f"  {floor_name:22s} {ms_pct(floor, 0.5):8.1f} {ms_pct(floor, 0.95):8.1f}   {len(floor)}")
+    print("\n".join(trace.report(records, floor)))
 
 
 def rss_mb(pid: int) -> float:
@@ -287,7 +265,14 @@ def hub_rss_with_peers(rig: Rig, count: int) -> tuple[float, float, float]:
     db.commit()
     db.close()
     headers = {"Authorization": f"Bearer {rig.api_token}"}
-    httpx.get(f"{rig.hub_api_url}/api/peers", headers=headers, timeout=120).raise_for_status()
+    listed = []
+    for _ in range(6):  # the first warms the hub's ledger and caches; all six printed
+        t_list = time.perf_counter()
+        got = httpx.get(f"{rig.hub_api_url}/api/peers", headers=headers, timeout=120)
+        got.raise_for_status()
+        listed.append(time.perf_counter() - t_list)
+    print(f"hub GET /api/peers with {len(got.json()['peers']):,} peers: {pct(listed)} "
+          f"({len(got.content) / 1e6:.1f} MB; load {Path('/proc/loadavg').read_text().split()[0]})")
     t0 = time.perf_counter()
     first = 0.0
     with RssPeak(pid) as peak:

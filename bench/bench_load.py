@@ -37,10 +37,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from meshagents import trace
 from meshagents.errors import FnError
 from meshagents.testbed.rig import Rig
 
 TICK = os.sysconf("SC_CLK_TCK")
+#: stage stamps of every process of the rigs (meshagents.trace): where a loaded command waits
+TRACE_FILE = Path(tempfile.mkdtemp(prefix="bench-load-trace-", dir="/var/tmp")) / "trace.jsonl"
 
 
 def loadavg() -> str:
@@ -88,6 +91,7 @@ class StepResult:
     rss: dict[str, float] = field(default_factory=dict)
     serial: list[float] = field(default_factory=list)
     load: str = ""
+    stamps: list[dict[str, object]] = field(default_factory=list)
 
 
 def device_names(n: int) -> tuple[str, ...]:
@@ -108,6 +112,7 @@ async def drive(rig: Rig, names: tuple[str, ...], args: argparse.Namespace, res:
         pids = {"bot": rig.procs.children["bot"].pid, "hub": rig.procs.children["wg_hub"].pid,
                 "synapse": rig.procs.children["synapse"].pid}  # fmt: skip
         cpu0 = {k: cpu_s(p) for k, p in pids.items()}
+        mark = len(trace.read(TRACE_FILE))
         peak = dict.fromkeys(pids, 0.0)
         interval = 1.0 / args.rate
         loop = asyncio.get_running_loop()
@@ -142,6 +147,8 @@ async def drive(rig: Rig, names: tuple[str, ...], args: argparse.Namespace, res:
             t.cancel()
         res.errors["unfinished"] = len(pending) if pending else 0
         res.seconds = loop.time() - t0
+        await asyncio.sleep(1)  # the last result events reach the bot
+        res.stamps = trace.read(TRACE_FILE)[mark:]
         res.load = loadavg()
         sampler.cancel()
         res.cpu = {k: (cpu_s(p) - cpu0[k]) / res.seconds for k, p in pids.items()}
@@ -162,7 +169,8 @@ def print_step(r: StepResult, rate: float) -> None:
           f"  (n={len(r.serial)})")  # fmt: skip
     print("      CPU s/s: " + "  ".join(f"{k} {v:.2f}" for k, v in r.cpu.items())
           + "   RSS peak MB: " + "  ".join(f"{k} {v:.0f}" for k, v in r.rss.items()))  # fmt: skip
-    print(f"      load average at the end: {r.load}", flush=True)
+    print(f"      load average at the end: {r.load}")
+    print("\n".join("      " + line for line in trace.report(r.stamps)), flush=True)
 
 
 def enrollments(count: int) -> None:
@@ -237,6 +245,7 @@ def main() -> None:
 
     logging.getLogger("nio").setLevel(logging.ERROR)
     curve = [int(x) for x in args.curve.split(",") if x.strip()]
+    trace.enable(TRACE_FILE)
     print(f"1. load: {args.operators} operator sessions, !exec ls /tmp round-robin, {args.rate:g}/s, "
           f"{args.count} commands per step; load average at start {loadavg()}", flush=True)  # fmt: skip
     for n in curve:

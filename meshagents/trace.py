@@ -8,6 +8,8 @@ Public API::
     stamp(stage, rid, **extra)       # one JSON line appended to that file; a no-op when off
     read(path) -> list[dict]         # the stamps written, in file order (torn lines skipped)
     waterfall(records, stages) -> list[(stage, [seconds since the previous stage, per request])]
+    COMMAND_STAGES, SIDE_STAGES      # the stages of one command, as the apps stamp them
+    report(records, floor=None) -> list[str]   # the waterfall as printed lines (p50/p95 ms)
 
 Why: a command crosses four processes (operator, bot, device agent, and Synapse between
 them); only stamps with one clock show where its time goes. The processes of a rig share
@@ -106,3 +108,34 @@ def waterfall(
     for prev, cur in itertools.pairwise(stages):
         rows.append((cur, [(s[cur] - s[prev]) / 1e9 for s in reqs if prev in s and cur in s]))
     return rows
+
+
+#: The path of one command, in order (the result event and its arrival at the bot run
+#: beside the notice: SIDE_STAGES).
+COMMAND_STAGES = (
+    "op.send", "op.sent", "bot.received", "bot.decided", "bot.signed", "bot.sent", "agent.received",
+    "agent.verified", "agent.intent", "agent.started", "agent.exited", "agent.outcome",
+    "agent.notice_sent", "op.reply",
+)  # fmt: skip
+SIDE_STAGES = (("agent.outcome", "agent.result_sent"), ("agent.result_sent", "bot.result"))
+
+
+def _ms(xs: Sequence[float], q: float) -> float:
+    ys = sorted(xs)
+    return ys[min(len(ys) - 1, int(len(ys) * q))] * 1000 if ys else float("nan")
+
+
+def report(records: Sequence[dict[str, Any]], floor: Sequence[float] | None = None) -> list[str]:
+    """The waterfall of ``records`` as lines: p50/p95 ms per stage from the one before."""
+    lines = ["waterfall (ms from the previous stage; wall clock across processes):",
+             f"  {'stage':40s} {'p50':>8s} {'p95':>8s}   n"]  # fmt: skip
+    for stage, xs in waterfall(records, COMMAND_STAGES):
+        lines.append(f"  {stage:40s} {_ms(xs, 0.5):8.1f} {_ms(xs, 0.95):8.1f}   {len(xs)}")
+    reqs = by_request(records)
+    for a, b in SIDE_STAGES:
+        xs = [(s[b] - s[a]) / 1e9 for s in reqs.values() if a in s and b in s]
+        lines.append(f"  {a + ' -> ' + b:40s} {_ms(xs, 0.5):8.1f} {_ms(xs, 0.95):8.1f}   {len(xs)}")
+    if floor is not None:
+        name = "bare nio echo (floor, same run)"
+        lines.append(f"  {name:40s} {_ms(floor, 0.5):8.1f} {_ms(floor, 0.95):8.1f}   {len(floor)}")
+    return lines
