@@ -43,8 +43,14 @@ def enable(path: str | os.PathLike[str] | None) -> None:
     """Stamp into ``path`` from now on (None: off). Children started later inherit it
     through ``ENV``; this process and the apps call it at import with that variable."""
     global _fd
+    if _fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(_fd)
+        _fd = None
     if path:
         os.environ[ENV] = os.fspath(path)
+    else:
+        os.environ.pop(ENV, None)
     try:
         _fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600) if path else None
     except OSError:
