@@ -22,7 +22,7 @@ from meshagents.wg.backend import BackendName, WgBackend, open_backend
 from meshagents.wg.config import InterfaceSection, PeerSection, WgQuickConfig, render
 from meshagents.wg.context import WgPaths
 from meshagents.wg.keys import check_key
-from meshagents.wg.ledger import Ledger, cached_names
+from meshagents.wg.ledger import Ledger, cached_meta, cached_names
 from meshagents.wg.model import DeviceState, PeerSpec
 from meshagents.wg.netns import check_netns, run
 
@@ -266,18 +266,20 @@ def _status(
     *, interface: str, config_dir: Path, netns: str | None, with_drift: bool, now: float | None
 ) -> dict[str, Any]:
     paths = WgPaths(interface, config_dir)
-    ns = resolve_netns(paths, netns)
+    names: dict[str, tuple[str, str]] = {}
+    meta: dict[str, str] = {}
+    if paths.ledger_path.exists():
+        try:
+            names, meta = cached_names(paths.ledger_path), cached_meta(paths.ledger_path)
+        except sqlite3.Error:  # e.g. no tables yet: the ledger makes its schema
+            with paths.ledger() as led:
+                names = led.names()
+                meta = {"netns": led.get_meta("netns") or ""}
+    ns = (netns or None) if netns is not None else (meta.get("netns") or None)  # as resolve_netns
     be = open_backend(interface, ns)
     if not be.exists():
         raise FnError("wg_interface_missing", f"interface {interface} is not up (netns {ns or 'root'})")
     state = be.state()
-    names: dict[str, tuple[str, str]] = {}
-    if paths.ledger_path.exists():
-        try:
-            names = cached_names(paths.ledger_path)
-        except sqlite3.Error:  # e.g. no peers table yet: the ledger makes its schema
-            with paths.ledger() as led:
-                names = led.names()
     t = time.time() if now is None else now
     peers: list[dict[str, Any]] = []
     append, named, unknown, window = peers.append, names.get, (None, None), ONLINE_WINDOW_S

@@ -87,7 +87,7 @@ def test_addresses_unique_whatever_happens(tmp_path_factory: pytest.TempPathFact
 
 
 def test_cached_names_follow_every_commit_and_a_replaced_file(tmp_path: Path) -> None:
-    from meshagents.wg.ledger import cached_names
+    from meshagents.wg.ledger import cached_meta, cached_names
 
     path = tmp_path / "wg0.sqlite"
     k1, k2, k3 = ("a" * 43 + "=", "b" * 43 + "=", "c" * 43 + "=")
@@ -98,6 +98,9 @@ def test_cached_names_follow_every_commit_and_a_replaced_file(tmp_path: Path) ->
     with Ledger(path) as led:  # another connection commits: the next call sees it
         led.allocate(k2, "two", HUB, False)
     assert set(cached_names(path)) == {k1, k2}
+    with Ledger(path) as led:
+        led.set_meta("netns", "ns1")
+    assert cached_meta(path)["netns"] == "ns1"
     for suffix in ("", "-wal", "-shm"):  # the file replaced (a restore): another inode
         path.with_name(path.name + suffix).unlink(missing_ok=True)
     with Ledger(path) as led:
