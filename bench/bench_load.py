@@ -180,7 +180,7 @@ def enrollments(count: int) -> None:
     from nacl.signing import SigningKey
 
     from meshagents.trust.signing import public_b64
-    from tests.integration.hub.conftest import _enter, hub_rig_cm
+    from tests.testbed.hub_rig import _enter, hub_rig_cm
 
     work = Path(tempfile.mkdtemp(prefix="bench-load-enroll-", dir="/var/tmp"))
     state = work / "hub-state"
