@@ -330,6 +330,7 @@ def main() -> None:
         print(f"command round trip operator -> bot -> device -> reply: {pct(cmd)}")
         print(f"floor: two bare nio clients echoing (no E2EE):          {pct(floor)}")
         print_waterfall(MEASURED, floor)
+        print(f"stage stamps of every process (JSON lines, kept): {TRACE_FILE}")
         print(f"machine load: {Path('/proc/loadavg').read_text().strip()}")
         print(
             f"device agent RSS: idle {idle:.1f} MB, peak while serving {ns.n} commands "

@@ -257,6 +257,8 @@ def main() -> None:
             print_step(res, args.rate)
     if args.enrollments:
         enrollments(args.enrollments)
+    if curve:
+        print(f"stage stamps of every process (JSON lines, kept): {TRACE_FILE}")
 
 
 if __name__ == "__main__":
