@@ -34,12 +34,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
+from meshagents import trace
 from meshagents.bus import APPROVAL_REQUEST_KEY
 from meshagents.matrix.client import Incoming
 from meshagents.testbed.rig import Rig
 from meshagents.testbed.rig.operator import in_reply_to
 
 HOME = "home-wsl"
+# Stage stamps (meshagents.trace) from this process and every process of the rig, which
+# inherit the environment variable trace.enable sets.
+TRACE_FILE = Path(tempfile.mkdtemp(prefix="bench-e2e-trace-", dir="/var/tmp")) / "trace.jsonl"
+MEASURED: list[dict[str, Any]] = []
 PC = "pc-aurgi"
 
 
@@ -49,6 +54,11 @@ def pct(values: list[float]) -> str:
     p95 = xs[min(len(xs) - 1, int(len(xs) * 0.95))]
     mean = statistics.mean(xs)
     return f"p50 {p50 * 1000:.0f} ms  p95 {p95 * 1000:.0f} ms  mean {mean * 1000:.0f} ms  (n={len(xs)})"
+
+
+def print_waterfall(records: list[dict[str, Any]], floor: list[float]) -> None:
+    """p50/p95 of each stage's share of the round trip, beside the bare echo of this run."""
+    print("\n".join(trace.report(records, floor)))
 
 
 def rss_mb(pid: int) -> float:
@@ -89,12 +99,16 @@ async def command_round_trips(rig: Rig, n: int) -> tuple[list[float], float, flo
         await asyncio.sleep(3)
         idle = rss_mb(pid)
         times: list[float] = []
+        mark = len(trace.read(TRACE_FILE))
         with RssPeak(pid) as peak:
             for _ in range(n):
                 reply = await op.command(HOME, "!exec ls /tmp", timeout=60)
                 if not reply.body.split("\n", 1)[0].endswith("]: ok"):
                     raise SystemExit(f"unexpected reply: {reply.body[:200]}")
                 times.append(reply.seconds)
+        await asyncio.sleep(0.5)  # the result event's stamps at the bot
+        global MEASURED
+        MEASURED = trace.read(TRACE_FILE)[mark:]
         return times, idle, peak.peak
     finally:
         await op.stop()
@@ -251,7 +265,14 @@ def hub_rss_with_peers(rig: Rig, count: int) -> tuple[float, float, float]:
     db.commit()
     db.close()
     headers = {"Authorization": f"Bearer {rig.api_token}"}
-    httpx.get(f"{rig.hub_api_url}/api/peers", headers=headers, timeout=120).raise_for_status()
+    listed = []
+    for _ in range(6):  # the first warms the hub's ledger and caches; all six printed
+        t_list = time.perf_counter()
+        got = httpx.get(f"{rig.hub_api_url}/api/peers", headers=headers, timeout=120)
+        got.raise_for_status()
+        listed.append(time.perf_counter() - t_list)
+    print(f"hub GET /api/peers with {len(got.json()['peers']):,} peers: {pct(listed)} "
+          f"({len(got.content) / 1e6:.1f} MB; load {Path('/proc/loadavg').read_text().split()[0]})")
     t0 = time.perf_counter()
     first = 0.0
     with RssPeak(pid) as peak:
@@ -297,6 +318,7 @@ def main() -> None:
     import logging
 
     logging.getLogger("nio").setLevel(logging.ERROR)
+    trace.enable(TRACE_FILE)
     t0 = time.perf_counter()
     with Rig.up(devices=(HOME, PC), docker=False) as rig:
         print(f"rig up in {time.perf_counter() - t0:.1f} s")
@@ -307,6 +329,9 @@ def main() -> None:
         floor = asyncio.run(nio_floor(rig, ns.n))
         print(f"command round trip operator -> bot -> device -> reply: {pct(cmd)}")
         print(f"floor: two bare nio clients echoing (no E2EE):          {pct(floor)}")
+        print_waterfall(MEASURED, floor)
+        print(f"stage stamps of every process (JSON lines, kept): {TRACE_FILE}")
+        print(f"machine load: {Path('/proc/loadavg').read_text().strip()}")
         print(
             f"device agent RSS: idle {idle:.1f} MB, peak while serving {ns.n} commands "
             f"{peak:.1f} MB (aim < 80)"

@@ -286,6 +286,22 @@ def _check_str(value: Any, cap: Capability, what: str) -> str:
 Resolver = Callable[[str, str], str]
 
 
+def _memo(resolver: Resolver) -> Resolver:
+    """``resolver`` remembering its answers for one decision: the cwd, each prefix and each
+    argument resolve once (a prefix was walked on disk up to four times per command). A
+    refusal is not remembered; it is raised again from a fresh walk."""
+    seen: dict[tuple[str, str], str] = {}
+
+    def resolve(path: str, cwd: str = "/") -> str:
+        key = (path, "" if path.startswith("/") else cwd)  # an absolute path ignores cwd
+        got = seen.get(key)
+        if got is None:
+            got = seen[key] = resolver(path, cwd)
+        return got
+
+    return resolve
+
+
 def lexical_path(path: str, cwd: str = "/") -> str:
     """``path`` made absolute against ``cwd`` and normalised, without looking at any file."""
     if not path or "\x00" in path:
@@ -431,6 +447,7 @@ def decide(
     """
     if resolver is None:
         resolver = resolve_path if resolve else lexical_path
+    resolver = _memo(resolver)
     if now is not None and now >= manifest.expires_at:
         return _refuse("rejected_capability", "manifest expired")
     cap = manifest.capability(capability)

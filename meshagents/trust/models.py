@@ -16,6 +16,7 @@ base64 of the raw 32-byte ed25519 / X25519 public key.
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 from typing import Any, Literal, TypeVar
@@ -84,6 +85,13 @@ class Flag(_Model):
 #: hold their default, so every manifest signed before them keeps its bytes (and signature).
 _ADDITIVE_DEFAULTS: dict[str, Any] = {"subcommands": None, "visible": None, "attachment_cap_bytes": None}
 
+
+
+@functools.lru_cache(maxsize=512)
+def _plain_flag(name: str) -> Flag:
+    # A string in ``flags`` read as a Flag: built once per name (frozen, so shared safely)
+    # instead of a pydantic validation per option per command.
+    return Flag(name=name, arity=0)
 
 class Capability(_Model):
     """One thing a device may do, and the constraints on its arguments.
@@ -183,7 +191,7 @@ class Capability(_Model):
                 if item.name == name:
                     return item
             elif item == name:
-                return Flag(name=item, arity=0)
+                return _plain_flag(item)
         return None
 
 

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from meshagents import trace
 from meshagents.apps.agents_and_robots.approvals import ApprovalBook
 from meshagents.apps.agents_and_robots.commands import Command, RoomKind, parse, strip_reply_fallback
 from meshagents.apps.agents_and_robots.control import ControlApi, DeviceStatus, approval_rows, device_rows
@@ -226,6 +227,8 @@ class BotShell:
         self._directory_lock = asyncio.Lock()  # a push and a poll never map rooms at once
         self._ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        #: envelopes being signed and sent (see _run): kept so that none is dropped unawaited
+        self._dispatching: set[asyncio.Task[None]] = set()
         self._started = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -263,6 +266,8 @@ class BotShell:
             self._tasks.append(asyncio.create_task(self._quiet(self._notice(self.approvals_room, text))))
 
     async def stop(self) -> None:
+        if self._dispatching:  # envelopes already decided go out before the client stops
+            await asyncio.wait(set(self._dispatching), timeout=10)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -412,6 +417,7 @@ class BotShell:
 
     # ------------------------------------------------------------------ callbacks
     async def _on_message(self, ev: Incoming) -> None:
+        trace.stamp("bot.received", ev.event_id)
         await self._ready.wait()
         if ev.content.get("msgtype") not in ("m.text", None) or ev.body is None:
             return  # notices are what bots and agents write; never commands
@@ -498,6 +504,7 @@ class BotShell:
         if result is None:
             log.warning("malformed result from %s: %s", device, ev.event_id)
             return
+        trace.stamp("bot.result", result.request_id)
         async with self._lock:
             assert self.core is not None
             await self._run(self.core.on_device_result(result))
@@ -557,12 +564,32 @@ class BotShell:
 
     # ------------------------------------------------------------------ actions
     async def _run(self, actions: list[Action]) -> None:
-        """Carry out the core's actions in order; one failing does not stop the others."""
+        """Carry out the core's actions in order; one failing does not stop the others.
+
+        A Dispatch (sign, send the envelope, mark it sent) runs as a task of its own: its
+        send took the Matrix sync loop and the core's lock with it, so under load every
+        later command and result waited behind each envelope's send, in series (bench_load's
+        waterfall: 4.5 s from the operator's send to the bot at 5 commands/s). The core
+        decided before the task starts; the task touches only the store and the homeserver.
+        """
         for action in actions:
+            if isinstance(action, Dispatch):
+                task = asyncio.create_task(self._dispatch_logged(action))
+                self._dispatching.add(task)
+                task.add_done_callback(self._dispatching.discard)
+                continue
             try:
                 await self._do(action)
             except FnError as exc:
                 log.error("%s failed: %s (%s)", type(action).__name__, exc.message, exc.code)
+
+    async def _dispatch_logged(self, action: Dispatch) -> None:
+        try:
+            await self._dispatch(action)
+        except FnError as exc:
+            log.error("Dispatch failed: %s (%s)", exc.message, exc.code)
+        except Exception:  # a task's exception would otherwise surface only at garbage collection
+            log.exception("Dispatch %s failed", action.request_id)
 
     async def _do(self, action: Action) -> None:
         match action:
@@ -626,9 +653,12 @@ class BotShell:
             self.store.set_status(action.request_id, "error", now=now, reason=refusal)
             await self._notice(action.room_id, f"not sent: {refusal}", None, action.reply_to)
             return
+        trace.stamp("bot.decided", action.request_id, event=action.reply_to)
         signed = await asyncio.to_thread(sign_envelope, rec.device_id, action, self.cfg.envelope_ttl_s)
+        trace.stamp("bot.signed", action.request_id)
         content = EnvelopeEvent(signed, action.reply_to, action.approval_request_event).to_content()
         await self.client.send_custom(action.room_id, ENVELOPE_EVENT, content)
+        trace.stamp("bot.sent", action.request_id)
         self.store.set_status(action.request_id, "sent", now=self.clock(),
                               approval_event_id=action.approval_event_id)
 

@@ -15,6 +15,7 @@ problem), never a 500.
 
 from __future__ import annotations
 
+import gc
 import hmac
 import json
 import logging
@@ -23,7 +24,7 @@ from typing import Annotated, Any
 from fastapi import Body, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette.sse import EventSourceResponse
@@ -236,8 +237,19 @@ def operator_app(hub: Hub, api_token: str) -> FastAPI:
         }
 
     @app.get("/api/peers", dependencies=guarded)
-    def list_peers() -> dict[str, Any]:
-        return {"peers": hub.peers()}
+    def list_peers() -> Response:
+        # Encoded here, as JSONResponse would (same bytes): FastAPI's jsonable_encoder walks
+        # a returned dict value by value in Python, most of the answer's time at 10,000 peers
+        # (3 MB of rows and manifests).
+        enabled = gc.isenabled()
+        gc.disable()  # ~200,000 acyclic objects built and dropped: no collector passes meanwhile
+        try:
+            body = json.dumps({"peers": hub.peers()}, ensure_ascii=False, allow_nan=False,
+                              separators=(",", ":")).encode("utf-8")  # fmt: skip
+        finally:
+            if enabled:
+                gc.enable()
+        return Response(body, media_type="application/json")
 
     @app.post("/api/peers", dependencies=guarded)
     def add_peer(req: PeerAddRequest) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from meshagents import trace
 from meshagents.bus import APPROVAL_REQUEST_KEY, LIVE_KEY, RESULT_EVENT, STATUS_EVENT
 from meshagents.errors import FnError
 from meshagents.matrix.client import ClientConfig, Incoming, MatrixClient
@@ -230,7 +231,10 @@ class Operator:
         refusal (the bot answers at once what the manifest lacks)."""
         room_id = await self.device_room(device)
         t0 = time.perf_counter()
+        t0_wall = time.time_ns()
         event_id = await self.client.send_text(room_id, text)
+        trace.stamp("op.send", event_id, wall_ns=t0_wall)
+        trace.stamp("op.sent", event_id)
         wanted = device_user or f"@dev-{device}:{self.server_name}"
 
         live_ids: set[str] = set()  # the device's live message for a long command (bus.LIVE_KEY)
@@ -252,6 +256,7 @@ class Operator:
             return ev.sender == self.bot_user and not (ev.body or "").startswith("waiting for approval")
 
         ev = await self.wait_message(match, timeout)
+        trace.stamp("op.reply", event_id)
         new = ev.content.get("m.new_content")
         body = new.get("body") if isinstance(new, dict) else ev.body  # a final edit: its new text
         return Reply(ev.sender, str(body or ""), ev.event_id, room_id, time.perf_counter() - t0, ev.content)

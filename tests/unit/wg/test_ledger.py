@@ -84,3 +84,25 @@ def test_addresses_unique_whatever_happens(tmp_path_factory: pytest.TempPathFact
                 led.set_status(key, "removed" if op == "remove" else "revoked")
     assert len(seen) == len(set(seen))
     assert seen == sorted(seen, key=lambda a: int(ipaddress.IPv4Address(a)))
+
+
+def test_cached_names_follow_every_commit_and_a_replaced_file(tmp_path: Path) -> None:
+    from meshagents.wg.ledger import cached_meta, cached_names
+
+    path = tmp_path / "wg0.sqlite"
+    k1, k2, k3 = ("a" * 43 + "=", "b" * 43 + "=", "c" * 43 + "=")
+    with Ledger(path) as led:
+        led.allocate(k1, "one", HUB, False)
+    assert cached_names(path) == {k1: ("one", "10.42.0.10")}
+    assert cached_names(path) is cached_names(path)  # unchanged: the same dict, no query
+    with Ledger(path) as led:  # another connection commits: the next call sees it
+        led.allocate(k2, "two", HUB, False)
+    assert set(cached_names(path)) == {k1, k2}
+    with Ledger(path) as led:
+        led.set_meta("netns", "ns1")
+    assert cached_meta(path)["netns"] == "ns1"
+    for suffix in ("", "-wal", "-shm"):  # the file replaced (a restore): another inode
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    with Ledger(path) as led:
+        led.allocate(k3, "three", HUB, False)
+    assert cached_names(path) == {k3: ("three", "10.42.0.10")}

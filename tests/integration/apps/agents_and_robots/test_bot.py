@@ -202,7 +202,7 @@ async def test_hub_directory_stale_and_revoked(make_world: MakeWorld) -> None:
     room, approvals, name = world.device_room, world.approvals_room, world.name
     # the agent's status event is what /devices shows
     await world.device.client.send_custom(room, STATUS_EVENT, {"device_id": name, "state": "ok",
-                                                               "ts": int(time.time()), "detail": ""})
+                                                               "ts": int(time.time() * 1000), "detail": ""})
     await world.wait(lambda: world.shell.statuses.get(name), what="the status event")
     assert world.shell.devices_listing()[0]["agent_state"] == "ok"
 
