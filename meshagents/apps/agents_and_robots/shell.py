@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -229,6 +230,9 @@ class BotShell:
         self._tasks: list[asyncio.Task[None]] = []
         #: envelopes being signed and sent (see _run): kept so that none is dropped unawaited
         self._dispatching: set[asyncio.Task[None]] = set()
+        #: The last dispatch task per device room: the next one waits for it, so envelopes
+        #: for one device leave in the order the operator sent the commands.
+        self._room_tail: dict[str, asyncio.Task[None]] = {}
         self._started = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -571,17 +575,31 @@ class BotShell:
         later command and result waited behind each envelope's send, in series (bench_load's
         waterfall: 4.5 s from the operator's send to the bot at 5 commands/s). The core
         decided before the task starts; the task touches only the store and the homeserver.
+        Tasks for one room run in order (each waits for the one before), so two commands to
+        one device reach it in the order they were sent; different devices do not wait.
         """
         for action in actions:
             if isinstance(action, Dispatch):
-                task = asyncio.create_task(self._dispatch_logged(action))
+                before = self._room_tail.get(action.room_id)
+                task = asyncio.create_task(self._dispatch_after(before, action))
+                self._room_tail[action.room_id] = task
                 self._dispatching.add(task)
                 task.add_done_callback(self._dispatching.discard)
+                task.add_done_callback(functools.partial(self._forget_tail, action.room_id))
                 continue
             try:
                 await self._do(action)
             except FnError as exc:
                 log.error("%s failed: %s (%s)", type(action).__name__, exc.message, exc.code)
+
+    def _forget_tail(self, room_id: str, done: asyncio.Task[None]) -> None:
+        if self._room_tail.get(room_id) is done:
+            del self._room_tail[room_id]
+
+    async def _dispatch_after(self, before: asyncio.Task[None] | None, action: Dispatch) -> None:
+        if before is not None:
+            await asyncio.wait({before})  # its outcome is its own (logged there); only the order matters
+        await self._dispatch_logged(action)
 
     async def _dispatch_logged(self, action: Dispatch) -> None:
         try:

@@ -260,3 +260,14 @@ async def test_built_from_settings(synapse: SynapseServer, state_dir: Path) -> N
             assert r.status_code == 200 and r.json() == []
     finally:
         await shell.stop()
+
+
+async def test_commands_to_one_device_leave_in_the_order_sent(make_world: MakeWorld) -> None:
+    # Envelopes are signed and sent off the sync loop; for one device they still go out in order.
+    world = await make_world()
+    sent = [await world.say(f"!exec ls {path}") for path in ("/tmp/a", "/tmp/b", "/tmp/c", "/tmp/d")]
+    envelopes = await world.wait(
+        lambda: (got := [e for e in world.envelopes if e.content.get("reply_to") in sent]) and len(got) == 4 and got,
+        what="four envelopes",
+    )
+    assert [e.content["reply_to"] for e in envelopes] == sent
