@@ -95,12 +95,26 @@ def _check(platform: str, python: str, wheel: Path) -> None:
         raise FnError("bad_usage", f"{wheel} is not the project's wheel (./fn dist builds it)")
 
 
+def platform_tags(platform: str) -> list[str]:
+    """The tags a device of ``platform`` accepts: pip's --platform takes each literally, so
+    manylinux_2_28 must also name 2_17..2_27 (most wheels are built for the oldest glibc)."""
+    m = re.fullmatch(r"(manylinux|musllinux)_(\d+)_(\d+)_(.+)", platform)
+    if m is None:  # manylinux2014_<arch>
+        return [platform]
+    kind, major, minor, arch = m.group(1), int(m.group(2)), int(m.group(3)), m.group(4)
+    low = 17 if kind == "manylinux" else 0
+    tags = [f"{kind}_{major}_{n}_{arch}" for n in range(minor, low - 1, -1)]
+    return [*tags, f"manylinux2014_{arch}"] if kind == "manylinux" else tags
+
+
 def download(wheel: Path, target: Path, platform: str, python: str, extra: str) -> list[Path]:
     """pip download of ``wheel[extra]`` for the platform, binary wheels only, into ``target``."""
     target.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-            "--only-binary", ":all:", "--implementation", "cp", "--platform", platform,
-            "--python-version", python, "--dest", str(target), f"{wheel}[{extra}]"]  # fmt: skip
+            "--only-binary", ":all:", "--implementation", "cp", "--python-version", python,
+            "--dest", str(target), f"{wheel}[{extra}]"]  # fmt: skip
+    for tag in platform_tags(platform):
+        argv += ["--platform", tag]
     proc = subprocess.run(argv, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise FnError(
