@@ -97,14 +97,19 @@ def _check(platform: str, python: str, wheel: Path) -> None:
 
 def platform_tags(platform: str) -> list[str]:
     """The tags a device of ``platform`` accepts: pip's --platform takes each literally, so
-    manylinux_2_28 must also name 2_17..2_27 (most wheels are built for the oldest glibc)."""
+    manylinux_2_28 must also name 2_5..2_27 and the legacy aliases (most wheels are built for
+    the oldest glibc they can)."""
     m = re.fullmatch(r"(manylinux|musllinux)_(\d+)_(\d+)_(.+)", platform)
     if m is None:  # manylinux2014_<arch>
         return [platform]
     kind, major, minor, arch = m.group(1), int(m.group(2)), int(m.group(3)), m.group(4)
-    low = 17 if kind == "manylinux" else 0
+    low = 5 if kind == "manylinux" else 0
     tags = [f"{kind}_{major}_{n}_{arch}" for n in range(minor, low - 1, -1)]
-    return [*tags, f"manylinux2014_{arch}"] if kind == "manylinux" else tags
+    if kind == "musllinux":
+        return tags
+    # the legacy aliases of manylinux_2_17 / 2_12 / 2_5
+    legacy = [(17, "manylinux2014"), (12, "manylinux2010"), (5, "manylinux1")]
+    return [*tags, *(f"{name}_{arch}" for glibc, name in legacy if minor >= glibc)]
 
 
 def download(wheel: Path, target: Path, platform: str, python: str, extra: str) -> list[Path]:
