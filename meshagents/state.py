@@ -38,7 +38,9 @@ def checkout_root(command: str) -> Path:
     pyproject.toml (``fn test``, ``fn index``, ``fn doctor``, ...). An installed copy has
     none of them: ``needs_checkout`` names the command instead of a stack trace."""
     root = project_root()
-    if (root / "pyproject.toml").is_file() and (root / "tests").is_dir():
+    # FN_PROJECT_ROOT (./fn sets it) names the checkout outright; else look for one
+    looks_like_one = (root / "pyproject.toml").is_file() and (root / "tests").is_dir()
+    if os.environ.get("FN_PROJECT_ROOT") or looks_like_one:
         return root
     raise FnError(
         "needs_checkout",
