@@ -18,7 +18,7 @@ import pytest
 from meshagents.testbed.rig import Rig
 from tests.conftest import require_binary
 from tests.e2e.conftest import require_rig_tools
-from tests.fixtures.wheel import ROOT, build_wheel, install_venv
+from tests.testbed.wheel import ROOT, build_wheel, install_venv
 
 pytestmark = pytest.mark.e2e
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_binary, require_root
-from tests.fixtures.wheel import ROOT, build_wheel, clean_env, hidden, install_venv
+from tests.testbed.wheel import ROOT, build_wheel, clean_env, hidden, install_venv
 
 pytestmark = pytest.mark.integration
 

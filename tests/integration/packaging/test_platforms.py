@@ -16,7 +16,7 @@ import pytest
 
 from meshagents.apps.wg_hub.install_bundle import download, platform_tags
 from meshagents.errors import FnError
-from tests.fixtures.wheel import build_wheel
+from tests.testbed.wheel import build_wheel
 
 pytestmark = pytest.mark.integration
 
