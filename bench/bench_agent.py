@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+AGENT_PYTHON = sys.executable  # --agent-python: the interpreter the agent runs under
 sys.path.insert(0, str(ROOT))
 
 from meshagents.apps.device_agent.capabilities.base import Context  # noqa: E402
@@ -155,10 +156,12 @@ async def run(requests: int) -> None:
             "FN_STATE_DIR": str(tmp / "fn-state"),
             "MESHAGENTS_LOG_LEVEL": os.environ.get("BENCH_AGENT_LOG", "WARNING"),
         }
+        if sys.executable != AGENT_PYTHON:  # an installed copy (bench_footprint): nothing of the checkout
+            env = {k: v for k, v in env.items() if k not in ("FN_PROJECT_ROOT", "PYTHONPATH", "VIRTUAL_ENV")}
         t_start = time.perf_counter()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "meshagents.apps.device_agent", "--config", str(rig.config_path)],
-            cwd=ROOT,
+            [AGENT_PYTHON, "-m", "meshagents.apps.device_agent", "--config", str(rig.config_path)],
+            cwd=ROOT if sys.executable == AGENT_PYTHON else "/",
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=open(os.environ.get("BENCH_AGENT_LOGFILE", os.devnull), "w"),  # noqa: SIM115 - lives as long as the child
@@ -291,8 +294,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--requests", type=int, default=50)
     ap.add_argument("--sandbox-only", action="store_true", help="only the sandbox start cost")
+    ap.add_argument("--agent-python", default=sys.executable,
+                    help="the agent's interpreter (an installed venv's python; cwd /)")  # fmt: skip
+    ap.add_argument("--no-sandbox-cost", action="store_true", help="skip the sandbox start cost")
     ns = ap.parse_args()
-    sandbox_cost(max(ns.requests, 20))
+    global AGENT_PYTHON
+    AGENT_PYTHON = ns.agent_python
+    if not ns.no_sandbox_cost:
+        sandbox_cost(max(ns.requests, 20))
     if not ns.sandbox_only:
         asyncio.run(run(ns.requests))
 

@@ -267,7 +267,7 @@ async def test_commands_to_one_device_leave_in_the_order_sent(make_world: MakeWo
     world = await make_world()
     sent = [await world.say(f"!exec ls {path}") for path in ("/tmp/a", "/tmp/b", "/tmp/c", "/tmp/d")]
     envelopes = await world.wait(
-        lambda: (got := [e for e in world.envelopes if e.content.get("reply_to") in sent]) and len(got) == 4 and got,
+        lambda: len(got := [e for e in world.envelopes if e.content.get("reply_to") in sent]) == 4 and got,
         what="four envelopes",
     )
     assert [e.content["reply_to"] for e in envelopes] == sent
