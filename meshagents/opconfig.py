@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from meshagents.errors import FnError
+from meshagents.fsutil import write_atomic
 from meshagents.state import package_dir, state_dir
 from meshagents.trust.models import NAME_PATTERN
 from meshagents.trust.review import Expected, profile_content
@@ -119,9 +120,7 @@ def remember_signed(manifest: dict[str, Any]) -> Path:
     if not _NAME.match(device.lower()) or "/" in device:
         raise FnError("manifest_invalid", f"odd device id {device!r}")
     path = folder / f"{device}.json"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(manifest, indent=2, sort_keys=True) + "\n", mode=0o666, fsync=False)
     return path
 
 

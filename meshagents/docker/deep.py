@@ -38,6 +38,7 @@ from meshagents.docker.engine import require_running
 from meshagents.docker.errors import docker_errors
 from meshagents.docker.manifest import container_room_alias
 from meshagents.errors import FnError
+from meshagents.fsutil import write_atomic
 from meshagents.runtime import api
 from meshagents.state import state_dir
 
@@ -117,11 +118,7 @@ def identity(container: str, *, create: bool = True) -> DeepIdentity:
 
 def _write_private_json(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)  # atomic: never a half-written key file
+    write_atomic(path, json.dumps(data), fsync=False)  # atomic: never a half-written key file
 
 
 def _remember_attach(ident: DeepIdentity, settings: dict[str, Any]) -> None:

@@ -82,9 +82,10 @@ import nio
 from nio.api import Api
 
 from meshagents.errors import FnError
+from meshagents.fsutil import read_json, write_private
 from meshagents.matrix import crosssign, identity, secretstore
 from meshagents.matrix.rooms import encryption_state, message_content
-from meshagents.matrix.store import HandledEvents, read_json, write_private
+from meshagents.matrix.store import HandledEvents
 
 log = logging.getLogger("meshagents.matrix")
 

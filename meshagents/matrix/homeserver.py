@@ -16,7 +16,6 @@ servers, no presence, room version 11, every rate limit raised.
 from __future__ import annotations
 
 import io
-import os
 import secrets
 import signal
 import subprocess
@@ -30,6 +29,7 @@ from typing import Any
 import yaml
 
 from meshagents.errors import FnError
+from meshagents.fsutil import write_atomic
 from meshagents.matrix.admin import register_user
 
 #: Limits high enough that tests and benchmarks never meet a 429 (nio retries 429s
@@ -120,11 +120,7 @@ def _pdeathsig() -> None:
 
 
 def _write_private(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    write_atomic(path, text, fsync=False)
 
 
 class EmbeddedSynapse:

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from meshagents.errors import FnError
+from meshagents.fsutil import read_json, write_private
 from meshagents.matrix.client import ClientConfig
-from meshagents.matrix.store import read_json, write_private
 from meshagents.state import state_dir
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from meshagents.errors import FnError, UsageError
+from meshagents.fsutil import write_atomic
 from meshagents.runtime.jsonout import dumps
 from meshagents.state import package_dir, project_root
 
@@ -218,9 +219,7 @@ def index_cmd(check: bool) -> None:
         click.echo(f"meshagents/registry.toml is current ({len(result.entries)} functions)")
         return
     if current != text:
-        tmp = path.with_suffix(".toml.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        write_atomic(path, text, mode=0o666, fsync=False)
     click.echo(f"meshagents/registry.toml: {len(result.entries)} functions")
 
 

@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -32,6 +31,7 @@ import httpx
 from nacl.signing import SigningKey
 
 from meshagents.apps.device_agent.config import AgentConfig
+from meshagents.fsutil import write_atomic
 from meshagents.trust.audit import COLUMNS, AuditLog
 from meshagents.trust.signing import TYPE_CHECKPOINT, public_b64, sign_payload
 
@@ -89,9 +89,7 @@ class Shipper:
 
     def _save(self, seq: int) -> None:
         path = self.config.shipped_path
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps({"seq": seq, "at": int(time.time())}), encoding="utf-8")
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps({"seq": seq, "at": int(time.time())}), mode=0o666, fsync=False)
 
     # ------------------------------------------------------------ batches
     def batch(self) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
