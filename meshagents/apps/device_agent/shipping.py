@@ -32,6 +32,7 @@ from nacl.signing import SigningKey
 
 from meshagents.apps.device_agent.config import AgentConfig
 from meshagents.fsutil import write_atomic
+from meshagents.retry import Backoff
 from meshagents.trust.audit import COLUMNS, AuditLog
 from meshagents.trust.signing import TYPE_CHECKPOINT, public_b64, sign_payload
 
@@ -138,19 +139,21 @@ class Shipper:
 
     async def run(self) -> None:
         """Ship forever; while the hub is unreachable, back off (doubling to ``backoff_max_s``)."""
-        backoff = self.interval_s
+        # the first wait after a failure is already twice the interval
+        backoff = Backoff(min(self.interval_s * 2, self.backoff_max_s), self.backoff_max_s)
         async with httpx.AsyncClient(timeout=10.0) as http:
             while True:
+                wait = self.interval_s
                 try:
                     while await self.ship_once(http):
                         pass
                     self.last_error = None
-                    backoff = self.interval_s
+                    backoff.reset()
                 except (httpx.HTTPError, ShipRefused, ValueError) as exc:
                     if self.last_error is None:
                         log.warning("audit shipping failed (%s); retrying with backoff", exc)
                     self.last_error = str(exc)
-                    backoff = min(backoff * 2, self.backoff_max_s)
+                    wait = backoff.next()
                 self.nudge.clear()
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self.nudge.wait(), backoff if self.last_error else self.interval_s)
+                    await asyncio.wait_for(self.nudge.wait(), wait)
