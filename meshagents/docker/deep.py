@@ -41,6 +41,7 @@ from meshagents.errors import FnError
 from meshagents.fsutil import write_atomic
 from meshagents.runtime import api
 from meshagents.state import state_dir
+from meshagents.wg.model import PeerSpec
 
 IFACE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -210,7 +211,7 @@ def _start_wireguard(host_netns: str | None, iface: str) -> None:
     deadline = time.monotonic() + 3.0
     while True:
         try:
-            uapi.get_config(iface)
+            uapi.check_answers(iface)
             return
         except FnError as exc:
             if time.monotonic() > deadline:
@@ -235,7 +236,7 @@ def attach(
     name = container.name or ""
     addr = parse_address(mesh_address)
     endpoint = parse_endpoint(hub_endpoint)
-    hub_hex = uapi.key_hex(hub_public_key)
+    uapi.key_hex(hub_public_key)  # rejected_args before anything is started
     try:
         nets = [str(ipaddress.ip_network(n, strict=False)) for n in (allowed_ips or [str(addr.network)])]
     except ValueError as exc:
@@ -266,11 +267,8 @@ def attach(
             _wait_socket_gone(iface)
             _start_wireguard(host_netns, iface)
             _in_ns(host_netns, "ip", "link", "set", iface, "netns", str(pid))
-        lines = [f"private_key={uapi.key_hex(_private_key(ident))}", "replace_peers=true"]
-        lines += [f"public_key={hub_hex}", f"endpoint={endpoint}", "replace_allowed_ips=true"]
-        lines += [f"allowed_ip={n}" for n in nets]
-        lines.append(f"persistent_keepalive_interval={keepalive}")
-        uapi.set_config(iface, lines)
+        hub = PeerSpec(hub_public_key, tuple(nets), endpoint=endpoint, persistent_keepalive=keepalive)
+        uapi.configure(iface, private_key=_private_key(ident), peers=[hub])
         _in_ns(cont_ns, "ip", "addr", "replace", str(addr), "dev", iface)
         _in_ns(cont_ns, "ip", "link", "set", iface, "up")
         for net in nets:
@@ -364,12 +362,3 @@ def detach(container: Container, interface: str | None = None) -> bool:
         return False
     _in_ns(cont_ns, "ip", "link", "del", iface)
     return True
-
-
-def peer_status(interface: str) -> dict[str, Any]:
-    """The interface's hub peer as UAPI reports it (handshake time, bytes)."""
-    out: dict[str, Any] = {}
-    for key, value in uapi.get_config(interface):
-        if key in ("public_key", "endpoint", "last_handshake_time_sec", "rx_bytes", "tx_bytes"):
-            out[key] = uapi.key_b64(value) if key == "public_key" else value
-    return out
