@@ -27,7 +27,8 @@ history beside it (``<device_id>.checkpoints.jsonl``, ``<device_id>.manifests.js
 The agent signs a checkpoint every ``checkpoint_every`` entries, every
 ``checkpoint_interval_s`` seconds when something was appended, and at a clean stop.
 
-``load(path)`` raises ``FnError("agent_config_invalid")`` with the offending key.
+``load(path)`` raises ``FnError("agent_config_invalid")`` naming the file, the offending
+key and the type expected (meshagents.configfile); the password is never echoed.
 
 ``sandbox``: ``true`` (the default) means the hardened bubblewrap sandbox, and the agent
 refuses to start (``sandbox_unavailable``) where it cannot run one. Only ``"weak"``
@@ -42,22 +43,13 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool, StrictInt, StrictStr
+
+from meshagents.configfile import validate
 from meshagents.errors import FnError
 from meshagents.trust.paths import audit_path
-
-_REQUIRED = (
-    "device_id",
-    "device_name",
-    "manifest_path",
-    "operator_key",
-    "homeserver",
-    "matrix_user",
-    "matrix_password",
-    "device_room",
-    "approvals_room",
-)
 
 
 @dataclass(frozen=True)
@@ -131,97 +123,90 @@ class AgentConfig:
         return self.data_dir / "rotations.json"
 
 
-def _str(data: dict[str, Any], key: str) -> str:
-    value = data.get(key)
-    if not isinstance(value, str) or not value:
-        raise FnError("agent_config_invalid", f"config key {key!r} must be a non-empty string")
-    return value
+Text = Annotated[StrictStr, Field(min_length=1)]
+Count = Annotated[StrictInt, Field(ge=0)]
+Seconds = Annotated[float, Strict(), Field(gt=0)]
 
 
-def _path(base: Path, value: Any, key: str) -> Path:
-    if not isinstance(value, str) or not value:
-        raise FnError("agent_config_invalid", f"config key {key!r} must be a path")
+class AgentConfigFile(BaseModel):
+    """The file's shape as enrollment writes it (other keys are ignored); ``from_dict``
+    turns it into an ``AgentConfig`` (paths resolved, limits applied)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    device_id: Text
+    device_name: Text
+    manifest_path: Text
+    operator_key: Text
+    homeserver: Text
+    matrix_user: Text
+    matrix_password: Text
+    device_room: Text
+    approvals_room: Text
+    data_dir: Text = "."
+    store_dir: Text | None = None
+    audit_path: Text | None = None
+    bot_users: list[StrictStr] = []
+    hub_url: StrictStr | None = None
+    skew_s: Count = 30
+    max_concurrent: Count = 4
+    matrix_output_limit: Count = 16_000
+    checkpoint_every: Count = 100
+    max_queue: Count = 64
+    health_interval_s: Seconds = 10.0
+    checkpoint_interval_s: Seconds = 600.0
+    manifest_poll_s: Seconds = 30.0
+    sandbox: StrictBool | Literal["weak"] = True
+    keystore: Literal["file", "pass"] | None = None
+    keys_dir: StrictStr | None = None
+    docker_host: Any = None
+
+
+def _path(base: Path, value: str) -> Path:
     p = Path(value)
     return p if p.is_absolute() else base / p
 
 
-def from_dict(data: dict[str, Any], base: Path) -> AgentConfig:
+def from_dict(data: dict[str, Any], base: Path, source: str = "agent config") -> AgentConfig:
     """Build the config from parsed JSON; relative paths resolve from ``base``."""
-    if not isinstance(data, dict):
-        raise FnError("agent_config_invalid", "the config must be a JSON object")
-    for key in _REQUIRED:
-        _str(data, key)
-    data_dir = _path(base, data.get("data_dir", "."), "data_dir")
-    bots = data.get("bot_users", [])
-    if not isinstance(bots, list) or not all(isinstance(b, str) for b in bots):
-        raise FnError("agent_config_invalid", "config key 'bot_users' must be a list of user ids")
-    hub = data.get("hub_url")
-    if hub is not None and not isinstance(hub, str):
-        raise FnError("agent_config_invalid", "config key 'hub_url' must be a URL or null")
-    ints: dict[str, int] = {}
-    for key, default in (
-        ("skew_s", 30),
-        ("max_concurrent", 4),
-        ("matrix_output_limit", 16_000),
-        ("checkpoint_every", 100),
-        ("max_queue", 64),
-    ):
-        value = data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise FnError("agent_config_invalid", f"config key {key!r} must be a non-negative integer")
-        ints[key] = value
-    interval = data.get("health_interval_s", 10.0)
-    if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
-        raise FnError("agent_config_invalid", "config key 'health_interval_s' must be a positive number")
-    cp_interval = data.get("checkpoint_interval_s", 600.0)
-    if isinstance(cp_interval, bool) or not isinstance(cp_interval, int | float) or cp_interval <= 0:
-        raise FnError("agent_config_invalid", "config key 'checkpoint_interval_s' must be a positive number")
-    audit = data.get("audit_path")
-    if audit is None:
+    got = validate(AgentConfigFile, data, source=source, code="agent_config_invalid")
+    data_dir = _path(base, got.data_dir)
+    if got.audit_path is None:
         try:
-            audit_file = audit_path(data["device_id"])
+            audit_file = audit_path(got.device_id)
         except FnError as exc:
-            raise FnError("agent_config_invalid", f"config key 'device_id': {exc.message}") from exc
+            raise FnError(
+                "agent_config_invalid", f"{source}: device_id: {exc.message}", file=source, key="device_id"
+            ) from exc
     else:
-        audit_file = _path(base, audit, "audit_path")
-    poll = data.get("manifest_poll_s", 30.0)
-    if isinstance(poll, bool) or not isinstance(poll, int | float) or poll <= 0:
-        raise FnError("agent_config_invalid", "config key 'manifest_poll_s' must be a positive number")
-    sandbox = data.get("sandbox", True)
-    if sandbox == "weak":
-        sandbox = False
-    if not isinstance(sandbox, bool):
-        raise FnError("agent_config_invalid", "config key 'sandbox' must be true or \"weak\"")
-    keystore = data.get("keystore")
-    if keystore not in (None, "file", "pass"):
-        raise FnError("agent_config_invalid", "config key 'keystore' must be 'file', 'pass' or null")
+        audit_file = _path(base, got.audit_path)
     return AgentConfig(
-        device_id=data["device_id"],
-        device_name=data["device_name"],
-        manifest_path=_path(base, data["manifest_path"], "manifest_path"),
-        operator_key=data["operator_key"],
-        homeserver=data["homeserver"],
-        matrix_user=data["matrix_user"],
-        matrix_password=data["matrix_password"],
-        device_room=data["device_room"],
-        approvals_room=data["approvals_room"],
+        device_id=got.device_id,
+        device_name=got.device_name,
+        manifest_path=_path(base, got.manifest_path),
+        operator_key=got.operator_key,
+        homeserver=got.homeserver,
+        matrix_user=got.matrix_user,
+        matrix_password=got.matrix_password,
+        device_room=got.device_room,
+        approvals_room=got.approvals_room,
         data_dir=data_dir,
-        store_dir=_path(base, data.get("store_dir", str(data_dir / "matrix-store")), "store_dir"),
+        store_dir=_path(base, got.store_dir or str(data_dir / "matrix-store")),
         audit_path=audit_file,
-        bot_users=tuple(bots),
-        hub_url=hub.rstrip("/") if hub else None,
-        skew_s=ints["skew_s"],
-        sandbox=sandbox,
-        keystore=keystore,
-        keys_dir=_path(base, data["keys_dir"], "keys_dir") if data.get("keys_dir") else None,
-        docker_host=data.get("docker_host") if isinstance(data.get("docker_host"), str) else None,
-        max_concurrent=max(1, ints["max_concurrent"]),
-        max_queue=max(1, ints["max_queue"]),
-        health_interval_s=float(interval),
-        manifest_poll_s=float(poll),
-        matrix_output_limit=max(1024, ints["matrix_output_limit"]),
-        checkpoint_every=max(1, ints["checkpoint_every"]),
-        checkpoint_interval_s=float(cp_interval),
+        bot_users=tuple(got.bot_users),
+        hub_url=got.hub_url.rstrip("/") if got.hub_url else None,
+        skew_s=got.skew_s,
+        sandbox=got.sandbox is True,
+        keystore=got.keystore,
+        keys_dir=_path(base, got.keys_dir) if got.keys_dir else None,
+        docker_host=got.docker_host if isinstance(got.docker_host, str) else None,
+        max_concurrent=max(1, got.max_concurrent),
+        max_queue=max(1, got.max_queue),
+        health_interval_s=float(got.health_interval_s),
+        manifest_poll_s=float(got.manifest_poll_s),
+        matrix_output_limit=max(1024, got.matrix_output_limit),
+        checkpoint_every=max(1, got.checkpoint_every),
+        checkpoint_interval_s=float(got.checkpoint_interval_s),
     )
 
 
@@ -235,4 +220,5 @@ def load(path: Path) -> AgentConfig:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise FnError("agent_config_invalid", f"{path} is not JSON: {exc}") from exc
-    return dataclasses.replace(from_dict(data, path.resolve().parent), config_path=path.resolve())
+    cfg = from_dict(data, path.resolve().parent, str(path))
+    return dataclasses.replace(cfg, config_path=path.resolve())
