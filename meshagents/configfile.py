@@ -70,10 +70,13 @@ def _key(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc) or "(the file)"
 
 
-def validate(model: type[M], data: Any, *, source: str, code: str) -> M:
-    """``model`` from ``data``; ``FnError(code)`` naming ``source``, key and expected type."""
+def validate(
+    model: type[M], data: Any, *, source: str, code: str, context: dict[str, Any] | None = None
+) -> M:
+    """``model`` from ``data``; ``FnError(code)`` naming ``source``, key and expected type.
+    ``context`` reaches the model's validators (e.g. the directory relative paths start in)."""
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=context)
     except ValidationError as exc:
         raise config_error(exc, source=source, code=code) from None
 

@@ -38,52 +38,117 @@ isolation; ``!help`` and the dashboard then show the device as unsandboxed.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from meshagents.configfile import validate
 from meshagents.errors import FnError
 from meshagents.trust.paths import audit_path
 
+Text = Annotated[StrictStr, Field(min_length=1)]
+Count = Annotated[StrictInt, Field(ge=0)]
+Seconds = Annotated[float, Strict(), Field(gt=0)]
+_PATHS = ("manifest_path", "data_dir", "store_dir", "audit_path", "keys_dir")
 
-@dataclass(frozen=True)
-class AgentConfig:
-    device_id: str
-    device_name: str
+
+class AgentConfig(BaseModel):
+    """The agent's config, validated from the file (other keys are ignored) with relative
+    paths resolved from the file's directory (``context={"base": dir}``)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    device_id: Text
+    device_name: Text
     manifest_path: Path
-    operator_key: str
-    homeserver: str
-    matrix_user: str
-    matrix_password: str = field(repr=False)
-    device_room: str
-    approvals_room: str
-    data_dir: Path
+    operator_key: Text
+    homeserver: Text
+    matrix_user: Text
+    matrix_password: Text = Field(repr=False)
+    device_room: Text
+    approvals_room: Text
+    data_dir: Path = Path(".")
     store_dir: Path
     audit_path: Path
-    bot_users: tuple[str, ...] = ()
-    hub_url: str | None = None
-    skew_s: int = 30
-    sandbox: bool = True
-    keystore: str | None = None
+    bot_users: tuple[StrictStr, ...] = ()
+    hub_url: StrictStr | None = None
+    skew_s: Count = 30
+    #: true: the bubblewrap sandbox; the file says ``"weak"`` (or false) for none
+    sandbox: StrictBool = True
+    keystore: Literal["file", "pass"] | None = None
     keys_dir: Path | None = None
-    docker_host: str | None = None
-    max_concurrent: int = 4
-    max_queue: int = 64
-    health_interval_s: float = 10.0
-    checkpoint_every: int = 100
-    checkpoint_interval_s: float = 600.0
+    docker_host: StrictStr | None = None
+    max_concurrent: Count = 4
+    max_queue: Count = 64
+    health_interval_s: Seconds = 10.0
+    checkpoint_every: Count = 100
+    checkpoint_interval_s: Seconds = 600.0
     #: How often the hub is asked for a re-issued manifest (renewal.py).
-    manifest_poll_s: float = 30.0
+    manifest_poll_s: Seconds = 30.0
     #: Largest output kept in one Matrix event (an event is at most 64 KiB once encrypted).
-    matrix_output_limit: int = 16_000
+    matrix_output_limit: Count = 16_000
     #: the file this config was read from (None when built from a dict)
     config_path: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, data: Any) -> Any:
+        """Defaults that depend on other keys, and the file's looser spellings."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        data_dir = data.setdefault("data_dir", ".")  # relative to the file, like the others
+        if "store_dir" not in data and isinstance(data_dir, str) and data_dir:
+            data["store_dir"] = str(Path(data_dir) / "matrix-store")
+        if data.get("audit_path") is None and isinstance(data.get("device_id"), str) and data["device_id"]:
+            try:
+                data["audit_path"] = audit_path(data["device_id"])
+            except FnError as exc:
+                raise ValueError(f"a usable device_id ({exc.message})") from None
+        if data.get("sandbox") == "weak":
+            data["sandbox"] = False
+        if not data.get("keys_dir"):
+            data.pop("keys_dir", None)
+        if not isinstance(data.get("docker_host"), str):
+            data.pop("docker_host", None)
+        if isinstance(data.get("hub_url"), str):
+            data["hub_url"] = data["hub_url"].rstrip("/") or None
+        return data
+
+    @field_validator(*_PATHS, mode="before")
+    @classmethod
+    def _relative(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, Path):
+            return value
+        if not isinstance(value, str) or not value:
+            raise ValueError("a path")
+        path = Path(value)
+        base = (info.context or {}).get("base")
+        return path if path.is_absolute() or base is None else Path(base) / path
+
+    @field_validator("max_concurrent", "max_queue", "checkpoint_every")
+    @classmethod
+    def _at_least_one(cls, value: int) -> int:
+        return max(1, value)
+
+    @field_validator("matrix_output_limit")
+    @classmethod
+    def _room_for_output(cls, value: int) -> int:
+        return max(1024, value)
 
     @property
     def sandbox_mode(self) -> str:
@@ -123,91 +188,9 @@ class AgentConfig:
         return self.data_dir / "rotations.json"
 
 
-Text = Annotated[StrictStr, Field(min_length=1)]
-Count = Annotated[StrictInt, Field(ge=0)]
-Seconds = Annotated[float, Strict(), Field(gt=0)]
-
-
-class AgentConfigFile(BaseModel):
-    """The file's shape as enrollment writes it (other keys are ignored); ``from_dict``
-    turns it into an ``AgentConfig`` (paths resolved, limits applied)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    device_id: Text
-    device_name: Text
-    manifest_path: Text
-    operator_key: Text
-    homeserver: Text
-    matrix_user: Text
-    matrix_password: Text
-    device_room: Text
-    approvals_room: Text
-    data_dir: Text = "."
-    store_dir: Text | None = None
-    audit_path: Text | None = None
-    bot_users: list[StrictStr] = []
-    hub_url: StrictStr | None = None
-    skew_s: Count = 30
-    max_concurrent: Count = 4
-    matrix_output_limit: Count = 16_000
-    checkpoint_every: Count = 100
-    max_queue: Count = 64
-    health_interval_s: Seconds = 10.0
-    checkpoint_interval_s: Seconds = 600.0
-    manifest_poll_s: Seconds = 30.0
-    sandbox: StrictBool | Literal["weak"] = True
-    keystore: Literal["file", "pass"] | None = None
-    keys_dir: StrictStr | None = None
-    docker_host: Any = None
-
-
-def _path(base: Path, value: str) -> Path:
-    p = Path(value)
-    return p if p.is_absolute() else base / p
-
-
 def from_dict(data: dict[str, Any], base: Path, source: str = "agent config") -> AgentConfig:
     """Build the config from parsed JSON; relative paths resolve from ``base``."""
-    got = validate(AgentConfigFile, data, source=source, code="agent_config_invalid")
-    data_dir = _path(base, got.data_dir)
-    if got.audit_path is None:
-        try:
-            audit_file = audit_path(got.device_id)
-        except FnError as exc:
-            raise FnError(
-                "agent_config_invalid", f"{source}: device_id: {exc.message}", file=source, key="device_id"
-            ) from exc
-    else:
-        audit_file = _path(base, got.audit_path)
-    return AgentConfig(
-        device_id=got.device_id,
-        device_name=got.device_name,
-        manifest_path=_path(base, got.manifest_path),
-        operator_key=got.operator_key,
-        homeserver=got.homeserver,
-        matrix_user=got.matrix_user,
-        matrix_password=got.matrix_password,
-        device_room=got.device_room,
-        approvals_room=got.approvals_room,
-        data_dir=data_dir,
-        store_dir=_path(base, got.store_dir or str(data_dir / "matrix-store")),
-        audit_path=audit_file,
-        bot_users=tuple(got.bot_users),
-        hub_url=got.hub_url.rstrip("/") if got.hub_url else None,
-        skew_s=got.skew_s,
-        sandbox=got.sandbox is True,
-        keystore=got.keystore,
-        keys_dir=_path(base, got.keys_dir) if got.keys_dir else None,
-        docker_host=got.docker_host if isinstance(got.docker_host, str) else None,
-        max_concurrent=max(1, got.max_concurrent),
-        max_queue=max(1, got.max_queue),
-        health_interval_s=float(got.health_interval_s),
-        manifest_poll_s=float(got.manifest_poll_s),
-        matrix_output_limit=max(1024, got.matrix_output_limit),
-        checkpoint_every=max(1, got.checkpoint_every),
-        checkpoint_interval_s=float(got.checkpoint_interval_s),
-    )
+    return validate(AgentConfig, data, source=source, code="agent_config_invalid", context={"base": base})
 
 
 def load(path: Path) -> AgentConfig:
@@ -221,4 +204,4 @@ def load(path: Path) -> AgentConfig:
     except json.JSONDecodeError as exc:
         raise FnError("agent_config_invalid", f"{path} is not JSON: {exc}") from exc
     cfg = from_dict(data, path.resolve().parent, str(path))
-    return dataclasses.replace(cfg, config_path=path.resolve())
+    return cfg.model_copy(update={"config_path": path.resolve()})
