@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 import time
 import urllib.parse
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,7 @@ from meshagents.apps.agents_dashboard.clients import BotClient, HubClient
 from meshagents.apps.agents_dashboard.config import DashConfig
 from meshagents.apps.agents_dashboard.live import Live
 from meshagents.apps.agents_dashboard.sessions import COOKIE, Session, SessionStore
+from meshagents.errors import FnError
 
 MESSAGES = {
     "revoked": "revoked: removed from the live interface and refused for good",
@@ -95,6 +97,28 @@ class Deps:
         if not same_origin(request) or not self.sessions.check_csrf(session, data.get("csrf")):
             return JSONResponse({"error": "csrf_failed", "message": "missing or wrong CSRF token"}, 403)
         return session, data
+
+
+    async def act(
+        self,
+        request: Request,
+        anchor: str,
+        what: str,
+        action: Callable[[], Awaitable[object]] | None,
+        missing: str = "",
+    ) -> Response | None:
+        """A panel's POST: checked, then ``action`` run (None: not available, ``missing`` says
+        why). The answer when it stops here (refused, failed), else None."""
+        got = await self.checked(request)
+        if isinstance(got, Response):
+            return got
+        if action is None:
+            return back(anchor, err=missing)
+        try:
+            await action()
+        except FnError as exc:
+            return back(anchor, err=f"{what}: {exc.code}: {exc.message}")
+        return None
 
 
 async def form(request: Request) -> dict[str, str]:

@@ -18,13 +18,9 @@ def router(deps: Deps) -> APIRouter:
 
     @r.post("/peers/{device_id}/revoke")
     async def revoke(request: Request, device_id: str) -> Response:
-        got = await deps.checked(request)
-        if isinstance(got, Response):
-            return got
-        try:
-            await deps.hub.revoke(device_id)
-        except FnError as exc:
-            return back("mesh", err=f"revoke {device_id}: {exc.code}: {exc.message}")
+        stop = await deps.act(request, "mesh", f"revoke {device_id}", lambda: deps.hub.revoke(device_id))
+        if stop is not None:
+            return stop
         log.warning("revoked %s from the dashboard", device_id)
         try:
             await deps.live.refresh_peers()
