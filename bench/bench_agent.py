@@ -24,7 +24,6 @@ Measures, in the same run:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import secrets
@@ -46,6 +45,7 @@ from meshagents.apps.device_agent.pipeline import Pipeline  # noqa: E402
 from meshagents.bus import ENVELOPE_EVENT, RESULT_EVENT, STATUS_EVENT  # noqa: E402
 from meshagents.matrix.client import ClientConfig, Incoming, MatrixClient  # noqa: E402
 from meshagents.matrix.homeserver import EmbeddedSynapse  # noqa: E402
+from meshagents.testbed import benchcli  # noqa: E402
 from tests.testbed.agent_rig import make_rig  # noqa: E402
 from tests.testbed.synapse import free_port  # noqa: E402
 
@@ -288,10 +288,10 @@ def sandbox_cost(n: int) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    ap.add_argument("--requests", type=int, default=50)
-    ap.add_argument("--sandbox-only", action="store_true", help="only the sandbox start cost")
-    ns = ap.parse_args()
+    ns = benchcli.options(
+        __doc__.splitlines()[0] if __doc__ else None,
+        requests=(int, 50), sandbox_only=(bool, False, "only the sandbox start cost"),
+    )
     sandbox_cost(max(ns.requests, 20))
     if not ns.sandbox_only:
         asyncio.run(run(ns.requests))
