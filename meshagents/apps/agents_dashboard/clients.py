@@ -77,13 +77,13 @@ class _Api:
             raise FnError(f"{self.service}_bad_answer", f"{self.service} API answered non-JSON for {path}")
         return body
 
-
-class HubClient(_Api):
-    service = "hub"
-
     async def healthz(self) -> dict[str, Any]:
         out: dict[str, Any] = await self.request("GET", "/healthz")
         return out
+
+
+class HubClient(_Api):
+    service = "hub"
 
     async def peers(self) -> list[dict[str, Any]]:
         body = await self.request("GET", "/api/peers")
@@ -130,10 +130,6 @@ class HubClient(_Api):
 
 class BotClient(_Api):
     service = "bot"
-
-    async def healthz(self) -> dict[str, Any]:
-        out: dict[str, Any] = await self.request("GET", "/healthz")
-        return out
 
     async def approvals(self) -> list[dict[str, Any]]:
         body = await self.request("GET", "/approvals")

@@ -64,6 +64,7 @@ Text = Annotated[StrictStr, Field(min_length=1)]
 Count = Annotated[StrictInt, Field(ge=0)]
 Seconds = Annotated[float, Strict(), Field(gt=0)]
 _PATHS = ("manifest_path", "data_dir", "store_dir", "audit_path", "keys_dir")
+_FLOORS = {"max_concurrent": 1, "max_queue": 1, "checkpoint_every": 1, "matrix_output_limit": 1024}
 
 
 class AgentConfig(BaseModel):
@@ -140,15 +141,11 @@ class AgentConfig(BaseModel):
         base = (info.context or {}).get("base")
         return path if path.is_absolute() or base is None else Path(base) / path
 
-    @field_validator("max_concurrent", "max_queue", "checkpoint_every")
+    @field_validator(*_FLOORS)
     @classmethod
-    def _at_least_one(cls, value: int) -> int:
-        return max(1, value)
-
-    @field_validator("matrix_output_limit")
-    @classmethod
-    def _room_for_output(cls, value: int) -> int:
-        return max(1024, value)
+    def _floor(cls, value: int, info: ValidationInfo) -> int:
+        """Values below a usable minimum are raised to it (0 workers would never run)."""
+        return max(_FLOORS[str(info.field_name)], value)
 
     @property
     def sandbox_mode(self) -> str:

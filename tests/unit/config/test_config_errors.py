@@ -101,3 +101,10 @@ def test_dashboard_config_names_the_key() -> None:
     err = _refused(lambda: DashConfig(port=70000))
     assert err.code == "config_invalid"
     assert err.message == "dashboard config: port: expected less than 65536 (got 70000)"
+
+
+def test_agent_config_raises_unusable_limits_and_resolves_paths(tmp_path: Path) -> None:
+    cfg = agent_config.from_dict({**AGENT, "max_concurrent": 0, "matrix_output_limit": 10}, tmp_path)
+    assert (cfg.max_concurrent, cfg.matrix_output_limit) == (1, 1024)
+    assert cfg.data_dir == tmp_path / "." and cfg.store_dir == tmp_path / "matrix-store"
+    assert agent_config.from_dict({**AGENT, "sandbox": "weak"}, tmp_path).sandbox is False
