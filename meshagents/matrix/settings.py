@@ -25,6 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, StrictStr
+
+from meshagents.configfile import validate
 from meshagents.errors import FnError
 from meshagents.fsutil import read_json, write_private
 from meshagents.matrix.client import ClientConfig
@@ -66,6 +69,19 @@ class MatrixSettings:
             ) from exc
 
 
+class _SettingsFile(BaseModel):
+    """The file's shape (other keys are ignored); errors name the file, key and type."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    homeserver: StrictStr
+    server_name: StrictStr
+    operators: tuple[StrictStr, ...] = ()
+    bot: StrictStr | None = None
+    actor: StrictStr | None = None
+    registration_shared_secret_file: StrictStr | None = None
+
+
 def load_settings() -> MatrixSettings:
     path = settings_path()
     try:
@@ -74,18 +90,17 @@ def load_settings() -> MatrixSettings:
         raise FnError("matrix_not_configured", f"no Matrix settings at {path} (see docs/matrix.md)") from exc
     except tomllib.TOMLDecodeError as exc:
         raise FnError("matrix_not_configured", f"{path}: {exc}") from exc
-    try:
-        secret = data.get("registration_shared_secret_file")
-        return MatrixSettings(
-            homeserver=str(data["homeserver"]).rstrip("/"),
-            server_name=str(data["server_name"]),
-            operators=tuple(str(x) for x in data.get("operators", [])),
-            bot=str(data["bot"]) if data.get("bot") else None,
-            actor=str(data["actor"]) if data.get("actor") else None,
-            registration_shared_secret_file=Path(secret) if secret else None,
-        )
-    except KeyError as exc:
-        raise FnError("matrix_not_configured", f"{path}: missing key {exc}") from exc
+    got = validate(_SettingsFile, data, source=str(path), code="matrix_not_configured")
+    return MatrixSettings(
+        homeserver=got.homeserver.rstrip("/"),
+        server_name=got.server_name,
+        operators=got.operators,
+        bot=got.bot or None,
+        actor=got.actor or None,
+        registration_shared_secret_file=Path(got.registration_shared_secret_file)
+        if got.registration_shared_secret_file
+        else None,
+    )
 
 
 def account_dir(localpart: str) -> Path:

@@ -108,3 +108,17 @@ def test_agent_config_raises_unusable_limits_and_resolves_paths(tmp_path: Path) 
     assert (cfg.max_concurrent, cfg.matrix_output_limit) == (1, 1024)
     assert cfg.data_dir == tmp_path / "." and cfg.store_dir == tmp_path / "matrix-store"
     assert agent_config.from_dict({**AGENT, "sandbox": "weak"}, tmp_path).sandbox is False
+
+
+def test_matrix_settings_name_file_and_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from meshagents.matrix.settings import load_settings
+
+    path = tmp_path / "settings.toml"
+    path.write_text('homeserver = "http://h"\noperators = "@op:h"\n')
+    monkeypatch.setenv("FN_MATRIX_SETTINGS", str(path))
+    err = _refused(load_settings)
+    assert err.code == "matrix_not_configured"
+    assert err.message == (
+        f"{path}: server_name: expected a value (the key is required); "
+        "operators: expected a list (got '@op:h')"
+    )
