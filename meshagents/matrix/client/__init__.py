@@ -99,7 +99,7 @@ class MatrixClient:
     """An E2EE Matrix client that cross-signs itself and applies the trust policy."""
 
     def __init__(self, config: ClientConfig) -> None:
-        self.config = config
+        self._config = config
         self._session = Session(config)
         self._policy = TrustPolicy(
             own_user=config.user_id,
@@ -110,6 +110,18 @@ class MatrixClient:
         )
         self._sync = Syncer(config, self._session, self._policy, self._incoming)
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def config(self) -> ClientConfig:
+        return self._config
+
+    @config.setter
+    def config(self, config: ClientConfig) -> None:
+        """A new copy (e.g. more operators) applies at once: every part reads this one."""
+        self._config = self._session.config = self._sync.config = config
+        self._policy.operators = tuple(config.operators)
+        self._policy.pinned_master_keys = dict(config.pinned_master_keys)
+        self._policy.identity_keys = config.identity_keys
 
     # ------------------------------------------------------------------ public
     @property

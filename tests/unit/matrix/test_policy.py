@@ -142,3 +142,16 @@ def test_verdicts_are_remembered_for_a_bounded_number_of_events() -> None:
     for i in range(4097):
         policy.remember(f"$e{i}", verdict)
     assert policy.recall("$e0") is None and policy.recall("$e4096") == verdict
+
+
+def test_a_new_client_config_reaches_the_policy(tmp_path: Any) -> None:
+    """The bot and the agent widen ``operators`` by assigning a new ClientConfig copy."""
+    import dataclasses
+
+    from meshagents.matrix.client import ClientConfig, MatrixClient
+
+    cfg = ClientConfig(homeserver="http://127.0.0.1:9", user_id="@bot:hub", password="p", store_dir=tmp_path)
+    client = MatrixClient(cfg)
+    client.config = dataclasses.replace(cfg, operators=(OP,), pinned_master_keys={OP: "M"})
+    assert client.policy.operators == (OP,) and client.policy.pin(OP) == "M"
+    assert client._sync.config is client.config and client._session.config is client.config
