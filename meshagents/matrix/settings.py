@@ -23,9 +23,9 @@ import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, StrictStr
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, StrictStr
 
 from meshagents.configfile import validate
 from meshagents.errors import FnError
@@ -45,14 +45,21 @@ def settings_path() -> Path:
     return Path(env) if env else matrix_dir() / "settings.toml"
 
 
-@dataclass(frozen=True)
-class MatrixSettings:
-    homeserver: str
-    server_name: str
-    operators: tuple[str, ...] = ()
-    bot: str | None = None
-    actor: str | None = None
-    registration_shared_secret_file: Path | None = None
+def _none_if_empty(value: Any) -> Any:
+    return value or None
+
+
+class MatrixSettings(BaseModel):
+    """The settings file (other keys are ignored); errors name the file, key and type."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    homeserver: Annotated[StrictStr, AfterValidator(lambda url: url.rstrip("/"))]
+    server_name: StrictStr
+    operators: tuple[StrictStr, ...] = ()
+    bot: Annotated[StrictStr | None, BeforeValidator(_none_if_empty)] = None
+    actor: Annotated[StrictStr | None, BeforeValidator(_none_if_empty)] = None
+    registration_shared_secret_file: Annotated[Path | None, BeforeValidator(_none_if_empty)] = None
 
     def shared_secret(self) -> str:
         if self.registration_shared_secret_file is None:
@@ -69,19 +76,6 @@ class MatrixSettings:
             ) from exc
 
 
-class _SettingsFile(BaseModel):
-    """The file's shape (other keys are ignored); errors name the file, key and type."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    homeserver: StrictStr
-    server_name: StrictStr
-    operators: tuple[StrictStr, ...] = ()
-    bot: StrictStr | None = None
-    actor: StrictStr | None = None
-    registration_shared_secret_file: StrictStr | None = None
-
-
 def load_settings() -> MatrixSettings:
     path = settings_path()
     try:
@@ -90,17 +84,7 @@ def load_settings() -> MatrixSettings:
         raise FnError("matrix_not_configured", f"no Matrix settings at {path} (see docs/matrix.md)") from exc
     except tomllib.TOMLDecodeError as exc:
         raise FnError("matrix_not_configured", f"{path}: {exc}") from exc
-    got = validate(_SettingsFile, data, source=str(path), code="matrix_not_configured")
-    return MatrixSettings(
-        homeserver=got.homeserver.rstrip("/"),
-        server_name=got.server_name,
-        operators=got.operators,
-        bot=got.bot or None,
-        actor=got.actor or None,
-        registration_shared_secret_file=Path(got.registration_shared_secret_file)
-        if got.registration_shared_secret_file
-        else None,
-    )
+    return validate(MatrixSettings, data, source=str(path), code="matrix_not_configured")
 
 
 def account_dir(localpart: str) -> Path:
