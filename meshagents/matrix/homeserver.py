@@ -323,9 +323,13 @@ def _command(
 def main(argv: list[str] | None = None) -> int:
     """``python -m meshagents.matrix.homeserver --data-dir D [--host H --port P]``: run the
     embedded Synapse in the foreground (local demo), optionally writing the settings."""
-    from meshagents.runtime.appcli import run_app
-
-    return run_app(_command, argv, "python -m meshagents.matrix.homeserver")
+    try:
+        prog = "python -m meshagents.matrix.homeserver"
+        rv = _command.main(args=argv, prog_name=prog, standalone_mode=False)
+    except click.ClickException as exc:  # bad usage: click's message, exit 2
+        exc.show()
+        return int(exc.exit_code)
+    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":
