@@ -12,8 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests.testbed.host import IN_CI, ROOT, require_binary, require_root
+
+# No timed assertions in tests: hypothesis' per-example deadline is one (a loaded machine
+# made a 200 ms limit fail a correct test), so it is off for every property test.
+settings.register_profile("meshagents", deadline=None)
+settings.load_profile("meshagents")
 
 __all__ = ["ROOT", "require_binary", "require_root"]
 

@@ -2,8 +2,8 @@
 
 The host agent does the privileged part from the host side (FIELD-NOTES, Docker):
 
-1. the container's WireGuard key is made with ``wg_keygen`` (through the catalog,
-   so the call is recorded) and kept 0600 in the state directory, so a restarted
+1. the container's WireGuard key is made by the wg library (``meshagents.wg.keys``,
+   what ``wg_keygen`` wraps) and kept 0600 in the state directory, so a restarted
    container re-attaches with the same identity;
 2. ``wireguard-go <iface>`` starts in the *host's* network namespace: its UDP socket,
    the private key and ``/dev/net/tun`` stay on the host;
@@ -39,8 +39,8 @@ from meshagents.docker.errors import docker_errors
 from meshagents.docker.manifest import container_room_alias
 from meshagents.errors import FnError
 from meshagents.fsutil import write_atomic
-from meshagents.runtime import api
 from meshagents.state import state_dir
+from meshagents.wg.keys import new_key_pair
 from meshagents.wg.model import PeerSpec
 
 IFACE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
@@ -105,14 +105,14 @@ def _key_file(container: str) -> Path:
 
 
 def identity(container: str, *, create: bool = True) -> DeepIdentity:
-    """The container's WireGuard identity, made once with ``wg_keygen`` and then reused."""
+    """The container's WireGuard identity, made once (``wg.keys.new_key_pair``) and then reused."""
     path = _key_file(container)
     if path.exists():
         data = json.loads(path.read_text(encoding="utf-8"))
         return DeepIdentity(container, str(data["public_key"]), path)
     if not create:
         raise FnError("deep_not_enrolled", f"container {container!r} has no deep-mode key yet")
-    keys = api.call("wg_keygen", caller="docker_container_enroll")
+    keys = new_key_pair()
     _write_private_json(path, {"private_key": keys["private_key"], "public_key": keys["public_key"]})
     return DeepIdentity(container, keys["public_key"], path)
 

@@ -217,10 +217,37 @@ def index_cmd(check: bool) -> None:
             click.echo("meshagents/registry.toml is stale: run ./fn index", err=True)
             sys.exit(1)
         click.echo(f"meshagents/registry.toml is current ({len(result.entries)} functions)")
+        _index_errors(root, check=True)
         return
     if current != text:
         write_atomic(path, text, mode=0o666, fsync=False)
     click.echo(f"meshagents/registry.toml: {len(result.entries)} functions")
+    _index_errors(root, check=False)
+
+
+def _index_errors(root: Path, *, check: bool) -> None:
+    """docs/errors.md from meshagents/errors.toml and the codes the tree raises."""
+    from meshagents.runtime.errordoc import DOC, build
+
+    if not (root / "docs").is_dir():  # installed from a wheel: no docs to keep
+        return
+    problems, text = build(root)
+    for problem in problems:
+        click.echo(f"meshagents/errors.toml: {problem}", err=True)
+    if problems:
+        sys.exit(1)
+    path = root / DOC
+    current = path.read_text(encoding="utf-8") if path.exists() else ""
+    if check:
+        if current != text:
+            click.echo(f"{DOC} is stale: run ./fn index", err=True)
+            sys.exit(1)
+        click.echo(f"{DOC} is current")
+    elif current != text:
+        tmp = path.with_suffix(".md.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+        click.echo(f"{DOC}: written")
 
 
 @cli.command("stats")

@@ -12,6 +12,9 @@ Public API::
     .append(kind, request_id, capability, args_digest, status, ...) -> AuditEntry
     .nonces -> NonceStore        # the same database and connection
     .entries() -> list[AuditEntry]; .head() -> (seq, hash); .pending() -> list[AuditEntry]
+    .entries_after(seq, n) -> list[dict]   # the next n rows as stored (what the agent ships)
+    .request_ids(kind, status=None) -> set[str]
+    ENTRY_COLUMNS / ENTRY_FIELDS / entry_columns_sql()   # the entry's row: one definition
     .checkpoint(key: SigningKey) -> Checkpoint; .checkpoints() -> list[dict]   # the table
     .seal(key, *, now=None, force=False) -> dict | None   # a record in the checkpoint FILE
     .unsealed() -> int                                    # entries since the last record
@@ -71,7 +74,8 @@ from typing import Any
 from nacl.signing import SigningKey
 
 from meshagents.errors import FnError
-from meshagents.trust.canonical import canonical_bytes, sha256_hex
+from meshagents.trust.approval import args_digest as digest_args
+from meshagents.trust.canonical import canonical_bytes
 from meshagents.trust.checkpoints import (
     CheckpointFile,
     KeySchedule,
@@ -87,22 +91,36 @@ from meshagents.trust.signing import TYPE_CHECKPOINT, public_b64, sign_payload, 
 
 GENESIS = "0" * 64
 _TAG = b"meshagents-audit-v1\x00"
-COLUMNS = "seq, kind, ts_ms, request_id, capability, args_digest, status, approval, detail, prev_hash, hash"
+#: An entry's fields in chain order with their SQLite column types: the one definition of
+#: an audit entry's row, here (``AuditEntry`` is its model) and in every copy a hub keeps
+#: (``meshagents/apps/wg_hub/store.py`` builds its ``device_audit`` table from it). The
+#: hash covers these fields, so they change only with a new chain version.
+ENTRY_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("seq", "INTEGER NOT NULL"),
+    ("kind", "TEXT NOT NULL"),
+    ("ts_ms", "INTEGER NOT NULL"),
+    ("request_id", "TEXT NOT NULL"),
+    ("capability", "TEXT NOT NULL"),
+    ("args_digest", "TEXT NOT NULL"),
+    ("status", "TEXT NOT NULL"),
+    ("approval", "TEXT"),
+    ("detail", "TEXT NOT NULL"),
+    ("prev_hash", "TEXT NOT NULL"),
+    ("hash", "TEXT NOT NULL"),
+)
+ENTRY_FIELDS: tuple[str, ...] = tuple(name for name, _ in ENTRY_COLUMNS)
+COLUMNS = ", ".join(ENTRY_FIELDS)
 
-SCHEMA = """
+
+def entry_columns_sql(indent: str = "    ") -> str:
+    """The entry's column definitions for a ``CREATE TABLE`` (one per line, comma-ended)."""
+    return "".join(f"{indent}{name} {kind},\n" for name, kind in ENTRY_COLUMNS)
+
+
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS entries (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
-    seq INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    ts_ms INTEGER NOT NULL,
-    request_id TEXT NOT NULL,
-    capability TEXT NOT NULL,
-    args_digest TEXT NOT NULL,
-    status TEXT NOT NULL,
-    approval TEXT,
-    detail TEXT NOT NULL,
-    prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL
+{entry_columns_sql().rstrip().rstrip(",")}
 );
 CREATE INDEX IF NOT EXISTS entries_request ON entries(request_id);
 CREATE TABLE IF NOT EXISTS checkpoints (seq INTEGER PRIMARY KEY, body TEXT NOT NULL);
@@ -500,7 +518,7 @@ class AuditLog:
             "intent",
             request_id,
             capability,
-            sha256_hex(canonical_bytes(args)),
+            digest_args(args),
             "started",
             approval=approval,
             detail=detail,
@@ -519,20 +537,41 @@ class AuditLog:
         self, capability: str, status: str, *, request_id: str = "", detail: str = "", args: Any = None
     ) -> AuditEntry:
         """Record something that is not a request (a refusal, a key change, a restart)."""
-        digest = "" if args is None else sha256_hex(canonical_bytes(args))
+        digest = "" if args is None else digest_args(args)
         return self.append("event", request_id, capability, digest, status, detail=detail)
 
     def rows(self) -> list[tuple[Any, ...]]:
         return self.conn.execute(f"SELECT {COLUMNS} FROM entries ORDER BY id").fetchall()  # noqa: S608
 
     def entries(self) -> list[AuditEntry]:
-        names = [c.strip() for c in COLUMNS.split(",")]
         rows = self.rows()
-        return [parse(AuditEntry, dict(zip(names, r, strict=True)), code="audit_invalid") for r in rows]
+        return [
+            parse(AuditEntry, dict(zip(ENTRY_FIELDS, r, strict=True)), code="audit_invalid") for r in rows
+        ]
+
+    def entries_after(self, seq: int, n: int) -> list[dict[str, Any]]:
+        """At most ``n`` entries with a sequence number above ``seq``, in order, as stored
+        (plain dicts keyed by :data:`ENTRY_FIELDS`, not re-validated: what is shipped is
+        exactly what the chain holds, so the hub sees a damaged row as it is)."""
+        rows = self.conn.execute(
+            f"SELECT {COLUMNS} FROM entries WHERE seq > ? ORDER BY seq LIMIT ?",  # noqa: S608
+            (seq, n),
+        ).fetchall()
+        return [dict(zip(ENTRY_FIELDS, r, strict=True)) for r in rows]
+
+    def request_ids(self, kind: str, status: str | None = None) -> set[str]:
+        """The request ids of the entries of ``kind`` (and ``status``, when given)."""
+        if status is None:
+            rows = self.conn.execute("SELECT request_id FROM entries WHERE kind=?", (kind,))
+        else:
+            rows = self.conn.execute(
+                "SELECT request_id FROM entries WHERE kind=? AND status=?", (kind, status)
+            )
+        return {r[0] for r in rows}
 
     def pending(self) -> list[AuditEntry]:
         """Intents with no outcome: requests interrupted (or still running)."""
-        done = {r[0] for r in self.conn.execute("SELECT request_id FROM entries WHERE kind='outcome'")}
+        done = self.request_ids("outcome")
         return [e for e in self.entries() if e.kind == "intent" and e.request_id not in done]
 
     def checkpoint(self, key: SigningKey, *, now: int | None = None) -> Checkpoint:

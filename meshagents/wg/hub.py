@@ -19,7 +19,7 @@ from meshagents.wg.allocation import parse_hub_address
 from meshagents.wg.backend import BackendName, WgBackend, open_backend
 from meshagents.wg.config import InterfaceSection, PeerSection, WgQuickConfig, render
 from meshagents.wg.context import WgPaths
-from meshagents.wg.keys import check_key
+from meshagents.wg.keys import check_key, new_key_pair, public_from_private
 from meshagents.wg.ledger import Ledger
 from meshagents.wg.model import DeviceState, PeerSpec
 from meshagents.wg.netns import check_netns, run
@@ -29,8 +29,6 @@ SYSCTL_FILE = Path("/etc/sysctl.d/99-meshagents-wg.conf")
 
 
 def public_of(private_key: str) -> str:
-    from meshagents.functions.wg.wg_keygen import public_from_private
-
     return public_from_private(private_key)
 
 
@@ -92,10 +90,7 @@ def ensure_forwarding(netns: str | None) -> bool:
 
 
 def new_private_key() -> str:
-    from meshagents.runtime.api import call
-
-    keys: dict[str, str] = call("wg_keygen", caller="wg_hub_setup")
-    return keys["private_key"]
+    return new_key_pair()["private_key"]
 
 
 def sync_live(backend: WgBackend, cfg: WgQuickConfig) -> bool:

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from meshagents.errors import FnError
-from meshagents.wg.keys import b64_to_hex, hex_to_b64
+from meshagents.wg.keys import b64_to_hex, hex_to_b64, public_from_private
 from meshagents.wg.model import DeviceState, PeerSpec, PeerState
 
 SOCKET_DIR = Path("/var/run/wireguard")
@@ -195,8 +195,6 @@ def _parse_get_lines(text: str) -> tuple[str | None, DeviceState]:
 
 
 def _public_of(private_b64: str) -> str:
-    from meshagents.functions.wg.wg_keygen import public_from_private
-
     return public_from_private(private_b64)
 
 

@@ -13,22 +13,24 @@ Words are split with POSIX shell rules (``shlex``: quotes, backslashes) and noth
 else: no globbing, no variables, no ``;`` or ``|`` meaning, no comments, and no shell
 ever runs them. ``!exec ls;rm -rf /`` is the argv ``["ls;rm", "-rf", "/"]``.
 
-``!fs.write <path> <content>``: the path is one word; the content is the rest of the
-message as typed (so prose needs no quoting), except that a content that is exactly
-one quoted word (``'...'`` / ``"..."``) is unquoted, and a Markdown code fence is
-replaced by the lines inside it (each ending with a newline).
+Each capability command's own rules (``!fs.write <path> <content>`` takes the rest
+of the message as its content, ``!docker logs`` its options, ...) are in its spec's
+module, ``meshagents/capabilities/<module>.py``.
 
 ``ParseError.code`` is a stable contract: ``not_a_command`` (no leading ``!``),
 ``empty`` (a bare ``!``), ``unknown_command`` (with the nearest commands),
 ``bad_arguments`` (with the usage), ``too_long``, and ``wrong_room`` from
 ``room_error``.
 
-Arguments are shaped for the trust core's ``decide()``, which refuses any key a
-capability does not declare: ``argv`` (list), ``path``, ``content``, ``container``
-(string, a ``values`` entry), ``tail`` / ``follow_s`` / ``all`` (integers, ``limits``
-entries). Optional ones are left out unless typed: ``!docker ps`` is ``{}``,
-``!docker ps -a`` is ``{"all": 1}``; ``!docker logs web`` is ``{"container": "web",
-"tail": 100}`` and gains ``follow_s`` only with ``--follow``.
+The commands that ask a device for something are read from the capability specs
+(``meshagents.capabilities``: name, usage, example, argument parser and its inverse,
+shared with the device agent); only the bot's own commands (help, status, pending,
+approve, deny, revoke) are defined here. Arguments are shaped for the trust core's
+``decide()``, which refuses any key a capability does not declare: ``argv`` (list),
+``path``, ``content``, ``container`` (string, a ``values`` entry), ``tail`` /
+``follow_s`` / ``all`` (integers, ``limits`` entries). Optional ones are left out
+unless typed: ``!docker ps`` is ``{}``, ``!docker ps -a`` is ``{"all": 1}``;
+``!docker logs web`` is ``{"container": "web", "tail": 100}`` and gains ``follow_s`` only with ``--follow``.
 
 The pre-check works on a manifest-like view ``{capability: {"requires_approval":
 bool, "executables": [...], "values": {"container": [...]}, ...}}`` (the trust core's
@@ -45,21 +47,30 @@ import posixpath
 import re
 import shlex
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from meshagents import capabilities
 from meshagents.apps.agents_and_robots.ids import normalize_request_id
+from meshagents.capabilities.docker_logs import DEFAULT_LOG_TAIL as DEFAULT_LOG_TAIL
+from meshagents.capabilities.docker_logs import MAX_FOLLOW_S as MAX_FOLLOW_S
+from meshagents.capabilities.docker_logs import MAX_LOG_TAIL as MAX_LOG_TAIL
+from meshagents.capabilities.spec import CapabilitySpec
+from meshagents.capabilities.words import MAX_ARGV as MAX_ARGV
+from meshagents.capabilities.words import MAX_PATH_CHARS as MAX_PATH_CHARS
+from meshagents.capabilities.words import BadArguments as _Bad
+from meshagents.capabilities.words import CountingReader as _CountingReader
+from meshagents.capabilities.words import label as _label
+from meshagents.capabilities.words import lexer as _lexer
+from meshagents.capabilities.words import no_args as _no_args
+from meshagents.capabilities.words import option as _option
+from meshagents.capabilities.words import split as _split
 from meshagents.errors import FnError
 
 PREFIX = "!"
 MAX_COMMAND_CHARS = 65536  # a Matrix event is at most 64 KiB anyway
-MAX_PATH_CHARS = 4096
 MAX_NAME_CHARS = 128
-MAX_ARGV = 256
-DEFAULT_LOG_TAIL = 100
-MAX_LOG_TAIL = 10000
-MAX_FOLLOW_S = 300
 
 RoomKind = Literal["device", "approvals"]
 ParseCode = Literal["not_a_command", "empty", "unknown_command", "bad_arguments", "too_long", "wrong_room"]
@@ -68,17 +79,17 @@ ManifestView = Mapping[str, Mapping[str, Any]]
 _DEVICE: frozenset[RoomKind] = frozenset({"device"})
 _APPROVALS: frozenset[RoomKind] = frozenset({"approvals"})
 _BOTH: frozenset[RoomKind] = frozenset({"device", "approvals"})
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _DEVICE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _TOPIC_RE = re.compile(r"[A-Za-z0-9._-]{1,40}")
-_INT_RE = re.compile(r"[0-9]{1,9}")
-_WINDOWS_ABS_RE = re.compile(r"[A-Za-z]:[\\/]")
-_FENCE_RE = re.compile(r"```[^\n`]*\n(.*?)```[ \t]*\n?", re.DOTALL)
 
 
 @dataclass(frozen=True)
 class CommandSpec:
-    """One command of the grammar: what it is called, what it asks of the device."""
+    """One command of the grammar: what it is called, what it asks of the device.
+
+    A command with a ``capability`` is that capability's spec
+    (``meshagents.capabilities``, shared with the device agent) seen from the chat; the
+    others are the bot's own (help, status, approvals, revoke)."""
 
     name: str
     capability: str | None
@@ -87,47 +98,96 @@ class CommandSpec:
     example: str
     rooms: frozenset[RoomKind]
     aliases: tuple[str, ...] = ()
+    #: the text after the command -> its arguments (raises BadArguments)
+    parse: Callable[[str], dict[str, Any]] = field(default=lambda rest: {}, compare=False, repr=False)
+    #: arguments -> the text after the command
+    render: Callable[[Mapping[str, Any]], str] = field(default=lambda args: "", compare=False, repr=False)
+    #: the capability's spec, for a capability command
+    capability_spec: CapabilitySpec | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, spec: CapabilitySpec) -> CommandSpec:
+        """The chat command of a device capability (device rooms only)."""
+        return cls(spec.command, spec.name, spec.usage, spec.summary, spec.example, _DEVICE, spec.aliases,
+                   spec.parse, spec.render, spec)
+
+
+def _words_parser(parse_words: Callable[[list[str]], dict[str, Any]]) -> Callable[[str], dict[str, Any]]:
+    return lambda rest: parse_words(_split(rest))
+
+
+def _local(name: str, usage: str, summary: str, example: str, rooms: frozenset[RoomKind],
+           parse_words: Callable[[list[str]], dict[str, Any]],
+           render: Callable[[Mapping[str, Any]], str] = lambda args: "") -> CommandSpec:
+    return CommandSpec(name, None, usage, summary, example, rooms, (), _words_parser(parse_words), render)
+
+
+def _help(words: list[str]) -> dict[str, Any]:
+    if not words:
+        return {}
+    if len(words) > 2 or not all(_TOPIC_RE.fullmatch(w) for w in words):
+        raise _Bad("!help takes a command name, e.g. !help exec or !help docker logs")
+    return {"topic": " ".join(w.lower() for w in words)}
+
+
+def _request_id(words: list[str]) -> dict[str, Any]:
+    if len(words) != 1:
+        raise _Bad("needs exactly one request id")
+    rid = normalize_request_id(words[0])
+    if rid is None:
+        raise _Bad(f"not a request id: {_label(words[0])} (6 letters and digits, shown in the request)")
+    return {"id": rid}
+
+
+def _revoke(words: list[str]) -> dict[str, Any]:
+    device: str | None = None
+    confirm: str | None = None
+    i = 0
+    while i < len(words):
+        word = _option(words[i])
+        if word == "--confirm" or word.startswith("--confirm="):
+            if confirm is not None:
+                raise _Bad("--confirm given twice")
+            _, eq, inline = word.partition("=")
+            value = inline if eq else (words[i + 1] if i + 1 < len(words) else "")
+            i += 0 if eq else 1
+            code = normalize_request_id(value)
+            if code is None:
+                raise _Bad("--confirm needs the code the bot gave (ask again with !revoke <device>)")
+            confirm = code
+        elif word.startswith("-"):
+            raise _Bad(f"unknown option {_label(word)}")
+        elif device is None:
+            if not _DEVICE_RE.fullmatch(word):
+                raise _Bad(f"not a device name: {_label(word)}")
+            device = word
+        else:
+            raise _Bad("one device at a time")
+        i += 1
+    if device is None:
+        raise _Bad("needs a device name")
+    return {"device": device, "confirm": confirm}
+
+
+def _render_revoke(a: Mapping[str, Any]) -> str:
+    return shlex.quote(a["device"]) + (f" --confirm {a['confirm']}" if a.get("confirm") else "")
 
 
 SPECS: tuple[CommandSpec, ...] = (
-    CommandSpec("help", None, "!help [command]", "this room's device, its capabilities and the commands",
-                "!help docker logs", _BOTH),
-    CommandSpec("exec", "shell.exec", "!exec <program> [args ...]",
-                "run a whitelisted program (no shell: ; | $() are plain characters)",
-                "!exec ls -la /home/operator", _DEVICE, ("shell.exec",)),
-    CommandSpec("ls", "fs.list", "!ls <path>", "list a directory", "!ls /var/log", _DEVICE, ("fs.list",)),
-    CommandSpec("fs.read", "fs.read", "!fs.read <path>", "read a file (size-capped)",
-                "!fs.read /etc/hostname", _DEVICE, ("cat",)),
-    CommandSpec("fs.write", "fs.write", "!fs.write <path> <content>",
-                "write a file atomically (content: the rest of the message, or one quoted word, "
-                "or a ``` code block)", "!fs.write /tmp/note.txt hello from the operator", _DEVICE),
-    CommandSpec("docker ps", "docker.container.list", "!docker ps [-a]", "list the containers",
-                "!docker ps -a", _DEVICE, ("docker.ps", "docker.container.list")),
-    CommandSpec("docker exec", "docker.container.exec", "!docker exec <container> <program> [args ...]",
-                "run a whitelisted program in a container", "!docker exec web ps", _DEVICE,
-                ("docker.exec", "docker.container.exec")),
-    CommandSpec("docker logs", "docker.container.logs", "!docker logs <container> [--tail N] [--follow S]",
-                f"a container's last N log lines (default {DEFAULT_LOG_TAIL}, at most {MAX_LOG_TAIL}), "
-                f"optionally following for S seconds (at most {MAX_FOLLOW_S})",
-                "!docker logs web --tail 50 --follow 10", _DEVICE, ("docker.logs", "docker.container.logs")),
-    CommandSpec("sensors", "sensors", "!sensors", "temperatures and batteries", "!sensors", _DEVICE),
-    CommandSpec("camera.snapshot", "camera.snapshot", "!camera.snapshot", "one picture from the camera",
-                "!camera.snapshot", _DEVICE, ("snapshot",)),
-    CommandSpec("info", "system.info", "!info", "host, OS, uptime, load, memory, disk", "!info", _DEVICE,
-                ("system.info",)),
-    CommandSpec("cancel", "control.cancel", "!cancel <request id>",
-                "stop a running request (its id is in the running message); a new signed request, "
-                "approved like any other", "!cancel req-0123456789abcdef", _DEVICE, ("control.cancel",)),
-    CommandSpec("status", None, "!status", "mesh and agent state (all devices in the approvals room)",
-                "!status", _BOTH),
-    CommandSpec("pending", None, "!pending", "requests waiting for approval", "!pending", _BOTH),
-    CommandSpec("approve", None, "!approve <id>", "approve a pending request (or react 👍)",
-                "!approve K309X1", _APPROVALS),
-    CommandSpec("deny", None, "!deny <id>", "deny a pending request (or react 👎)",
-                "!deny K309X1", _APPROVALS),
-    CommandSpec("revoke", None, "!revoke <device> [--confirm <code>]",
-                "revoke a device for good; the bot answers with a code to confirm with",
-                "!revoke old-laptop", _APPROVALS),
+    _local("help", "!help [command]", "this room's device, its capabilities and the commands",
+           "!help docker logs", _BOTH, _help, lambda a: str(a.get("topic", ""))),
+    # every device capability, from its one spec (meshagents/capabilities/)
+    *(CommandSpec.of(spec) for spec in capabilities.SPECS),
+    _local("status", "!status", "mesh and agent state (all devices in the approvals room)", "!status", _BOTH,
+           _no_args),
+    _local("pending", "!pending", "requests waiting for approval", "!pending", _BOTH, _no_args),
+    _local("approve", "!approve <id>", "approve a pending request (or react 👍)", "!approve K309X1",
+           _APPROVALS, _request_id, lambda a: str(a["id"])),
+    _local("deny", "!deny <id>", "deny a pending request (or react 👎)", "!deny K309X1", _APPROVALS,
+           _request_id, lambda a: str(a["id"])),
+    _local("revoke", "!revoke <device> [--confirm <code>]",
+           "revoke a device for good; the bot answers with a code to confirm with", "!revoke old-laptop",
+           _APPROVALS, _revoke, _render_revoke),
 )
 SPEC_BY_NAME: dict[str, CommandSpec] = {s.name: s for s in SPECS}
 _LOOKUP: dict[str, CommandSpec] = {**{a: s for s in SPECS for a in s.aliases}, **SPEC_BY_NAME}
@@ -189,43 +249,6 @@ class ParseError:
                        suggestions=list(self.suggestions))
 
 
-class _Bad(Exception):
-    """Internal: an argument problem, turned into ParseError('bad_arguments')."""
-
-
-class _CountingReader:
-    """A text stream that knows how far shlex has read, so fs.write can take the
-    rest of the message verbatim after the path word."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.pos = 0
-
-    def read(self, n: int = -1) -> str:
-        end = len(self.text) if n < 0 else min(len(self.text), self.pos + n)
-        out = self.text[self.pos:end]
-        self.pos = end
-        return out
-
-    def readline(self) -> str:  # only used for comments, which are switched off
-        end = self.text.find("\n", self.pos)
-        return self.read(-1 if end < 0 else end + 1 - self.pos)
-
-
-def _lexer(reader: _CountingReader) -> shlex.shlex:
-    lex = shlex.shlex(reader, posix=True)  # type: ignore[arg-type]  # duck-typed stream
-    lex.whitespace_split = True
-    lex.commenters = ""  # '#' is an ordinary character: `!exec echo #1` keeps "#1"
-    return lex
-
-
-def _words(lex: shlex.shlex) -> list[str]:
-    out: list[str] = []
-    while (tok := lex.get_token()) is not None:
-        out.append(tok)
-    return out
-
-
 def strip_reply_fallback(body: str) -> str:
     """The message without a Matrix reply fallback (``> <@user:hs> quoted`` lines and
     the blank line after them), so ``!approve`` written as a reply still parses."""
@@ -276,7 +299,7 @@ def parse(text: str) -> Command | ParseError:
             return ParseError("unknown_command", f"unknown command {PREFIX}{_label(name)}", raw=text,
                               command=_label(name), suggestions=nearest(name))
         try:
-            args = _fs_write(lex, reader) if spec.name == "fs.write" else _ARG_PARSERS[spec.name](_words(lex))
+            args = spec.parse(reader.rest())
         except _Bad as exc:
             return ParseError("bad_arguments", str(exc), raw=text, command=spec.name, usage=spec.usage)
     except ValueError as exc:  # shlex: unbalanced quotes, trailing backslash
@@ -324,265 +347,10 @@ def nearest(name: str, n: int = 3) -> tuple[str, ...]:
     return tuple(out[:n])
 
 
-def _label(text: str, limit: int = 64) -> str:
-    """Untrusted text made safe to echo in one line of a room message."""
-    cut = text if len(text) <= limit else text[: limit - 1] + "…"
-    return "".join(ch if ch.isprintable() else "?" for ch in cut)
-
-
-# ---- argument parsers: list of words -> args dict, or _Bad -------------------------
-
-def _option(word: str) -> str:
-    """Phones and Macs turn ``--`` into a dash (smart punctuation): read ``—tail`` and
-    ``–tail`` as ``--tail``. Only option words get this; arguments stay as typed."""
-    if word[:1] in ("\u2014", "\u2013") and len(word) > 1 and word[1].isalpha():
-        return "--" + word[1:]
-    return word
-
-
-def _no_args(words: list[str]) -> dict[str, Any]:
-    if words:
-        raise _Bad(f"takes no arguments (got {_label(' '.join(words))})")
-    return {}
-
-
-def _path(word: str) -> str:
-    if not word:
-        raise _Bad("the path is empty")
-    if "\x00" in word:
-        raise _Bad("the path holds a NUL character")
-    if len(word) > MAX_PATH_CHARS:
-        raise _Bad(f"the path is longer than {MAX_PATH_CHARS} characters")
-    if not (word.startswith("/") or _WINDOWS_ABS_RE.match(word)):
-        raise _Bad(f"the path must be absolute (got {_label(word)})")
-    return word
-
-
-def _one_path(words: list[str]) -> dict[str, Any]:
-    if len(words) != 1:
-        raise _Bad("needs exactly one path (quote a path with spaces)")
-    return {"path": _path(words[0])}
-
-
-def _argv(words: list[str], what: str) -> list[str]:
-    if not words:
-        raise _Bad(f"needs {what}")
-    if not words[0]:
-        raise _Bad("the program name is empty")
-    if len(words) > MAX_ARGV:
-        raise _Bad(f"at most {MAX_ARGV} arguments")
-    if any("\x00" in w for w in words):
-        raise _Bad("an argument holds a NUL character")
-    return words
-
-
-def _container(word: str) -> str:
-    if not _NAME_RE.fullmatch(word):
-        raise _Bad(f"not a container name: {_label(word)}")
-    return word
-
-
-def _help(words: list[str]) -> dict[str, Any]:
-    if not words:
-        return {}
-    if len(words) > 2 or not all(_TOPIC_RE.fullmatch(w) for w in words):
-        raise _Bad("!help takes a command name, e.g. !help exec or !help docker logs")
-    return {"topic": " ".join(w.lower() for w in words)}
-
-
-def _exec(words: list[str]) -> dict[str, Any]:
-    return {"argv": _argv(words, "a program to run")}
-
-
-def _docker_ps(words: list[str]) -> dict[str, Any]:
-    words = [_option(w) for w in words]
-    if any(w not in ("-a", "--all") for w in words):
-        raise _Bad("the only option is -a / --all")
-    # decide() knows strings (values) and integers (limits), not booleans
-    return {"all": 1} if words else {}
-
-
-def _docker_exec(words: list[str]) -> dict[str, Any]:
-    if not words:
-        raise _Bad("needs a container and a program")
-    return {"container": _container(words[0]), "argv": _argv(words[1:], "a program to run")}
-
-
-def _int_option(option: str, value: str | None, high: int) -> int:
-    if value is None or not _INT_RE.fullmatch(value):
-        raise _Bad(f"{option} needs a whole number")
-    number = int(value)
-    if number > high:
-        raise _Bad(f"{option} is at most {high}")
-    return number
-
-
-def _docker_logs(words: list[str]) -> dict[str, Any]:
-    container: str | None = None
-    seen: dict[str, int] = {}
-    i = 0
-    while i < len(words):
-        word = _option(words[i])
-        option, eq, inline = word.partition("=")
-        if option in ("--tail", "--follow", "-n"):
-            key = "tail" if option in ("--tail", "-n") else "follow_s"
-            if key in seen:
-                raise _Bad(f"{option} given twice")
-            if eq:
-                value: str | None = inline
-            else:
-                value = words[i + 1] if i + 1 < len(words) else None
-                i += 1
-            seen[key] = _int_option(option, value, MAX_LOG_TAIL if key == "tail" else MAX_FOLLOW_S)
-        elif word.startswith("-"):
-            raise _Bad(f"unknown option {_label(word)}")
-        elif container is None:
-            container = _container(word)
-        else:
-            raise _Bad(f"one container only (got {_label(word)} too)")
-        i += 1
-    if container is None:
-        raise _Bad("needs a container")
-    tail = seen.get("tail", DEFAULT_LOG_TAIL)
-    if tail < 1:
-        raise _Bad("--tail is at least 1")
-    args: dict[str, Any] = {"container": container, "tail": tail}
-    if seen.get("follow_s"):  # only when asked: a manifest without a follow_s limit still allows tails
-        args["follow_s"] = seen["follow_s"]
-    return args
-
-
-def _request_id(words: list[str]) -> dict[str, Any]:
-    if len(words) != 1:
-        raise _Bad("needs exactly one request id")
-    rid = normalize_request_id(words[0])
-    if rid is None:
-        raise _Bad(f"not a request id: {_label(words[0])} (6 letters and digits, shown in the request)")
-    return {"id": rid}
-
-
-_TARGET_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}")  # the trust core's request id pattern
-
-
-def _cancel(words: list[str]) -> dict[str, Any]:
-    if len(words) != 1 or not _TARGET_RE.fullmatch(words[0]):
-        raise _Bad("needs the id of the running request (e.g. req-0123456789abcdef, shown while it runs)")
-    return {"request_id": words[0]}
-
-
-def _revoke(words: list[str]) -> dict[str, Any]:
-    device: str | None = None
-    confirm: str | None = None
-    i = 0
-    while i < len(words):
-        word = _option(words[i])
-        if word == "--confirm" or word.startswith("--confirm="):
-            if confirm is not None:
-                raise _Bad("--confirm given twice")
-            _, eq, inline = word.partition("=")
-            value = inline if eq else (words[i + 1] if i + 1 < len(words) else "")
-            i += 0 if eq else 1
-            code = normalize_request_id(value)
-            if code is None:
-                raise _Bad("--confirm needs the code the bot gave (ask again with !revoke <device>)")
-            confirm = code
-        elif word.startswith("-"):
-            raise _Bad(f"unknown option {_label(word)}")
-        elif device is None:
-            if not _DEVICE_RE.fullmatch(word):
-                raise _Bad(f"not a device name: {_label(word)}")
-            device = word
-        else:
-            raise _Bad("one device at a time")
-        i += 1
-    if device is None:
-        raise _Bad("needs a device name")
-    return {"device": device, "confirm": confirm}
-
-
-def _fs_write(lex: shlex.shlex, reader: _CountingReader) -> dict[str, Any]:
-    path_word = lex.get_token()
-    if path_word is None:
-        raise _Bad("needs a path and the content")
-    path = _path(path_word)
-    rest = reader.text[reader.pos:]
-    # shlex ate the one character after the path; eat the rest of that blank run and
-    # at most one line break, so "!fs.write /p\n<lines>" writes exactly <lines>.
-    rest = rest.lstrip(" \t")
-    if rest.startswith("\r\n"):
-        rest = rest[2:]
-    elif rest.startswith("\n"):
-        rest = rest[1:]
-    if not rest:
-        raise _Bad("the content is missing (write '' for an empty file, or send it as a reply to a file "
-                   "you uploaded)")
-    return {"path": path, "content": _content(rest)}
-
-
-def _content(rest: str) -> str:
-    fence = _FENCE_RE.fullmatch(rest)
-    if fence:
-        return fence.group(1)
-    if rest[0] in "'\"":
-        try:
-            words = shlex.split(rest, posix=True)
-        except ValueError:
-            return rest
-        if len(words) == 1:
-            return words[0]
-    return rest
-
-
-_ARG_PARSERS = {
-    "help": _help,
-    "exec": _exec,
-    "ls": _one_path,
-    "fs.read": _one_path,
-    "docker ps": _docker_ps,
-    "docker exec": _docker_exec,
-    "docker logs": _docker_logs,
-    "sensors": _no_args,
-    "camera.snapshot": _no_args,
-    "info": _no_args,
-    "status": _no_args,
-    "pending": _no_args,
-    "approve": _request_id,
-    "deny": _request_id,
-    "revoke": _revoke,
-    "cancel": _cancel,
-}
-
-
 def render(command: Command) -> str:
     """The canonical text of a command; ``parse(render(c)) == c``."""
-    a = command.args
     head = PREFIX + command.name
-    match command.name:
-        case "exec":
-            tail = shlex.join(a["argv"])
-        case "ls" | "fs.read":
-            tail = shlex.quote(a["path"])
-        case "fs.write":
-            tail = shlex.quote(a["path"]) + " " + shlex.quote(a["content"])
-        case "docker ps":
-            tail = "-a" if a.get("all") else ""
-        case "docker exec":
-            tail = shlex.join([a["container"], *a["argv"]])
-        case "docker logs":
-            words = [a["container"], "--tail", str(a["tail"])]
-            if a.get("follow_s"):
-                words += ["--follow", str(a["follow_s"])]
-            tail = shlex.join(words)
-        case "approve" | "deny":
-            tail = a["id"]
-        case "cancel":
-            tail = a["request_id"]
-        case "revoke":
-            tail = shlex.quote(a["device"]) + (f" --confirm {a['confirm']}" if a.get("confirm") else "")
-        case "help":
-            tail = a.get("topic", "")
-        case _:
-            tail = ""
+    tail = command.spec.render(command.args)
     return f"{head} {tail}" if tail else head
 
 
@@ -598,7 +366,8 @@ def room_error(command: Command, room: RoomKind) -> ParseError | None:
 
 # ---- manifest pre-check ---------------------------------------------------------------
 
-EXEC_FAMILIES = ("shell.exec", "docker.container.exec")
+#: The capabilities granted per program too (``shell.exec.ls``): the family specs.
+EXEC_FAMILIES = tuple(s.name for s in capabilities.SPECS if s.family)
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from typing import Any
 
 from meshagents.errors import FnError
 from meshagents.state import state_dir
-from meshagents.trust.canonical import canonical_bytes, sha256_hex
+from meshagents.trust.approval import args_digest as trust_args_digest
 
 APP = "agents_and_robots"
 DB_NAME = "operations.db"
@@ -94,9 +94,11 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def args_digest(args: Mapping[str, Any]) -> str:
-    """The sha256 hex of the canonical JSON of ``args`` (as ``trust.envelope.args_digest``)."""
+    """The trust core's digest of ``args`` (``meshagents.trust.approval.args_digest``, the
+    one definition the device's audit entry and the approval binding use), with a refusal
+    in the bot's words (``bad_arguments``)."""
     try:
-        return sha256_hex(canonical_bytes(dict(args)))
+        return trust_args_digest(dict(args))
     except FnError as exc:
         raise FnError("bad_arguments", f"arguments are not canonical JSON: {exc.message}") from exc
 

@@ -11,13 +11,12 @@ whose capability the device lacks is listed as not offered.
 from __future__ import annotations
 
 import html
-import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from meshagents import capabilities
 from meshagents.apps.agents_and_robots.commands import (
-    EXEC_FAMILIES,
     SPECS,
     CommandSpec,
     ManifestView,
@@ -60,36 +59,16 @@ def _constraint_notes(entry: Mapping[str, Any]) -> list[str]:
 
 
 def _spec_for_capability(capability: str) -> CommandSpec | None:
-    """``shell.exec.ls`` belongs to ``!exec`` just as ``shell.exec`` does."""
-    for spec in SPECS:
-        if spec.capability and (capability == spec.capability
-                                or (spec.capability in EXEC_FAMILIES
-                                    and capability.startswith(spec.capability + "."))):
-            return spec
-    return None
+    """``shell.exec.ls`` belongs to ``!exec`` just as ``shell.exec`` does (the capability
+    specs say which capabilities are families)."""
+    cap = capabilities.spec_for(capability)
+    return next((s for s in SPECS if s.capability_spec is cap), None) if cap is not None else None
 
 
 def _usage_and_example(spec: CommandSpec, capability: str, entry: Mapping[str, Any]) -> tuple[str, str]:
     """Usage and an example that this manifest would let through where it can tell."""
-    values = entry.get("values")
-    containers = values.get("container") if isinstance(values, Mapping) else None
-    container = str(containers[0]) if isinstance(containers, list) and containers else None
-    exes = entry.get("executables", entry.get("allowed_executables"))
-    program: str | None = None
-    if spec.capability in EXEC_FAMILIES:
-        if capability != spec.capability:
-            program = capability[len(spec.capability) + 1:]
-        elif isinstance(exes, list) and exes:
-            program = posixpath.basename(str(exes[0]))
-    if spec.name == "exec" and program:
-        usage = spec.usage if capability == spec.capability else f"!exec {program} [args ...]"
-        return usage, f"!exec {program}"
-    if spec.name == "docker exec" and (program or container):
-        specific = f"!docker exec <container> {program} [args ...]"
-        usage = spec.usage if capability == spec.capability else specific
-        return usage, f"!docker exec {container or 'web'} {program or 'ps'}"
-    if spec.name == "docker logs" and container:
-        return spec.usage, f"!docker logs {container} --tail 50"
+    if spec.capability_spec is not None:
+        return spec.capability_spec.usage_and_example(capability, entry)
     return spec.usage, spec.example
 
 

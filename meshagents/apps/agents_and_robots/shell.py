@@ -66,12 +66,14 @@ from meshagents.apps.agents_and_robots.ids import normalize_request_id
 from meshagents.apps.agents_and_robots.ratelimit import RateLimiter
 from meshagents.apps.agents_and_robots.uploads import reply_target, upload_write_path
 from meshagents.bus import (
-    APPROVAL_REQUEST_KEY,
     APPROVE_COMMAND,
     ENVELOPE_EVENT,
     RESULT_EVENT,
     STATUS_EVENT,
-    approval_request_content,
+    EnvelopeEvent,
+    ResultEvent,
+    StatusEvent,
+    approval_request,
 )
 from meshagents.errors import FnError
 from meshagents.matrix import attachments
@@ -127,14 +129,13 @@ def room_kind_of(alias: str | None, server_name: str) -> tuple[str, str] | None:
 
 def result_from_content(content: Mapping[str, Any], device: str, at: float) -> DeviceResult | None:
     """A device's ``RESULT_EVENT`` content -> DeviceResult (None when malformed)."""
-    rid, status = content.get("request_id"), content.get("status")
-    if not isinstance(rid, str) or not isinstance(status, str) or not rid or len(rid) > 128:
+    result = ResultEvent.from_content(content)
+    if result is None:
         return None
     reason = None
-    if status != "ok":
-        output = content.get("output")
-        reason = output[:200] if isinstance(output, str) and output else None
-    return DeviceResult(rid, device, status, at, reason=reason)
+    if result.status != "ok":
+        reason = result.output[:200] or None
+    return DeviceResult(result.request_id, device, result.status, at, reason=reason)
 
 
 def device_checkable_vote(body: str | None = None, *, reaction_key: str | None = None) -> str | None:
@@ -503,15 +504,11 @@ class BotShell:
 
     async def _on_status(self, ev: Incoming) -> None:
         device = self._own_device(ev)
-        state = ev.content.get("state")
-        if device is None or not isinstance(state, str):
+        status = StatusEvent.from_content(ev.content)
+        if device is None or status is None:
             return
-        ts = ev.content.get("ts")
-        at = float(ts) if isinstance(ts, (int, float)) and not isinstance(ts, bool) else self.clock()
-        box = ev.content.get("sandbox")
-        self.statuses[device] = DeviceStatus(
-            state[:16], min(at, self.clock()), box if box in ("bwrap", "weak") else None
-        )
+        at = status.at_s if status.at_s is not None else self.clock()
+        self.statuses[device] = DeviceStatus(status.state[:16], min(at, self.clock()), status.sandbox)
 
     # ------------------------------------------------------------------ loops
     async def _poll_loop(self) -> None:
@@ -601,13 +598,9 @@ class BotShell:
 
     async def _post_approval(self, action: PostApprovalRequest) -> None:
         assert self.core is not None and self.approvals_room is not None
-        if action.binding is not None:
-            # The text is re-rendered by the device from its envelope: post exactly that.
-            content = approval_request_content(action.binding, action.args)
-        else:
-            content = {"msgtype": "m.text", "body": action.text}
-        content[APPROVAL_REQUEST_KEY] = {**content.get(APPROVAL_REQUEST_KEY, {}),
-                                         "device": action.data.get("device")}
+        # With a binding, the text is re-rendered by the device from its envelope: exactly that is posted.
+        content = approval_request(action.binding, action.args, device=action.data.get("device"),
+                                   text=action.text)
         event_id = await self.client.send_custom(self.approvals_room, "m.room.message", content)
         self.core.posted(action.approval_id, event_id)
 
@@ -634,8 +627,7 @@ class BotShell:
             await self._notice(action.room_id, f"not sent: {refusal}", None, action.reply_to)
             return
         signed = await asyncio.to_thread(sign_envelope, rec.device_id, action, self.cfg.envelope_ttl_s)
-        content = {"envelope": signed, "reply_to": action.reply_to,
-                   "approval_request_event": action.approval_request_event}
+        content = EnvelopeEvent(signed, action.reply_to, action.approval_request_event).to_content()
         await self.client.send_custom(action.room_id, ENVELOPE_EVENT, content)
         self.store.set_status(action.request_id, "sent", now=self.clock(),
                               approval_event_id=action.approval_event_id)

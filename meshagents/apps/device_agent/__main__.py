@@ -99,11 +99,11 @@ async def serve(config: AgentConfig) -> int:
               help="config.json (default: $FN_STATE_DIR/device_agent/config.json).")
 @click.option("--replay-test", type=click.Path(path_type=Path), metavar="ENVELOPE_JSON",
               help="Run one envelope through the pipeline offline and print the result.")
-@click.option("--offer", metavar="PROFILE",
+@click.option("--offer", metavar="LEVEL",
               help="Print the capability entries this device can offer (minimal|default|docker).")
 def command(config_path: Path | None, replay_test: Path | None, offer: str | None) -> int:
     if offer is not None:
-        from meshagents.apps.device_agent.profile import capabilities_for
+        from meshagents.apps.device_agent.offer import capabilities_for
 
         try:
             print(json.dumps(capabilities_for(offer), indent=2))

@@ -425,7 +425,7 @@ class DeviceAgent:
         run = live.Running(
             verdict.request_id, verdict.capability, verdict.reply_to, time.monotonic(),
             asyncio.get_running_loop(),
-            cancellable=cap is not None and capabilities.handler_name(cap) == "exec",
+            cancellable=cap is not None and capabilities.cancellable(cap),
         )
         self._running[run.request_id] = run
         self._live_tasks[run.request_id] = self._spawn(self._live(run))

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meshagents.bus import LIVE_KEY as LIVE_KEY  # the contract lives in the bus module
+from meshagents.bus import LiveMarker
 
 LIVE_AFTER_S = 1.0
 EDIT_INTERVAL_S = 1.0
@@ -78,7 +79,7 @@ def live_content(body: str, html_body: str, reply_to: str | None, request_id: st
         "body": body,
         "format": "org.matrix.custom.html",
         "formatted_body": html_body,
-        LIVE_KEY: {"request_id": request_id, "state": "running"},
+        LIVE_KEY: LiveMarker(request_id, "running").to_json(),
     }
     if reply_to is not None:
         content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_to}}
@@ -88,7 +89,7 @@ def live_content(body: str, html_body: str, reply_to: str | None, request_id: st
 def edit_content(event_id: str, body: str, html_body: str, request_id: str, state: str) -> dict[str, Any]:
     """An edit of ``event_id``: the fallback (``* ``) for clients without edits, and
     ``m.new_content`` that replaces the message (the reply relation stays the original's)."""
-    marker = {"request_id": request_id, "state": state}
+    marker = LiveMarker(request_id, state).to_json()
     new = {"msgtype": "m.notice", "body": body, "format": "org.matrix.custom.html",
            "formatted_body": html_body, LIVE_KEY: marker}
     return {

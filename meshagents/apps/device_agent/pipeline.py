@@ -40,7 +40,7 @@ from typing import Any
 from meshagents.apps.device_agent import attach, capabilities
 from meshagents.apps.device_agent.capabilities.base import CapResult, Context
 from meshagents.apps.device_agent.config import AgentConfig
-from meshagents.bus import ENVELOPE_EVENT
+from meshagents.bus import EnvelopeEvent, RotationEvent
 from meshagents.errors import FnError
 from meshagents.fsutil import write_atomic
 from meshagents.trust import approval as trust_approval
@@ -134,17 +134,13 @@ class Outcome:
 
 def envelope_of(content: Any) -> Any:
     """The envelope inside an event content (or the content itself if it is one)."""
-    if isinstance(content, dict) and isinstance(content.get("envelope"), dict):
-        return content["envelope"]
-    return content
+    return EnvelopeEvent.from_content(content).envelope
 
 
 def approval_ids(content: Any) -> tuple[str | None, str | None]:
     """(A named by the envelope, R hint from the event), unverified: only for fetching."""
-    env = envelope_of(content)
-    a = env.get("approval") if isinstance(env, dict) else None
-    r = content.get("approval_request_event") if isinstance(content, dict) else None
-    return (a if isinstance(a, str) and a else None, r if isinstance(r, str) and r else None)
+    event = EnvelopeEvent.from_content(content)
+    return event.approval, event.approval_request_event
 
 
 def _label(value: Any) -> str:
@@ -218,11 +214,12 @@ class Pipeline:
         then the statement is appended to ``rotations.json`` and the manifest replaces
         the file. From then on a manifest signed by the retired key is refused.
         """
-        if not isinstance(content, dict) or not isinstance(content.get("statement"), dict):
+        event = RotationEvent.from_content(content)
+        if event is None:
             return RotationResult("rotation_invalid", "the event carries no rotation statement")
         try:
             current = self.operator_key()
-            statement = trust_rotation.verify_statement(content["statement"])
+            statement = trust_rotation.verify_statement(event.statement)
             known = self.rotations.load()
             if any(s.model_dump(mode="json") == statement.model_dump(mode="json") for s in known):
                 new_key = current
@@ -233,7 +230,7 @@ class Pipeline:
                 )
             else:
                 new_key = trust_rotation.follow(self.config.operator_key, [*known, statement])
-            manifest = content.get("manifest")
+            manifest = event.manifest
             model: Manifest | None = None
             if manifest is not None:
                 if not isinstance(manifest, dict):
@@ -260,12 +257,10 @@ class Pipeline:
     ) -> Verdict:
         """Every check of the envelope in ``content``; never raises for bad input."""
         now = int(time.time()) if now is None else now
-        raw = envelope_of(content)
-        reply_to = content.get("reply_to") if isinstance(content, dict) else None
-        reply_to = reply_to if isinstance(reply_to, str) and reply_to.startswith("$") else None
-        rid = _label(raw.get("request_id")) if isinstance(raw, dict) else ""
-        cap_name = _label(raw.get("capability")) if isinstance(raw, dict) else ""
-        base = Verdict("rejected_signature", "", rid, cap_name, reply_to=reply_to)
+        event = EnvelopeEvent.from_content(content)
+        raw = event.envelope
+        rid, cap_name = _label(event.get("request_id")), _label(event.get("capability"))
+        base = Verdict("rejected_signature", "", rid, cap_name, reply_to=event.reply_to)
         if not isinstance(raw, dict):
             return replace(base, reason="no envelope in the event")
         try:
@@ -298,7 +293,7 @@ class Pipeline:
             base, status=res.status, reason=reason, envelope=res.envelope, decision=res.decision
         )
         cap = res.decision.capability if res.decision is not None else None
-        if res.ok and cap is not None and capabilities.handler_name(cap) is None:
+        if res.ok and cap is not None and capabilities.handler_for(cap) is None:
             return replace(
                 verdict,
                 status="rejected_capability",
@@ -430,17 +425,14 @@ class Pipeline:
 
     def error_outcome(self, content: Any, reason: str) -> Outcome:
         """An ``error`` answer for a request the agent failed on (not a refusal)."""
-        raw = envelope_of(content)
-        rid = _label(raw.get("request_id")) if isinstance(raw, dict) else ""
-        cap = _label(raw.get("capability")) if isinstance(raw, dict) else ""
-        reply_to = content.get("reply_to") if isinstance(content, dict) else None
+        event = EnvelopeEvent.from_content(content)
         return Outcome(
             "error",
             reason,
-            rid,
+            _label(event.get("request_id")),
             self.config.device_id,
-            cap,
-            reply_to=reply_to if isinstance(reply_to, str) else None,
+            _label(event.get("capability")),
+            reply_to=event.reply_to,
         )
 
     def process(
@@ -461,10 +453,7 @@ class Pipeline:
     def interrupted(self) -> list[AuditEntry]:
         """Intents with no outcome that no earlier start has reported; each gets an
         ``event`` entry ``interrupted`` now (the intent itself stays outcome-less)."""
-        rows = self.audit.conn.execute(
-            "SELECT request_id FROM entries WHERE kind='event' AND status=?", (INTERRUPTED,)
-        ).fetchall()
-        reported = {r[0] for r in rows}
+        reported = self.audit.request_ids("event", INTERRUPTED)
         found = [e for e in self.audit.pending() if e.request_id not in reported]
         for entry in found:
             self.audit.append_event(
@@ -478,7 +467,3 @@ class Pipeline:
 
 def _write_atomic(path: Any, data: dict[str, Any]) -> None:
     write_atomic(path, json.dumps(data, sort_keys=True, ensure_ascii=False) + "\n", mode=0o666)
-
-
-def is_envelope_event(event_type: str) -> bool:
-    return event_type == ENVELOPE_EVENT

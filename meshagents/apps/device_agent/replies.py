@@ -1,5 +1,8 @@
 """Matrix contents the agent sends (pure): result events, notices, status events.
 
+The event contents themselves are ``meshagents.bus``'s (``ResultEvent``, ``StatusEvent``):
+this module decides what goes in them (cuts, previews) and renders the readable notice.
+
 A Matrix event is at most 64 KiB *after* encryption (base64 adds a third), so the
 output put in one event is cut to ``limit`` bytes with a note, on top of the
 capability's own cap; ``truncated`` is then true in the result event.
@@ -15,7 +18,7 @@ from typing import Any
 
 from meshagents.apps.device_agent.capabilities.base import cap_text
 from meshagents.apps.device_agent.pipeline import Outcome
-from meshagents.bus import STATUS_EVENT
+from meshagents.bus import STATUS_EVENT, Attachment, ResultEvent, StatusEvent
 
 __all__ = ["STATUS_EVENT", "SentFile", "notice", "result_content", "status_content"]
 
@@ -50,16 +53,9 @@ def _cut(outcome: Outcome, limit: int) -> tuple[str, bool]:
 
 
 @dataclass(frozen=True)
-class SentFile:
-    """An output or file the agent sent as an encrypted ``m.file`` (attach.py)."""
-
-    name: str
-    size: int  # bytes sent
-    total: int  # bytes before the cut at the attachment cap
-    sha256: str  # hex, of the plaintext sent
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "size": self.size, "total": self.total, "sha256": self.sha256}
+class SentFile(Attachment):
+    """An output or file the agent sent as an encrypted ``m.file`` (attach.py): the result
+    event's ``attachment`` (``meshagents.bus.Attachment``) and the notice's line about it."""
 
     def line(self) -> str:
         cut = ""
@@ -95,20 +91,19 @@ def result_content(
     output, truncated = _cut(_preview(outcome, sent, binary), limit)
     if outcome.status != "ok" and not output:
         output = outcome.reason  # readers of "output" alone (the bot's alerts) see why
-    extra: dict[str, Any] = {"attachment": sent.to_json()} if sent is not None else {}
-    return {
-        **extra,
-        "request_id": outcome.request_id,
-        "device_id": outcome.device_id,
-        "status": outcome.status,
-        "exit_code": outcome.exit_code,
-        "output": output,
-        "truncated": truncated,
-        "audit_seq": outcome.audit_seq,
-        "duration_ms": outcome.duration_ms,
-        "reason": outcome.reason,
-        "capability": outcome.capability,
-    }
+    return ResultEvent(
+        request_id=outcome.request_id,
+        device_id=outcome.device_id,
+        status=outcome.status,
+        exit_code=outcome.exit_code,
+        output=output,
+        truncated=truncated,
+        audit_seq=outcome.audit_seq,
+        duration_ms=outcome.duration_ms,
+        reason=outcome.reason,
+        capability=outcome.capability,
+        attachment=sent,
+    ).to_content()
 
 
 def notice(
@@ -148,12 +143,5 @@ def status_content(
     device_id: str, state: str, detail: str, now: float | None = None, *, sandbox: str | None = None
 ) -> dict[str, Any]:
     """``sandbox``: ``bwrap`` or ``weak`` (no isolation; the bot's !help and the dashboard say so)."""
-    out: dict[str, Any] = {
-        "device_id": device_id,
-        "state": state,
-        "ts": int((time.time() if now is None else now) * 1000),
-        "detail": detail,
-    }
-    if sandbox is not None:
-        out["sandbox"] = sandbox
-    return out
+    ts = int((time.time() if now is None else now) * 1000)
+    return StatusEvent(device_id, state, ts, detail, sandbox).to_content()

@@ -33,11 +33,10 @@ from nacl.signing import SigningKey
 from meshagents.apps.device_agent.config import AgentConfig
 from meshagents.fsutil import write_atomic
 from meshagents.retry import Backoff
-from meshagents.trust.audit import COLUMNS, AuditLog
+from meshagents.trust.audit import AuditLog
 from meshagents.trust.signing import TYPE_CHECKPOINT, public_b64, sign_payload
 
 log = logging.getLogger("meshagents.device_agent.shipping")
-_NAMES = [c.strip() for c in COLUMNS.split(",")]
 
 
 def make_checkpoint(
@@ -95,13 +94,9 @@ class Shipper:
     # ------------------------------------------------------------ batches
     def batch(self) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
         after = self.shipped_seq()
-        rows = self.audit.conn.execute(
-            f"SELECT {COLUMNS} FROM entries WHERE seq > ? ORDER BY seq LIMIT ?",  # noqa: S608
-            (after, self.batch_size),
-        ).fetchall()
-        if not rows:
+        entries = self.audit.entries_after(after, self.batch_size)
+        if not entries:
             return None
-        entries = [dict(zip(_NAMES, r, strict=True)) for r in rows]
         if self._key is None:
             self._key = self._key_loader()
         last = entries[-1]

@@ -19,17 +19,17 @@ import json
 import time
 from typing import Any
 
-from meshagents.apps.wg_hub.store import AUDIT_COLUMNS, HubStore
+from meshagents.apps.wg_hub.store import HubStore
 from meshagents.errors import FnError
-from meshagents.trust.audit import GENESIS, entry_hash
+from meshagents.trust.audit import ENTRY_FIELDS, GENESIS, entry_hash
 from meshagents.trust.canonical import canonical_bytes
 from meshagents.trust.models import AuditEntry, Checkpoint, parse
 from meshagents.trust.signing import TYPE_CHECKPOINT, verify_payload
 
 MAX_BATCH = 5000
 INSERT_AUDIT = (
-    "INSERT INTO device_audit (device_id, seq, kind, ts_ms, request_id, capability, args_digest, status,"
-    " approval, detail, prev_hash, hash, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO device_audit (device_id, {', '.join(ENTRY_FIELDS)}, received_at)"  # noqa: S608
+    f" VALUES ({', '.join('?' * (len(ENTRY_FIELDS) + 2))})"
 )
 INSERT_CHECKPOINT = (
     "INSERT OR REPLACE INTO device_audit_checkpoints (device_id, seq, body, received_at) VALUES (?, ?, ?, ?)"
@@ -104,7 +104,7 @@ def ingest(store: HubStore, device_id: str, device_key: str, body: Any) -> dict[
                 raise broken(f"entry {e.seq} does not follow the hub's head {head_seq}", head_seq + 1)
             if e.prev_hash != head_hash:
                 raise broken(f"entry {e.seq} does not link to the hub's head", head_seq + 1)
-            values = [getattr(e, c) for c in AUDIT_COLUMNS]
+            values = [getattr(e, c) for c in ENTRY_FIELDS]
             db.execute(
                 INSERT_AUDIT,
                 (device_id, *values, now),
@@ -132,7 +132,7 @@ def chain_status(store: HubStore, device_id: str, device_key: str | None) -> dic
     from meshagents.trust.audit import verify_chain
 
     entries = store.audit_entries(device_id, limit=1_000_000)
-    rows = [tuple(e[c] for c in AUDIT_COLUMNS) for e in entries]
+    rows = [tuple(e[c] for c in ENTRY_FIELDS) for e in entries]
     checkpoints = store.audit_checkpoints(device_id)
     report = verify_chain(rows, checkpoints, device_key)
     data = json.loads(json.dumps(report.__dict__, default=str))

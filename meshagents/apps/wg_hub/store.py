@@ -31,9 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from meshagents.errors import FnError
+from meshagents.trust.audit import ENTRY_FIELDS, entry_columns_sql
 
 MIGRATIONS: tuple[str, ...] = (
-    # 1: the tables the issue names
+    # 1: the tables the issue names; device_audit holds each device's entries as the trust
+    #    core defines them (meshagents.trust.audit.ENTRY_COLUMNS, fixed with the chain's version)
     """
     CREATE TABLE wg_peers (
         public_key TEXT PRIMARY KEY,
@@ -61,18 +63,7 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE TABLE device_audit (
         device_id TEXT NOT NULL,
-        seq INTEGER NOT NULL,
-        kind TEXT NOT NULL,
-        ts_ms INTEGER NOT NULL,
-        request_id TEXT NOT NULL,
-        capability TEXT NOT NULL,
-        args_digest TEXT NOT NULL,
-        status TEXT NOT NULL,
-        approval TEXT,
-        detail TEXT NOT NULL,
-        prev_hash TEXT NOT NULL,
-        hash TEXT NOT NULL,
-        received_at REAL NOT NULL,
+{audit_columns}        received_at REAL NOT NULL,
         PRIMARY KEY (device_id, seq)
     );
     CREATE TABLE device_audit_checkpoints (
@@ -90,7 +81,7 @@ MIGRATIONS: tuple[str, ...] = (
         ok INTEGER NOT NULL,
         detail TEXT NOT NULL DEFAULT ''
     );
-    """,
+    """.replace("{audit_columns}", entry_columns_sql(" " * 8)),
     # 2: what the hub did and refused, for operators (never secrets)
     """
     CREATE TABLE hub_log (
@@ -134,10 +125,8 @@ MIGRATIONS: tuple[str, ...] = (
 #: Events kept for resuming streams; older ones are dropped (a client that far behind resyncs).
 EVENT_JOURNAL_KEEP = 10_000
 
-AUDIT_COLUMNS = (
-    "seq", "kind", "ts_ms", "request_id", "capability", "args_digest",
-    "status", "approval", "detail", "prev_hash", "hash",
-)  # fmt: skip
+#: The columns of an audit entry, as the trust core defines them.
+AUDIT_COLUMNS = ENTRY_FIELDS
 
 
 @dataclass(frozen=True)

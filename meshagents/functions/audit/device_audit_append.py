@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from meshagents.runtime.catalog import function
+from meshagents.trust.approval import args_digest
 from meshagents.trust.audit import AuditLog
-from meshagents.trust.canonical import canonical_bytes, sha256_hex
 from meshagents.trust.keystore import DEVICE_KEY, load_signing_key
 from meshagents.trust.paths import audit_path
 
@@ -39,7 +39,7 @@ def device_audit_append(
             device_key_init) into the append-only checkpoint file beside the chain
             (<state>/audit/<device>.checkpoints.jsonl).
     """
-    digest = "" if args is None else sha256_hex(canonical_bytes(args))
+    digest = "" if args is None else args_digest(args)
     with AuditLog(audit_path(device), device_id=device) as log:
         entry = log.append(kind, request_id, capability, digest, status, detail=detail)
         out: dict[str, Any] = {"device": device, "entry": entry.model_dump(mode="json")}

@@ -28,7 +28,7 @@ def operator_key_ship(
         credentials: credentials.json of another Matrix account to send as (homeserver, user_id,
             password); default: the Matrix settings' actor account.
     """
-    from meshagents.bus import ROTATION_EVENT
+    from meshagents.bus import ROTATION_EVENT, RotationEvent
     from meshagents.errors import FnError
     from meshagents.matrix.client import MatrixClient
     from meshagents.matrix.ops import run_as
@@ -51,7 +51,7 @@ def operator_key_ship(
     for path in manifests:
         signed = manifest_mod.verify(manifest_mod.load_file(path), st.new_key)
         room = full_alias(alias_localpart("dev", signed.device_name), settings.server_name)
-        content = {"statement": payload, "manifest": signed.model_dump(mode="json")}
+        content = RotationEvent(payload, signed.model_dump(mode="json")).to_content()
         sends.append((signed.device_id, room, content))
 
     async def work(client: MatrixClient) -> list[dict[str, Any]]:

@@ -1,29 +1,14 @@
-"""wg_keygen: a WireGuard X25519 key pair (and optionally a preshared key), like `wg genkey`."""
+"""wg_keygen: a WireGuard X25519 key pair (and optionally a preshared key), like `wg genkey`.
+
+A thin adapter over :mod:`meshagents.wg.keys`, which makes and derives the keys.
+"""
 
 from __future__ import annotations
 
-import base64
-
-from nacl.bindings import crypto_scalarmult_base
-from nacl.utils import random
-
 from meshagents.runtime.catalog import function
+from meshagents.wg.keys import clamp, new_key_pair, public_from_private
 
-
-def clamp(private: bytes) -> bytes:
-    """Clamp a 32-byte scalar the way `wg genkey` does (RFC 7748)."""
-    b = bytearray(private)
-    b[0] &= 248
-    b[31] = (b[31] & 127) | 64
-    return bytes(b)
-
-
-def public_from_private(private_b64: str) -> str:
-    """The base64 public key of a base64 private key, as `wg pubkey` prints it."""
-    raw = base64.b64decode(private_b64, validate=True)
-    if len(raw) != 32:
-        raise ValueError("a WireGuard key is 32 bytes")
-    return base64.b64encode(crypto_scalarmult_base(clamp(raw))).decode()
+__all__ = ["clamp", "public_from_private", "wg_keygen"]
 
 
 @function(id="wg_keygen", group="wg")
@@ -33,11 +18,4 @@ def wg_keygen(preshared: bool = False) -> dict[str, str]:
     Args:
         preshared: also make a random 32-byte preshared key (printed base64 as preshared_key).
     """
-    private = clamp(random(32))
-    out = {
-        "private_key": base64.b64encode(private).decode(),
-        "public_key": base64.b64encode(crypto_scalarmult_base(private)).decode(),
-    }
-    if preshared:
-        out["preshared_key"] = base64.b64encode(random(32)).decode()
-    return out
+    return new_key_pair(preshared)

@@ -18,6 +18,7 @@ CHECKS: dict[str, str] = {
     "secrets": "meshagents.runtime.doctor.secrets",
     "registry": "meshagents.runtime.doctor.registry_fresh",
     "wg-drift": "meshagents.runtime.doctor.wg_drift",
+    "layers": "meshagents.runtime.doctor.layers",
 }
 
 

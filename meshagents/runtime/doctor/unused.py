@@ -1,4 +1,4 @@
-"""`unused`: catalog functions that no app, pipeline or other function uses (warning)."""
+"""`unused`: catalog functions that no app, pipeline, doctor check or other function uses (warning)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ def check(root: Path) -> list[Problem]:
     used: set[str] = set()
     if (root / "meshagents" / "apps").is_dir():
         used |= tree_calls(root / "meshagents" / "apps")
+    if (root / "meshagents" / "runtime" / "doctor").is_dir():  # checks call domain functions by id
+        used |= tree_calls(root / "meshagents" / "runtime" / "doctor")
     pipes = root / "meshagents" / "pipelines"
     if pipes.is_dir():
         for path in sorted(pipes.iterdir()):

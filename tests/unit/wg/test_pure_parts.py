@@ -99,7 +99,7 @@ def test_client_config_shape() -> None:
 
 
 def test_live_differences() -> None:
-    from meshagents.functions.wg.wg_keygen import public_from_private
+    from meshagents.wg.keys import public_from_private
 
     cfg = WgQuickConfig(
         interface=InterfaceSection(private_key=PRIV, listen_port=51820),

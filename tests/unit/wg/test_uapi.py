@@ -75,7 +75,7 @@ GET_ANSWER = (
 
 
 def test_parse_get() -> None:
-    from meshagents.functions.wg.wg_keygen import public_from_private
+    from meshagents.wg.keys import public_from_private
 
     private, state = parse_get(GET_ANSWER)
     assert private == PRIV

@@ -1,13 +1,17 @@
-"""Capability handlers, one module each, chosen by the manifest capability's name.
+"""Capability handlers, one module each; the agent's dispatch table is built from them.
 
-    handler_name(capability) -> str | None      # which module serves it; None: not on this agent
+    HANDLERS                               # every module's HANDLER (base.Handler), in offer order
+    handler_for(capability) -> Handler | None   # which one serves it; None: not on this agent
     run(decision, args, ctx) -> CapResult       # blocking; the agent calls it in a worker thread
+    cancellable(capability) -> bool             # it runs a process !cancel can stop
 
-Names follow the trust core and the bot: ``shell.exec`` or ``shell.exec.<program>``
-(any other capability with an executable whitelist, e.g. ``system.reboot``, runs the
-same way), ``fs.list``, ``fs.read``, ``fs.write``, ``system.info``, ``sensors``,
-``camera.snapshot``, ``control.cancel``, ``docker.container.list``, ``docker.container.exec[.<program>]``,
-``docker.container.logs``.
+Each module declares ``HANDLER = Handler(SPEC, run, offer)``: the capability's pure spec
+(``meshagents.capabilities``, which the bot's parser and ``!help`` read too), how it runs
+here and what the device offers at enrollment (``offer.py`` builds the offer from
+these). A handler serves the manifest capability its spec names (``<name>.<program>``
+too for a family such as ``docker.container.exec``); ``shell_exec`` serves any other
+capability with an executable whitelist (``shell.exec.ls``, ``system.reboot``) and is
+asked last. Adding one: ``docs/adding-a-capability.md``.
 """
 
 from __future__ import annotations
@@ -17,67 +21,55 @@ from typing import Any
 from meshagents.apps.device_agent.capabilities import (
     camera,
     control_cancel,
-    docker_caps,
+    docker_exec,
+    docker_list,
+    docker_logs,
     fs_list,
     fs_read,
     fs_write,
     sensors,
+    sensors_read,
     shell_exec,
     system_info,
 )
-from meshagents.apps.device_agent.capabilities.base import CapResult, Context
+from meshagents.apps.device_agent.capabilities.base import CapResult, Context, Handler
 from meshagents.trust.manifest import Decision
 from meshagents.trust.models import Capability
 
-__all__ = ["CapResult", "Context", "handler_name", "run"]
+__all__ = ["HANDLERS", "CapResult", "Context", "Handler", "cancellable", "handler_for", "run"]
+
+#: In the order the device offers them (``fn app device_agent --offer``).
+HANDLERS: tuple[Handler, ...] = (
+    system_info.HANDLER,
+    control_cancel.HANDLER,
+    sensors.HANDLER,
+    fs_list.HANDLER,
+    fs_read.HANDLER,
+    fs_write.HANDLER,
+    shell_exec.HANDLER,
+    camera.HANDLER,
+    docker_list.HANDLER,
+    docker_exec.HANDLER,
+    docker_logs.HANDLER,
+    sensors_read.HANDLER,
+)
+# the ones that name their capability first, then the fallbacks
+_DISPATCH = tuple(sorted(HANDLERS, key=lambda h: h.fallback))
 
 
-def _family(name: str, family: str) -> bool:
-    return name == family or name.startswith(family + ".")
+def handler_for(cap: Capability) -> Handler | None:
+    return next((h for h in _DISPATCH if h.serves(cap)), None)
 
 
-def handler_name(cap: Capability) -> str | None:
-    name = cap.name
-    if _family(name, "docker.container.exec"):
-        return "docker.exec"
-    if name == "docker.container.list":
-        return "docker.list"
-    if name == "docker.container.logs":
-        return "docker.logs"
-    if name in ("fs.list", "fs.read", "fs.write", "system.info", "sensors", "camera.snapshot"):
-        return name
-    if name == "control.cancel":
-        return name
-    if cap.executables and not name.startswith("docker."):
-        return "exec"
-    return None
+def cancellable(cap: Capability) -> bool:
+    handler = handler_for(cap)
+    return handler is not None and handler.cancellable
 
 
 def run(decision: Decision, args: dict[str, Any], ctx: Context) -> CapResult:
     cap = decision.capability
     assert cap is not None
-    which = handler_name(cap)
-    if which == "exec":
-        return shell_exec.run(decision, ctx)
-    if which == "fs.list":
-        return fs_list.run(decision, ctx)
-    if which == "fs.read":
-        return fs_read.run(decision, ctx)
-    if which == "fs.write":
-        content = args.get("content", "")
-        return fs_write.run(decision, content if isinstance(content, bytes) else str(content), ctx)
-    if which == "system.info":
-        return system_info.run(decision, ctx)
-    if which == "sensors":
-        return sensors.run(decision, ctx)
-    if which == "camera.snapshot":
-        return camera.run(decision, ctx)
-    if which == "control.cancel":
-        return control_cancel.run(decision, ctx)
-    if which == "docker.list":
-        return docker_caps.list_containers(decision, ctx)
-    if which == "docker.exec":
-        return docker_caps.exec_in(decision, str(args.get("container", "")), ctx)
-    if which == "docker.logs":
-        return docker_caps.logs(decision, str(args.get("container", "")), ctx)
-    return CapResult("error", f"{cap.name} is not implemented by this agent\n")
+    handler = handler_for(cap)
+    if handler is None:
+        return CapResult("error", f"{cap.name} is not implemented by this agent\n")
+    return handler.run(decision, args, ctx)

@@ -1,7 +1,7 @@
 """``camera.snapshot``: one JPEG from the first V4L2 camera through ffmpeg.
 
 Offered only where a camera exists (``/dev/video*``) and ffmpeg is installed:
-:func:`available` is what the manifest profile asks, so a device without a camera has
+:func:`available` is what the offer asks, so a device without a camera has
 no such capability in its signed manifest and the agent refuses the request as
 ``rejected_capability``. The picture is kept in the agent's ``snapshots`` directory;
 the result names it with its size and sha256 (uploading it to the room is left to a
@@ -14,9 +14,11 @@ import glob
 import hashlib
 import shutil
 import time
+from typing import Any
 
 from meshagents.apps.device_agent import sandbox
-from meshagents.apps.device_agent.capabilities.base import CapResult, Context
+from meshagents.apps.device_agent.capabilities.base import CapResult, Context, Handler, OfferFacts
+from meshagents.capabilities.camera_snapshot import SPEC
 from meshagents.trust.manifest import Decision
 
 
@@ -63,3 +65,14 @@ def run(decision: Decision, ctx: Context) -> CapResult:
         0,
         data={"file": str(out), "bytes": len(data), "sha256": digest},
     )
+
+
+def offer(facts: OfferFacts) -> list[dict[str, Any]]:
+    present = available() if facts.camera_available is None else facts.camera_available
+    if facts.minimal or not present:
+        return []
+    return [{"name": SPEC.name, "description": "one JPEG from the first camera", "timeout_s": 20,
+             "output_cap_bytes": 4096}]
+
+
+HANDLER = Handler(SPEC, lambda decision, args, ctx: run(decision, ctx), offer)

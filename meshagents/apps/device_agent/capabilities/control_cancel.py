@@ -11,7 +11,10 @@ process, e.g. a file write).
 
 from __future__ import annotations
 
-from meshagents.apps.device_agent.capabilities.base import CapResult, Context
+from typing import Any
+
+from meshagents.apps.device_agent.capabilities.base import CapResult, Context, Handler, OfferFacts
+from meshagents.capabilities.control_cancel import SPEC
 from meshagents.trust.manifest import Decision
 
 
@@ -22,3 +25,12 @@ def run(decision: Decision, ctx: Context) -> CapResult:
     if ctx.cancel is None:
         return CapResult("error", f"not_running: {target} is not running here\n", detail="not_running")
     return ctx.cancel(target)
+
+
+def offer(facts: OfferFacts) -> list[dict[str, Any]]:
+    # !cancel <request id>: stop a running command (approval as the manifest says, like any)
+    return [{"name": SPEC.name, "description": "stop a running request", "texts": {"request_id": 128},
+             "timeout_s": 10}]
+
+
+HANDLER = Handler(SPEC, lambda decision, args, ctx: run(decision, ctx), offer)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 import stat
+from typing import Any
 
 from meshagents.apps.device_agent.capabilities import safeopen
-from meshagents.apps.device_agent.capabilities.base import CapResult, Context, cap_text
+from meshagents.apps.device_agent.capabilities.base import CapResult, Context, Handler, OfferFacts, cap_text
+from meshagents.capabilities.fs_list import SPEC
 from meshagents.trust.manifest import Decision
 
 MAX_ENTRIES = 10_000
@@ -42,3 +44,18 @@ def run(decision: Decision, ctx: Context) -> CapResult:
         lines.append(f"... {len(names) - MAX_ENTRIES} more entries")
     text, cut = cap_text("\n".join(lines) + ("\n" if lines else ""), decision.output_cap_bytes)
     return CapResult("ok", text, 0, cut, f"{len(names)} entries")
+
+
+def offer(facts: OfferFacts) -> list[dict[str, Any]]:
+    if facts.minimal or not facts.listed:
+        return []
+    return [{
+        "name": SPEC.name,
+        "description": f"list directories under {', '.join(facts.listed)}",
+        "path_prefixes": facts.listed,
+        "timeout_s": 10,
+        "output_cap_bytes": 65536,
+    }]
+
+
+HANDLER = Handler(SPEC, lambda decision, args, ctx: run(decision, ctx), offer)

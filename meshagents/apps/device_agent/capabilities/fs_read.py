@@ -6,9 +6,17 @@ from __future__ import annotations
 
 import os
 import stat
+from typing import Any
 
 from meshagents.apps.device_agent.capabilities import safeopen
-from meshagents.apps.device_agent.capabilities.base import TRUNCATION_NOTE, CapResult, Context
+from meshagents.apps.device_agent.capabilities.base import (
+    TRUNCATION_NOTE,
+    CapResult,
+    Context,
+    Handler,
+    OfferFacts,
+)
+from meshagents.capabilities.fs_read import SPEC
 from meshagents.trust.manifest import Decision
 
 
@@ -49,3 +57,19 @@ def run(decision: Decision, ctx: Context) -> CapResult:
         # the exact bytes, for a reply that sends the file itself (meshagents/apps/device_agent/attach.py)
         data={"file_bytes": data, "file_path": path},
     )
+
+
+def offer(facts: OfferFacts) -> list[dict[str, Any]]:
+    if facts.minimal or not facts.readable:
+        return []
+    return [{
+        "name": SPEC.name,
+        "description": f"read files under {', '.join(facts.readable)} (1 MiB at most)",
+        "path_prefixes": facts.readable,
+        "limits": {"max_bytes": 1 << 20},
+        "timeout_s": 10,
+        "output_cap_bytes": 1 << 20,
+    }]
+
+
+HANDLER = Handler(SPEC, lambda decision, args, ctx: run(decision, ctx), offer)

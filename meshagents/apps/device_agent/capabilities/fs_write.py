@@ -2,7 +2,7 @@
 directory, fsync, rename, fsync of the directory), so a reader or a crash never sees
 half a file. The path was resolved under a prefix by ``decide()``; the content is a
 string of at most ``texts.content`` (default 1 MiB) UTF-8 bytes, checked by ``decide()``. The manifest
-generator marks fs.write ``requires_approval`` by default (see profile.py).
+offer marks fs.write ``requires_approval`` by default (:func:`offer`).
 
 The directory is opened with :mod:`safeopen` (no symlink followed on any component),
 and the temp file, the rename and the directory fsync all go through that one
@@ -17,9 +17,11 @@ import contextlib
 import os
 import secrets
 import stat
+from typing import Any
 
 from meshagents.apps.device_agent.capabilities import safeopen
-from meshagents.apps.device_agent.capabilities.base import CapResult, Context
+from meshagents.apps.device_agent.capabilities.base import CapResult, Context, Handler, OfferFacts
+from meshagents.capabilities.fs_write import SPEC
 from meshagents.trust.manifest import Decision
 
 DEFAULT_MAX_BYTES = 1 << 20
@@ -87,3 +89,25 @@ def _write(dfd: int, directory: str, name: str, path: str, data: bytes) -> CapRe
     with contextlib.suppress(OSError):
         os.fsync(dfd)
     return CapResult("ok", f"wrote {len(data)} bytes to {path}\n", 0, False, f"{len(data)} bytes")
+
+
+def handle(decision: Decision, args: dict[str, Any], ctx: Context) -> CapResult:
+    content = args.get("content", "")
+    return run(decision, content if isinstance(content, bytes) else str(content), ctx)
+
+
+def offer(facts: OfferFacts) -> list[dict[str, Any]]:
+    if facts.minimal or not facts.writable:
+        return []
+    return [{
+        "name": SPEC.name,
+        "description": f"write files under {', '.join(facts.writable)}, each with an operator's approval",
+        "path_prefixes": facts.writable,
+        # "file": an upload the operator replies `!fs.write <path>` to (device_agent/upload.py)
+        "texts": {"content": 1 << 20, "file": 4096},
+        "requires_approval": True,
+        "timeout_s": 10,
+    }]
+
+
+HANDLER = Handler(SPEC, handle, offer)

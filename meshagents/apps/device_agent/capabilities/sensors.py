@@ -7,7 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from meshagents.apps.device_agent.capabilities.base import CapResult, Context, cap_text
+from meshagents.apps.device_agent.capabilities.base import CapResult, Context, Handler, OfferFacts, cap_text
+from meshagents.capabilities.sensors import SPEC
 from meshagents.trust.manifest import Decision
 
 SYS = Path("/sys/class")
@@ -54,3 +55,10 @@ def run(decision: Decision, ctx: Context) -> CapResult:
     text, cut = cap_text(render(data), decision.output_cap_bytes)
     available = bool(data["thermal"] or data["power_supply"])
     return CapResult("ok", text, 0, cut, "sensors" if available else "not available", data=data)
+
+
+def offer(facts: OfferFacts) -> list[dict[str, Any]]:
+    return [{"name": SPEC.name, "description": "thermal zones and batteries from /sys", "timeout_s": 10}]
+
+
+HANDLER = Handler(SPEC, lambda decision, args, ctx: run(decision, ctx), offer)

@@ -8,7 +8,8 @@ import shutil
 import socket
 from typing import Any
 
-from meshagents.apps.device_agent.capabilities.base import CapResult, Context, cap_text
+from meshagents.apps.device_agent.capabilities.base import CapResult, Context, Handler, OfferFacts, cap_text
+from meshagents.capabilities.system_info import SPEC
 from meshagents.trust.manifest import Decision
 
 
@@ -84,3 +85,10 @@ def run(decision: Decision, ctx: Context) -> CapResult:
     info = collect()
     text, cut = cap_text(render(info), decision.output_cap_bytes)
     return CapResult("ok", text, 0, cut, "system info", data=info)
+
+
+def offer(facts: OfferFacts) -> list[dict[str, Any]]:
+    return [{"name": SPEC.name, "description": "host, OS, uptime, load, memory, disk", "timeout_s": 10}]
+
+
+HANDLER = Handler(SPEC, lambda decision, args, ctx: run(decision, ctx), offer)

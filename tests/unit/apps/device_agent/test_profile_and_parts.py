@@ -11,8 +11,8 @@ import pytest
 from meshagents.apps.device_agent import sandbox
 from meshagents.apps.device_agent.capabilities import sensors
 from meshagents.apps.device_agent.config import from_dict
+from meshagents.apps.device_agent.offer import capabilities_for
 from meshagents.apps.device_agent.pipeline import Outcome
-from meshagents.apps.device_agent.profile import capabilities_for
 from meshagents.apps.device_agent.replies import json_cut, notice, result_content
 from meshagents.errors import FnError
 from meshagents.trust.models import Capability
@@ -138,7 +138,7 @@ def _offer_manifest(caps: list[dict[str, object]]) -> object:
 
 
 def test_offers_are_honest_about_programs_that_change_the_system() -> None:
-    from meshagents.apps.device_agent.profile import PROGRAMS
+    from meshagents.apps.device_agent.offer import PROGRAMS
     from meshagents.trust.manifest import decide
 
     caps = [

@@ -1,0 +1,1 @@
+"""Sample tree for the layers check (tests/unit/runtime/test_layers.py)."""

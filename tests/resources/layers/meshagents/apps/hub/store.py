@@ -1,0 +1,3 @@
+from meshagents.wg import hub  # apps -> library: allowed
+
+STORE = hub

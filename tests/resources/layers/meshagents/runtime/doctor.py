@@ -1,0 +1,3 @@
+from meshagents.apps.hub import store  # runtime -> apps: refused
+
+CHECK = store

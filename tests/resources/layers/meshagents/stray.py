@@ -1,0 +1,1 @@
+"""A module no layer names."""
