@@ -24,7 +24,6 @@ Measures, in the same run:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import secrets
@@ -47,6 +46,7 @@ from meshagents.apps.device_agent.pipeline import Pipeline  # noqa: E402
 from meshagents.bus import ENVELOPE_EVENT, RESULT_EVENT, STATUS_EVENT  # noqa: E402
 from meshagents.matrix.client import ClientConfig, Incoming, MatrixClient  # noqa: E402
 from meshagents.matrix.homeserver import EmbeddedSynapse  # noqa: E402
+from meshagents.testbed import benchcli  # noqa: E402
 from tests.testbed.agent_rig import make_rig  # noqa: E402
 from tests.testbed.synapse import free_port  # noqa: E402
 
@@ -291,13 +291,12 @@ def sandbox_cost(n: int) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    ap.add_argument("--requests", type=int, default=50)
-    ap.add_argument("--sandbox-only", action="store_true", help="only the sandbox start cost")
-    ap.add_argument("--agent-python", default=sys.executable,
-                    help="the agent's interpreter (an installed venv's python; cwd /)")  # fmt: skip
-    ap.add_argument("--no-sandbox-cost", action="store_true", help="skip the sandbox start cost")
-    ns = ap.parse_args()
+    ns = benchcli.options(
+        __doc__.splitlines()[0] if __doc__ else None,
+        requests=(int, 50), sandbox_only=(bool, False, "only the sandbox start cost"),
+        agent_python=(str, sys.executable, "the agent's interpreter (an installed venv's python; cwd /)"),
+        no_sandbox_cost=(bool, False, "skip the sandbox start cost"),
+    )
     global AGENT_PYTHON
     AGENT_PYTHON = ns.agent_python
     if not ns.no_sandbox_cost:

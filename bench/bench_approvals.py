@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from nacl.public import SealedBox
 from nacl.signing import SigningKey
 
+from meshagents.testbed import benchcli
 from meshagents.trust import envelope as E
 from meshagents.trust.approval import check_approval, make_binding, request_content
 from meshagents.trust.models import Manifest
@@ -41,9 +41,7 @@ def per_call(n: int, fn: Callable[[], object]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--n", type=int, default=500)
-    n = parser.parse_args().n
+    n = benchcli.options(n=(int, 500)).n
     op, ctl, dev = SigningKey.generate(), SigningKey.generate(), SigningKey.generate()
     now = int(time.time())
     manifest = Manifest.model_validate({

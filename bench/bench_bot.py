@@ -20,7 +20,6 @@ The first round of each kind is left out (session set-up). Prints p50 / p95 / me
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
@@ -47,6 +46,7 @@ from meshagents.bus import ENVELOPE_EVENT
 from meshagents.matrix.client import ClientConfig, Incoming, MatrixClient
 from meshagents.matrix.homeserver import EmbeddedSynapse
 from meshagents.matrix.rooms import power_levels
+from meshagents.testbed import benchcli
 from meshagents.trust import manifest as trust_manifest
 from meshagents.trust.keystore import CONTROLLER_KEY, init_signing_key
 from meshagents.trust.noncestore import NonceStore
@@ -197,9 +197,7 @@ async def run(n: int, root: Path) -> dict[str, list[float]]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=30)
-    ns = ap.parse_args()
+    ns = benchcli.options(n=(int, 30))
     root = Path(tempfile.mkdtemp(prefix="bench-bot-"))
     os.environ["FN_STATE_DIR"] = str(root / "state")
     try:

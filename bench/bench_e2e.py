@@ -19,7 +19,6 @@ agents; no Docker engine), then prints:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import secrets
 import statistics
@@ -37,6 +36,7 @@ import httpx
 from meshagents import trace
 from meshagents.bus import APPROVAL_REQUEST_KEY
 from meshagents.matrix.client import Incoming
+from meshagents.testbed import benchcli
 from meshagents.testbed.rig import Rig
 from meshagents.testbed.rig.operator import in_reply_to
 
@@ -310,11 +310,10 @@ def audit_rates(n: int = 2000) -> tuple[float, float, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--n", type=int, default=100)
-    ap.add_argument("--approvals", type=int, default=5)
-    ap.add_argument("--peers", type=int, default=10_000, help="peers bulk-loaded for the hub's RSS")
-    ns = ap.parse_args()
+    ns = benchcli.options(
+        __doc__.split("\n\n")[0] if __doc__ else None,
+        n=(int, 100), approvals=(int, 5), peers=(int, 10_000, "peers bulk-loaded for the hub's RSS"),
+    )
     import logging
 
     logging.getLogger("nio").setLevel(logging.ERROR)

@@ -11,7 +11,6 @@ client (for the js-sdk, timed in Python across the JSON-lines pipe: a few ms mor
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import statistics
 import sys
@@ -20,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from meshagents.testbed import benchcli
 from meshagents.testbed.rig import Rig
 from tests.element.driver import ElementClient
 
@@ -59,9 +59,7 @@ async def run(rig: Rig, n: int) -> dict[str, list[float]]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=20)
-    args = ap.parse_args()
+    args = benchcli.options(n=(int, 20))
     with Rig.up(devices=(HOME,), docker=False) as rig:
         res = asyncio.run(run(rig, args.n))
     for name, label in (("element", "matrix-js-sdk 36.2.0 + Rust crypto (Element's stack)"),

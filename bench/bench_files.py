@@ -12,7 +12,6 @@ Prints p50 / p95 in ms.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import secrets
@@ -28,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from meshagents.matrix import attachments
 from meshagents.matrix.client import ClientConfig, MatrixClient
 from meshagents.matrix.homeserver import EmbeddedSynapse
+from meshagents.testbed import benchcli
 
 
 def free_port() -> int:
@@ -72,10 +72,7 @@ async def run(hs: EmbeddedSynapse, root: Path, n: int, sizes: list[int]) -> None
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=10)
-    ap.add_argument("--sizes", default="65536,1048576,8388608")
-    ns = ap.parse_args()
+    ns = benchcli.options(n=(int, 10), sizes=(str, "65536,1048576,8388608"))
     root = Path(tempfile.mkdtemp(prefix="bench-files-"))
     hs = EmbeddedSynapse(root / "hs", port=free_port())
     try:

@@ -22,7 +22,6 @@ torn down at the end. Prints, in one run:
 
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import os
@@ -43,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 
 from meshagents.runtime.api import call
+from meshagents.testbed import benchcli
 from meshagents.wg.model import PeerSpec
 from meshagents.wg.uapi import render_set
 from meshagents.wg.userspace import UserspaceBackend
@@ -177,12 +177,7 @@ class SseClient:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--devices", type=int, default=8)
-    ap.add_argument("--period", type=float, default=1.0)
-    ap.add_argument("--trials", type=int, default=12)
-    ap.add_argument("--peers", type=int, default=10_000)
-    args = ap.parse_args()
+    args = benchcli.options(devices=(int, 8), period=(float, 1.0), trials=(int, 12), peers=(int, 10_000))
     if os.geteuid() != 0:
         sys.exit("bench_hub needs root (network namespaces, wireguard-go)")
     work = Path(tempfile.mkdtemp(prefix="bench-hub-"))

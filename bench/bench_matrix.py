@@ -11,7 +11,6 @@ setup) is reported apart and left out of p50/p95. Prints the figures.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import secrets
 import shutil
@@ -29,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from meshagents.matrix.client import ClientConfig, Incoming, MatrixClient
 from meshagents.matrix.homeserver import EmbeddedSynapse
+from meshagents.testbed import benchcli
 
 
 def free_port() -> int:
@@ -197,6 +197,4 @@ async def main(n: int) -> None:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--messages", type=int, default=100)
-    asyncio.run(main(ap.parse_args().messages))
+    asyncio.run(main(benchcli.options(__doc__.splitlines()[0], messages=(int, 100)).messages))

@@ -18,7 +18,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import subprocess
@@ -32,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from nacl.signing import SigningKey
 
+from meshagents.testbed import benchcli
 from meshagents.trust import envelope as E
 from meshagents.trust import manifest as M
 from meshagents.trust.audit import GENESIS, AuditLog, entry_hash, verify_chain
@@ -279,13 +279,11 @@ def bench_checkpoints(n_cmds: int, n_chain: int, workdir: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--envelopes", type=int, default=3000)
-    parser.add_argument("--appends", type=int, default=500)
-    parser.add_argument("--chain", type=int, default=200_000)
-    parser.add_argument("--seals", type=int, default=200, help="commands and checkpoints timed")
-    parser.add_argument("--dir", type=Path, default=None, help="work directory (default: under /var/tmp)")
-    args = parser.parse_args()
+    args = benchcli.options(
+        envelopes=(int, 3000), appends=(int, 500), chain=(int, 200_000),
+        seals=(int, 200, "commands and checkpoints timed"),
+        dir=(Path, None, "work directory (default: under /var/tmp)"),
+    )
     base = args.dir or Path("/var/tmp")
     with tempfile.TemporaryDirectory(prefix="bench-trust-", dir=base) as tmp:
         workdir = Path(tmp)

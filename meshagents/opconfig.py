@@ -29,7 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, StrictStr
+
+from meshagents.configfile import validate
 from meshagents.errors import FnError
+from meshagents.fsutil import write_atomic
 from meshagents.state import package_dir, state_dir
 from meshagents.trust.models import NAME_PATTERN
 from meshagents.trust.review import Expected, profile_content
@@ -56,13 +60,15 @@ class OperatorConfig:
         return Expected(self.controllers, self.approvers, self.operator_key or operator_key)
 
 
-def _strings(data: dict[str, Any], key: str, path: Path) -> tuple[str, ...] | None:
-    value = data.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise FnError("operator_config_invalid", f"{path}: {key} must be a list of strings")
-    return tuple(value)
+class _OperatorFile(BaseModel):
+    """The file's shape (every key optional, no other key)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    controllers: tuple[StrictStr, ...] | None = None
+    approvers: tuple[StrictStr, ...] | None = None
+    operator_key: StrictStr | None = None
+    profiles_dir: StrictStr | None = None
 
 
 def load(path: Path | None = None) -> OperatorConfig:
@@ -74,20 +80,14 @@ def load(path: Path | None = None) -> OperatorConfig:
         return OperatorConfig(path, False, None, None, None, default_profiles)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise FnError("operator_config_invalid", f"{path}: {exc}") from exc
-    unknown = sorted(set(data) - {"controllers", "approvers", "operator_key", "profiles_dir"})
-    if unknown:
-        raise FnError("operator_config_invalid", f"{path}: unknown keys {unknown}")
-    key = data.get("operator_key")
-    if key is not None and not isinstance(key, str):
-        raise FnError("operator_config_invalid", f"{path}: operator_key must be a string")
-    profiles = data.get("profiles_dir")
+    got = validate(_OperatorFile, data, source=str(path), code="operator_config_invalid")
     return OperatorConfig(
         path=path,
         exists=True,
-        controllers=_strings(data, "controllers", path),
-        approvers=_strings(data, "approvers", path),
-        operator_key=key,
-        profiles_dir=Path(profiles) if isinstance(profiles, str) else default_profiles,
+        controllers=got.controllers,
+        approvers=got.approvers,
+        operator_key=got.operator_key,
+        profiles_dir=Path(got.profiles_dir) if got.profiles_dir is not None else default_profiles,
     )
 
 
@@ -119,9 +119,7 @@ def remember_signed(manifest: dict[str, Any]) -> Path:
     if not _NAME.match(device.lower()) or "/" in device:
         raise FnError("manifest_invalid", f"odd device id {device!r}")
     path = folder / f"{device}.json"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(manifest, indent=2, sort_keys=True) + "\n", mode=0o666, fsync=False)
     return path
 
 

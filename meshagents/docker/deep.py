@@ -38,8 +38,10 @@ from meshagents.docker.engine import require_running
 from meshagents.docker.errors import docker_errors
 from meshagents.docker.manifest import container_room_alias
 from meshagents.errors import FnError
+from meshagents.fsutil import write_atomic
 from meshagents.state import state_dir
 from meshagents.wg.keys import new_key_pair
+from meshagents.wg.model import PeerSpec
 
 IFACE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -117,11 +119,7 @@ def identity(container: str, *, create: bool = True) -> DeepIdentity:
 
 def _write_private_json(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)  # atomic: never a half-written key file
+    write_atomic(path, json.dumps(data), fsync=False)  # atomic: never a half-written key file
 
 
 def _remember_attach(ident: DeepIdentity, settings: dict[str, Any]) -> None:
@@ -213,7 +211,7 @@ def _start_wireguard(host_netns: str | None, iface: str) -> None:
     deadline = time.monotonic() + 3.0
     while True:
         try:
-            uapi.get_config(iface)
+            uapi.check_answers(iface)
             return
         except FnError as exc:
             if time.monotonic() > deadline:
@@ -238,7 +236,7 @@ def attach(
     name = container.name or ""
     addr = parse_address(mesh_address)
     endpoint = parse_endpoint(hub_endpoint)
-    hub_hex = uapi.key_hex(hub_public_key)
+    uapi.key_hex(hub_public_key)  # rejected_args before anything is started
     try:
         nets = [str(ipaddress.ip_network(n, strict=False)) for n in (allowed_ips or [str(addr.network)])]
     except ValueError as exc:
@@ -269,11 +267,8 @@ def attach(
             _wait_socket_gone(iface)
             _start_wireguard(host_netns, iface)
             _in_ns(host_netns, "ip", "link", "set", iface, "netns", str(pid))
-        lines = [f"private_key={uapi.key_hex(_private_key(ident))}", "replace_peers=true"]
-        lines += [f"public_key={hub_hex}", f"endpoint={endpoint}", "replace_allowed_ips=true"]
-        lines += [f"allowed_ip={n}" for n in nets]
-        lines.append(f"persistent_keepalive_interval={keepalive}")
-        uapi.set_config(iface, lines)
+        hub = PeerSpec(hub_public_key, tuple(nets), endpoint=endpoint, persistent_keepalive=keepalive)
+        uapi.configure(iface, private_key=_private_key(ident), peers=[hub])
         _in_ns(cont_ns, "ip", "addr", "replace", str(addr), "dev", iface)
         _in_ns(cont_ns, "ip", "link", "set", iface, "up")
         for net in nets:

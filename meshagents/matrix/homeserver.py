@@ -16,7 +16,6 @@ servers, no presence, room version 11, every rate limit raised.
 from __future__ import annotations
 
 import io
-import os
 import secrets
 import signal
 import subprocess
@@ -27,9 +26,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import click
 import yaml
 
 from meshagents.errors import FnError
+from meshagents.fsutil import write_atomic
 from meshagents.matrix.admin import register_user
 
 #: Limits high enough that tests and benchmarks never meet a 429 (nio retries 429s
@@ -120,11 +121,7 @@ def _pdeathsig() -> None:
 
 
 def _write_private(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    write_atomic(path, text, fsync=False)
 
 
 class EmbeddedSynapse:
@@ -280,39 +277,38 @@ def write_local_settings(
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m meshagents.matrix.homeserver --data-dir D [--host H --port P]``: run the
-    embedded Synapse in the foreground (local demo), optionally writing the settings."""
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="python -m meshagents.matrix.homeserver", description=main.__doc__)
-    ap.add_argument("--data-dir", type=Path, required=True)
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=8008)
-    ap.add_argument("--server-name", default="localhost")
-    ap.add_argument("--write-settings", action="store_true", help="write $FN_STATE_DIR/matrix/settings.toml")
-    ap.add_argument("--operator", action="append", default=[], help="operator user id (repeatable)")
-    ap.add_argument("--bot", default=None, help="bot user id")
-    ap.add_argument(
-        "--actor", default=None, help="account localpart the functions act as (registered if missing)"
-    )
-    args = ap.parse_args(argv)
+@click.command(
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="Run the embedded Synapse in the foreground (local demo).",
+)
+@click.option("--data-dir", type=click.Path(path_type=Path), required=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8008, show_default=True)
+@click.option("--server-name", default="localhost", show_default=True)
+@click.option("--write-settings", is_flag=True, help="write $FN_STATE_DIR/matrix/settings.toml")
+@click.option("--operator", "operators", multiple=True, help="operator user id (repeatable)")
+@click.option("--bot", default=None, help="bot user id")
+@click.option("--actor", default=None, help="account localpart the functions act as (registered if missing)")
+def _command(
+    data_dir: Path, host: str, port: int, server_name: str, write_settings: bool,
+    operators: tuple[str, ...], bot: str | None, actor: str | None,
+) -> int:  # fmt: skip
     hs = EmbeddedSynapse(
-        args.data_dir, host=args.host, port=args.port, server_name=args.server_name, die_with_parent=True
+        data_dir, host=host, port=port, server_name=server_name, die_with_parent=True
     )
     # SIGTERM must unwind through `finally` too, or Synapse (its own session) outlives us.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     hs.write_config()
     hs.start()
-    print(f"synapse ready at {hs.url} (data in {args.data_dir}); Ctrl-C stops it", flush=True)
-    if args.write_settings:
-        written = write_local_settings(hs, args.operator, args.bot, args.actor)
+    print(f"synapse ready at {hs.url} (data in {data_dir}); Ctrl-C stops it", flush=True)
+    if write_settings:
+        written = write_local_settings(hs, list(operators), bot, actor)
         print(f"settings written to {written}", flush=True)
-        if args.actor:
+        if actor:
             from meshagents.matrix.ops import provision_account
             from meshagents.matrix.settings import account_dir, load_settings
 
-            out = provision_account(load_settings(), args.actor, account_dir(args.actor) / "credentials.json")
+            out = provision_account(load_settings(), actor, account_dir(actor) / "credentials.json")
             print(f"actor account {out['user_id']}: credentials in {out['credentials_path']}", flush=True)
     try:
         while hs.running:
@@ -322,6 +318,18 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         hs.stop()
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m meshagents.matrix.homeserver --data-dir D [--host H --port P]``: run the
+    embedded Synapse in the foreground (local demo), optionally writing the settings."""
+    try:
+        prog = "python -m meshagents.matrix.homeserver"
+        rv = _command.main(args=argv, prog_name=prog, standalone_mode=False)
+    except click.ClickException as exc:  # bad usage: click's message, exit 2
+        exc.show()
+        return int(exc.exit_code)
+    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":

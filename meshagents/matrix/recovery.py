@@ -34,9 +34,9 @@ from urllib.parse import quote
 import httpx
 
 from meshagents.errors import FnError
+from meshagents.fsutil import read_json, write_private
 from meshagents.matrix import crosssign, identity
 from meshagents.matrix import secretstore as ss
-from meshagents.matrix.store import read_json, write_private
 
 if TYPE_CHECKING:
     from nacl.signing import SigningKey

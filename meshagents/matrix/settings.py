@@ -23,11 +23,14 @@ import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, StrictStr
+
+from meshagents.configfile import validate
 from meshagents.errors import FnError
+from meshagents.fsutil import read_json, write_private
 from meshagents.matrix.client import ClientConfig
-from meshagents.matrix.store import read_json, write_private
 from meshagents.state import state_dir
 
 
@@ -42,14 +45,21 @@ def settings_path() -> Path:
     return Path(env) if env else matrix_dir() / "settings.toml"
 
 
-@dataclass(frozen=True)
-class MatrixSettings:
-    homeserver: str
-    server_name: str
-    operators: tuple[str, ...] = ()
-    bot: str | None = None
-    actor: str | None = None
-    registration_shared_secret_file: Path | None = None
+def _none_if_empty(value: Any) -> Any:
+    return value or None
+
+
+class MatrixSettings(BaseModel):
+    """The settings file (other keys are ignored); errors name the file, key and type."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    homeserver: Annotated[StrictStr, AfterValidator(lambda url: url.rstrip("/"))]
+    server_name: StrictStr
+    operators: tuple[StrictStr, ...] = ()
+    bot: Annotated[StrictStr | None, BeforeValidator(_none_if_empty)] = None
+    actor: Annotated[StrictStr | None, BeforeValidator(_none_if_empty)] = None
+    registration_shared_secret_file: Annotated[Path | None, BeforeValidator(_none_if_empty)] = None
 
     def shared_secret(self) -> str:
         if self.registration_shared_secret_file is None:
@@ -74,18 +84,7 @@ def load_settings() -> MatrixSettings:
         raise FnError("matrix_not_configured", f"no Matrix settings at {path} (see docs/matrix.md)") from exc
     except tomllib.TOMLDecodeError as exc:
         raise FnError("matrix_not_configured", f"{path}: {exc}") from exc
-    try:
-        secret = data.get("registration_shared_secret_file")
-        return MatrixSettings(
-            homeserver=str(data["homeserver"]).rstrip("/"),
-            server_name=str(data["server_name"]),
-            operators=tuple(str(x) for x in data.get("operators", [])),
-            bot=str(data["bot"]) if data.get("bot") else None,
-            actor=str(data["actor"]) if data.get("actor") else None,
-            registration_shared_secret_file=Path(secret) if secret else None,
-        )
-    except KeyError as exc:
-        raise FnError("matrix_not_configured", f"{path}: missing key {exc}") from exc
+    return validate(MatrixSettings, data, source=str(path), code="matrix_not_configured")
 
 
 def account_dir(localpart: str) -> Path:

@@ -2,36 +2,15 @@
 
 - ``HandledEvents``: event ids already handled (SQLite, WAL), so a restart never
   handles an event twice — even when the sync token was not saved in time.
-- ``write_private`` / ``read_json``: 0600 JSON files (session, cross-signing seeds,
-  pinned master keys), written atomically so a crash leaves the old or the new file.
+(The 0600 JSON files beside it — session, seeds, pins — are written with
+``meshagents.fsutil.write_private``.)
 """
 
 from __future__ import annotations
 
-import json
-import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
-
-
-def write_private(path: Path, data: dict[str, Any]) -> None:
-    """Atomically write ``data`` as JSON, mode 0600."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, sort_keys=True)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    if not path.exists():
-        return None
-    data: dict[str, Any] = json.loads(path.read_text())
-    return data
 
 
 class HandledEvents:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from meshagents.errors import FnError
+from meshagents.fsutil import write_atomic
 from meshagents.state import cache_dir, checkout_root
 
 #: Extras whose functions make sense on a remote host (hub, devices).
@@ -141,7 +142,5 @@ def make_bundle(platform: RemotePlatform, root: Path | None = None) -> tuple[str
     if cache.exists():
         return bid, cache.read_bytes()
     data = build_archive(root, site_dir(root, platform))
-    tmp = cache.with_suffix(".part")
-    tmp.write_bytes(data)
-    tmp.rename(cache)
+    write_atomic(cache, data, mode=0o666, fsync=False)
     return bid, data

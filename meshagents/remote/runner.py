@@ -11,7 +11,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import IO, Any
 
@@ -130,9 +129,7 @@ def _remote_error(line: str | None) -> dict[str, Any] | None:
 
 def run_remote(host: str, function_id: str, argv: list[str], *, caller: str = "cli") -> int:
     """Run ``function_id`` on ``host``; returns the exit code to use locally."""
-    started, t0 = time.time(), time.perf_counter()
-    code: str | None = None
-    try:
+    with telemetry.Timed(function_id, caller=caller, host=host) as timed:
         opts = _options()
         platform = probe(host, opts)
         bid = ensure_bundle(host, opts, platform)
@@ -170,7 +167,7 @@ def run_remote(host: str, function_id: str, argv: list[str], *, caller: str = "c
             )
         relay.last = None
         if rc == 2:  # bad usage or unknown id on the remote: same code, same exit status
-            code = str(remote["error"])
+            timed.code = str(remote["error"])
             print(json.dumps({**remote, "host": host}, ensure_ascii=False), file=sys.stderr)
             return 2
         raise FnError(
@@ -179,19 +176,4 @@ def run_remote(host: str, function_id: str, argv: list[str], *, caller: str = "c
             remote_error=remote["error"],
             host=host,
             **{k: v for k, v in remote.items() if k not in ("error", "message")},
-        )
-    except FnError as exc:
-        code = exc.code
-        raise
-    finally:
-        telemetry.record(
-            telemetry.CallRecord(
-                function_id=function_id,
-                started_at=started,
-                duration_ms=(time.perf_counter() - t0) * 1000,
-                success=code is None,
-                error_code=code,
-                caller=caller,
-                host=host,
-            )
         )

@@ -12,7 +12,6 @@ wrapped as ``FnError("internal_error")`` so callers see one error type.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -34,33 +33,13 @@ def invoke(
     host: str | None = None,
 ) -> Any:
     """Run ``fn(**kwargs)`` with timing and one telemetry row."""
-    started = time.time()
-    t0 = time.perf_counter()
-    code: str | None = None
-    try:
-        return fn(**kwargs)
-    except FnError as exc:
-        code = exc.code
-        raise
-    except KeyboardInterrupt:
-        code = "interrupted"
-        raise
-    except Exception as exc:
-        code = "internal_error"
-        raise FnError("internal_error", f"{type(exc).__name__}: {exc}") from exc
-    finally:
-        telemetry.record(
-            telemetry.CallRecord(
-                function_id=function_id,
-                started_at=started,
-                duration_ms=(time.perf_counter() - t0) * 1000.0,
-                success=code is None,
-                error_code=code,
-                caller=caller,
-                host=host,
-            )
-        )
-
+    with telemetry.Timed(function_id, caller=caller, host=host):
+        try:
+            return fn(**kwargs)
+        except (FnError, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            raise FnError("internal_error", f"{type(exc).__name__}: {exc}") from exc
 
 def call(function_id: str, /, *, caller: str | None = None, **kwargs: Any) -> Any:
     """Call catalog function ``function_id`` with keyword arguments."""

@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from meshagents.errors import FnError, UsageError
+from meshagents.fsutil import write_atomic
 from meshagents.runtime.jsonout import dumps
 from meshagents.state import checkout_root, package_dir, project_root
 
@@ -223,9 +224,7 @@ def index_cmd(check: bool) -> None:
         _index_errors(root, check=True)
         return
     if current != text:
-        tmp = path.with_suffix(".toml.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        write_atomic(path, text, mode=0o666, fsync=False)
     click.echo(f"meshagents/registry.toml: {len(result.entries)} functions")
     _index_errors(root, check=False)
 

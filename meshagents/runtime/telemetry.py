@@ -10,6 +10,7 @@ import os
 import sqlite3
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,3 +124,44 @@ def recent(function_id: str | None = None, limit: int = 20) -> list[dict[str, An
     cur = connection().execute(sql, (*args, limit))
     cols = [c[0] for c in cur.description]
     return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+
+
+class Timed:
+    """One call timed with ``perf_counter`` into one row, the only place a row is built::
+
+        with telemetry.Timed("wg_status", caller="cli", host=None) as t:
+            ...                       # t.code = "x" records a failure without raising
+    An ``FnError`` leaving the block records its code, ``KeyboardInterrupt`` records
+    ``interrupted``, any other exception ``internal_error``; the exception goes on.
+    """
+
+    def __init__(self, function_id: str, *, caller: str, host: str | None = None) -> None:
+        self.function_id, self.caller, self.host = function_id, caller, host
+        self.code: str | None = None
+
+    def __enter__(self) -> Timed:
+        self.started = time.time()
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        if exc is not None and self.code is None:
+            from meshagents.errors import FnError
+
+            if isinstance(exc, FnError):
+                self.code = exc.code
+            elif isinstance(exc, KeyboardInterrupt):
+                self.code = "interrupted"
+            elif isinstance(exc, Exception):
+                self.code = "internal_error"
+        record(
+            CallRecord(
+                function_id=self.function_id,
+                started_at=self.started,
+                duration_ms=(time.perf_counter() - self._t0) * 1000.0,
+                success=self.code is None,
+                error_code=self.code,
+                caller=self.caller,
+                host=self.host,
+            )
+        )

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Any
 from nacl.signing import SigningKey
 
 from meshagents.errors import FnError
+from meshagents.fsutil import write_atomic
 from meshagents.state import state_dir
 from meshagents.trust.canonical import loads_strict
 from meshagents.trust.keystore import OPERATOR_KEY, KeyStore, load_signing_key, open_keystore
@@ -109,11 +109,7 @@ class RotationLog:
         items = [s.model_dump(mode="json") for s in self.load()]
         items.append(verify_statement(statement).model_dump(mode="json"))
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(items, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        with tmp.open("rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        write_atomic(self.path, json.dumps(items, indent=2, sort_keys=True) + "\n", mode=0o666)
 
 
 def pinned_path() -> Path:

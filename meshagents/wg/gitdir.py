@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 from meshagents.errors import FnError
+from meshagents.fsutil import write_atomic
 
 GITIGNORE = ".meshagents/\n*.lock\n*.tmp\n"
 GIT_IDENTITY = [
@@ -67,13 +68,7 @@ class ConfigRepo:
             if path.stat().st_mode & 0o777 != mode:
                 path.chmod(mode)
             return False
-        tmp = path.with_name(path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        write_atomic(path, text, mode=mode)
         return True
 
     def commit(self, names: list[str], message: str) -> str | None:

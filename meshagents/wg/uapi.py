@@ -259,3 +259,14 @@ class UapiClient:
         err = parse_errno(self._request(request))
         if err != 0:
             raise FnError("wg_uapi_error", f"UAPI set failed with errno {err}", errno=err)
+
+    def is_stale(self) -> bool:
+        """The socket file exists but nobody listens on it any more (its daemon was killed)."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            try:
+                s.connect(str(self.path))
+            except ConnectionRefusedError:
+                return True
+            except OSError:
+                return False
+        return False

@@ -28,9 +28,10 @@ from __future__ import annotations
 import base64
 import dataclasses
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StrictInt, StrictStr
 
 from meshagents.apps.agents_and_robots.control import DEFAULT_PORT
 from meshagents.apps.agents_and_robots.directory import (
@@ -43,6 +44,7 @@ from meshagents.apps.agents_and_robots.directory import (
 )
 from meshagents.apps.agents_and_robots.dispatches import APP
 from meshagents.apps.agents_and_robots.shell import BotShell, ShellConfig
+from meshagents.configfile import validate
 from meshagents.errors import FnError
 from meshagents.matrix.settings import actor_credentials, load_settings
 from meshagents.state import state_dir
@@ -52,62 +54,45 @@ from meshagents.trust.signing import public_b64, signing_key_from_seed
 DEFAULT_TOKEN_NAME = "wg_hub/api_token"  # noqa: S105 - a key store entry name, not a secret
 
 
-@dataclass(frozen=True)
-class BotSettings:
-    hub_url: str | None = None
-    manifests_dir: Path | None = None
-    operator_key: str | None = None
-    api_token_name: str = DEFAULT_TOKEN_NAME
-    control_hosts: tuple[str, ...] = ("127.0.0.1",)
-    control_port: int = DEFAULT_PORT
-    poll_s: float = 2.0
-    tick_s: float = 2.0
-    stale_after_s: float = 24 * 3600.0
-    approval_ttl_s: float = 3600.0
-    envelope_ttl_s: int = 300
-    commands_per_minute: float = 120.0
-    command_burst: int = 30
+#: a number (true/false and strings refused); each field gives its range
+Num = Annotated[float, Strict()]
+
+
+def _none_if_empty(value: Any) -> Any:
+    return value or None
+
+
+OptionalText = Annotated[StrictStr | None, BeforeValidator(_none_if_empty)]
+
+
+class BotSettings(BaseModel):
+    """The settings file (every key optional, no other key); refused whole with
+    ``bot_config_invalid`` naming the file, the key and the expected type."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    hub_url: OptionalText = None
+    manifests_dir: Annotated[Path | None, BeforeValidator(_none_if_empty)] = None
+    operator_key: OptionalText = None
+    api_token_name: StrictStr = DEFAULT_TOKEN_NAME
+    control_hosts: tuple[Annotated[StrictStr, Field(min_length=1)], ...] = ("127.0.0.1",)
+    control_port: StrictInt = Field(default=DEFAULT_PORT, ge=0, le=65535)
+    poll_s: Num = Field(default=2.0, ge=0.1, le=2.0)  # the spec gives revocations 5 s to show
+    tick_s: Num = Field(default=2.0, ge=0.1, le=60.0)
+    stale_after_s: Num = Field(default=24 * 3600.0, ge=1.0, le=365 * 86400.0)
+    approval_ttl_s: Num = Field(default=3600.0, ge=1.0, le=86400.0)
+    envelope_ttl_s: StrictInt = Field(default=300, ge=10, le=3600)
+    commands_per_minute: Num = Field(default=120.0, ge=0.1, le=6000.0)
+    command_burst: StrictInt = Field(default=30, ge=1, le=1000)
 
 
 def default_path() -> Path:
     return state_dir() / APP / "bot.toml"
 
 
-def _num(data: dict[str, Any], key: str, default: float, low: float, high: float) -> float:
-    value = data.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise FnError("bot_config_invalid", f"{key} must be a number from {low} to {high}")
-    return float(value)
-
-
-def parse_settings(data: dict[str, Any]) -> BotSettings:
+def parse_settings(data: dict[str, Any], source: str = "bot settings") -> BotSettings:
     """The TOML table -> BotSettings, with clear errors (pure)."""
-    known = set(BotSettings.__dataclass_fields__)
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise FnError("bot_config_invalid", f"unknown setting(s): {', '.join(unknown)}")
-    hosts = data.get("control_hosts", ["127.0.0.1"])
-    if not isinstance(hosts, list) or not all(isinstance(h, str) and h for h in hosts):
-        raise FnError("bot_config_invalid", "control_hosts must be a list of addresses")
-    for key in ("hub_url", "manifests_dir", "operator_key", "api_token_name"):
-        if key in data and not isinstance(data[key], str):
-            raise FnError("bot_config_invalid", f"{key} must be a string")
-    poll = _num(data, "poll_s", 2.0, 0.1, 2.0)  # the spec gives revocations 5 s to show
-    return BotSettings(
-        hub_url=data.get("hub_url") or None,
-        manifests_dir=Path(data["manifests_dir"]) if data.get("manifests_dir") else None,
-        operator_key=data.get("operator_key") or None,
-        api_token_name=str(data.get("api_token_name", DEFAULT_TOKEN_NAME)),
-        control_hosts=tuple(hosts),
-        control_port=int(_num(data, "control_port", DEFAULT_PORT, 0, 65535)),
-        poll_s=poll,
-        tick_s=_num(data, "tick_s", 2.0, 0.1, 60.0),
-        stale_after_s=_num(data, "stale_after_s", 24 * 3600.0, 1.0, 365 * 86400.0),
-        approval_ttl_s=_num(data, "approval_ttl_s", 3600.0, 1.0, 86400.0),
-        envelope_ttl_s=int(_num(data, "envelope_ttl_s", 300, 10, 3600)),
-        commands_per_minute=_num(data, "commands_per_minute", 120.0, 0.1, 6000.0),
-        command_burst=int(_num(data, "command_burst", 30, 1, 1000)),
-    )
+    return validate(BotSettings, data, source=source, code="bot_config_invalid")
 
 
 def load(path: Path | None = None) -> BotSettings:
@@ -115,9 +100,10 @@ def load(path: Path | None = None) -> BotSettings:
     if not path.exists():
         return BotSettings()
     try:
-        return parse_settings(tomllib.loads(path.read_text(encoding="utf-8")))
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise FnError("bot_config_invalid", f"{path}: {exc}") from exc
+    return parse_settings(data, str(path))
 
 
 def api_token(store: KeyStore, name: str) -> str:

@@ -62,20 +62,8 @@ def command(**opts: Any) -> int:
 
 def config(opts: dict[str, Any]) -> DashConfig:
     bot = None if str(opts["bot_api"]).lower() in ("", "none", "off") else opts["bot_api"]
-    return DashConfig(
-        hub_api=opts["hub_api"],
-        bot_api=bot,
-        hosts=tuple(opts["hosts"] or ()),
-        port=opts["port"],
-        stale_after_s=opts["stale_after_s"],
-        mesh_rows=opts["mesh_rows"],
-        bot_period_s=opts["bot_period_s"],
-        tick_s=opts["tick_s"],
-        session_ttl_s=opts["session_ttl_s"],
-        operator_key=opts["operator_key"],
-        token_file=opts["token_file"],
-        token_name=opts["token_name"],
-    )
+    fields = {k: v for k, v in opts.items() if k in DashConfig.model_fields}
+    return DashConfig(**{**fields, "bot_api": bot, "hosts": tuple(opts["hosts"] or ())})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,7 +5,7 @@
     await hub.revoke(device_id) -> dict        # POST /api/peers/{id}/revoke
     await hub.audit(device_id) -> dict         # GET /api/audit/{id} -> {"entries", "chain"}
     await hub.create_token(name, profile, ttl_s) -> dict   # POST /api/tokens
-    async for event in hub.events(): ...       # GET /api/events (SSE), parsed dicts
+    async for event in hub.events(): ...       # GET /api/events (SSE, httpx-sse), parsed dicts
     bot = BotClient(base_url, token)
     await bot.healthz() / .approvals() / .devices() / .deny(approval_id)
 
@@ -21,43 +21,14 @@ from __future__ import annotations
 import json
 import urllib.parse
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from httpx_sse import aconnect_sse
 
 from meshagents.errors import FnError
 
 TIMEOUT = httpx.Timeout(10.0, connect=3.0)
-
-
-@dataclass
-class SSEParser:
-    """The text/event-stream grammar, one line at a time (pure; ``feed`` returns a finished event)."""
-
-    event: str = ""
-    data: list[str] = field(default_factory=list)
-    last_id: str = ""
-
-    def feed(self, line: str) -> dict[str, str] | None:
-        line = line.rstrip("\r\n")
-        if line == "":
-            if not self.data and not self.event:
-                return None
-            out = {"event": self.event or "message", "data": "\n".join(self.data), "id": self.last_id}
-            self.event, self.data = "", []
-            return out
-        if line.startswith(":"):
-            return None  # a comment (keep-alive ping)
-        name, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if name == "event":
-            self.event = value
-        elif name == "data":
-            self.data.append(value)
-        elif name == "id":
-            self.last_id = value
-        return None
 
 
 def _quote(segment: str) -> str:
@@ -106,13 +77,13 @@ class _Api:
             raise FnError(f"{self.service}_bad_answer", f"{self.service} API answered non-JSON for {path}")
         return body
 
-
-class HubClient(_Api):
-    service = "hub"
-
     async def healthz(self) -> dict[str, Any]:
         out: dict[str, Any] = await self.request("GET", "/healthz")
         return out
+
+
+class HubClient(_Api):
+    service = "hub"
 
     async def peers(self) -> list[dict[str, Any]]:
         body = await self.request("GET", "/api/peers")
@@ -138,21 +109,17 @@ class HubClient(_Api):
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:
         """The hub's live events (``{"id", "type", "ts", "data"}``) until the stream ends."""
-        parser = SSEParser()
         timeout = httpx.Timeout(10.0, connect=3.0, read=60.0)  # the hub pings every 15 s
         try:
-            async with self._client.stream("GET", "/api/events", timeout=timeout) as resp:
-                if resp.status_code != 200:
+            async with aconnect_sse(self._client, "GET", "/api/events", timeout=timeout) as src:
+                if src.response.status_code != 200:
                     raise FnError(
-                        "hub_events_refused", f"GET /api/events answered {resp.status_code}",
-                        status=resp.status_code,
+                        "hub_events_refused", f"GET /api/events answered {src.response.status_code}",
+                        status=src.response.status_code,
                     )  # fmt: skip
-                async for line in resp.aiter_lines():
-                    ev = parser.feed(line)
-                    if ev is None:
-                        continue
+                async for sse in src.aiter_sse():
                     try:
-                        data = json.loads(ev["data"])
+                        data = json.loads(sse.data)
                     except ValueError:
                         continue
                     if isinstance(data, dict):
@@ -163,10 +130,6 @@ class HubClient(_Api):
 
 class BotClient(_Api):
     service = "bot"
-
-    async def healthz(self) -> dict[str, Any]:
-        out: dict[str, Any] = await self.request("GET", "/healthz")
-        return out
 
     async def approvals(self) -> list[dict[str, Any]]:
         body = await self.request("GET", "/approvals")

@@ -10,36 +10,44 @@ mesh address (asked from the hub's ``/healthz``) and 127.0.0.1, port 8080.
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any
 
+from pydantic import BaseModel, ConfigDict, Field, Strict, StrictInt, StrictStr, ValidationError
+
+from meshagents.configfile import config_error
 from meshagents.errors import FnError
 from meshagents.trust.keystore import open_keystore
 
 DEFAULT_TOKEN_NAME = "wg_hub/api_token"  # noqa: S105 - a key store entry name, not a secret
 
 
-@dataclass(frozen=True)
-class DashConfig:
-    hub_api: str = "http://127.0.0.1:8000"
-    bot_api: str | None = "http://127.0.0.1:8766"
-    hosts: tuple[str, ...] = ()  # default: the hub's mesh address + 127.0.0.1
-    port: int = 8080
-    stale_after_s: float = 180.0  # a peer with no handshake for this long is "stale"
-    mesh_rows: int = 500  # a bigger mesh shows its stale peers first, then online ones, up to this
-    bot_period_s: float = 3.0  # how often approvals and agent states are read from the bot
-    tick_s: float = 5.0  # re-render ages when the hub sends nothing
-    session_ttl_s: float = 12 * 3600
-    operator_key: str | None = None  # pinned operator public key (base64) for the manifest check
-    token_file: Path | None = None
-    token_name: str = DEFAULT_TOKEN_NAME
+Positive = Annotated[float, Strict(), Field(gt=0)]
 
-    def __post_init__(self) -> None:
-        if not 0 < self.port < 65536:
-            raise FnError("config_invalid", "port must be a port number")
-        for name in ("stale_after_s", "bot_period_s", "tick_s", "session_ttl_s", "mesh_rows"):
-            if getattr(self, name) <= 0:
-                raise FnError("config_invalid", f"{name} must be positive")
+
+class DashConfig(BaseModel):
+    """Built from the command's flags; a bad value is ``config_invalid`` naming the key."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    hub_api: StrictStr = "http://127.0.0.1:8000"
+    bot_api: StrictStr | None = "http://127.0.0.1:8766"
+    hosts: tuple[StrictStr, ...] = ()  # default: the hub's mesh address + 127.0.0.1
+    port: Annotated[StrictInt, Field(gt=0, lt=65536)] = 8080
+    stale_after_s: Positive = 180.0  # a peer with no handshake for this long is "stale"
+    mesh_rows: Annotated[StrictInt, Field(gt=0)] = 500  # a bigger mesh shows its stale peers first
+    bot_period_s: Positive = 3.0  # how often approvals and agent states are read from the bot
+    tick_s: Positive = 5.0  # re-render ages when the hub sends nothing
+    session_ttl_s: Positive = 12 * 3600
+    operator_key: StrictStr | None = None  # pinned operator public key (base64) for the manifest check
+    token_file: Path | None = None
+    token_name: StrictStr = DEFAULT_TOKEN_NAME
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise config_error(exc, source="dashboard config", code="config_invalid") from None
 
 
 def load_token(cfg: DashConfig) -> str:

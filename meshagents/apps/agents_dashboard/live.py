@@ -29,6 +29,7 @@ from meshagents.apps.agents_dashboard.clients import BotClient, HubClient
 from meshagents.apps.agents_dashboard.config import DashConfig
 from meshagents.apps.agents_dashboard.views import RateTracker, apply_stats
 from meshagents.errors import FnError
+from meshagents.retry import Backoff
 
 log = logging.getLogger("agents_dashboard")
 
@@ -137,21 +138,20 @@ class Live:
         return False
 
     async def follow_hub(self) -> None:
-        backoff = 1.0
+        backoff = Backoff(1.0, 10.0)
         while True:
             try:
                 await self.refresh_peers()
                 self._set_hub("live", "")
-                backoff = 1.0
+                backoff.reset()
                 async for event in self.hub.events():
                     if self.handle(event):
                         await self.refresh_peers()
                 raise FnError("hub_stream_ended", "the hub closed the event stream")
             except FnError as exc:
                 self._set_hub("disconnected", exc.message)
-                log.warning("hub events: %s (retry in %.0f s)", exc.message, backoff)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 10.0)
+                log.warning("hub events: %s (retry in %.0f s)", exc.message, backoff.delay)
+            await backoff.sleep()
 
     def _set_hub(self, state: str, error: str) -> None:
         if (state, error) != (self.hub_state, self.hub_error):

@@ -47,6 +47,7 @@ from meshagents.matrix import attachments
 from meshagents.matrix.client import ClientConfig, Incoming, MatrixClient
 from meshagents.matrix.fetch import fetch_event
 from meshagents.matrix.history import events_between
+from meshagents.retry import Backoff
 from meshagents.trust.keystore import DEVICE_KEY, FileKeyStore, load_signing_key, open_keystore
 
 log = logging.getLogger("meshagents.device_agent")
@@ -143,7 +144,7 @@ class DeviceAgent:
     async def start(self, *, start_timeout: float | None = None) -> None:
         require_sandbox(self.config)
         deadline = None if start_timeout is None else time.monotonic() + start_timeout
-        backoff = 0.5
+        backoff = Backoff(0.5, 30.0)
         while True:
             try:
                 await self.client.start()
@@ -153,12 +154,12 @@ class DeviceAgent:
                     deadline is not None and time.monotonic() > deadline
                 ):
                     raise
-                log.warning("homeserver unreachable at start (%s); retrying in %.1f s", exc.message, backoff)
+                delay = backoff.next()
+                log.warning("homeserver unreachable at start (%s); retrying in %.1f s", exc.message, delay)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop_requested.wait(), backoff)
+                    await asyncio.wait_for(self._stop_requested.wait(), delay)
                 if self._stop_requested.is_set():
                     raise FnError("agent_stopped", "stopped before the homeserver answered") from exc
-                backoff = min(backoff * 2, 30.0)
         self._room_id = await self.client.join(self.config.device_room)
         self._approvals_id = await self.client.join(self.config.approvals_room)
         early, self._early = self._early, []
@@ -580,7 +581,7 @@ class DeviceAgent:
             sent = replies.SentFile(plan.name, len(plan.data), plan.total, attachments.sha256_hex(plan.data))
         binary = plan is not None and plan.binary
         body, html = replies.notice(outcome, limit, sent, binary=binary, note=note)
-        backoff = 0.5
+        backoff = Backoff(0.5, 30.0)
         deadline = time.monotonic() + 600
         sent_result = sent_notice = False
         while True:
@@ -624,8 +625,7 @@ class DeviceAgent:
                 if time.monotonic() > deadline:
                     log.error("giving up on the reply to %s: %s", outcome.request_id, exc)
                     return
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
+                await backoff.sleep()
 
     async def _send_result(
         self, outcome: Outcome, limit: int, sent: replies.SentFile | None, binary: bool

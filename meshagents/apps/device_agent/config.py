@@ -27,7 +27,8 @@ history beside it (``<device_id>.checkpoints.jsonl``, ``<device_id>.manifests.js
 The agent signs a checkpoint every ``checkpoint_every`` entries, every
 ``checkpoint_interval_s`` seconds when something was appended, and at a clean stop.
 
-``load(path)`` raises ``FnError("agent_config_invalid")`` with the offending key.
+``load(path)`` raises ``FnError("agent_config_invalid")`` naming the file, the offending
+key and the type expected (meshagents.configfile); the password is never echoed.
 
 ``sandbox``: ``true`` (the default) means the hardened bubblewrap sandbox, and the agent
 refuses to start (``sandbox_unavailable``) where it cannot run one. Only ``"weak"``
@@ -37,61 +38,114 @@ isolation; ``!help`` and the dashboard then show the device as unsandboxed.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from meshagents.configfile import validate
 from meshagents.errors import FnError
 from meshagents.trust.paths import audit_path
 
-_REQUIRED = (
-    "device_id",
-    "device_name",
-    "manifest_path",
-    "operator_key",
-    "homeserver",
-    "matrix_user",
-    "matrix_password",
-    "device_room",
-    "approvals_room",
-)
+Text = Annotated[StrictStr, Field(min_length=1)]
+Count = Annotated[StrictInt, Field(ge=0)]
+Seconds = Annotated[float, Strict(), Field(gt=0)]
+_PATHS = ("manifest_path", "data_dir", "store_dir", "audit_path", "keys_dir")
+_FLOORS = {"max_concurrent": 1, "max_queue": 1, "checkpoint_every": 1, "matrix_output_limit": 1024}
 
 
-@dataclass(frozen=True)
-class AgentConfig:
-    device_id: str
-    device_name: str
+class AgentConfig(BaseModel):
+    """The agent's config, validated from the file (other keys are ignored) with relative
+    paths resolved from the file's directory (``context={"base": dir}``)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    device_id: Text
+    device_name: Text
     manifest_path: Path
-    operator_key: str
-    homeserver: str
-    matrix_user: str
-    matrix_password: str = field(repr=False)
-    device_room: str
-    approvals_room: str
-    data_dir: Path
+    operator_key: Text
+    homeserver: Text
+    matrix_user: Text
+    matrix_password: Text = Field(repr=False)
+    device_room: Text
+    approvals_room: Text
+    data_dir: Path = Path(".")
     store_dir: Path
     audit_path: Path
-    bot_users: tuple[str, ...] = ()
-    hub_url: str | None = None
-    skew_s: int = 30
-    sandbox: bool = True
-    keystore: str | None = None
+    bot_users: tuple[StrictStr, ...] = ()
+    hub_url: StrictStr | None = None
+    skew_s: Count = 30
+    #: true: the bubblewrap sandbox; the file says ``"weak"`` (or false) for none
+    sandbox: StrictBool = True
+    keystore: Literal["file", "pass"] | None = None
     keys_dir: Path | None = None
-    docker_host: str | None = None
-    max_concurrent: int = 4
-    max_queue: int = 64
-    health_interval_s: float = 10.0
-    checkpoint_every: int = 100
-    checkpoint_interval_s: float = 600.0
+    docker_host: StrictStr | None = None
+    max_concurrent: Count = 4
+    max_queue: Count = 64
+    health_interval_s: Seconds = 10.0
+    checkpoint_every: Count = 100
+    checkpoint_interval_s: Seconds = 600.0
     #: How often the hub is asked for a re-issued manifest (renewal.py).
-    manifest_poll_s: float = 30.0
+    manifest_poll_s: Seconds = 30.0
     #: Largest output kept in one Matrix event (an event is at most 64 KiB once encrypted).
-    matrix_output_limit: int = 16_000
+    matrix_output_limit: Count = 16_000
     #: the file this config was read from (None when built from a dict)
     config_path: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, data: Any) -> Any:
+        """Defaults that depend on other keys, and the file's looser spellings."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        data_dir = data.setdefault("data_dir", ".")  # relative to the file, like the others
+        if "store_dir" not in data and isinstance(data_dir, str) and data_dir:
+            data["store_dir"] = str(Path(data_dir) / "matrix-store")
+        if data.get("audit_path") is None and isinstance(data.get("device_id"), str) and data["device_id"]:
+            try:
+                data["audit_path"] = audit_path(data["device_id"])
+            except FnError as exc:
+                raise ValueError(f"a usable device_id ({exc.message})") from None
+        if data.get("sandbox") == "weak":
+            data["sandbox"] = False
+        if not data.get("keys_dir"):
+            data.pop("keys_dir", None)
+        if not isinstance(data.get("docker_host"), str):
+            data.pop("docker_host", None)
+        if isinstance(data.get("hub_url"), str):
+            data["hub_url"] = data["hub_url"].rstrip("/") or None
+        return data
+
+    @field_validator(*_PATHS, mode="before")
+    @classmethod
+    def _relative(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, Path):
+            return value
+        if not isinstance(value, str) or not value:
+            raise ValueError("a path")
+        path = Path(value)
+        base = (info.context or {}).get("base")
+        return path if path.is_absolute() or base is None else Path(base) / path
+
+    @field_validator(*_FLOORS)
+    @classmethod
+    def _floor(cls, value: int, info: ValidationInfo) -> int:
+        """Values below a usable minimum are raised to it (0 workers would never run)."""
+        return max(_FLOORS[str(info.field_name)], value)
 
     @property
     def sandbox_mode(self) -> str:
@@ -131,98 +185,9 @@ class AgentConfig:
         return self.data_dir / "rotations.json"
 
 
-def _str(data: dict[str, Any], key: str) -> str:
-    value = data.get(key)
-    if not isinstance(value, str) or not value:
-        raise FnError("agent_config_invalid", f"config key {key!r} must be a non-empty string")
-    return value
-
-
-def _path(base: Path, value: Any, key: str) -> Path:
-    if not isinstance(value, str) or not value:
-        raise FnError("agent_config_invalid", f"config key {key!r} must be a path")
-    p = Path(value)
-    return p if p.is_absolute() else base / p
-
-
-def from_dict(data: dict[str, Any], base: Path) -> AgentConfig:
+def from_dict(data: dict[str, Any], base: Path, source: str = "agent config") -> AgentConfig:
     """Build the config from parsed JSON; relative paths resolve from ``base``."""
-    if not isinstance(data, dict):
-        raise FnError("agent_config_invalid", "the config must be a JSON object")
-    for key in _REQUIRED:
-        _str(data, key)
-    data_dir = _path(base, data.get("data_dir", "."), "data_dir")
-    bots = data.get("bot_users", [])
-    if not isinstance(bots, list) or not all(isinstance(b, str) for b in bots):
-        raise FnError("agent_config_invalid", "config key 'bot_users' must be a list of user ids")
-    hub = data.get("hub_url")
-    if hub is not None and not isinstance(hub, str):
-        raise FnError("agent_config_invalid", "config key 'hub_url' must be a URL or null")
-    ints: dict[str, int] = {}
-    for key, default in (
-        ("skew_s", 30),
-        ("max_concurrent", 4),
-        ("matrix_output_limit", 16_000),
-        ("checkpoint_every", 100),
-        ("max_queue", 64),
-    ):
-        value = data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise FnError("agent_config_invalid", f"config key {key!r} must be a non-negative integer")
-        ints[key] = value
-    interval = data.get("health_interval_s", 10.0)
-    if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
-        raise FnError("agent_config_invalid", "config key 'health_interval_s' must be a positive number")
-    cp_interval = data.get("checkpoint_interval_s", 600.0)
-    if isinstance(cp_interval, bool) or not isinstance(cp_interval, int | float) or cp_interval <= 0:
-        raise FnError("agent_config_invalid", "config key 'checkpoint_interval_s' must be a positive number")
-    audit = data.get("audit_path")
-    if audit is None:
-        try:
-            audit_file = audit_path(data["device_id"])
-        except FnError as exc:
-            raise FnError("agent_config_invalid", f"config key 'device_id': {exc.message}") from exc
-    else:
-        audit_file = _path(base, audit, "audit_path")
-    poll = data.get("manifest_poll_s", 30.0)
-    if isinstance(poll, bool) or not isinstance(poll, int | float) or poll <= 0:
-        raise FnError("agent_config_invalid", "config key 'manifest_poll_s' must be a positive number")
-    sandbox = data.get("sandbox", True)
-    if sandbox == "weak":
-        sandbox = False
-    if not isinstance(sandbox, bool):
-        raise FnError("agent_config_invalid", "config key 'sandbox' must be true or \"weak\"")
-    keystore = data.get("keystore")
-    if keystore not in (None, "file", "pass"):
-        raise FnError("agent_config_invalid", "config key 'keystore' must be 'file', 'pass' or null")
-    return AgentConfig(
-        device_id=data["device_id"],
-        device_name=data["device_name"],
-        manifest_path=_path(base, data["manifest_path"], "manifest_path"),
-        operator_key=data["operator_key"],
-        homeserver=data["homeserver"],
-        matrix_user=data["matrix_user"],
-        matrix_password=data["matrix_password"],
-        device_room=data["device_room"],
-        approvals_room=data["approvals_room"],
-        data_dir=data_dir,
-        store_dir=_path(base, data.get("store_dir", str(data_dir / "matrix-store")), "store_dir"),
-        audit_path=audit_file,
-        bot_users=tuple(bots),
-        hub_url=hub.rstrip("/") if hub else None,
-        skew_s=ints["skew_s"],
-        sandbox=sandbox,
-        keystore=keystore,
-        keys_dir=_path(base, data["keys_dir"], "keys_dir") if data.get("keys_dir") else None,
-        docker_host=data.get("docker_host") if isinstance(data.get("docker_host"), str) else None,
-        max_concurrent=max(1, ints["max_concurrent"]),
-        max_queue=max(1, ints["max_queue"]),
-        health_interval_s=float(interval),
-        manifest_poll_s=float(poll),
-        matrix_output_limit=max(1024, ints["matrix_output_limit"]),
-        checkpoint_every=max(1, ints["checkpoint_every"]),
-        checkpoint_interval_s=float(cp_interval),
-    )
+    return validate(AgentConfig, data, source=source, code="agent_config_invalid", context={"base": base})
 
 
 def load(path: Path) -> AgentConfig:
@@ -235,4 +200,5 @@ def load(path: Path) -> AgentConfig:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise FnError("agent_config_invalid", f"{path} is not JSON: {exc}") from exc
-    return dataclasses.replace(from_dict(data, path.resolve().parent), config_path=path.resolve())
+    cfg = from_dict(data, path.resolve().parent, str(path))
+    return cfg.model_copy(update={"config_path": path.resolve()})

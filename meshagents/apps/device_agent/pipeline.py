@@ -42,6 +42,7 @@ from meshagents.apps.device_agent.capabilities.base import CapResult, Context
 from meshagents.apps.device_agent.config import AgentConfig
 from meshagents.bus import EnvelopeEvent, RotationEvent
 from meshagents.errors import FnError
+from meshagents.fsutil import write_atomic
 from meshagents.trust import approval as trust_approval
 from meshagents.trust import envelope as trust_envelope
 from meshagents.trust import manifest as trust_manifest
@@ -465,8 +466,4 @@ class Pipeline:
 
 
 def _write_atomic(path: Any, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
-    with tmp.open("rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data, sort_keys=True, ensure_ascii=False) + "\n", mode=0o666)

@@ -24,7 +24,6 @@ signed on the operator's machine with a higher serial (docs/protocol.md).
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +31,7 @@ import httpx
 
 from meshagents.apps.device_agent.pipeline import Pipeline
 from meshagents.errors import FnError
+from meshagents.fsutil import write_atomic
 from meshagents.trust import manifest as trust_manifest
 
 _IDENTITY = ("device_id", "device_key", "wg_public_key", "mesh_address")
@@ -85,9 +85,7 @@ def apply(pipeline: Pipeline, raw: Any) -> Renewal | None:
     except FnError as exc:
         raise _refused(pipeline, exc.code, exc.message) from exc
     path = pipeline.config.manifest_path
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(raw, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(raw, indent=2, sort_keys=True) + "\n", mode=0o666, fsync=False)
     before = {c.name: c for c in current.capabilities}
     after = {c.name: c for c in new.capabilities}
     renewal = Renewal(

@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -32,6 +31,8 @@ import httpx
 from nacl.signing import SigningKey
 
 from meshagents.apps.device_agent.config import AgentConfig
+from meshagents.fsutil import write_atomic
+from meshagents.retry import Backoff
 from meshagents.trust.audit import AuditLog
 from meshagents.trust.signing import TYPE_CHECKPOINT, public_b64, sign_payload
 
@@ -88,9 +89,7 @@ class Shipper:
 
     def _save(self, seq: int) -> None:
         path = self.config.shipped_path
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps({"seq": seq, "at": int(time.time())}), encoding="utf-8")
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps({"seq": seq, "at": int(time.time())}), mode=0o666, fsync=False)
 
     # ------------------------------------------------------------ batches
     def batch(self) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
@@ -135,19 +134,21 @@ class Shipper:
 
     async def run(self) -> None:
         """Ship forever; while the hub is unreachable, back off (doubling to ``backoff_max_s``)."""
-        backoff = self.interval_s
+        # the first wait after a failure is already twice the interval
+        backoff = Backoff(min(self.interval_s * 2, self.backoff_max_s), self.backoff_max_s)
         async with httpx.AsyncClient(timeout=10.0) as http:
             while True:
+                wait = self.interval_s
                 try:
                     while await self.ship_once(http):
                         pass
                     self.last_error = None
-                    backoff = self.interval_s
+                    backoff.reset()
                 except (httpx.HTTPError, ShipRefused, ValueError) as exc:
                     if self.last_error is None:
                         log.warning("audit shipping failed (%s); retrying with backoff", exc)
                     self.last_error = str(exc)
-                    backoff = min(backoff * 2, self.backoff_max_s)
+                    wait = backoff.next()
                 self.nudge.clear()
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self.nudge.wait(), backoff if self.last_error else self.interval_s)
+                    await asyncio.wait_for(self.nudge.wait(), wait)

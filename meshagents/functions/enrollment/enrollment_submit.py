@@ -20,23 +20,13 @@ device's key and are opened here (``enroll_sealed_invalid`` when they do not ope
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from meshagents.errors import FnError
+from meshagents.fsutil import write_atomic
 from meshagents.runtime.catalog import function
-
-
-def _write(path: Path, text: str, mode: int = 0o600) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _wg_private_key(path: Path) -> str:
@@ -47,7 +37,7 @@ def _wg_private_key(path: Path) -> str:
 
     if not path.exists():
         keys = call("wg_keygen", caller="enrollment_submit")
-        _write(path, keys["private_key"] + "\n")
+        write_atomic(path, keys["private_key"] + "\n")
     try:
         private = check_key(path.read_text(encoding="utf-8"), "WireGuard private key")
     except OSError as exc:
@@ -139,7 +129,7 @@ def _agent_config(
         "hub_url": healthz.removesuffix("/healthz"),
     }
     path = agent_dir / "config.json"
-    _write(path, json.dumps(config, indent=2, sort_keys=True) + "\n")
+    write_atomic(path, json.dumps(config, indent=2, sort_keys=True) + "\n")
     return path
 
 
@@ -229,7 +219,7 @@ def enrollment_submit(
         raise refuse(exc.code, exc.message) from exc
     manifest = answer.get("manifest")
     if manifest is None and answer.get("manifest_pending"):
-        _write(pending_file, json.dumps({"token_id": tok.token_id, "answer": sealed_answer}) + "\n")
+        write_atomic(pending_file, json.dumps({"token_id": tok.token_id, "answer": sealed_answer}) + "\n")
         manifest = _wait_for_signature(base, token, timeout_s, wait_s)
     if not isinstance(manifest, dict):
         raise refuse("manifest_invalid", "the hub's answer has no manifest")
@@ -273,8 +263,8 @@ def enrollment_submit(
         mesh_subnet=str((answer.get("allowed_ips") or ["10.42.0.0/24"])[0]),
         preshared_key=answer.get("preshared_key"),
     )
-    _write(folder / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n", 0o644)
-    _write(folder / "client.conf", client)
+    write_atomic(folder / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n", mode=0o644)
+    write_atomic(folder / "client.conf", client)
     healthz = (
         f"http://{answer.get('hub_mesh_address', '10.42.0.1')}:{answer.get('operator_port', 8000)}/healthz"
     )
@@ -296,12 +286,12 @@ def enrollment_submit(
         "agent_config": None,
     }
     if isinstance(matrix, dict) and matrix.get("password"):
-        _write(folder / "matrix.json", json.dumps(matrix, indent=2, sort_keys=True) + "\n")
+        write_atomic(folder / "matrix.json", json.dumps(matrix, indent=2, sort_keys=True) + "\n")
         out["matrix_credentials"] = str(folder / "matrix.json")
         info["matrix"] = {k: v for k, v in matrix.items() if k != "password"}
         out["agent_config"] = str(
             _agent_config(state_dir(), folder, signed, matrix, healthz, tok.operator_key)
         )
-    _write(folder / "enrollment.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
+    write_atomic(folder / "enrollment.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
     pending_file.unlink(missing_ok=True)
     return out

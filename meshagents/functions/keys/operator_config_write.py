@@ -11,11 +11,11 @@ differs: [...]``; edit it by hand to change it.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from meshagents import opconfig
+from meshagents.fsutil import write_atomic
 from meshagents.runtime.catalog import function
 
 
@@ -38,9 +38,6 @@ def operator_config_write(
         return {"path": str(target), "changed": False, "differs": differs}
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     text = "".join(f"{k} = {json.dumps(list(v))}\n" for k, v in wanted.items())
-    tmp = target.with_name(f".{target.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write("# what every manifest this operator signs must name (written by provision_wg_hub)\n" + text)
-    os.replace(tmp, target)
+    header = "# what every manifest this operator signs must name (written by provision_wg_hub)\n"
+    write_atomic(target, header + text, fsync=False)
     return {"path": str(target), "changed": True, "differs": []}

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+from meshagents.fsutil import write_atomic
 from meshagents.runtime.catalog import function
 from meshagents.trust import manifest as manifest_mod
 from meshagents.trust.keystore import open_keystore
@@ -14,9 +14,8 @@ from meshagents.trust.signing import public_b64
 
 
 def _write_json(path: Path, data: object) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    write_atomic(path, text, mode=0o666, fsync=False)
 
 
 @function(id="operator_key_rotate", group="keys", requires=["keystore"])

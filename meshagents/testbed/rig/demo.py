@@ -23,6 +23,7 @@ from types import FrameType
 from typing import Any
 
 from meshagents.errors import FnError
+from meshagents.fsutil import write_atomic
 
 SMOKE_DEVICE = "home-wsl"
 SMOKE_COMMAND = "!exec ls /tmp"
@@ -75,11 +76,7 @@ def timings_line(timings: dict[str, float]) -> str:
 def _write_connection(conn: dict[str, Any]) -> Path:
     path = connection_path()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(".connection.json.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(conn, fh, indent=2)
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(conn, indent=2), fsync=False)
     return path
 
 

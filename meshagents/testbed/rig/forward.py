@@ -12,12 +12,15 @@ route, and the hub's firewall sees them as loopback traffic. Stops on SIGTERM.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import signal
 import socket
 import sys
+
+import click
+
+from meshagents.runtime.appcli import CONTEXT, run_app
 
 CHUNK = 65536
 
@@ -76,17 +79,20 @@ async def serve(specs: list[tuple[int, str, int]]) -> None:
         s.close()
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m meshagents.testbed.rig.forward")
-    ap.add_argument("--listen", action="append", required=True, metavar="FD=HOST:PORT")
-    ns = ap.parse_args(argv)
+@click.command(context_settings=CONTEXT, help="Loopback port forwards into the hub namespace.")
+@click.option("--listen", "listens", multiple=True, required=True, metavar="FD=HOST:PORT")
+def _command(listens: tuple[str, ...]) -> int:
     try:
-        specs = [parse_listen(s) for s in ns.listen]
+        specs = [parse_listen(s) for s in listens]
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
     asyncio.run(serve(specs))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_app(_command, argv, "python -m meshagents.testbed.rig.forward")
 
 
 if __name__ == "__main__":

@@ -59,6 +59,7 @@ from typing import Any
 import httpx
 
 from meshagents.errors import FnError
+from meshagents.fsutil import write_atomic
 from meshagents.state import project_root
 from meshagents.testbed.rig import config as cfg
 from meshagents.testbed.rig.docker import DockerRig
@@ -724,8 +725,4 @@ class Rig:
 
 def _write_private(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    write_atomic(path, text, fsync=False)

@@ -25,6 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from meshagents.fsutil import write_atomic
+
 RUNS_DIR = Path("/run/meshagents-rig")
 
 
@@ -59,9 +61,7 @@ class RunRecord:
         self._save()
 
     def _save(self) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        tmp.write_text(json.dumps(self.data))
-        os.replace(tmp, self.path)
+        write_atomic(self.path, json.dumps(self.data), mode=0o666, fsync=False)
 
     def child(self, name: str, pid: int, argv: list[str]) -> None:
         self.data["children"].append({"name": name, "pid": pid, "cmd": " ".join(argv)})

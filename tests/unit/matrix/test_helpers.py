@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from meshagents.errors import FnError
+from meshagents.fsutil import read_json, write_private
 from meshagents.matrix import rooms
 from meshagents.matrix.admin import registration_mac
 from meshagents.matrix.homeserver import synapse_config
 from meshagents.matrix.ops import compose
-from meshagents.matrix.store import HandledEvents, read_json, write_private
+from meshagents.matrix.store import HandledEvents
 
 pytestmark = pytest.mark.unit
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from meshagents.apps.agents_dashboard.clients import BotClient, HubClient, SSEParser
+from meshagents.apps.agents_dashboard.clients import BotClient, HubClient
 from meshagents.apps.agents_dashboard.config import DashConfig, load_token
 from meshagents.apps.agents_dashboard.sessions import SessionStore
 from meshagents.errors import FnError
@@ -49,13 +49,22 @@ def test_sessions_bounded_and_drop() -> None:
     assert store.get(cookies[-1], now=5) is None
 
 
-def test_sse_parser() -> None:
-    p = SSEParser()
-    lines = [": ping", "event: peer_stats", "id: 4", 'data: {"a":', "data: 1}", ""]
-    out = [e for e in (p.feed(x) for x in lines) if e is not None]
-    assert out == [{"event": "peer_stats", "data": '{"a":\n1}', "id": "4"}]
-    assert p.feed("") is None
-    assert p.feed("data:x") is None and p.feed("\r\n") == {"event": "message", "data": "x", "id": "4"}
+def test_hub_events_parse_the_stream() -> None:
+    """The hub's SSE stream through httpx-sse: pings and blank blocks skipped, multi-line
+    data joined, CRLF line ends, only JSON objects yielded."""
+    lines = [": ping", "event: peer_stats", "id: 4", 'data: {"a":', "data: 1}", "", "", "data:x", "",
+             'data: {"b": 2}\r', "\r", "data: [1]", ""]  # fmt: skip
+    body = "\n".join(lines) + "\n"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/api/events"
+        return httpx.Response(200, text=body, headers={"content-type": "text/event-stream"})
+
+    async def run() -> list[dict[str, object]]:
+        hub = HubClient("http://hub", "t", transport=httpx.MockTransport(handler))
+        return [e async for e in hub.events()]
+
+    assert asyncio.run(run()) == [{"a": 1}, {"b": 2}]
 
 
 def test_client_errors_mapped() -> None:

@@ -110,7 +110,7 @@ def test_pages_need_a_session(env: tuple[TestClient, Live]) -> None:
 
 def test_wrong_token_refused(env: tuple[TestClient, Live], monkeypatch: pytest.MonkeyPatch) -> None:
     client, _ = env
-    monkeypatch.setattr("meshagents.apps.agents_dashboard.web.LOGIN_FAIL_DELAY_S", 0)
+    monkeypatch.setattr("meshagents.apps.agents_dashboard.routes.auth.LOGIN_FAIL_DELAY_S", 0)
     resp = client.post("/login", data={"token": "nope"}, follow_redirects=False)
     assert resp.status_code == 401 and COOKIE not in resp.cookies
 

@@ -1,0 +1,2 @@
+"""The dashboard's routes, one module a panel (``auth``, ``cockpit``, ``mesh``,
+``approvals``, ``audit``), each an APIRouter over the shared ``common.Deps``."""
