@@ -37,6 +37,7 @@ ROLE_OF_PREFIX = [
 AGENT_ENTRIES = ["meshagents.apps.device_agent", "meshagents.runtime.cli", "meshagents.runtime.api"]
 # Lazy imports of the command line that only the checkout's commands take (demo, chat: the rig).
 AGENT_SKIP_EDGES = [("meshagents.runtime.cli", "meshagents.testbed"),
+                    ("meshagents.runtime.cli_vm", "meshagents.testbed"),  # ./fn vm: a checkout's test VM
                     ("meshagents.runtime.cli", "meshagents.runtime.doctor")]  # fmt: skip
 
 
