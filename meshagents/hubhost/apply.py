@@ -105,14 +105,21 @@ def switch_current(rid: str) -> None:
 
 
 def release(code_root: Path) -> dict[str, Any]:
+    """The first install puts this bundle in place; later runs leave the running release alone
+    (``fn hub upgrade`` replaces it, with a health check and a way back) and only say so."""
     S.RELEASES.mkdir(parents=True, exist_ok=True)
     os.chmod(S.OPT, 0o755)  # noqa: S103 - code, readable by the service users, written by root only
-    rid, changed = install_release(code_root)
-    if current_release() is None:  # first install; later ones go through hub_host_upgrade
+    changed: list[str] = []
+    note = None
+    running = current_release()
+    if running is None:
+        rid, changed = install_release(code_root)
         switch_current(rid)
         changed.append(f"current -> {rid}")
+    elif running != code_root.name:
+        note = f"the hub runs release {running}, this checkout is {code_root.name}: fn hub upgrade switches"
     changed += ensure_file(S.LAUNCHER, units.launcher_script(), 0o755)
-    return result("release", changed, release=rid, current=current_release())
+    return result("release", changed, release=current_release(), note=note)
 
 
 # -- users, directories ----------------------------------------------------------------------
@@ -150,7 +157,7 @@ def base(spec: S.HostSpec) -> dict[str, Any]:
     changed = ensure_user(S.USER, S.STATE)
     if spec.matrix == "embedded":
         changed += ensure_user(S.SYNAPSE_USER, S.SYNAPSE_DATA)
-    changed += ensure_dir(S.ETC, 0o750, "root", S.USER)
+    changed += ensure_dir(S.ETC, 0o711, "root", "root")  # traversable; each file says who reads it
     changed += ensure_dir(S.STATE, 0o700, S.USER, S.USER)
     changed += ensure_dir(INPUTS, 0o700)
     changed += git_safe_root(S.WG_DIR)

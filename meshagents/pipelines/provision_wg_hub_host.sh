@@ -45,6 +45,8 @@ for c in ch:
     print("    changed:", c, file=sys.stderr)
 for r in rs:
     print("   ", r, file=sys.stderr)
+if d.get("note"):
+    print("    note:", d["note"], file=sys.stderr)
 '
 }
 apply_part() { fn_run hub_host_apply --part "$1" "${SPEC[@]}" "${@:2}"; }

@@ -149,11 +149,11 @@ def prefetch(vm: Any, root: Path = ROOT) -> None:
 
 
 @pytest.fixture(scope="module")
-def vm_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VmHub]:
-    from meshagents.testbed.vm import machine
-
+def vm_hub(vm: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VmHub]:
+    """The session's VM (tests/fixtures/vm.py) provisioned once as the hub. This changes the
+    guest for good (users, units, a firewall that keeps SSH, ICMP and the hub's ports open):
+    the VM stays usable for the session's other tests."""
     tag = secrets.token_hex(3)
-    vm = machine.up(f"hubprov{tag}")
     ns = f"hpop{tag}"
     hosts_dir = Path("/etc/netns") / ns
     try:
@@ -181,7 +181,6 @@ def vm_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VmHub]:
         hub.ca = ca
         yield hub
     finally:
-        machine.down(vm.name)
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
         subprocess.run(["rm", "-rf", str(hosts_dir)], capture_output=True)
 
