@@ -275,27 +275,19 @@ def synapse_venv(wheels: Path | None) -> list[str]:
                 "bad_usage", "the Synapse venv is missing: give --wheels-dir (the pipeline ships it)"
             )
         return []
-    want = hashlib.sha256("\n".join(sorted(p.name for p in wheels.glob("*.whl"))).encode()).hexdigest()
+    wheel_files = sorted(wheels.glob("*.whl"))
+    want = hashlib.sha256(("v2\n" + "\n".join(p.name for p in wheel_files)).encode()).hexdigest()
     if py.exists() and stamp.exists() and stamp.read_text(encoding="utf-8").strip() == want:
         return []
     changed = []
     if not py.exists():
         sh(["python3", "-m", "venv", str(S.SYNAPSE_VENV)])
         changed.append("synapse venv created")
-    sh(
-        [
-            str(py),
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-index",
-            "--find-links",
-            str(wheels),
-            "--disable-pip-version-check",
-            *SYNAPSE_REQS,
-        ]
-    )
+    # The directory holds exactly the closure resolved for this platform on the operator's
+    # machine: install every wheel as it is (no second resolution here), then check it.
+    pip = [str(py), "-m", "pip", "--disable-pip-version-check"]
+    sh([*pip, "install", "--quiet", "--no-index", "--no-deps", *map(str, wheel_files)])
+    sh([*pip, "check"])
     stamp.write_text(want + "\n", encoding="utf-8")
     changed.append("synapse installed from shipped wheels")
     return changed
@@ -464,6 +456,8 @@ def matrix(spec: S.HostSpec, operator_key: str) -> dict[str, Any]:
     from meshagents.matrix.settings import Credentials
 
     changed = ensure_dir(S.STATE / "matrix", 0o700, S.USER, S.USER)
+    if spec.matrix == "existing":  # the hub's user reads its copy (never a file in /root)
+        changed += ensure_file(S.REGISTRATION_SECRET, shared_secret(spec).read_bytes(), 0o640, "root", S.USER)
     changed += merge_file(
         S.MATRIX_SETTINGS,
         {
@@ -472,7 +466,7 @@ def matrix(spec: S.HostSpec, operator_key: str) -> dict[str, Any]:
             "operators": [spec.operator_id],
             "bot": spec.bot_id,
             "actor": spec.bot,
-            "registration_shared_secret_file": str(shared_secret(spec)),
+            "registration_shared_secret_file": str(S.REGISTRATION_SECRET),
         },
     )
     bot_creds = S.STATE / "matrix" / "accounts" / spec.bot / "credentials.json"
