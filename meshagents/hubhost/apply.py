@@ -31,10 +31,24 @@ INPUTS = Path("/var/lib/meshagents-provision")
 SYNAPSE_REQS = ("matrix-synapse", "psycopg2-binary")
 
 
+def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for the host's own programs: without this bundle's PYTHONPATH, which
+    would make pip take the bundle's packages for installed ones (and skip them in a venv)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "FN_PROJECT_ROOT")}
+    env.update(extra or {})
+    return env
+
+
 def sh(
-    argv: list[str], *, check: bool = True, env: dict[str, str] | None = None, input_text: str | None = None
+    argv: list[str],
+    *,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    input_text: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env, input=input_text, check=False)
+    proc = subprocess.run(
+        argv, capture_output=True, text=True, env=clean_env(env), input=input_text, check=False
+    )
     if check and proc.returncode != 0:
         raise FnError(
             "host_step_failed", f"{' '.join(argv[:4])}: {(proc.stderr or proc.stdout).strip()[-400:]}"
@@ -61,7 +75,7 @@ def missing_packages(names: list[str]) -> list[str]:
 def packages(spec: S.HostSpec) -> dict[str, Any]:
     missing = missing_packages(S.packages(spec))
     if missing:
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        env = {"DEBIAN_FRONTEND": "noninteractive"}
         argv = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing]
         if sh(argv, check=False, env=env).returncode != 0:
             sh(["apt-get", "update", "-q"], env=env, check=False)
@@ -276,7 +290,7 @@ def synapse_venv(wheels: Path | None) -> list[str]:
             )
         return []
     wheel_files = sorted(wheels.glob("*.whl"))
-    want = hashlib.sha256(("v2\n" + "\n".join(p.name for p in wheel_files)).encode()).hexdigest()
+    want = hashlib.sha256(("v3\n" + "\n".join(p.name for p in wheel_files)).encode()).hexdigest()
     if py.exists() and stamp.exists() and stamp.read_text(encoding="utf-8").strip() == want:
         return []
     changed = []

@@ -183,6 +183,7 @@ def backup(dest_dir: Path = S.BACKUPS) -> dict[str, Any]:
                     ["runuser", "-u", "postgres", "--", "pg_dump", "-Fc", S.SYNAPSE_DB],
                     stdout=fh,
                     stderr=subprocess.PIPE,
+                    env=apply.clean_env(),
                     check=False,
                 )
             if proc.returncode != 0:
@@ -271,6 +272,7 @@ def restore(archive: Path) -> dict[str, Any]:
                     ],
                     capture_output=True,
                     text=True,
+                    env=apply.clean_env(),
                     check=False,
                 )
                 if proc.returncode != 0:
