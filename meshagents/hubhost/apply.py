@@ -202,10 +202,14 @@ def apply_firewall(spec: S.HostSpec) -> dict[str, Any]:
         {name: units.render_all(spec, Path(os.environ.get("FN_PROJECT_ROOT", "/")))[name]}
     )
     changed += unit_changed
-    if changed or not table_present():
-        sh(["nft", "-f", str(S.HOST_NFT)])
-        changed.append("nftables loaded")
     changed += enable([name])
+    # the unit loads the file (at boot, and now): a restart re-applies it atomically
+    if not is_active(name):
+        sh(["systemctl", "start", name])
+        changed.append(f"started {name}")
+    elif changed or not table_present():
+        sh(["systemctl", "restart", name])
+        changed.append(f"restarted {name} (rules loaded)")
     return result(
         "firewall", changed, public_tcp=firewall.public_tcp_ports(spec), public_udp=[spec.listen_port]
     )

@@ -36,7 +36,7 @@ said() {
 import json, sys
 d = json.loads(sys.stdin.read() or "{}")
 ch = d.get("changed") or []
-ch = ch if isinstance(ch, list) else ([] if ch is False else ["config"])
+ch = list(ch) if isinstance(ch, list) else []  # a bare true comes with changed_keys
 ch += d.get("changed_keys") or []
 rs = d.get("restarted") or []
 if not ch and not rs:
