@@ -233,14 +233,24 @@ def restore(archive: Path) -> dict[str, Any]:
     with tarfile.open(archive, "r:gz") as tar:
         members = tar.getmembers()
         for m in members:
-            if not (m.name == "synapse.pgdump" or m.name.startswith("files/")) or ".." in m.name.split("/"):
+            bad_link = (m.issym() or m.islnk()) and (
+                m.linkname.startswith("/") or ".." in m.linkname.split("/")
+            )
+            if (
+                not (m.name == "synapse.pgdump" or m.name.startswith("files/"))
+                or ".." in m.name.split("/")
+                or (bad_link and not m.name.startswith("files/opt"))
+            ):
                 raise FnError("backup_invalid", f"unexpected member {m.name!r} in {archive}")
         stopped = stop_all()
         caddy_was = apply.is_active("caddy.service")
         if caddy_was:
             apply.sh(["systemctl", "stop", "caddy.service"])
         with tempfile.TemporaryDirectory(prefix="meshagents-restore-") as tmp:
-            tar.extractall(tmp, filter="tar")
+            try:
+                tar.extractall(tmp, filter="tar")
+            except TypeError:  # Debian 12's Python 3.11.2 predates extraction filters; names checked above
+                tar.extractall(tmp)  # noqa: S202
             base = Path(tmp) / "files"
             for root in BACKUP_PATHS:
                 src = base / str(root).lstrip("/")
