@@ -287,7 +287,11 @@ def restore(archive: Path) -> dict[str, Any]:
                 )
                 if proc.returncode != 0:
                     raise FnError("restore_failed", f"pg_restore: {proc.stderr[-400:]}")
-    if caddy_was:
+    # enabled means provisioned with TLS (also after a restore that failed half-way and stopped it)
+    if (
+        caddy_was
+        or apply.sh(["systemctl", "is-enabled", "caddy.service"], check=False).stdout.strip() == "enabled"
+    ):
         apply.sh(["systemctl", "start", "caddy.service"])
     apply.sh(["systemctl", "restart", "meshagents-firewall.service"], check=False)
     started = start_in_order(with_mesh=True)
