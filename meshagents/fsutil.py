@@ -22,10 +22,14 @@ from pathlib import Path
 from typing import Any
 
 
-def write_atomic(path: Path, data: str | bytes, *, mode: int = 0o600, fsync: bool = True) -> None:
+def write_atomic(
+    path: Path, data: str | bytes, *, mode: int = 0o600, fsync: bool = True, keep_owner: bool = False
+) -> None:
     """Replace ``path`` with ``data`` (text is UTF-8) in one step; ``mode`` applies at
-    creation (less the umask), ``fsync`` makes the content durable before the rename."""
+    creation (less the umask), ``fsync`` makes the content durable before the rename.
+    ``keep_owner``: as root, the new file gets the old one's owner (a service user reads it)."""
     raw = data.encode("utf-8") if isinstance(data, str) else data
+    st = path.stat() if keep_owner and path.exists() else None
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
@@ -34,6 +38,8 @@ def write_atomic(path: Path, data: str | bytes, *, mode: int = 0o600, fsync: boo
             fh.flush()
             if fsync:
                 os.fsync(fh.fileno())
+        if st is not None and os.geteuid() == 0:
+            os.chown(tmp, st.st_uid, st.st_gid)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

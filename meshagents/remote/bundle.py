@@ -22,7 +22,7 @@ from meshagents.fsutil import write_atomic
 from meshagents.state import cache_dir, checkout_root
 
 #: Extras whose functions make sense on a remote host (hub, devices).
-REMOTE_EXTRAS = ("net", "docker", "hub")
+REMOTE_EXTRAS = ("net", "docker", "hub", "matrix")  # matrix: the hub host's bot and accounts
 CODE_DIRS = ("meshagents",)
 CODE_FILES = ("meshagents/registry.toml", "pyproject.toml")
 

@@ -87,36 +87,67 @@ def missing_service_keys(service: dict[str, Any]) -> list[str]:
     return [k for k in SERVICE_KEYS if service.get(k) in (None, "", [], {})]
 
 
-def render_unit(spec: AppSpec, project_dir: Path) -> str:
-    """A systemd unit for the app's ``service:`` block."""
+def render_unit(spec: AppSpec, project_dir: Path, *, launcher: str | None = None) -> str:
+    """A systemd unit for the app's ``service:`` block.
+
+    ``launcher`` replaces the leading ``fn`` of ``exec`` (default: the checkout's
+    ``<project_dir>/fn``; a provisioned hub host uses its release launcher)."""
     svc = spec.service
     if svc is None:
         raise FnError("app_no_service", f"{spec.name}: app.md has no service: block")
     missing = missing_service_keys(svc)
     if missing:
         raise FnError("app_spec_invalid", f"{spec.name}: service block lacks {', '.join(missing)}")
-    after = svc["after"] if isinstance(svc["after"], list) else [svc["after"]]
+    return render_service(
+        str(spec.front.get("summary", spec.name)), svc, project_dir, launcher=launcher or f"{project_dir}/fn"
+    )
+
+
+def _as_list(value: Any) -> list[str]:
+    if value in (None, "", []):
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def render_service(description: str, svc: dict[str, Any], working_dir: Path, *, launcher: str) -> str:
+    """The unit text of one ``service:`` block (pure; the one renderer of every meshagents unit).
+
+    Keys: ``exec`` (``fn ...`` runs through ``launcher``), ``user``, ``restart``,
+    ``environment``, ``after`` (also wanted), optional ``group``, ``type`` (simple),
+    ``requires``, ``before``, ``state_directory``, ``exec_stop``, ``remain_after_exit``,
+    ``default_dependencies``, ``wanted_by`` (multi-user.target), and raw lines under
+    ``unit_extra`` ([Unit]), ``capabilities`` and ``hardening`` ([Service])."""
+    after = _as_list(svc.get("after"))
     exec_line = str(svc["exec"])
     if exec_line.startswith("fn "):
-        exec_line = f"{project_dir}/fn {exec_line[3:]}"
-    lines = [
-        "[Unit]",
-        f"Description={spec.front.get('summary', spec.name)}",
-        f"After={' '.join(after)}",
-        f"Wants={' '.join(after)}",
-        "",
-        "[Service]",
-        "Type=simple",
-        f"User={svc['user']}",
-        f"WorkingDirectory={project_dir}",
-        f"ExecStart={exec_line}",
-        f"Restart={svc['restart']}",
-        "RestartSec=2",
-    ]
-    for key, value in sorted(dict(svc["environment"]).items()):
+        exec_line = f"{launcher} {exec_line[3:]}"
+    lines = ["[Unit]", f"Description={description}"]
+    if svc.get("default_dependencies") is False:
+        lines.append("DefaultDependencies=no")
+    if after:
+        lines += [f"After={' '.join(after)}", f"Wants={' '.join(after)}"]
+    if svc.get("requires"):
+        lines.append(f"Requires={' '.join(_as_list(svc['requires']))}")
+    if svc.get("before"):
+        lines.append(f"Before={' '.join(_as_list(svc['before']))}")
+    lines += [str(extra) for extra in svc.get("unit_extra") or []]
+    lines += ["", "[Service]", f"Type={svc.get('type', 'simple')}"]
+    if svc.get("remain_after_exit"):
+        lines.append("RemainAfterExit=yes")
+    lines.append(f"User={svc['user']}")
+    if svc.get("group"):
+        lines.append(f"Group={svc['group']}")
+    lines += [f"WorkingDirectory={svc.get('working_directory', working_dir)}", f"ExecStart={exec_line}"]
+    if svc.get("exec_stop"):
+        lines.append(f"ExecStop={svc['exec_stop']}")
+    if str(svc.get("restart", "no")) != "no":
+        lines += [f"Restart={svc['restart']}", "RestartSec=2"]
+    if svc.get("state_directory"):
+        lines += [f"StateDirectory={svc['state_directory']}", "StateDirectoryMode=0700"]
+    for key, value in sorted(dict(svc.get("environment") or {}).items()):
         lines.append(f'Environment="{key}={value}"')
     for key in ("capabilities", "hardening"):
         for extra in svc.get(key) or []:
             lines.append(str(extra))
-    lines += ["", "[Install]", "WantedBy=multi-user.target", ""]
+    lines += ["", "[Install]", f"WantedBy={svc.get('wanted_by', 'multi-user.target')}", ""]
     return "\n".join(lines)

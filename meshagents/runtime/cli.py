@@ -640,8 +640,10 @@ def trust_matrix_identity_cmd(connection: Path | None, master_key: str | None, y
 
 
 from meshagents.runtime.cli_vm import vm_group  # noqa: E402 - the group's code lives there
+from meshagents.runtime.hubcli import hub_group  # noqa: E402 - the group lives in its own module
 
 cli.add_command(vm_group)
+cli.add_command(hub_group)
 
 
 def main() -> None:

@@ -30,7 +30,8 @@ class ConfigRepo:
         self.dir = directory
 
     def git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        env = dict(os.environ, GIT_CONFIG_NOSYSTEM="1", GIT_TERMINAL_PROMPT="0")
+        # GIT_OPTIONAL_LOCKS=0: a status or diff never rewrites the index (a re-run changes no file)
+        env = dict(os.environ, GIT_CONFIG_NOSYSTEM="1", GIT_TERMINAL_PROMPT="0", GIT_OPTIONAL_LOCKS="0")
         try:
             proc = subprocess.run(
                 ["git", "-C", str(self.dir), *GIT_IDENTITY, *args], capture_output=True, text=True, env=env

@@ -1,4 +1,9 @@
-"""hub_config_write: write the wg_hub service's config file (TOML), idempotently."""
+"""hub_config_write: write the wg_hub service's config file (TOML), idempotently.
+
+The file is merged, not rewritten (:mod:`meshagents.hubhost.tomlmerge`): only the keys
+given here are set, so keys and tables the operator added by hand (a ``[matrix]``
+table, ``profiles_dir``, comments) survive a re-run, and an unchanged file is not
+touched at all."""
 
 from __future__ import annotations
 
@@ -9,13 +14,15 @@ from meshagents.errors import FnError
 from meshagents.fsutil import write_atomic
 from meshagents.runtime.catalog import function
 
+HEADER = "# wg_hub service config, written by hub_config_write (see docs/hub.md); hand edits are kept"
 
-def render(values: dict[str, Any]) -> str:
-    """TOML text of the flat settings (sorted keys, so a second run writes the same bytes)."""
-    import tomli_w
 
-    head = "# wg_hub service config, written by hub_config_write (see docs/hub.md)\n"
-    return head + tomli_w.dumps({k: v for k, v in sorted(values.items()) if v is not None})
+def render(values: dict[str, Any], existing: str | None = None) -> tuple[str, list[str]]:
+    """(TOML text, changed keys): ``values`` merged into ``existing`` (None values are left alone)."""
+    from meshagents.hubhost.tomlmerge import merge
+
+    return merge(existing, {k: v for k, v in sorted(values.items()) if v is not None}, header=HEADER)
+
 
 
 @function(id="hub_config_write", group="hub")
@@ -32,6 +39,8 @@ def hub_config_write(
     events_period_s: float = 3.0,
     manifest_signing: Literal["hub", "offline"] = "hub",
     operator_public_key: str | None = None,
+    matrix_server_name: str | None = None,
+    matrix_homeserver_url: str | None = None,
 ) -> dict[str, Any]:
     """Write the hub service config (0600); reports changed=false when it already says the same.
 
@@ -58,6 +67,10 @@ def hub_config_write(
             elsewhere and posts them (hub_manifest_submit).
         operator_public_key: base64 ed25519 operator public key the hub checks offline-signed manifests
             against; required with manifest_signing offline.
+        matrix_server_name: the Matrix server name (user ids @dev-<name>:<this>); also sets the [matrix]
+            table's server_name when matrix_homeserver_url is given.
+        matrix_homeserver_url: the homeserver URL devices are given (e.g. http://10.42.0.1:8008, over the
+            mesh); with it the hub provisions each device's Matrix account and room ([matrix] table).
     """
     for name, port in (("public_port", public_port), ("operator_port", operator_port)):
         if not 0 < port < 65536:
@@ -66,23 +79,26 @@ def hub_config_write(
         raise FnError("bad_usage", "offline manifest signing needs --operator-public-key")
     if public_port == operator_port:
         raise FnError("bad_usage", "public and operator ports must differ")
-    text = render(
-        {
-            "interface": interface,
-            "config_dir": str(config_dir),
-            "public_host": public_host,
-            "public_port": public_port,
-            "operator_port": operator_port,
-            "endpoint": endpoint,
-            "public_url": public_url,
-            "approvers": list(approvers or []),
-            "events_period_s": float(events_period_s),
-            "manifest_signing": manifest_signing,
-            "operator_public_key": operator_public_key,
-        }
-    )
+    values: dict[str, Any] = {
+        "interface": interface,
+        "config_dir": str(config_dir),
+        "public_host": public_host,
+        "public_port": public_port,
+        "operator_port": operator_port,
+        "endpoint": endpoint,
+        "public_url": public_url,
+        "approvers": list(approvers or []),
+        "events_period_s": float(events_period_s),
+        "manifest_signing": manifest_signing,
+        "operator_public_key": operator_public_key,
+        "matrix_server_name": matrix_server_name,
+    }
+    if matrix_homeserver_url:
+        values["matrix.homeserver_url"] = matrix_homeserver_url
+        values["matrix.server_name"] = matrix_server_name or "localhost"
     old = path.read_text(encoding="utf-8") if path.exists() else None
+    text, changed = render(values, old)
     if old != text:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        write_atomic(path, text, fsync=False)
-    return {"path": str(path), "changed": old != text}
+        write_atomic(path, text, fsync=False, keep_owner=True)  # the hub host's service user reads it
+    return {"path": str(path), "changed": old != text, "changed_keys": changed}
