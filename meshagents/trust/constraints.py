@@ -73,6 +73,10 @@ def resolve_path(path: str, cwd: str = "/") -> str:
         if part in ("", "."):
             continue
         if part == "..":
+            if not exists:
+                # Lexically this climbs back to where links may be (`a/../out` with no `a`
+                # would be judged without following `out`); the kernel would refuse it anyway.
+                raise PathRefused(f"{path!r}: '..' after a component that does not exist")
             resolved = posixpath.dirname(resolved) or "/"
             continue
         candidate = resolved + part if resolved == "/" else resolved + "/" + part

@@ -283,3 +283,17 @@ def test_an_old_manifest_verifies_unchanged(keys: Any) -> None:
     signed = M.sign(manifest_body(keys), keys.operator).model_dump(mode="json")
     assert all("subcommands" not in c and "visible" not in c for c in signed["capabilities"])
     assert M.verify(signed, keys.op_pub).serial == 1
+
+
+def test_dotdot_after_a_missing_component_is_refused(fs: Path, keys: Any) -> None:
+    # Found by the property: with no `a` under the cwd, `a/../out` used to be judged
+    # lexically (P/a/out, inside) without following `out`, a link out of the prefix.
+    from tests.testbed.trust_keys import manifest_body
+
+    prefix = str(fs / "p")
+    cap = cat_cap(prefix, flags=[{"name": "-n", "arity": 1}, "-A"])
+    cap["cwd"] = prefix + "/a"
+    m = M.sign(manifest_body(keys, capabilities=[cap]), keys.operator)
+    assert not run(m, "shell.exec.cat", "cat", "a/../out", resolve=True).allowed
+    assert not run(m, "shell.exec.cat", "cat", f"{prefix}/a/nothing/../out/shadow", resolve=True).allowed
+    assert run(m, "shell.exec.cat", "cat", "b/../x", resolve=True).allowed  # existing parts: unchanged
