@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from meshagents.errors import FnError
+from meshagents.procs import pid_alive
 from meshagents.state import project_root, state_dir
 from meshagents.trust.keystore import open_keystore
 
@@ -86,14 +87,6 @@ def healthy(cfg: dict[str, Any]) -> bool:
         return False
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def pidfile(cfg: dict[str, Any]) -> Path:
@@ -106,7 +99,7 @@ def start(config: Path, wait_s: float) -> dict[str, Any]:
     pf = pidfile(cfg)
     if pf.exists():
         pid = int(pf.read_text().strip() or 0)
-        if pid and _alive(pid):
+        if pid and pid_alive(pid):
             return {"pid": pid, "started": False, "healthy": healthy(cfg)}
     log = hub_state(cfg) / "wg_hub.log"
     env = dict(os.environ)
@@ -144,14 +137,14 @@ def stop(config: Path, wait_s: float = 10.0) -> dict[str, Any]:
     if not pf.exists():
         return {"stopped": False, "reason": "not running"}
     pid = int(pf.read_text().strip() or 0)
-    if not pid or not _alive(pid):
+    if not pid or not pid_alive(pid):
         pf.unlink(missing_ok=True)
         return {"stopped": False, "reason": "not running"}
     os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + wait_s
-    while _alive(pid) and time.monotonic() < deadline:
+    while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    if _alive(pid):
+    if pid_alive(pid):
         os.killpg(pid, signal.SIGKILL)
     pf.unlink(missing_ok=True)
     return {"stopped": True, "pid": pid}

@@ -82,11 +82,18 @@ def make_record(
     key: SigningKey,
     now: int | None = None,
 ) -> dict[str, Any]:
+    return sign_checkpoint(device_id, seq, head_hash, key, now, index=index, prev=prev)
+
+
+def sign_checkpoint(
+    device_id: str, seq: int, head_hash: str, key: SigningKey, now: int | None = None, **extra: Any
+) -> dict[str, Any]:
+    """A device-signed checkpoint of the head at ``seq``: the local file's records add
+    ``index`` and ``prev`` (``make_record``); the copy shipped to the hub has neither."""
     body: dict[str, Any] = {
         "type": TYPE_CHECKPOINT,
         "device_id": device_id,
-        "index": index,
-        "prev": prev,
+        **extra,
         "seq": seq,
         "head_hash": head_hash,
         "created_at": int(time.time()) if now is None else now,

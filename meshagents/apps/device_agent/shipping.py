@@ -34,7 +34,7 @@ from meshagents.apps.device_agent.config import AgentConfig
 from meshagents.fsutil import write_atomic
 from meshagents.retry import Backoff
 from meshagents.trust.audit import AuditLog
-from meshagents.trust.signing import TYPE_CHECKPOINT, public_b64, sign_payload
+from meshagents.trust.checkpoints import sign_checkpoint
 
 log = logging.getLogger("meshagents.device_agent.shipping")
 
@@ -42,16 +42,7 @@ log = logging.getLogger("meshagents.device_agent.shipping")
 def make_checkpoint(
     device_id: str, seq: int, head_hash: str, key: SigningKey, now: int | None = None
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "type": TYPE_CHECKPOINT,
-        "device_id": device_id,
-        "seq": seq,
-        "head_hash": head_hash,
-        "created_at": int(time.time()) if now is None else now,
-        "device_key": public_b64(key),
-    }
-    body["signature"] = sign_payload(body, key, TYPE_CHECKPOINT)
-    return body
+    return sign_checkpoint(device_id, seq, head_hash, key, now)
 
 
 class ShipRefused(Exception):

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from meshagents.fsutil import write_atomic
+from meshagents.procs import pid_alive
 
 RUNS_DIR = Path("/run/meshagents-rig")
 
@@ -37,14 +38,6 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class RunRecord:
@@ -91,7 +84,7 @@ def dead_runs(runs_dir: Path = RUNS_DIR) -> list[dict[str, Any]]:
             data = json.loads(file.read_text())
         except (OSError, ValueError):
             continue
-        if isinstance(data, dict) and not _alive(int(data.get("pid", 0))):
+        if isinstance(data, dict) and not pid_alive(int(data.get("pid", 0))):
             data["_file"] = str(file)
             out.append(data)
     return out
@@ -114,7 +107,7 @@ def cleanup_dead(log: Callable[[str], None], runs_dir: Path = RUNS_DIR) -> list[
         for child in run.get("children", []):
             pid = int(child["pid"])
             # the recorded command line must still match: never signal a reused pid
-            if _alive(pid) and child["cmd"].split(" ")[-1] in _cmdline(pid):
+            if pid_alive(pid) and child["cmd"].split(" ")[-1] in _cmdline(pid):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(pid, signal.SIGKILL)
         run_dir = Path(f"/tmp/mrk-{sfx}")

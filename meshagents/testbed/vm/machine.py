@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from meshagents.errors import FnError
+from meshagents.procs import pid_alive
 from meshagents.state import state_dir
 from meshagents.testbed.vm import image as image_mod
 from meshagents.testbed.vm.recipe import (
@@ -65,31 +66,19 @@ def _run(argv: list[str], *, check: bool = True, timeout: float = 60) -> subproc
     return proc
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie child of ours counts as gone
-    with contextlib.suppress(OSError):
-        if Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z"):
-            return False
-    return True
 
 
 def _stop_pid(pid: int, *, grace: float = 5.0) -> None:
-    if pid <= 0 or not _alive(pid):
+    if pid <= 0 or not pid_alive(pid):
         return
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and _alive(pid):
+    while time.monotonic() < deadline and pid_alive(pid):
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
         time.sleep(0.1)
-    if _alive(pid):
+    if pid_alive(pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     with contextlib.suppress(ChildProcessError, OSError):
@@ -195,7 +184,7 @@ class Vm:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 if self.ssh("true", check=False, timeout=30).returncode == 0:
                     return time.monotonic() - t0
-            if not _alive(self.qemu_pid):
+            if not pid_alive(self.qemu_pid):
                 raise FnError("vm_boot_failed", f"qemu for VM {self.name} exited; see {self.console_log}")
             if time.monotonic() - t0 > timeout:
                 raise FnError("vm_boot_failed", f"VM {self.name}: no sshd after {timeout:.0f} s; "
@@ -224,7 +213,7 @@ class Vm:
         while True:
             if time.monotonic() - t0 > timeout:
                 raise FnError("vm_boot_failed", f"VM {self.name} did not come back within {timeout:.0f} s")
-            if not _alive(self.qemu_pid):
+            if not pid_alive(self.qemu_pid):
                 raise FnError("vm_boot_failed", f"qemu for VM {self.name} exited during reboot")
             with contextlib.suppress(FnError, subprocess.TimeoutExpired):
                 if self.boot_id() != before:
@@ -258,7 +247,7 @@ class Vm:
         """A loopback port in the root namespace forwarded to the VM's ``port`` (e.g. 443)."""
         with self._locked():
             key = str(port)
-            if key in self.forwards and _alive(self.forward_pids.get(key, 0)):
+            if key in self.forwards and pid_alive(self.forward_pids.get(key, 0)):
                 return self.forwards[key]
             local, pid = _start_forward(self.netns, self.public_ip, port, Path(self.run_dir))
             self.forwards[key] = local
@@ -322,7 +311,7 @@ def up(
     run_dir = runs_dir(base) / name
     if (run_dir / "vm.json").exists():
         old = Vm.load(name, base)
-        if _alive(old.qemu_pid):
+        if pid_alive(old.qemu_pid):
             raise FnError("vm_exists", f"VM {name} is running (./fn vm down {name} first)")
         down(name, base=base)
     if _netns_exists(plan.netns):
