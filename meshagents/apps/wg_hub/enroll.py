@@ -602,6 +602,20 @@ class Hub:
             raise FnError("device_unknown", f"no enrolled device {device_id!r}")
         return row.device_key
 
+    def leave(self, device_id: str, body: Any) -> dict[str, Any]:
+        """A device-signed leave (meshagents.trust.leave): checked against the enrolled device's key,
+        then the same revoke as the operator's, logged as the device's own request."""
+        from meshagents.trust import leave as leave_mod
+
+        row = self.store.peer(device_id)
+        if row is None or row.state != "enrolled":
+            raise FnError("device_unknown", f"no enrolled device {device_id!r}")
+        leave_mod.check(body, device_id, row.device_key)
+        self.store.log("device_left", device_id, "device-signed leave request")
+        out = self.revoke_peer(device_id)
+        out["left"] = True
+        return out
+
     def audit_post(self, device_id: str, body: Any) -> dict[str, Any]:
         return audit_ingest.ingest(self.store, device_id, self._device_key(device_id), body)
 

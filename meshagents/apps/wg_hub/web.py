@@ -42,6 +42,9 @@ STATUS: dict[str, int] = {
     "token_used": 401,
     "unauthorized": 401,
     "audit_signature_invalid": 401,
+    "leave_signature_invalid": 401,
+    "leave_expired": 401,
+    "leave_invalid": 422,
     "peer_unknown": 404,
     "device_unknown": 404,
     "enrollment_unknown": 404,
@@ -284,6 +287,11 @@ def operator_app(hub: Hub, api_token: str) -> FastAPI:
         """A device ships audit entries + a checkpoint signed by its device key (no bearer token)."""
         result: dict[str, Any] = await run_in_threadpool(hub.audit_post, device_id, body)
         return result
+
+    @app.post("/api/peers/{device_id}/leave")
+    def leave(device_id: DEVICE_ID, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+        """The device leaves the mesh: a request signed by its own device key (no bearer) revokes it."""
+        return hub.leave(device_id, body)
 
     @app.get("/api/audit/{device_id}", dependencies=guarded)
     def audit_get(device_id: DEVICE_ID) -> dict[str, Any]:
