@@ -46,8 +46,8 @@ from meshagents.apps.device_agent.pipeline import Pipeline  # noqa: E402
 from meshagents.bus import ENVELOPE_EVENT, RESULT_EVENT, STATUS_EVENT  # noqa: E402
 from meshagents.matrix.client import ClientConfig, Incoming, MatrixClient  # noqa: E402
 from meshagents.matrix.homeserver import EmbeddedSynapse  # noqa: E402
-from tests.fixtures.synapse import free_port  # noqa: E402
-from tests.unit.agent.rig import make_rig  # noqa: E402
+from tests.testbed.agent_rig import make_rig  # noqa: E402
+from tests.testbed.synapse import free_port  # noqa: E402
 
 
 def pct(values: list[float], p: float) -> float:

@@ -51,7 +51,7 @@ from meshagents.trust import manifest as trust_manifest
 from meshagents.trust.keystore import CONTROLLER_KEY, init_signing_key
 from meshagents.trust.noncestore import NonceStore
 from meshagents.trust.signing import public_b64
-from tests.integration.bot.conftest import CAPABILITIES, TestDevice, sign_manifest
+from tests.testbed.bot_world import CAPABILITIES, TestDevice, sign_manifest
 
 FAST: dict[str, Any] = {"backoff_max": 1.0, "sync_timeout_ms": 3_000}
 

@@ -2,7 +2,7 @@
 
     ./fn bench docker          (or: .venv/bin/python bench/bench_docker.py; root)
 
-Starts a throwaway engine in its own network namespace (tests/fixtures/docker_engine.py)
+Starts a throwaway engine in its own network namespace (tests/testbed/docker_engine.py)
 and prints medians (p95) in milliseconds:
 
 - engine cold start (netns + dockerd + image import) and full teardown;
@@ -62,8 +62,8 @@ def run() -> None:
     from meshagents.docker.engine import connect, get_container
     from meshagents.errors import FnError
     from meshagents.runtime.api import call
-    from tests.fixtures.docker_engine import engine_running
-    from tests.integration.docker.test_enroll import minimal_hub
+    from tests.testbed.docker_engine import engine_running
+    from tests.testbed.docker_hub import minimal_hub
 
     t0 = time.perf_counter()
     with engine_running() as eng:

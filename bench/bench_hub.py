@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_hub.py [--devices 8] [--period 1.0] [--trials 12]
 
-(root; wireguard-go, nftables). Builds the integration rig (tests/integration/hub):
+(root; wireguard-go, nftables). Builds the integration rig (tests/integration/apps/wg_hub):
 a hub namespace running the real wg_hub service, device namespaces, all per-run names,
 torn down at the end. Prints, in one run:
 
@@ -46,7 +46,7 @@ from meshagents.runtime.api import call
 from meshagents.wg.model import PeerSpec
 from meshagents.wg.uapi import render_set
 from meshagents.wg.userspace import UserspaceBackend
-from tests.integration.hub.conftest import OPERATOR_PORT, DeviceNs, HubRig, hub_rig_cm, in_netns
+from tests.testbed.hub_rig import OPERATOR_PORT, DeviceNs, HubRig, hub_rig_cm, in_netns
 
 
 def stats(samples: list[float]) -> str:

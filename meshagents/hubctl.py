@@ -132,6 +132,9 @@ def start(config: Path, wait_s: float) -> dict[str, Any]:
         if healthy(cfg):
             return {"pid": proc.pid, "started": True, "healthy": True, "log": str(log)}
         time.sleep(0.1)
+    # Not healthy in time: stop what we started, so a retry does not find a half-up hub
+    # holding the ports and the pid file.
+    stop(config, wait_s=5.0)
     raise FnError("hub_start_timeout", f"no /healthz on {operator_base(cfg)} after {wait_s} s (log: {log})")
 
 

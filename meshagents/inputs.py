@@ -22,8 +22,9 @@ import re
 from urllib.parse import urlsplit
 
 from meshagents.errors import FnError
+from meshagents.trust.models import DEVICE_NAME_PATTERN
 
-DEVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,127}$")  # the manifest's NAME_PATTERN
+DEVICE_NAME = re.compile(DEVICE_NAME_PATTERN)  # the manifest's, one owner
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
@@ -115,7 +116,7 @@ def check_host_port(value: str, *, what: str = "endpoint") -> str:
 
 
 def check_device_name(value: str) -> str:
-    """A device name: lowercase letters, digits, ``_ . -``, starting with a letter or digit, ≤ 128."""
+    """A device name: lowercase letters, digits, ``_ . -``, starting with a letter or digit, ≤ 63."""
     if not DEVICE_NAME.match(value):
         raise FnError("bad_device_name",
                       f"device name {value!r}: use lowercase letters, digits, '-', '_' or '.', "

@@ -8,15 +8,14 @@ go green by skipping.
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
-ROOT = Path(__file__).resolve().parent.parent
+from tests.testbed.host import IN_CI, ROOT, require_binary, require_root
+
+__all__ = ["ROOT", "require_binary", "require_root"]
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -27,17 +26,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"skipped under CI=true, which counts as a failure: {reason}"
-
-
-def require_root() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
-
-
-def require_binary(*names: str) -> None:
-    missing = [n for n in names if shutil.which(n) is None]
-    if missing:
-        pytest.skip(f"needs {', '.join(missing)} (installed by .ci/run)")
 
 
 @pytest.fixture

@@ -37,6 +37,8 @@ from meshagents.trust.canonical import b64decode
 # Distribution directories first: a file dropped into /usr/local cannot shadow a system binary.
 DEFAULT_SEARCH_PATH = ("/usr/bin", "/bin", "/usr/sbin", "/sbin", "/usr/local/bin", "/usr/local/sbin")
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.\-]{0,127}$"
+# A device name is also its WireGuard ledger name and its room alias: the ledger holds 63.
+DEVICE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.\-]{0,62}$"
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$"
 HEX64 = r"^[0-9a-f]{64}$"
 
@@ -190,7 +192,7 @@ class Manifest(_Model):
 
     type: Literal["meshagents.manifest.v1"] = "meshagents.manifest.v1"
     device_id: str = Field(pattern=ID_PATTERN)
-    device_name: str = Field(pattern=NAME_PATTERN)
+    device_name: str = Field(pattern=DEVICE_NAME_PATTERN)
     device_key: str = Field(description="device ed25519 public key (signs audit checkpoints)")
     wg_public_key: str = Field(description="device WireGuard X25519 public key")
     mesh_address: str
@@ -251,7 +253,7 @@ class EnrollmentToken(_Model):
 
     type: Literal["meshagents.enrollment_token.v1"] = "meshagents.enrollment_token.v1"
     token_id: str = Field(pattern=r"^[A-Za-z0-9_\-]{16,64}$")
-    device_name: str = Field(pattern=NAME_PATTERN)
+    device_name: str = Field(pattern=DEVICE_NAME_PATTERN)
     hub_endpoint: str
     hub_public_key: str
     profile: str = Field(pattern=NAME_PATTERN)

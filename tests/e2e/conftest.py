@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from meshagents.testbed.rig import Rig
-from tests.conftest import require_binary, require_root
+from tests.testbed.host import require_binary, require_root
 
 if TYPE_CHECKING:
     from tests.element.driver import ElementClient

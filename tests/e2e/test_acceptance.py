@@ -279,7 +279,7 @@ async def test_relative_paths_rejected_args(rig: Rig) -> None:
 async def test_symlink_out_of_a_prefix_refused_by_the_device(rig: Rig) -> None:
     """A link under /tmp pointing at /etc/shadow: the bot's lexical check cannot see the
     device's disk and lets it through; the device resolves it and refuses rejected_args
-    (room and chain). Swapped links during a request: tests/integration/agent."""
+    (room and chain). Swapped links during a request: tests/integration/apps/device_agent."""
     link = Path(f"/tmp/e2e-link-{SUFFIX}")
     link.symlink_to("/etc/shadow")
     try:
@@ -347,8 +347,8 @@ async def test_replay_rejected_nonce(rig: Rig) -> None:
 def test_rogue_signer_refused(tmp_path: Path) -> None:
     """A manifest signed by a non-operator key at enrollment -> refused, no peer installed,
     `manifest_invalid_signature` in the hub log: a hub rig signing with a rogue key."""
-    from tests.integration.hub.conftest import hub_rig_cm
-    from tests.integration.hub.test_rogue import test_manifest_signed_by_other_key_is_refused
+    from tests.integration.apps.wg_hub.test_rogue import test_manifest_signed_by_other_key_is_refused
+    from tests.testbed.hub_rig import hub_rig_cm
 
     state = tmp_path / "hub-state"
     state.mkdir(mode=0o700)
@@ -599,7 +599,7 @@ async def test_kill9_mid_command_then_restart(rig: Rig) -> None:
 async def test_revoke_from_dashboard(own_rig: Rig) -> None:
     """Revoke pc-aurgi from the dashboard (Chromium) -> gone from wg_status in < 5 s; the next
     command answers peer_revoked."""
-    from tests.integration.dashboard.conftest import CHROMIUM, CHROMIUM_ARGS
+    from tests.testbed.cockpit import CHROMIUM, CHROMIUM_ARGS
 
     rig = own_rig
     name = PC

@@ -32,7 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from meshagents.apps.wg_hub.enroll import Hub
 from meshagents.errors import FnError
-from meshagents.trust.models import NAME_PATTERN
+from meshagents.trust.models import DEVICE_NAME_PATTERN, NAME_PATTERN
 
 log = logging.getLogger("wg_hub")
 
@@ -100,7 +100,7 @@ class PeerAddRequest(_Strict):
 
 
 class TokenRequest(_Strict):
-    device_name: str = Field(pattern=NAME_PATTERN, max_length=63)
+    device_name: str = Field(pattern=DEVICE_NAME_PATTERN)
     profile: str = Field(default="default", pattern=NAME_PATTERN)
     ttl_s: int = Field(default=600, ge=1, le=7 * 86400)
 

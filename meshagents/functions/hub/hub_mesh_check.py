@@ -25,9 +25,8 @@ def hub_mesh_check(
             address and operator port.
         interface: this device's mesh interface, whose hub handshake is reported.
         config_dir: directory of that interface's config (and ledger, if any).
-        netns: network namespace name under /run/netns of that interface, for the handshake report only (the
-            URL is polled from this process's namespace); default: the ledger's, if any, else the root
-            namespace.
+        netns: network namespace name under /run/netns of that interface: the URL is polled from it and
+            its handshake reported; default: this process's namespace (and the ledger's for the report).
         timeout_s: seconds to keep polling (1 s per attempt) before failing with mesh_unreachable.
     """
     import json
@@ -35,25 +34,28 @@ def hub_mesh_check(
     import urllib.request
 
     from meshagents.runtime.api import call
+    from meshagents.wg.netns import call_in
 
     if not url.startswith(("http://", "https://")):
         raise FnError("bad_usage", "url must be http(s)")
 
+    def poll() -> Any:
+        last = "no answer"
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=1.0) as resp:  # noqa: S310 - http(s) checked above
+                    return json.loads(resp.read())
+            except urllib.error.HTTPError as exc:
+                last = f"HTTP {exc.code}"
+            except (urllib.error.URLError, OSError, ValueError) as exc:
+                last = type(exc).__name__
+            if time.perf_counter() > deadline:
+                raise FnError("mesh_unreachable", f"{url} did not answer within {timeout_s} s ({last})")
+            time.sleep(0.05)
+
     t0 = time.perf_counter()
     deadline = t0 + timeout_s
-    last = "no answer"
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=1.0) as resp:  # noqa: S310 - http(s) checked above
-                body = json.loads(resp.read())
-                break
-        except urllib.error.HTTPError as exc:
-            last = f"HTTP {exc.code}"
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            last = type(exc).__name__
-        if time.perf_counter() > deadline:
-            raise FnError("mesh_unreachable", f"{url} did not answer within {timeout_s} s ({last})")
-        time.sleep(0.05)
+    body = call_in(netns or None, poll)
     elapsed_ms = (time.perf_counter() - t0) * 1000.0
     status = call(
         "wg_status", caller="hub_mesh_check", interface=interface, config_dir=config_dir, netns=netns

@@ -6,6 +6,7 @@ import base64
 from pathlib import Path
 from typing import Any
 
+from meshagents.errors import FnError
 from meshagents.runtime.catalog import function
 
 
@@ -39,9 +40,12 @@ def wg_peer_add(
         preshared: use a preshared key from the key store (wg/preshared/<name>), made and stored the first
             time; ignored when preshared_key_file is given.
         preshared_key_file: file with a base64 32-byte preshared key to use for this peer.
-        persistent_keepalive: keepalive interval in seconds the hub sends to this peer (0 turns it off);
-            default: keep the peer's current setting, none for a new peer.
+        persistent_keepalive: keepalive interval in seconds the hub sends to this peer, 0-65535 (0 turns
+            it off); default: keep the peer's current setting, none for a new peer.
     """
+    if persistent_keepalive is not None and not 0 <= persistent_keepalive <= 65535:
+        # WireGuard's field is 16 bits; a negative value would reach the UAPI as garbage.
+        raise FnError("bad_keepalive", f"persistent_keepalive {persistent_keepalive}: use 0-65535 seconds")
     from meshagents.runtime.api import call
     from meshagents.wg import peers
     from meshagents.wg.client import read_key_file

@@ -5,7 +5,7 @@
     eng.docker_host              # "unix:///tmp/mrk-<sfx>/docker.sock" for the device agent
     eng.stop()                   # containers, dockerd, shims, mounts, cgroups, run dir
 
-The recipe of FIELD-NOTES (Docker), shared with tests/fixtures/docker_engine.py, which
+The recipe of FIELD-NOTES (Docker), shared with tests/testbed/docker_engine.py, which
 imports ``rootfs_tar``, ``shim_pids``, ``cleanup_cgroups`` and ``unmount_under`` from
 here: ``--bridge=none`` and no iptables, so no pull and no container traffic can leave
 the machine; an absolute cgroup parent; an image imported from a busybox rootfs built

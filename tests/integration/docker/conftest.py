@@ -1,4 +1,4 @@
-"""Docker integration tests share one real engine per session (tests/fixtures/docker_engine.py)."""
+"""Docker integration tests share one real engine per session (tests/testbed/docker_engine.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.docker_engine import DockerEngine, docker_engine
+from tests.testbed.docker_engine import DockerEngine, docker_engine
 
 __all__ = ["docker_engine", "sleeper", "stopped"]
 

@@ -1,6 +1,6 @@
 """docker_container_enroll on a real engine: light-mode manifest entries, deep-mode mesh peer.
 
-Deep mode needs a hub: a minimal one is built here with raw commands (a namespace, a
+Deep mode needs a hub: a minimal one (tests/testbed/docker_hub.py) built with raw commands (a namespace, a
 veth pair into the engine's namespace, wireguard-go and `wg set`), independent of the
 mesh layer's own code, so this test checks our side against plain WireGuard tools.
 
@@ -13,13 +13,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import os
-import secrets
-import subprocess
-import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +23,10 @@ from meshagents.docker import deep, uapi
 from meshagents.docker.engine import connect, get_container
 from meshagents.errors import FnError
 from meshagents.runtime.api import call
-from tests.conftest import require_binary
-from tests.fixtures.docker_engine import DockerEngine
+from tests.testbed.docker_engine import DockerEngine
+from tests.testbed.docker_hub import minimal_hub
+from tests.testbed.docker_hub import sh as _sh
+from tests.testbed.host import require_binary
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
 
@@ -119,85 +115,7 @@ def test_light_mode_warns_refuses_missing_and_works_on_stopped(
     assert err.value.code == "container_not_found"
 
 
-# --- deep mode: a minimal hub -----------------------------------------------------------
-
-
-def _sh(*cmd: str) -> str:
-    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-
-
-@dataclass
-class Hub:
-    netns: str
-    iface: str
-    public_key: str
-    endpoint: str
-    proc: subprocess.Popen[bytes]
-
-    def add_peer(self, public_key: str, address: str) -> None:
-        _sh("wg", "set", self.iface, "peer", public_key, "allowed-ips", f"{address}/32")
-
-    def peer(self, public_key: str) -> dict[str, str]:
-        """The hub's view of one peer, from `wg show <iface> dump`."""
-        for line in _sh("wg", "show", self.iface, "dump").splitlines()[1:]:
-            f = line.split("\t")
-            if f[0] == public_key:
-                return {"endpoint": f[2], "allowed_ips": f[3], "latest_handshake": f[4], "rx": f[5]}
-        return {}
-
-
-@contextlib.contextmanager
-def minimal_hub(eng: DockerEngine) -> Iterator[Hub]:
-    """A hub namespace linked by veth to the engine's namespace (never to the root one)."""
-    sfx = secrets.token_hex(3)
-    netns, iface, vh, vd = f"dkhub-{sfx}", f"dkh{sfx}", f"dkv{sfx}", f"dkw{sfx}"
-    n = int(sfx[:2], 16)
-    hub_ip, host_ip = f"198.19.{n}.1", f"198.19.{n}.2"
-    _sh("ip", "netns", "add", netns)
-    proc: subprocess.Popen[bytes] | None = None
-    keydir = Path(tempfile.mkdtemp(prefix="hubkey-"))
-    try:
-        _sh("ip", "-n", netns, "link", "set", "lo", "up")
-        # Created straight inside the two test namespaces: the root namespace never sees it.
-        _sh("ip", "link", "add", vh, "netns", netns, "type", "veth", "peer", "name", vd, "netns", eng.netns)
-        _sh("ip", "-n", netns, "addr", "add", f"{hub_ip}/30", "dev", vh)
-        _sh("ip", "-n", eng.netns, "addr", "add", f"{host_ip}/30", "dev", vd)
-        _sh("ip", "-n", netns, "link", "set", vh, "up")
-        _sh("ip", "-n", eng.netns, "link", "set", vd, "up")
-        env = dict(os.environ, WG_PROCESS_FOREGROUND="1")
-        proc = subprocess.Popen(
-            ["nsenter", f"--net=/run/netns/{netns}", "wireguard-go", "-f", iface],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 5
-        while not uapi.socket_path(iface).exists():
-            assert time.monotonic() < deadline, "hub wireguard-go did not start"
-            time.sleep(0.005)
-        private = _sh("wg", "genkey").strip()
-        (keydir / "k").write_text(private)
-        os.chmod(keydir / "k", 0o600)
-        public = subprocess.run(
-            ["wg", "pubkey"], input=private, capture_output=True, text=True
-        ).stdout.strip()
-        _sh("wg", "set", iface, "private-key", str(keydir / "k"), "listen-port", "51820")
-        _sh("ip", "-n", netns, "addr", "add", "10.42.0.1/24", "dev", iface)
-        _sh("ip", "-n", netns, "link", "set", iface, "up")
-        yield Hub(netns, iface, public, f"{hub_ip}:51820", proc)
-    finally:
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        subprocess.run(["ip", "-n", eng.netns, "link", "del", vd], capture_output=True)
-        subprocess.run(["ip", "netns", "delete", netns], capture_output=True)
-        for f in keydir.iterdir():
-            f.unlink()
-        keydir.rmdir()
+# --- deep mode: a minimal hub (tests/testbed/docker_hub.py) ---------------------------
 
 
 def _wg_go_pids(iface: str) -> list[int]:

@@ -9,7 +9,7 @@ import pytest
 
 from meshagents.errors import FnError
 from meshagents.runtime.api import call
-from tests.fixtures.docker_engine import DockerEngine
+from tests.testbed.docker_engine import DockerEngine
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
 

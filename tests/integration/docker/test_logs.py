@@ -13,7 +13,7 @@ from meshagents.docker import logs
 from meshagents.docker.engine import connect, get_container
 from meshagents.errors import FnError
 from meshagents.runtime.api import call
-from tests.fixtures.docker_engine import DockerEngine
+from tests.testbed.docker_engine import DockerEngine
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
 

@@ -13,8 +13,8 @@ import pytest
 from canonicaljson import encode_canonical_json
 
 from meshagents.matrix.client import MatrixClient
-from tests.fixtures.synapse import SynapseServer
-from tests.integration.matrix.conftest import MakeClient
+from tests.testbed.matrix_clients import MakeClient
+from tests.testbed.synapse import SynapseServer
 
 pytestmark = pytest.mark.integration
 

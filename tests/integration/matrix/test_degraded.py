@@ -8,8 +8,8 @@ import time
 import pytest
 
 from meshagents.matrix.client import Incoming, MatrixClient
-from tests.fixtures.synapse import SynapseServer
-from tests.integration.matrix.conftest import MakeClient
+from tests.testbed.matrix_clients import MakeClient
+from tests.testbed.synapse import SynapseServer
 
 pytestmark = pytest.mark.integration
 

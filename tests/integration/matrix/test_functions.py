@@ -18,10 +18,10 @@ from meshagents.errors import FnError
 from meshagents.matrix.client import Incoming, MatrixClient
 from meshagents.matrix.settings import Credentials, account_dir
 from meshagents.runtime.api import call
-from tests.fixtures.synapse import SynapseServer
+from tests.testbed.host import ROOT
+from tests.testbed.synapse import SynapseServer
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[3]
 
 
 def fn_run(function_id: str, **params: Any) -> Any:
@@ -158,7 +158,7 @@ async def test_operator_key_ship_posts_the_rotation(
     from meshagents.bus import ROTATION_EVENT
     from meshagents.trust import manifest as manifest_mod
     from meshagents.trust.rotation import make_statement
-    from tests.unit.trust.conftest import Keys, manifest_body
+    from tests.testbed.trust_keys import Keys, manifest_body
 
     name = matrix_settings["suffix"]
     account = await asyncio.to_thread(call, "matrix_account_provision", device_name=name)

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from meshagents.matrix.client import Incoming
-from tests.fixtures.synapse import SynapseServer
-from tests.integration.matrix.conftest import MakeClient
+from tests.testbed.matrix_clients import MakeClient
+from tests.testbed.synapse import SynapseServer
 
 pytestmark = pytest.mark.integration
 

@@ -16,8 +16,8 @@ from meshagents.errors import FnError
 from meshagents.matrix import crosssign
 from meshagents.matrix import secretstore as ss
 from meshagents.matrix.recovery import Account, create_recovery, recovery_status, rotate_recovery
-from tests.fixtures.synapse import SynapseServer
-from tests.integration.matrix.conftest import MakeClient
+from tests.testbed.matrix_clients import MakeClient
+from tests.testbed.synapse import SynapseServer
 
 pytestmark = pytest.mark.integration
 

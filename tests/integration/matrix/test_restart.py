@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 from meshagents.matrix.client import Incoming, MatrixClient
-from tests.integration.matrix.conftest import MakeClient
+from tests.testbed.matrix_clients import MakeClient
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from meshagents.matrix.client import Incoming
-from tests.integration.matrix.conftest import MakeClient
+from tests.testbed.matrix_clients import MakeClient
 
 pytestmark = pytest.mark.integration
 

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_binary, require_root
-from tests.fixtures.sshd import SshHost
+from tests.testbed.host import ROOT, require_binary, require_root
+from tests.testbed.sshd import SshHost
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
-ROOT = Path(__file__).resolve().parents[3]
 
 
 def sh(*argv: str) -> None:

@@ -2,8 +2,8 @@
 
 ``pass_store`` yields a :class:`PassEnv` (GNUPGHOME and PASSWORD_STORE_DIR made for
 this test, 0700) and kills that home's gpg-agent at teardown, even on failure.
-Importable by other domains as ``tests.integration.trust.conftest`` if they need
-``FN_KEYSTORE=pass`` with a real store.
+If another area needs ``FN_KEYSTORE=pass`` with a real store, this rig moves to
+tests/testbed/.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_binary
+from tests.testbed.host import require_binary
 
 GPG_PARAMS = """%no-protection
 Key-Type: eddsa

@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-from tests.fixtures.mesh import mesh, mesh_factory  # noqa: F401
+from tests.testbed.mesh import mesh, mesh_factory  # noqa: F401

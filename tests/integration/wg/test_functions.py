@@ -9,14 +9,15 @@ from pathlib import Path
 import pytest
 
 from meshagents.errors import FnError
-from tests.fixtures.mesh import Mesh
+from tests.testbed.host import ROOT
+from tests.testbed.mesh import Mesh
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
 
 
 def test_install_dry_run_plans_nothing_here() -> None:
     """wireguard-tools and wireguard-go are installed here and the kernel has no module."""
-    from tests.conftest import require_binary
+    from tests.testbed.host import require_binary
 
     require_binary("dpkg-query", "wg", "wireguard-go")
     out = Mesh.call("wg_install", dry_run=True, hub=True)
@@ -62,7 +63,7 @@ def test_client_config_qr_and_private_key(mesh: Mesh, tmp_path: Path) -> None:
 
 
 def test_cli_error_codes(mesh: Mesh) -> None:
-    root = Path(__file__).resolve().parents[3]
+    root = ROOT
     proc = subprocess.run(
         [str(root / "fn"), "run", "wg_peer_add", "--public-key", "not-a-key",
          "--interface", mesh.hub.interface, "--config-dir", str(mesh.hub.config_dir)],

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from meshagents.errors import FnError
-from tests.fixtures.mesh import Mesh, Node
+from tests.testbed.host import ROOT
+from tests.testbed.mesh import Mesh, Node
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
 
@@ -213,7 +214,7 @@ def test_interface_down_and_back(mesh: Mesh) -> None:
 def test_cli_run_leaves_the_hub_up(mesh_factory: Callable[..., Mesh], tmp_path: Path) -> None:
     """A short `./fn run` call: the wireguard-go daemon must outlive it."""
     m = mesh_factory(devices=0)
-    root = Path(__file__).resolve().parents[3]
+    root = ROOT
     iface = f"wc{m.suffix}"
     cfg = tmp_path / "cli-hub"
     proc = subprocess.run(
@@ -250,7 +251,7 @@ def test_two_hundred_peers_added_and_listed(mesh_factory: Callable[..., Mesh]) -
 
 def test_configs_are_what_wg_quick_reads(mesh: Mesh) -> None:
     """The real wg-quick/wg parse our files: applying the hub's config with `wg syncconf` changes nothing."""
-    from tests.conftest import require_binary
+    from tests.testbed.host import require_binary
 
     require_binary("wg-quick", "wg")
     hub_conf = mesh.hub.config_dir / f"{mesh.hub.interface}.conf"

@@ -14,8 +14,7 @@ from nacl.signing import SigningKey
 from meshagents.errors import FnError
 from meshagents.trust.audit import COLUMNS, AuditLog, verify_chain
 from meshagents.trust.signing import public_b64
-
-from .conftest import Keys
+from tests.testbed.trust_keys import Keys
 
 pytestmark = pytest.mark.unit
 

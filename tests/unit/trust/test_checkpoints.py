@@ -23,9 +23,8 @@ from meshagents.trust.checkpoints import (
 )
 from meshagents.trust.models import Manifest
 from meshagents.trust.signing import public_b64
-
-from . import tamper
-from .conftest import Keys
+from tests.testbed import tamper
+from tests.testbed.trust_keys import Keys
 
 pytestmark = pytest.mark.unit
 

@@ -21,8 +21,7 @@ from meshagents.trust.canonical import canonical_bytes, loads_strict
 from meshagents.trust.models import Envelope, Manifest
 from meshagents.trust.noncestore import NonceStore
 from meshagents.trust.signing import TYPE_ENVELOPE, public_b64, sign_payload
-
-from .conftest import Keys, manifest_body
+from tests.testbed.trust_keys import Keys, manifest_body
 
 pytestmark = pytest.mark.unit
 

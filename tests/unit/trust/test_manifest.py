@@ -19,8 +19,7 @@ from meshagents.trust import manifest as M
 from meshagents.trust.canonical import canonical_bytes, loads_strict
 from meshagents.trust.models import Manifest
 from meshagents.trust.signing import TYPE_TOKEN, sign_payload, verify_payload
-
-from .conftest import Keys, manifest_body
+from tests.testbed.trust_keys import Keys, manifest_body
 
 pytestmark = pytest.mark.unit
 

@@ -186,7 +186,7 @@ def _inside(path: str, prefix: str) -> bool:
 def test_property_accepted_paths_stay_inside(
     fs: Path, keys: Any, words: list[str], use_cwd: bool, dashdash: bool
 ) -> None:
-    from tests.unit.trust.conftest import manifest_body
+    from tests.testbed.trust_keys import manifest_body
 
     prefix = str(fs / "p")
     words = [w.replace("@R/", f"{fs}/").replace("@P/", f"{prefix}/") for w in words]
@@ -245,7 +245,7 @@ def test_a_fake_resolver_keeps_the_core_testable(make_manifest: Callable[..., Ma
 @pytest.mark.parametrize("prefix", ["/", "/var", "/var/lib", "/var/lib/meshagents", "/var/lib/meshagents/x"])
 def test_signing_refuses_a_manifest_reaching_the_agent_state(keys: Any, prefix: str) -> None:
     from meshagents.errors import FnError
-    from tests.unit.trust.conftest import manifest_body
+    from tests.testbed.trust_keys import manifest_body
 
     body = manifest_body(keys, capabilities=[{"name": "fs.read", "path_prefixes": [prefix]}])
     with pytest.raises(FnError) as err:
@@ -256,7 +256,7 @@ def test_signing_refuses_a_manifest_reaching_the_agent_state(keys: Any, prefix: 
 
 def test_the_state_check_covers_cwd_visible_and_callers_paths(keys: Any) -> None:
     from meshagents.errors import FnError
-    from tests.unit.trust.conftest import manifest_body
+    from tests.testbed.trust_keys import manifest_body
 
     ok = manifest_body(keys, capabilities=[{"name": "fs.read", "path_prefixes": ["/var/lib/other", "/home"]}])
     M.sign(ok, keys.operator)
@@ -278,7 +278,7 @@ def test_the_state_check_covers_cwd_visible_and_callers_paths(keys: Any) -> None
 
 def test_an_old_manifest_verifies_unchanged(keys: Any) -> None:
     """Signed before subcommands/visible existed (no such keys): still verifies exactly."""
-    from tests.unit.trust.conftest import manifest_body
+    from tests.testbed.trust_keys import manifest_body
 
     signed = M.sign(manifest_body(keys), keys.operator).model_dump(mode="json")
     assert all("subcommands" not in c and "visible" not in c for c in signed["capabilities"])

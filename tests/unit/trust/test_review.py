@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,8 +12,8 @@ from hypothesis import strategies as st
 
 from meshagents.errors import FnError
 from meshagents.trust import review
+from tests.testbed.host import ROOT
 
-ROOT = Path(__file__).resolve().parents[3]
 GOLDEN = ROOT / "tests" / "resources" / "review" / "table.txt"
 KEY_A, KEY_B, KEY_OP = "A" * 43 + "=", "B" * 43 + "=", "O" * 43 + "="
 

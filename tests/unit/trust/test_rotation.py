@@ -19,8 +19,7 @@ from meshagents.trust.rotation import (
     verify_statement,
 )
 from meshagents.trust.signing import public_b64
-
-from .conftest import manifest_body
+from tests.testbed.trust_keys import manifest_body
 
 pytestmark = pytest.mark.unit
 
@@ -52,7 +51,7 @@ def test_fork_and_forgery_refused() -> None:
 def test_rotate_in_the_file_store(state_dir: Path) -> None:
     store = FileKeyStore()
     old, _ = init_signing_key(OPERATOR_KEY, store)
-    from .conftest import Keys
+    from tests.testbed.trust_keys import Keys
 
     keys = Keys()
     keys.operator = old

@@ -14,8 +14,7 @@ from meshagents.errors import FnError
 from meshagents.trust import tokens as T
 from meshagents.trust.canonical import b64url_decode, b64url_encode
 from meshagents.trust.signing import public_b64
-
-from .conftest import Keys
+from tests.testbed.trust_keys import Keys
 
 pytestmark = pytest.mark.unit
 NOW = 1_800_000_000
@@ -97,8 +96,7 @@ def test_reordered_or_reencoded_payload_refused(keys: Keys) -> None:
 
 def test_a_manifest_signature_is_not_a_token(keys: Keys) -> None:
     from meshagents.trust import manifest as M
-
-    from .conftest import manifest_body
+    from tests.testbed.trust_keys import manifest_body
 
     signed = M.sign(manifest_body(keys), keys.operator)
     _, compact = T.create(keys.operator, device_name="home-wsl", now=NOW)

@@ -16,8 +16,7 @@ from meshagents.trust.checkpoints import ManifestHistory, manifests_path
 from meshagents.trust.models import Manifest
 from meshagents.trust.paths import agent_config_path, audit_path
 from meshagents.trust.signing import public_b64
-
-from .conftest import Keys
+from tests.testbed.trust_keys import Keys
 
 pytestmark = pytest.mark.unit
 
