@@ -1,9 +1,10 @@
 """``meshagents leave``: the hub told (a device-signed request, the peer revoked), then the agent's
 service, its config and the mesh interface removed.
 
-The hub comes first because it is reached over the mesh this command is about to take
-down; when it cannot be reached, nothing local is touched unless ``--local`` says so
-(then the operator must revoke the device with ``/api/peers/<id>/revoke``). Kept: the
+The hub comes first, at its public enroll listener (``POST /enroll/leave``: the revoke
+takes the mesh path away before an answer could come back over it). When the hub cannot
+be reached, nothing local is touched unless ``--local`` says so (then the operator must
+revoke the device with ``/api/peers/<id>/revoke``). Kept: the
 device key, the audit chain and its checkpoints (the device's record of what it ran),
 so the chain can still be verified after leaving.
 """
@@ -29,7 +30,7 @@ def tell_hub(hub_url: str, device_id: str, timeout_s: float = 10.0) -> dict[str,
     from meshagents.trust.keystore import DEVICE_KEY, load_signing_key
 
     body = leave_mod.request(device_id, load_signing_key(DEVICE_KEY))
-    url = f"{hub_url.rstrip('/')}/api/peers/{device_id}/leave"
+    url = f"{hub_url.rstrip('/')}/enroll/leave"
     req = urllib.request.Request(  # noqa: S310 - the hub's http(s) URL from enrollment
         url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
     )
@@ -62,7 +63,7 @@ def leave(*, local: bool = False, progress: Progress | None = None) -> dict[str,
     opts = Options.from_json(jr.token, jr.options)
     r = jr.result
     out: dict[str, Any] = {"device_id": r.get("device_id")}
-    hub_url = _hub_url(r)
+    hub_url = _hub_url(opts)
     if r.get("device_id") and hub_url and "submit" in jr.done:
         try:
             out["hub"] = tell_hub(hub_url, str(r["device_id"]))
@@ -100,6 +101,9 @@ def leave(*, local: bool = False, progress: Progress | None = None) -> dict[str,
     return out
 
 
-def _hub_url(result: dict[str, Any]) -> str | None:
-    healthz = result.get("healthz_url")
-    return str(healthz).removesuffix("/healthz") if healthz else None
+def _hub_url(opts: Options) -> str:
+    """The hub's public enroll listener (the one enrollment used): not over the mesh, which the
+    revoke takes away before the answer could come back."""
+    from meshagents.trust import tokens
+
+    return (opts.hub_url or tokens.decode(opts.token).hub_endpoint).rstrip("/")

@@ -44,7 +44,9 @@ def _which(name: str) -> str | None:
 
 def bwrap_problem(as_nobody: bool) -> str | None:
     """None when bubblewrap makes a user namespace here (as the unprivileged agent would); else why not."""
-    bwrap = shutil.which("bwrap")  # PATH as given: what this device's operator installed
+    from meshagents.apps.device_agent.sandbox import find_bwrap
+
+    bwrap = find_bwrap()  # where the agent itself will look
     if bwrap is None:
         return "bubblewrap (bwrap) is not installed"
     true = _which("true") or "/bin/true"
@@ -86,12 +88,14 @@ def writable(path: Path) -> str | None:
         return f"{probe} is not a directory"
     if not os.access(probe, os.W_OK | os.X_OK):
         return "permission denied"
-    if probe == path:
-        try:
+    try:  # for real (a read-only mount, /proc, an immutable directory): made and removed at once
+        if probe == path:
             with tempfile.NamedTemporaryFile(dir=path, prefix=".enroll-probe-"):
                 pass
-        except OSError as exc:
-            return exc.strerror or str(exc)
+        else:
+            os.rmdir(tempfile.mkdtemp(dir=probe, prefix=".enroll-probe-"))
+    except OSError as exc:
+        return exc.strerror or str(exc)
     return None
 
 
@@ -124,6 +128,7 @@ def gather(
 ) -> Facts:
     from meshagents.wg.backend import kernel_available
     from meshagents.wg.systemd import has_systemd
+    from meshagents.wg.userspace import implementation
 
     is_root = os.geteuid() == 0
     plat = platform()
@@ -140,7 +145,7 @@ def gather(
         platform=plat,
         is_root=is_root,
         wg_kernel=own_tunnel and kernel_available(),
-        wireguard_go=_which("wireguard-go") is not None,
+        wireguard_go=shutil.which(implementation()) is not None,  # as the userspace backend looks
         wg_quick=_which("wg-quick") is not None,
         ip_tool=_which("ip") is not None,
         bwrap=bwrap_problem(as_nobody=is_root),

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
 from typing import Annotated, Any
 
 from fastapi import Body, Depends, FastAPI, Header, Path, Query, Request
@@ -71,7 +72,8 @@ STATUS: dict[str, int] = {
 
 KEY_PATTERN = r"^[A-Za-z0-9+/]{43}=$"
 BEARER = HTTPBearer(auto_error=False)  # module level: annotations are resolved in module globals
-DEVICE_ID = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")]
+DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$"
+DEVICE_ID = Annotated[str, Path(pattern=DEVICE_ID_PATTERN)]
 
 
 class _Strict(BaseModel):
@@ -208,6 +210,15 @@ def public_app(hub: Hub) -> FastAPI:
         """The device refused the manifest it got (bad signature): the hub removes the peer."""
         return hub.refused(req.token, req.reason)
 
+    @app.post("/enroll/leave")
+    def leave(body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+        """The device leaves the mesh: a request signed by its own device key revokes it. On this
+        listener, not over the mesh, because the revoke takes the mesh path away before the answer."""
+        device_id = body.get("device_id") if isinstance(body, dict) else None
+        if not isinstance(device_id, str) or not re.fullmatch(DEVICE_ID_PATTERN, device_id):
+            raise FnError("leave_invalid", "device_id missing or malformed")
+        return hub.leave(device_id, body)
+
     @app.post("/enroll/manifest")
     def manifest(req: ManifestRequest) -> JSONResponse:
         """Two-step signing: the device's manifest once the operator signed it (202 while it waits)."""
@@ -287,11 +298,6 @@ def operator_app(hub: Hub, api_token: str) -> FastAPI:
         """A device ships audit entries + a checkpoint signed by its device key (no bearer token)."""
         result: dict[str, Any] = await run_in_threadpool(hub.audit_post, device_id, body)
         return result
-
-    @app.post("/api/peers/{device_id}/leave")
-    def leave(device_id: DEVICE_ID, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
-        """The device leaves the mesh: a request signed by its own device key (no bearer) revokes it."""
-        return hub.leave(device_id, body)
 
     @app.get("/api/audit/{device_id}", dependencies=guarded)
     def audit_get(device_id: DEVICE_ID) -> dict[str, Any]:
