@@ -110,7 +110,7 @@ def _state() -> Path:
     return state_dir()
 
 
-def _call(fid: str, **kw: Any) -> Any:
+def call(fid: str, **kw: Any) -> Any:
     from meshagents.runtime.api import call
 
     return call(fid, caller=CALLER, **kw)
@@ -148,6 +148,32 @@ def check_device(opts: Options) -> tuple[precheck.Facts, ServiceKind, bool]:
     return facts, kind, own
 
 
+#: imported in a background thread while the main one waits for the hub's enrollment answer: pyroute2
+#: alone takes ~0.5 s to import, and enrollment is meant to take <= 2 s in all (issue 19)
+WARM_MODULES = (
+    "pyroute2",
+    "meshagents.wg.client",
+    "meshagents.functions.wg.wg_client_install",
+    "meshagents.functions.hub.hub_mesh_check",
+    "meshagents.functions.enrollment.enrollment_submit",
+    "meshagents.trust.sealing",
+)
+
+
+def _warm_up() -> None:
+    import importlib
+    import threading
+
+    def work() -> None:
+        for name in WARM_MODULES:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: S112 - only a head start: the step that needs it will say why
+                continue
+
+    threading.Thread(target=work, name="enroll-warm-up", daemon=True).start()
+
+
 def enroll(opts: Options, progress: Progress | None = None) -> dict[str, Any]:
     """A fresh enrollment with OPTS.token; see the module's docstring for the order."""
     progress = progress or Progress()
@@ -172,7 +198,7 @@ def enroll(opts: Options, progress: Progress | None = None) -> dict[str, Any]:
         sandbox_weak=opts.sandbox_weak or facts.platform == "termux",
     )
     with progress.step(2, "device_key", "device key (signs audit checkpoints; made here)"):
-        _call("device_key_init")
+        call("device_key_init")
     jr = journal_mod.Journal(
         token=opts.token, token_id=tok.token_id, device_name=tok.device_name, options=opts.to_json()
     )
@@ -218,14 +244,15 @@ def _run_steps(jr: journal_mod.Journal, opts: Options, state: Path, progress: Pr
     own = not opts.wg_config_only
 
     def submit() -> None:
-        res = _call("enrollment_submit", token=opts.token, hub_url=opts.hub_url, out_dir=opts.out_dir)
+        _warm_up()  # now: the main thread mostly waits for the hub's answer (peer add, commit, signing)
+        res = call("enrollment_submit", token=opts.token, hub_url=opts.hub_url, out_dir=opts.out_dir)
         _record(state, jr, "submit", **res)
         progress.say(f"enroll: manifest verified; mesh address {res['address']}")
 
     def wireguard() -> None:
         r = jr.result
         if own:
-            installed = _call(
+            installed = call(
                 "wg_client_install",
                 config_file=Path(r["client_config"]),
                 private_key_file=Path(r["wg_private_key_file"]),
@@ -255,7 +282,7 @@ def _run_steps(jr: journal_mod.Journal, opts: Options, state: Path, progress: Pr
         if not own:
             _record(state, jr, "mesh", mesh=None)
             return
-        res = _call(
+        res = call(
             "hub_mesh_check",
             url=r["healthz_url"],
             interface=opts.interface,

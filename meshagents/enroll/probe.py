@@ -24,9 +24,24 @@ from meshagents.enroll.precheck import Facts, Platform
 SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def platform() -> Platform:
-    from meshagents.wg.client import is_termux
+def is_termux() -> bool:
+    """As meshagents.wg.client.is_termux (not imported from there: that module pulls in pyroute2)."""
+    return "com.termux" in os.environ.get("PREFIX", "") or Path("/data/data/com.termux").is_dir()
 
+
+def kernel_wireguard() -> bool:
+    """The kernel has WireGuard: loaded or built in (/sys/module/wireguard), or a module modprobe would
+    load (wg-quick's ``ip link add type wireguard`` loads it). Cheap, unlike opening generic netlink."""
+    if Path("/sys/module/wireguard").is_dir():
+        return True
+    modprobe = _which("modprobe")
+    if modprobe is None:
+        return False
+    res = subprocess.run([modprobe, "--dry-run", "--quiet", "wireguard"], capture_output=True, check=False)
+    return res.returncode == 0
+
+
+def platform() -> Platform:
     if is_termux():
         return "termux"
     if not sys.platform.startswith("linux"):
@@ -126,7 +141,6 @@ def interface_taken(interface: str) -> str | None:
 def gather(
     *, hub_base: str, dirs: list[Path], interface: str, own_tunnel: bool, now: float | None = None
 ) -> Facts:
-    from meshagents.wg.backend import kernel_available
     from meshagents.wg.systemd import has_systemd
     from meshagents.wg.userspace import implementation
 
@@ -144,7 +158,7 @@ def gather(
         python=(sys.version_info[0], sys.version_info[1]),
         platform=plat,
         is_root=is_root,
-        wg_kernel=own_tunnel and kernel_available(),
+        wg_kernel=own_tunnel and kernel_wireguard(),
         wireguard_go=shutil.which(implementation()) is not None,  # as the userspace backend looks
         wg_quick=_which("wg-quick") is not None,
         ip_tool=_which("ip") is not None,
