@@ -43,9 +43,14 @@ def stats(samples: list[float]) -> str:
 
 def run(rig: HubRig, dev: DeviceNs, *argv: str) -> str:
     proc = subprocess.run(
-        [*nsenter(dev.netns), FN, *argv], cwd=ROOT, env=rig.env(dev.state), capture_output=True, text=True,
-        timeout=120, check=False,
-    )  # fmt: skip
+        [*nsenter(dev.netns), FN, *argv],
+        cwd=ROOT,
+        env=rig.env(dev.state),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv[:2])} failed: {proc.stderr[-800:]}")
     return proc.stdout
@@ -57,14 +62,32 @@ def old_pipeline(rig: HubRig, dev: DeviceNs) -> float:
     run(rig, dev, "run", "device_key_init")
     out = json.loads(run(rig, dev, "run", "enrollment_submit", "--token", token, "--hub-url", rig.public_url))
     run(
-        rig, dev, "run", "wg_client_install", "--config-file", out["client_config"],
-        "--private-key-file", out["wg_private_key_file"], "--interface", dev.interface,
-        "--config-dir", str(dev.config_dir), "--no-systemd",
-    )  # fmt: skip
+        rig,
+        dev,
+        "run",
+        "wg_client_install",
+        "--config-file",
+        out["client_config"],
+        "--private-key-file",
+        out["wg_private_key_file"],
+        "--interface",
+        dev.interface,
+        "--config-dir",
+        str(dev.config_dir),
+        "--no-systemd",
+    )
     run(
-        rig, dev, "run", "hub_mesh_check", "--url", out["healthz_url"], "--interface", dev.interface,
-        "--config-dir", str(dev.config_dir),
-    )  # fmt: skip
+        rig,
+        dev,
+        "run",
+        "hub_mesh_check",
+        "--url",
+        out["healthz_url"],
+        "--interface",
+        dev.interface,
+        "--config-dir",
+        str(dev.config_dir),
+    )
     return time.perf_counter() - t0
 
 
@@ -73,9 +96,20 @@ def new_command(rig: HubRig, dev: DeviceNs) -> tuple[float, dict[str, float]]:
     t0 = time.perf_counter()
     out = json.loads(
         run(
-            rig, dev, "enroll", "--token", token, "--hub", rig.public_url, "--interface", dev.interface,
-            "--config-dir", str(dev.config_dir), "--no-systemd", "--quiet",
-        )  # fmt: skip
+            rig,
+            dev,
+            "enroll",
+            "--token",
+            token,
+            "--hub",
+            rig.public_url,
+            "--interface",
+            dev.interface,
+            "--config-dir",
+            str(dev.config_dir),
+            "--no-systemd",
+            "--quiet",
+        )
     )
     return time.perf_counter() - t0, dict(out["timings_ms"])
 
@@ -109,7 +143,16 @@ def main() -> None:
         print(f"   new / old at the median: {ratio:.2f}; aim <= 2 s: {verdict}")
         print(f"   {'one bare start-up here (./fn --version)':<66} {stats(startup)}")
         print("   inside the new process, per step (median ms):")
-        for key in ("precheck", "device_key", "submit", "wireguard", "mesh", "agent_config", "service", "total"):
+        for key in (
+            "precheck",
+            "device_key",
+            "submit",
+            "wireguard",
+            "mesh",
+            "agent_config",
+            "service",
+            "total",
+        ):
             vals = [s[key] for s in steps if key in s]
             if vals:
                 print(f"      {key:<14} {statistics.median(vals):8.1f}")
