@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from meshagents.errors import FnError
+
 PROJECT = "meshagents"
 
 
@@ -29,6 +31,20 @@ def project_root() -> Path:
     if env:
         return Path(env)
     return Path(__file__).resolve().parent.parent
+
+
+def checkout_root(command: str) -> Path:
+    """The git checkout, for the developers' commands that read tests/, bench/, docs/ or
+    pyproject.toml (``fn test``, ``fn index``, ``fn doctor``, ...). An installed copy has
+    none of them: ``needs_checkout`` names the command instead of a stack trace."""
+    root = project_root()
+    if (root / "pyproject.toml").is_file() and (root / "tests").is_dir():
+        return root
+    raise FnError(
+        "needs_checkout",
+        f"'{command}' needs a checkout of the repository (tests/, docs/, pyproject.toml: git clone, then "
+        f"./fn {command} there, or FN_PROJECT_ROOT=<checkout>); this meshagents is installed at {root}",
+    )
 
 
 def package_dir(root: Path | None = None) -> Path:

@@ -7,7 +7,18 @@
 #   keys=$(step "make the hub key" fn_run wg_keygen)
 #   step "configure wg0" fn_run wg_hub_setup --interface wg0 >/dev/null
 
-FN="${FN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/fn}"
+# FN: the checkout's ./fn when run from a checkout (pipelines/ is a link to meshagents/pipelines/,
+# so .. is the checkout), else the installed program next to this Python (meshagents/pipelines/
+# inside site-packages), else `meshagents` on PATH.
+_fn_default() {
+    local here; here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+    if [ -x "$here/../fn" ]; then echo "$here/../fn"; return; fi
+    if [ -x "$here/../../fn" ]; then echo "$here/../../fn"; return; fi
+    local bin; bin="$(cd "$here/../../../../.." 2>/dev/null && pwd)/bin/meshagents"
+    if [ -x "$bin" ]; then echo "$bin"; return; fi
+    command -v meshagents || echo meshagents
+}
+FN="${FN:-$(_fn_default)}"
 FN_HOST="${FN_HOST:-}"
 PIPELINE_NAME="${PIPELINE_NAME:-$(basename "$0")}"
 export FN_CALLER="${FN_CALLER:-pipeline:$PIPELINE_NAME}"

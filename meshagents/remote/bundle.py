@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from meshagents.errors import FnError
-from meshagents.state import cache_dir, project_root
+from meshagents.state import cache_dir, checkout_root
 
 #: Extras whose functions make sense on a remote host (hub, devices).
 REMOTE_EXTRAS = ("net", "docker", "hub")
@@ -49,11 +49,23 @@ def parse_probe(output: str) -> RemotePlatform | None:
 
 
 def requirements(root: Path) -> list[str]:
+    """The core dependencies and those of REMOTE_EXTRAS, with the extras that name
+    other extras of the project (``meshagents[net,matrix]``) expanded."""
     data = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
     project = data["project"]
+    extras: dict[str, list[str]] = project.get("optional-dependencies", {})
     reqs = list(project.get("dependencies", []))
-    for extra in REMOTE_EXTRAS:
-        reqs += project.get("optional-dependencies", {}).get(extra, [])
+    todo, seen = list(REMOTE_EXTRAS), set()
+    while todo:
+        extra = todo.pop()
+        if extra in seen:
+            continue
+        seen.add(extra)
+        for req in extras.get(extra, []):
+            if req.startswith(project["name"] + "["):
+                todo += [e.strip() for e in req.split("[", 1)[1].rstrip("]").split(",")]
+            else:
+                reqs.append(req)
     return sorted(set(reqs))
 
 
@@ -122,7 +134,7 @@ def build_archive(root: Path, site: Path) -> bytes:
 
 
 def make_bundle(platform: RemotePlatform, root: Path | None = None) -> tuple[str, bytes]:
-    root = root or project_root()
+    root = root or checkout_root("run --host")
     bid = bundle_id(root, platform)
     cache = cache_dir() / "remote" / f"bundle-{bid}.tar.gz"
     cache.parent.mkdir(parents=True, exist_ok=True)

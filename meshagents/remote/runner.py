@@ -72,9 +72,9 @@ def probe(host: str, opts: SshOptions) -> RemotePlatform:
 
 def ensure_bundle(host: str, opts: SshOptions, platform: RemotePlatform) -> str:
     from meshagents.remote.bundle import bundle_id
-    from meshagents.state import project_root
+    from meshagents.state import checkout_root
 
-    bid = bundle_id(project_root(), platform)
+    bid = bundle_id(checkout_root("run --host"), platform)
     present = _ssh(host, has_bundle_command(bid), opts).stdout.decode().strip() == "present"
     if present:
         return bid

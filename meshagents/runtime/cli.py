@@ -16,7 +16,7 @@ import click
 
 from meshagents.errors import FnError, UsageError
 from meshagents.runtime.jsonout import dumps
-from meshagents.state import package_dir, project_root
+from meshagents.state import checkout_root, package_dir, project_root
 
 
 def _fail(exc: FnError) -> None:
@@ -203,7 +203,11 @@ def index_cmd(check: bool) -> None:
     """Rebuild meshagents/registry.toml from meshagents/functions/ (sorted, deterministic)."""
     from meshagents.runtime.indexer import build_index
 
-    root = project_root()
+    try:
+        root = checkout_root("index")
+    except FnError as exc:
+        _fail(exc)
+        return
     result, text = build_index(root)
     for problem in result.problems:
         click.echo(str(problem), err=True)
@@ -222,6 +226,26 @@ def index_cmd(check: bool) -> None:
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(path)
     click.echo(f"meshagents/registry.toml: {len(result.entries)} functions")
+
+
+@cli.command("dist")
+@click.option("--outdir", type=click.Path(path_type=Path), default=None, help="Default: <checkout>/dist.")
+def dist_cmd(outdir: Path | None) -> None:
+    """Build the sdist and the wheel (python -m build, backend pinned in pyproject.toml)."""
+    import subprocess
+
+    try:
+        root = checkout_root("dist")
+    except FnError as exc:
+        _fail(exc)
+        return
+    out = outdir or root / "dist"
+    # build's isolated environment installs the pinned setuptools, not the venv's own
+    proc = subprocess.run([sys.executable, "-m", "build", "--outdir", str(out), str(root)], check=False)
+    if proc.returncode != 0:
+        _fail(FnError("dist_failed", f"python -m build exited {proc.returncode} (its output is above)"))
+    for path in sorted(out.glob("meshagents-*")):
+        click.echo(str(path))
 
 
 @cli.command("stats")
@@ -255,7 +279,12 @@ def doctor_cmd(check: str, as_json: bool) -> None:
     unknown = [n for n in names if n not in CHECKS]
     if unknown:
         _fail(FnError("unknown_check", f"no doctor check {unknown[0]!r}; known: {', '.join(sorted(CHECKS))}"))
-    results = run_checks(project_root(), names)
+    try:
+        root = checkout_root("doctor")
+    except FnError as exc:
+        _fail(exc)
+        return
+    results = run_checks(root, names)
     problems = [p for name in names for p in results[name]]
     errors = [p for p in problems if p.level == "error"]
     if as_json:
@@ -309,7 +338,11 @@ def test_cmd(ctx: click.Context, each: bool, jobs: int) -> None:
     prints a summary and exits 1 if any failed, so a test that passes only after its
     neighbours is found.
     """
-    root = project_root()
+    try:
+        root = checkout_root("test")
+    except FnError as exc:
+        _fail(exc)
+        return
     args = list(ctx.args) or [str(root / "tests")]
     os.chdir(root)
     if each:
@@ -428,7 +461,11 @@ def bench_cmd(names: tuple[str, ...]) -> None:
     """Run the benchmark scripts bench/bench_<NAME>.py (all when none named); they print figures."""
     import subprocess
 
-    root = project_root()
+    try:
+        root = checkout_root("bench")
+    except FnError as exc:
+        _fail(exc)
+        return
     scripts = sorted((root / "bench").glob("bench_*.py"))
     chosen = [p for p in scripts if not names or p.stem.removeprefix("bench_") in names]
     if names and len(chosen) != len(names):
@@ -452,8 +489,9 @@ def e2e_cmd(app: str | None, pytest_args: tuple[str, ...]) -> None:
         pytest_args = (app, *pytest_args)
         app = None
     try:
-        checks = load_checks(project_root(), app)
-        results = run_checks(project_root(), checks, pytest_args)
+        root = checkout_root("e2e")
+        checks = load_checks(root, app)
+        results = run_checks(root, checks, pytest_args)
         record(results)
     except FnError as exc:
         _fail(exc)
@@ -589,7 +627,9 @@ _register_enroll(cli)
 
 
 def main() -> None:
-    cli(prog_name="fn")
+    """The console script ``meshagents`` (an install) and ``./fn`` (a checkout) both land here."""
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    cli(prog_name="meshagents" if name == "meshagents" else "fn")
 
 
 if __name__ == "__main__":

@@ -85,7 +85,20 @@ def lookup(function_id: str) -> CatalogEntry:
 def resolve(function_id: str) -> Callable[..., Any]:
     """The entry point of ``function_id``; imports only its module."""
     entry = lookup(function_id)
-    module = importlib.import_module(entry.module)
+    try:
+        module = importlib.import_module(entry.module)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] == "meshagents":
+            raise
+        # an install with fewer extras than this function needs (an agent's [agent] has no docker)
+        top = exc.name.split(".")[0]
+        raise FnError(
+            "missing_dependency",
+            f"{function_id} needs the Python package that provides {top!r}, which is not installed here; "
+            f"install the extra that declares it (pyproject.toml: pip install 'meshagents[hub]', "
+            f"'meshagents[docker]', ...)",
+            module=top,
+        ) from exc
     fn = getattr(module, entry.entry, None)
     meta = meta_of(fn)
     if fn is None or meta is None or meta.id != function_id:

@@ -265,6 +265,11 @@ class EnrollmentToken(_Model):
     controllers: list[str] | None = Field(
         default=None, description="controller public keys the device's manifest may name (null: not pinned)"
     )
+    bundle_sha256: str | None = Field(
+        default=None,
+        pattern=HEX64,
+        description="sha256 of the install bundle manifest that install.sh must get (the hub's /install)",
+    )
     issued_at: int
     expires_at: int
     operator_key: str
@@ -344,7 +349,11 @@ class RotationStatement(_Model):
 
 
 #: Per model, fields a signed document may omit because they were added after it.
-ADDITIVE_FIELDS: dict[str, frozenset[str]] = {"Manifest": frozenset({"bot_users"})}
+ADDITIVE_FIELDS: dict[str, frozenset[str]] = {
+    "Manifest": frozenset({"bot_users"}),
+    # a token signed before install bundles existed: no bundle for install.sh (it refuses)
+    "EnrollmentToken": frozenset({"bundle_sha256"}),
+}
 
 
 def parse_exact(model: type[M], data: dict[str, Any], *, code: str, deep: bool = True) -> M:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from meshagents.state import project_root
+from meshagents.state import checkout_root
 from meshagents.trust.models import (
     AuditEntry,
     Capability,
@@ -38,7 +38,8 @@ MODELS: dict[str, type[BaseModel]] = {
 
 
 def schema_dir() -> Path:
-    return project_root() / "docs" / "schemas"
+    """docs/schemas of the checkout (an installed copy has no docs/: ``needs_checkout``)."""
+    return checkout_root("python -m meshagents.trust.schemas") / "docs" / "schemas"
 
 
 def render_schemas() -> dict[str, str]:

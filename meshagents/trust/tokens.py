@@ -3,7 +3,8 @@
 Public API::
 
     create(key, *, device_name, hub_endpoint="", hub_public_key="", profile="default",
-           ttl_s=600, now=None, profile_sha256=None, controllers=None) -> (EnrollmentToken, compact: str)
+           ttl_s=600, now=None, profile_sha256=None, controllers=None, bundle_sha256=None)
+        -> (EnrollmentToken, compact: str)
     encode(token) -> str                 # "mat1.<b64url canonical payload>.<b64url signature>"
     decode(compact) -> EnrollmentToken   # structure only; FnError("token_invalid")
     verify(compact, operator_key, store: TokenStore | None, *, now=None, consume=True)
@@ -57,6 +58,7 @@ def create(
     now: int | None = None,
     profile_sha256: str | None = None,
     controllers: list[str] | None = None,
+    bundle_sha256: str | None = None,
 ) -> tuple[EnrollmentToken, str]:
     if ttl_s <= 0:
         raise FnError("bad_usage", "ttl must be positive")
@@ -73,6 +75,8 @@ def create(
         "issued_at": issued,
         "expires_at": issued + ttl_s,
         "operator_key": public_b64(key),
+        # the install bundle install.sh must get (signed with the rest; older tokens lack it)
+        "bundle_sha256": bundle_sha256,
     }
     body = strip_signature(parse(EnrollmentToken, body, code="token_invalid").model_dump(mode="json"))
     body["signature"] = sign_payload(body, key, TYPE_TOKEN)

@@ -63,10 +63,15 @@ class HubConfig:
     state_dir: Path | None = None
     api_token_name: str = "wg_hub/api_token"  # noqa: S105 - a key store name, not a secret
     refuse_window_s: int = 600  # how long after enrollment a device may report a bad manifest
+    install_dir: Path | None = None  # install bundles served at /install (default <hub state>/install)
 
     @property
     def hub_state(self) -> Path:
         return self.state_dir or state_dir() / "wg_hub"
+
+    @property
+    def install_root(self) -> Path:
+        return self.install_dir or self.hub_state / "install"
 
     @property
     def db_path(self) -> Path:
@@ -84,7 +89,7 @@ class HubConfig:
 
 
 _TUPLES = {"operator_hosts", "approvers", "controllers"}
-_PATHS = {"config_dir", "profiles_dir", "state_dir"}
+_PATHS = {"config_dir", "profiles_dir", "state_dir", "install_dir"}
 
 
 def from_dict(data: dict[str, Any]) -> HubConfig:

@@ -38,6 +38,7 @@ from typing import Any
 from meshagents.apps.wg_hub import audit_ingest
 from meshagents.apps.wg_hub.config import HubConfig
 from meshagents.apps.wg_hub.events import EventBus
+from meshagents.apps.wg_hub.install_bundle import BundleStore, install_command
 from meshagents.apps.wg_hub.issue import build_manifest, matrix_user
 from meshagents.apps.wg_hub.profiles import load_profile
 from meshagents.apps.wg_hub.store import HubStore
@@ -87,6 +88,7 @@ class Hub:
         self.bus = bus
         self.paths = WgPaths(cfg.interface, cfg.config_dir)
         self.store = HubStore(cfg.db_path)
+        self.bundles = BundleStore(cfg.install_root)  # served at /install (install_routes)
         self.facts = self._facts()
         self.operator_public  # noqa: B018 - fail at start, not at the first enrollment, without a key
         if cfg.manifest_signing != "offline":
@@ -574,8 +576,12 @@ class Hub:
         return kicked
 
     # tokens ----------------------------------------------------------------------------------
-    def create_token(self, device_name: str, profile: str, ttl_s: int) -> dict[str, Any]:
+    def create_token(
+        self, device_name: str, profile: str, ttl_s: int, *, bundle_sha256: str | None = None
+    ) -> dict[str, Any]:
         load_profile(self.cfg.profiles_dir, profile)  # refuse a token nobody could use
+        if bundle_sha256 is not None:
+            self.bundles.manifest(bundle_sha256)  # bundle_unknown: install.sh could fetch nothing
         out: dict[str, Any] = call(
             "enrollment_token_create",
             caller="wg_hub",
@@ -588,7 +594,10 @@ class Hub:
             allow_loopback=self.cfg.enroll_url_is_loopback(),
             profiles_dir=self.cfg.profiles_dir,  # the token pins this profile's content by hash
             controllers=self.controllers,
+            bundle_sha256=bundle_sha256,
         )
+        if bundle_sha256 is not None:
+            out["install_command"] = install_command(self.cfg.enroll_url(), str(out["token"]))
         self.store.add_token(
             str(out["token_id"]), device_name, profile, int(out["issued_at"]), int(out["expires_at"])
         )

@@ -31,6 +31,7 @@ from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from meshagents.apps.wg_hub import install_routes
 from meshagents.apps.wg_hub.enroll import Hub
 from meshagents.errors import FnError
 from meshagents.trust.models import DEVICE_NAME_PATTERN, NAME_PATTERN
@@ -47,6 +48,7 @@ STATUS: dict[str, int] = {
     "leave_expired": 401,
     "leave_invalid": 422,
     "peer_unknown": 404,
+    "bundle_unknown": 404,
     "device_unknown": 404,
     "enrollment_unknown": 404,
     "device_exists": 409,
@@ -105,6 +107,8 @@ class TokenRequest(_Strict):
     device_name: str = Field(pattern=DEVICE_NAME_PATTERN)
     profile: str = Field(default="default", pattern=NAME_PATTERN)
     ttl_s: int = Field(default=600, ge=1, le=7 * 86400)
+    # the install bundle (its manifest's SHA-256) the device's install.sh must get: see /install
+    bundle_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
 
 def _error(exc: FnError) -> JSONResponse:
@@ -225,6 +229,7 @@ def public_app(hub: Hub) -> FastAPI:
         ready, answer = hub.manifest_for(req.token)
         return JSONResponse(answer, status_code=200 if ready else 202)
 
+    install_routes.register(app, hub.bundles)
     return app
 
 
@@ -268,7 +273,7 @@ def operator_app(hub: Hub, api_token: str) -> FastAPI:
 
     @app.post("/api/tokens", dependencies=guarded)
     def create_token(req: TokenRequest) -> dict[str, Any]:
-        return hub.create_token(req.device_name, req.profile, req.ttl_s)
+        return hub.create_token(req.device_name, req.profile, req.ttl_s, bundle_sha256=req.bundle_sha256)
 
     @app.get("/api/events", dependencies=guarded)
     async def events(

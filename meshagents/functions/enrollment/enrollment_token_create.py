@@ -9,9 +9,11 @@ device refuses a manifest beyond either (``manifest_beyond_token``), however it 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from meshagents import opconfig
+from meshagents.errors import FnError
 from meshagents.inputs import check_device_name, check_hub_endpoint
 from meshagents.runtime.catalog import function
 from meshagents.trust import tokens
@@ -42,6 +44,7 @@ def enrollment_token_create(
     profiles_dir: Path | None = None,
     controllers: list[str] | None = None,
     operator_config: Path | None = None,
+    bundle_sha256: str | None = None,
 ) -> dict[str, object]:
     """Create an enrollment token for DEVICE_NAME pinning its profile's hash; optionally as a QR code.
 
@@ -67,8 +70,12 @@ def enrollment_token_create(
             default: the operator configuration's, else this machine's controller key.
         operator_config: the operator's own configuration file; default: $FN_OPERATOR_CONFIG, else
             <state>/operator/operator.toml.
+        bundle_sha256: the SHA-256 of the hub's install bundle manifest (64 hex digits) that the device's
+            install.sh must fetch and refuse otherwise (docs/install.md); default: none.
     """
     check_device_name(device_name)
+    if bundle_sha256 is not None and not re.fullmatch(r"[0-9a-f]{64}", bundle_sha256):
+        raise FnError("bad_usage", "bundle_sha256: 64 lowercase hex digits (the bundle manifest's SHA-256)")
     if hub_endpoint:  # checked before anything is signed: a token no device can use is refused
         hub_endpoint = check_hub_endpoint(hub_endpoint, allow_loopback=allow_loopback)
     if hub_public_key:
@@ -89,6 +96,7 @@ def enrollment_token_create(
         ttl_s=ttl_s,
         profile_sha256=digest,
         controllers=pinned,
+        bundle_sha256=bundle_sha256,
     )
     # the operator's own record of what this token named: sign_pending_manifests reads it
     opconfig.record_token(
@@ -102,6 +110,7 @@ def enrollment_token_create(
         "profile": token.profile,
         "profile_sha256": token.profile_sha256,
         "controllers": token.controllers,
+        "bundle_sha256": token.bundle_sha256,
         "issued_at": token.issued_at,
         "expires_at": token.expires_at,
     }

@@ -62,6 +62,7 @@ from meshagents.errors import FnError
 from meshagents.state import project_root
 from meshagents.testbed.rig import config as cfg
 from meshagents.testbed.rig.docker import DockerRig
+from meshagents.testbed.rig.installed import hide_checkout, installed_env, pipeline
 from meshagents.testbed.rig.names import (
     HUB_MESH,
     HUB_UNDERLAY,
@@ -110,7 +111,8 @@ class Rig:
     """See the module docstring. Build it with ``Rig.up(...)``."""
 
     def __init__(
-        self, devices: tuple[str, ...], docker: bool, workdir: Path | None, log: Log | None = None
+        self, devices: tuple[str, ...], docker: bool, workdir: Path | None, log: Log | None = None,
+        device_venv: Path | None = None,
     ) -> None:
         if os.geteuid() != 0:
             raise FnError("needs_root", "the rig needs root (network namespaces, WireGuard, dockerd)")
@@ -133,6 +135,8 @@ class Rig:
         self.hub_state = self.workdir / "hub-state"
         self.hub_state.mkdir(exist_ok=True, mode=0o700)
         self.root = project_root()
+        # devices enroll and run their agent from this venv (the wheel installed), the checkout hidden
+        self.device_venv = device_venv
         self.log: Log = log or (lambda _msg: None)
         self.namespaces = Namespaces()
         self.record: RunRecord | None = None
@@ -210,9 +214,11 @@ class Rig:
         docker: bool = True,
         workdir: Path | None = None,
         log: Log | None = None,
+        device_venv: Path | None = None,
     ) -> Iterator[Rig]:
-        """Start everything; yield the running rig; tear everything down (also on errors and Ctrl-C)."""
-        rig = cls(tuple(devices), docker, workdir, log)
+        """Start everything; yield the running rig; tear everything down (also on errors and Ctrl-C).
+        ``device_venv``: the devices run from that installed copy, not from the checkout."""
+        rig = cls(tuple(devices), docker, workdir, log, device_venv)
         try:
             rig.start()
             yield rig
@@ -552,10 +558,14 @@ class Rig:
         if r.status_code != 200:
             raise FnError("rig_step_failed", f"token for {name}: HTTP {r.status_code} {r.text[:300]}")
         token = str(r.json()["token"])
+        enroll = [str(self.root / "pipelines" / "enroll_device"), "--token", token,
+                  "--interface", n.wg, "--config-dir", str(dev.state_dir / "wg"), "--no-systemd"]  # fmt: skip
+        env, cwd = self.env(dev.state_dir), self.root
+        if self.device_venv is not None:
+            enroll = hide_checkout(self.root, [str(pipeline(self.device_venv, "enroll_device")), *enroll[1:]])
+            env, cwd = installed_env(env, self.device_venv), dev.state_dir
         proc = subprocess.run(
-            [*nsenter(n.ns), str(self.root / "pipelines" / "enroll_device"), "--token", token,
-             "--interface", n.wg, "--config-dir", str(dev.state_dir / "wg"), "--no-systemd"],
-            cwd=self.root, env=self.env(dev.state_dir), capture_output=True, text=True,
+            [*nsenter(n.ns), *enroll], cwd=cwd, env=env, capture_output=True, text=True,
             timeout=180, check=False,
         )  # fmt: skip
         (self.log_dir / f"enroll-{name}.log").write_text(proc.stderr)
@@ -587,6 +597,13 @@ class Rig:
     # --- device agents --------------------------------------------------------------------------
     def start_agent(self, name: str) -> Child:
         dev = self.devices[name]
+        if self.device_venv is not None:
+            argv = [str(self.device_venv / "bin/python"), "-m", "meshagents.apps.device_agent",
+                    "--config", str(dev.config_path)]  # fmt: skip
+            env = {**installed_env(self.env(dev.state_dir), self.device_venv), "FN_CALLER": "device_agent"}
+            return self.procs.start(
+                dev.process_name, hide_checkout(self.root, argv), env=env, netns=dev.netns, cwd=dev.state_dir
+            )
         return self._app(
             dev.process_name,
             "device_agent",

@@ -115,3 +115,31 @@ def test_qr(keys: Keys, tmp_path: Path) -> None:
     text = T.qr_terminal(compact)
     assert text.count("\n") > 20
     assert public_b64(keys.operator) in json.loads(b64url_decode(compact.split(".")[1]))["operator_key"]
+
+
+def test_the_bundle_hash_is_signed_and_an_older_token_without_it_still_verifies(keys: Keys) -> None:
+    from meshagents.trust.canonical import canonical_bytes
+    from meshagents.trust.signing import TYPE_TOKEN, sign_payload
+
+    want = "ab" * 32
+    token, compact = T.create(keys.operator, device_name="home-wsl", now=NOW, bundle_sha256=want)
+    assert token.bundle_sha256 == want and T.verify(compact, keys.op_pub, None, now=NOW).bundle_sha256 == want
+    # the installer (POSIX sh) reads it as one "key":"value" pair of the canonical payload
+    assert f'"bundle_sha256":"{want}"' in b64url_decode(compact.split(".")[1]).decode()
+    prefix, payload, sig = compact.split(".")
+    obj = json.loads(b64url_decode(payload))
+    obj["bundle_sha256"] = "cd" * 32  # another bundle under the same signature
+    forged = canonical_bytes(obj)
+    assert code_of(f"{prefix}.{b64url_encode(forged)}.{sig}", keys) == "token_invalid"
+    # a token made before the field existed: signed without it, still accepted
+    old = {k: v for k, v in json.loads(b64url_decode(payload)).items() if k != "bundle_sha256"}
+    old_sig = sign_payload(old, keys.operator, TYPE_TOKEN)
+    raw_sig = b64url_encode(T.b64decode(old_sig, size=64))
+    old_compact = f"{prefix}.{b64url_encode(canonical_bytes(old))}.{raw_sig}"
+    assert T.verify(old_compact, keys.op_pub, None, now=NOW).bundle_sha256 is None
+
+
+def test_a_bundle_hash_that_is_not_hex64_is_refused(keys: Keys) -> None:
+    with pytest.raises(FnError) as exc:
+        T.create(keys.operator, device_name="home-wsl", now=NOW, bundle_sha256="../x")
+    assert exc.value.code == "token_invalid"

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from meshagents.apps.wg_hub.events import EventBus
+from meshagents.apps.wg_hub.install_bundle import BundleStore
 from meshagents.apps.wg_hub.web import operator_app, public_app
 from meshagents.errors import FnError
 
@@ -31,6 +33,7 @@ class StubHub:
     facts: Facts = field(default_factory=Facts)
     bus: EventBus = field(default_factory=EventBus)
     calls: list[tuple[str, Any]] = field(default_factory=list)
+    bundles: BundleStore = field(default_factory=lambda: BundleStore(Path("/nonexistent/install")))
 
     def _do(self, name: str, *args: Any) -> dict[str, Any]:
         self.calls.append((name, args))
