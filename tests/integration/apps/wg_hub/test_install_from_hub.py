@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from meshagents.apps.wg_hub.install_bundle import Bundle, build_bundle, installer_sha256
-from tests.testbed.wheel import ROOT, build_wheel, clean_env, hidden
 from tests.testbed.hub_rig import DeviceNs, HubRig, nsenter
+from tests.testbed.wheel import ROOT, build_wheel, clean_env, hidden
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
 PLATFORM = "manylinux_2_28_x86_64"  # Debian 12 x86_64: glibc 2.36
