@@ -35,3 +35,7 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     d.mkdir()
     monkeypatch.setenv("FN_STATE_DIR", str(d))
     return d
+
+
+# The session's Debian VM (tests/testbed/vm.py): booted lazily by the first test that asks.
+from tests.testbed.vm import vm, vm_segment_ns  # noqa: E402,F401 - re-exported fixtures

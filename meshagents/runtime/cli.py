@@ -622,8 +622,10 @@ def trust_matrix_identity_cmd(connection: Path | None, master_key: str | None, y
 
 
 from meshagents.enroll.cli import register as _register_enroll  # noqa: E402 - enroll, leave, agent upgrade
+from meshagents.runtime.cli_vm import vm_group  # noqa: E402 - the group's code lives there
 
 _register_enroll(cli)
+cli.add_command(vm_group)
 
 
 def main() -> None:
