@@ -62,6 +62,7 @@ def system_unit(spec: ServiceSpec) -> str:
         "Description=meshagents device agent (runs only what its operator-signed manifest allows)",
         f"After={' '.join(after)}",
         f"Wants={' '.join(after)}",
+        "StartLimitIntervalSec=0",  # never give up: a hub or homeserver away for a while is not fatal
         "",
         "[Service]",
         "Type=simple",
@@ -101,6 +102,7 @@ def user_unit(spec: ServiceSpec) -> str:
             "[Unit]",
             "Description=meshagents device agent (user service)",
             "After=network-online.target",
+            "StartLimitIntervalSec=0",
             "",
             "[Service]",
             "Type=simple",
