@@ -351,20 +351,28 @@ def _run_steps(jr: journal_mod.Journal, opts: Options, state: Path, progress: Pr
 
 
 def _wg_unit(opts: Options) -> str | None:
-    """Enable the root unit that brings the interface up at boot (not start it: it is up already)."""
+    """Hand the interface to the root unit that brings it up at boot: enabled and started now.
+
+    The interface is up already (brought up directly, step 4); left like that, the oneshot unit
+    would be 'failed' the first time something pulled it in (the agent's unit wants it) because
+    ``wg-quick up`` finds the interface there. So it goes down and the unit brings it up: from
+    then on the unit is what runs it, now and at every boot."""
     import shutil
     import subprocess
 
     from meshagents.wg.systemd import has_systemd, install_unit
 
-    if not has_systemd():
+    if not has_systemd() or not shutil.which("wg-quick"):
         return None
     conf = opts.config_dir / f"{opts.interface}.conf"
-    if opts.config_dir == Path("/etc/wireguard") and shutil.which("wg-quick"):
+    if opts.config_dir == Path("/etc/wireguard"):
         name = f"wg-quick@{opts.interface}.service"
-        subprocess.run(["systemctl", "enable", name], capture_output=True, check=False)
-        return name
-    name, _ = install_unit(opts.interface, conf)
+    else:
+        name, _ = install_unit(opts.interface, conf)
+    subprocess.run(["wg-quick", "down", str(conf)], capture_output=True, check=False)
+    res = subprocess.run(["systemctl", "enable", "--now", name], capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        raise FnError("wg_unit_failed", f"systemctl enable --now {name}: {res.stderr.strip()[:300]}")
     return name
 
 

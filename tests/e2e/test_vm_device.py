@@ -108,6 +108,7 @@ async def test_debian_vm_installs_enrolls_survives_reboot_upgrades_and_leaves(
     line = str(t["install_command"])
     assert f"http://{HUB_UNDERLAY}:" in line and "/install/install.sh" in line
     out = sh(vm, f"cd /root && {line} -- --service system", timeout=1500)
+    print(out.stderr[-4000:])  # the [n/m] progress with its times, for the docs
     enrolled = json.loads(out.stdout[out.stdout.index("{") :])  # the enroll command's JSON closes stdout
     assert enrolled["device_id"] == DEVICE and enrolled["service"]["kind"] == "system", out.stderr[-3000:]
     assert "[1/6] check this device" in out.stderr and "the device's room" in out.stderr
