@@ -10,7 +10,9 @@ audit chain, nonce store, Matrix store — owned by the ``meshagents`` system us
 the network (Matrix and the hub over the mesh), an unprivileged user namespace for
 bubblewrap (so no ``RestrictNamespaces``, no ``PrivateUsers``), and read access to what
 its manifest's prefixes name — which is why there is no ``PrivateTmp`` (a profile may
-name ``/tmp``) and no ``ProtectHome``. It needs no capability at all: the WireGuard
+name ``/tmp``) and no ``ProtectHome``; and no ``ProtectHostname``, whose seccomp filter
+denies ``sethostname`` inside the sandbox's own UTS namespace too (bwrap: "Can't set hostname
+to sandbox: Operation not permitted" — seen on the Debian VM). It needs no capability at all: the WireGuard
 interface is brought up by root's ``wg-quick@<if>`` unit (or ``meshagents-wg-<if>`` for a
 config outside ``/etc/wireguard``), which the agent's unit orders itself after. Reading
 the journal or ``/var/log`` needs the ``systemd-journal``/``adm`` groups, given as
@@ -84,7 +86,6 @@ def system_unit(spec: ServiceSpec) -> str:
         "ProtectKernelModules=yes",
         "ProtectKernelLogs=yes",
         "ProtectClock=yes",
-        "ProtectHostname=yes",
         "RestrictSUIDSGID=yes",
         "RestrictRealtime=yes",
         "LockPersonality=yes",

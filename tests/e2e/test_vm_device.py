@@ -125,7 +125,10 @@ async def test_debian_vm_installs_enrolls_survives_reboot_upgrades_and_leaves(
     (rig.manifests_dir / f"{DEVICE}.json").write_text(manifest)
     rig.restart_bot()
     # /tmp: the demo profile's prefix — the host's own /tmp, since the unit has no PrivateTmp
-    body = await ask(rig, "!exec ls /tmp")
+    try:
+        body = await ask(rig, "!exec ls /tmp", timeout=300)
+    finally:  # what the agent said, in the test's output either way
+        print(sh(vm, "journalctl -u meshagents-agent.service --no-pager -n 60", check=False).stdout[-6000:])
     assert "]: ok" in body.split("\n", 1)[0], body
 
     # 2. reboot: the interface and the agent come back by themselves, and it answers

@@ -31,7 +31,15 @@ def test_the_system_unit_runs_the_agent_unprivileged_after_the_root_tunnel_unit(
     assert "SupplementaryGroups=systemd-journal" in lines
     assert "After=network-online.target wg-quick@wg0.service" in lines
     # a profile may name /tmp or /home; bubblewrap needs user namespaces
-    for absent in ("PrivateTmp", "ProtectHome", "RestrictNamespaces", "PrivateUsers", "User=root"):
+    # ProtectHostname: its seccomp filter stops bwrap's sethostname in the sandbox's own UTS namespace
+    for absent in (
+        "PrivateTmp",
+        "ProtectHome",
+        "ProtectHostname",
+        "RestrictNamespaces",
+        "PrivateUsers",
+        "User=root",
+    ):
         assert absent not in unit
     assert "ExecStart=/opt/meshagents/bin/python -m meshagents.apps.device_agent --config" in unit
     assert "/fn " not in unit  # not a checkout's launcher
