@@ -10,7 +10,7 @@ torn down at the end. Prints, in one run:
      the Python start-up of each ``./fn run``): enrollment_submit (HTTP + the hub's
      token check, wg_peer_add with its git commit, manifest signing + the device's
      verification), wg_client_install, then the wait for the first handshake; and the
-     whole ``pipelines/enroll_device`` as a subprocess for comparison;
+     whole ``pipelines/enroll_device`` (one ``device_enroll`` process) as a subprocess;
   2. revoke: ``POST /api/peers/{id}/revoke`` answered, and the ``peer_revoked`` event at
      a subscriber of ``/api/events`` (the bot's own ``HubApi.events``), both from the
      moment the call is made (aim: <= 100 ms); again with 10,000 peers in section 3;
@@ -201,7 +201,7 @@ def main() -> None:
             proc = rig.enroll(dev, rig.token(dev.name))
             assert proc.returncode == 0, proc.stderr
             pipe.append(time.perf_counter() - t0)
-        print(f"   {'pipelines/enroll_device, whole (4 x ./fn run, Python start-ups)':<70} {stats(pipe)}\n")
+        print(f"   {'pipelines/enroll_device, whole (one process: device_enroll)':<70} {stats(pipe)}\n")
 
         print(f"2. revoke ({args.devices} devices, {len(rig.devices)} peers on the hub)")
         answered, pushed = revoke_figures(rig, rig.devices[: args.devices])

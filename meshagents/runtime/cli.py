@@ -336,6 +336,14 @@ def service_render(app: str) -> None:
     from meshagents.runtime.appspec import load_app, render_unit
 
     root = project_root()
+    if app == "device_agent":  # one owner of the device's unit: the one `meshagents enroll` installs
+        from meshagents.enroll.service import default_spec, system_unit
+        from meshagents.state import state_dir
+
+        state = state_dir() if os.geteuid() != 0 else Path("/var/lib/meshagents")
+        spec = default_spec(state / "device_agent/config.json", state, "wg-quick@wg0.service")
+        click.echo(system_unit(spec), nl=False)
+        return
     try:
         click.echo(render_unit(load_app(root / "meshagents" / "apps" / app), root), nl=False)
     except FnError as exc:
@@ -639,9 +647,11 @@ def trust_matrix_identity_cmd(connection: Path | None, master_key: str | None, y
     click.echo(dumps({k: v for k, v in out.items() if k != "statement"}))
 
 
+from meshagents.enroll.cli import register as _register_enroll  # noqa: E402 - enroll, leave, agent upgrade
 from meshagents.runtime.cli_vm import vm_group  # noqa: E402 - the group's code lives there
 from meshagents.runtime.hubcli import hub_group  # noqa: E402 - the group lives in its own module
 
+_register_enroll(cli)
 cli.add_command(vm_group)
 cli.add_command(hub_group)
 

@@ -34,8 +34,9 @@ TYPE_ENVELOPE = "meshagents.envelope.v1"
 TYPE_CHECKPOINT = "meshagents.audit_checkpoint.v1"
 TYPE_ROTATION = "meshagents.rotation.v1"
 TYPE_MATRIX_IDENTITY = "meshagents.matrix_identity.v1"  # meshagents.matrix.identity
+TYPE_LEAVE = "meshagents.leave.v1"  # meshagents.trust.leave: a device asks the hub to revoke it
 ALL_TYPES = frozenset({TYPE_MANIFEST, TYPE_TOKEN, TYPE_ENVELOPE, TYPE_CHECKPOINT, TYPE_ROTATION,
-                       TYPE_MATRIX_IDENTITY})
+                       TYPE_MATRIX_IDENTITY, TYPE_LEAVE})
 
 _PREFIX = b"meshagents-sig-v1\x00"
 SIGNATURE_FIELDS = ("signature", "signatures")

@@ -27,6 +27,7 @@ from meshagents.apps.wg_hub.manifests import ManifestService
 from meshagents.apps.wg_hub.matrix import MatrixService
 from meshagents.apps.wg_hub.peers import PeerService
 from meshagents.apps.wg_hub.tokens import TokenService, api_token, new_api_token
+from meshagents.errors import FnError
 
 __all__ = ["KEEPALIVE", "Hub", "HubFacts", "api_token", "new_api_token"]
 
@@ -91,6 +92,20 @@ class Hub:
         self, device_name: str, profile: str, ttl_s: int, *, bundle_sha256: str | None = None
     ) -> dict[str, Any]:
         return self.tokens.create(device_name, profile, ttl_s, bundle_sha256=bundle_sha256)
+
+    def leave(self, device_id: str, body: Any) -> dict[str, Any]:
+        """A device-signed leave (meshagents.trust.leave): checked against the enrolled device's key,
+        then the same revoke as the operator's, logged as the device's own request."""
+        from meshagents.trust import leave as leave_mod
+
+        row = self.store.peer(device_id)
+        if row is None or row.state != "enrolled":
+            raise FnError("device_unknown", f"no enrolled device {device_id!r}")
+        leave_mod.check(body, device_id, row.device_key)
+        self.store.log("device_left", device_id, "device-signed leave request")
+        out = self.revoke_peer(device_id)
+        out["left"] = True
+        return out
 
     # audit
     def audit_post(self, device_id: str, body: Any) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import gc
 import hmac
 import json
 import logging
+import re
 from typing import Annotated, Any
 
 from fastapi import Body, Depends, FastAPI, Header, Path, Query, Request
@@ -44,6 +45,9 @@ STATUS: dict[str, int] = {
     "token_used": 401,
     "unauthorized": 401,
     "audit_signature_invalid": 401,
+    "leave_signature_invalid": 401,
+    "leave_expired": 401,
+    "leave_invalid": 422,
     "peer_unknown": 404,
     "bundle_unknown": 404,
     "device_unknown": 404,
@@ -71,7 +75,8 @@ STATUS: dict[str, int] = {
 
 KEY_PATTERN = r"^[A-Za-z0-9+/]{43}=$"
 BEARER = HTTPBearer(auto_error=False)  # module level: annotations are resolved in module globals
-DEVICE_ID = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")]
+DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$"
+DEVICE_ID = Annotated[str, Path(pattern=DEVICE_ID_PATTERN)]
 
 
 class _Strict(BaseModel):
@@ -209,6 +214,15 @@ def public_app(hub: Hub) -> FastAPI:
     def refused(req: RefusedRequest) -> dict[str, Any]:
         """The device refused the manifest it got (bad signature): the hub removes the peer."""
         return hub.refused(req.token, req.reason)
+
+    @app.post("/enroll/leave")
+    def leave(body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+        """The device leaves the mesh: a request signed by its own device key revokes it. On this
+        listener, not over the mesh, because the revoke takes the mesh path away before the answer."""
+        device_id = body.get("device_id") if isinstance(body, dict) else None
+        if not isinstance(device_id, str) or not re.fullmatch(DEVICE_ID_PATTERN, device_id):
+            raise FnError("leave_invalid", "device_id missing or malformed")
+        return hub.leave(device_id, body)
 
     @app.post("/enroll/manifest")
     def manifest(req: ManifestRequest) -> JSONResponse:

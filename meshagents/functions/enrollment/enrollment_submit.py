@@ -194,6 +194,10 @@ def enrollment_submit(
         status, answer = _post(
             f"{base}/enroll", {"token": token, "wg_public_key": wg_pub, "device_key": device_key}, timeout_s
         )
+        if status == 200 and isinstance(answer, dict):
+            # the token is spent now: keep the hub's answer (its secrets still sealed to our key) so
+            # that a failure from here on resumes with it (meshagents enroll --resume)
+            write_atomic(pending_file, json.dumps({"token_id": tok.token_id, "answer": answer}) + "\n")
     if status != 200 or not isinstance(answer, dict):
         code = answer.get("error") if isinstance(answer, dict) else None
         message = answer.get("message") if isinstance(answer, dict) else None

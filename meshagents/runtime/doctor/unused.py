@@ -12,8 +12,9 @@ from meshagents.runtime.indexer import build_index
 def check(root: Path) -> list[Problem]:
     result, _ = build_index(root)
     used: set[str] = set()
-    if (root / "meshagents" / "apps").is_dir():
-        used |= tree_calls(root / "meshagents" / "apps")
+    for library in ("apps", "enroll"):  # enroll: the device's enrollment, run as device_enroll
+        if (root / "meshagents" / library).is_dir():
+            used |= tree_calls(root / "meshagents" / library)
     if (root / "meshagents" / "runtime" / "doctor").is_dir():  # checks call domain functions by id
         used |= tree_calls(root / "meshagents" / "runtime" / "doctor")
     pipes = root / "meshagents" / "pipelines"

@@ -1,4 +1,8 @@
-"""provision_wg_hub --host on a real Debian 12 VM: the whole hub as units, idempotent,
+"""NOT YET PASSING, so not collected (the file name is not test_*.py): issue 24 stays open.
+Last run: its first test found the hub's WireGuard unit (meshagents-wg-wg0) 'failed' after
+provisioning (2 Dec 2026). Run it by name: ./fn test tests/integration/hubhost/wip_vm_hub.py -x -s
+
+provision_wg_hub --host on a real Debian 12 VM: the whole hub as units, idempotent,
 surviving reboot, backed up and restored, upgraded (and rolled back when unhealthy).
 
 Every test leaves the hub healthy and provisioned as the fixture made it, so they pass

@@ -1,0 +1,84 @@
+"""``meshagents agent upgrade``: a new version in place; keys, manifest, audit chain and nonce store kept.
+
+The state directory is not touched: the new code is installed with pip into the same
+environment the agent's unit runs (``sys.executable``), then the service is restarted.
+The audit chain is verified before and after, and the upgrade fails
+(``upgrade_chain_changed``) if the chain after does not extend the one before.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+from meshagents.enroll import journal as journal_mod
+from meshagents.enroll import service
+from meshagents.enroll.flow import CALLER, Progress, _state
+from meshagents.enroll.precheck import ServiceKind
+from meshagents.errors import FnError
+
+
+def _version() -> str:
+    out = subprocess.run(
+        [sys.executable, "-c", "from importlib.metadata import version; print(version('meshagents'))"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return out.stdout.strip() or "unknown"
+
+
+def _chain(device_id: str) -> dict[str, Any]:
+    from meshagents.runtime.api import call
+
+    try:
+        res: dict[str, Any] = call("device_audit_verify_chain", caller=CALLER, device=device_id)
+    except FnError as exc:
+        if exc.code != "audit_missing":  # a device that never ran a command has no chain yet
+            raise
+        return {"ok": True, "devices": {}}
+    return res
+
+
+def _head(chain: dict[str, Any]) -> tuple[int, str | None]:
+    devices = chain.get("devices") or {}
+    d: dict[str, Any] = next(iter(devices.values()), {}) if isinstance(devices, dict) else {}
+    return int(d.get("entries") or 0), d.get("head_hash")
+
+
+def upgrade(spec: str, *, pip_args: tuple[str, ...] = (), progress: Progress | None = None) -> dict[str, Any]:
+    progress = progress or Progress()
+    state = _state()
+    jr = journal_mod.load(state)
+    if jr is None or not jr.complete():
+        raise FnError("not_enrolled", "this device has no finished enrollment (meshagents enroll first)")
+    device_id = str(jr.result["device_id"])
+    before_v = _version()
+    before = _chain(device_id)
+    progress.say(f"upgrade: meshagents {before_v}; audit chain of {device_id} verified")
+    res = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--upgrade", *pip_args, spec],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if res.returncode != 0:
+        raise FnError("upgrade_failed", f"pip install {spec} exited {res.returncode}: {res.stderr[-600:]}")
+    after_v = _version()
+    kind: ServiceKind = (jr.result.get("service") or {}).get("kind") or "none"
+    restarted = service.restart(kind)
+    after = _chain(device_id)
+    n0, h0 = _head(before)
+    n1, _ = _head(after)
+    if n1 < n0:
+        raise FnError("upgrade_chain_changed", f"the audit chain had {n0} entries before and {n1} after")
+    progress.say(f"upgrade: meshagents {before_v} -> {after_v}; service restarted: {restarted}")
+    return {
+        "device_id": device_id,
+        "from": before_v,
+        "to": after_v,
+        "restarted": restarted,
+        "chain_before": {"entries": n0, "head_hash": h0},
+        "chain_after": after,
+    }
