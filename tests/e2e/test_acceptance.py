@@ -386,7 +386,11 @@ def enroll(rig: Rig, netns: str, wg: str, token: str, state: Path) -> subprocess
 
 @pytest.mark.timeout(300)
 def test_token_ttl_expired(rig: Rig) -> None:
-    """A token with TTL 1 s used after 5 s -> 401 token_expired, enroll_device exits non-zero."""
+    """A token with TTL 1 s used after 5 s: refused, enroll_device exits non-zero, nothing set up.
+
+    The device's own pre-check now refuses it before sending it (issue 18: nothing is spent
+    on a token that cannot work); the hub's 401 token_expired for a device that sends one
+    anyway is tests/integration/apps/wg_hub/test_enroll.py's."""
     name = f"late-{SUFFIX}"
     r = hub(rig, "POST", "/api/tokens", json={"device_name": name, "profile": "demo", "ttl_s": 1})
     assert r.status_code == 200, r.text
@@ -395,7 +399,8 @@ def test_token_ttl_expired(rig: Rig) -> None:
         proc = enroll(rig, netns, wg, str(r.json()["token"]), rig.workdir / f"dev-{name}")
         has_wg = rig.namespaces.run(netns, ["ip", "link", "show", wg], check=False).returncode == 0
     assert proc.returncode != 0
-    assert "token_expired" in proc.stderr and "401" in proc.stderr, proc.stderr[-2000:]
+    assert "precheck_token_expired" in proc.stderr, proc.stderr[-2000:]
+    assert "The token was not used" in proc.stderr, proc.stderr[-2000:]
     assert not has_wg
     assert all(p.get("name") != name for p in wg_peers(rig))
 

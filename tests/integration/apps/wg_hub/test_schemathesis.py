@@ -34,7 +34,10 @@ def schemathesis(rig: HubRig, base: str, tmp: Path, *extra: str) -> subprocess.C
 def test_public_app_no_5xx(hub_rig: HubRig, tmp_path: Path) -> None:
     proc = schemathesis(hub_rig, f"http://{PUBLIC}:{PUBLIC_PORT}", tmp_path)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert "No issues found" in proc.stdout
+    # No failure of the server-error check; schemathesis' warnings are allowed here: the
+    # content-addressed /install files answer 404 to made-up hashes, which is their job.
+    assert "FAILURES" not in proc.stdout, proc.stdout[-3000:]
+    assert "No issues found" in proc.stdout or "=== WARNINGS ===" in proc.stdout, proc.stdout[-3000:]
 
 
 def test_operator_app_no_5xx(hub_rig: HubRig, tmp_path: Path) -> None:
