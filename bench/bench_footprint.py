@@ -20,6 +20,7 @@ the venv also holds pip and setuptools), and prints, in the same run:
   built from that git ref (``git archive``), so a change is measured against its parent in
   one run under the same load.
 
+With ``--baseline-ref`` the serving run is made for both, baseline first.
 ``--trace-imports`` adds, for the agent's import, the RSS each top-level package adds by
 its own module bodies (an import hook, nested imports subtracted). The venvs are removed.
 """
@@ -220,6 +221,7 @@ def main() -> None:
         checkout_venv = ROOT / ".venv"
         if checkout_venv.is_dir():
             print(f"baseline: the checkout's .venv ([all], what ./fn installs) {du_mb(checkout_venv):.0f} MB")
+        base_venv: Path | None = None
         if ns.baseline_ref:
             src = base / "baseline-src"
             src.mkdir()
@@ -228,9 +230,8 @@ def main() -> None:
             archive = subprocess.run(["git", "-C", str(ROOT), "archive", ns.baseline_ref],
                                      capture_output=True, check=True).stdout  # fmt: skip
             subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
-            venv, note = build_and_install(src, base / "baseline")
-            before = report(f"baseline: {ns.baseline_ref} ({rev})", venv, note, ns.trace_imports)
-            shutil.rmtree(base / "baseline", ignore_errors=True)
+            base_venv, note = build_and_install(src, base / "baseline")
+            before = report(f"baseline: {ns.baseline_ref} ({rev})", base_venv, note, ns.trace_imports)
         venv, note = build_and_install(ROOT, base / "ours")
         ours = report("this tree", venv, note, ns.trace_imports)
         if ns.baseline_ref:
@@ -246,9 +247,12 @@ def main() -> None:
         floor.kill()
         floor.wait()
         sys.stdout.flush()
-        subprocess.run([sys.executable, str(ROOT / "bench/bench_agent.py"), "--no-sandbox-cost",
-                        "--requests", str(ns.requests), "--agent-python", str(venv / "bin/python")],
-                       check=True, cwd=ROOT)  # fmt: skip
+        runs = [(f"baseline: {ns.baseline_ref}", base_venv)] if base_venv is not None else []
+        for label, python in [*runs, ("this tree", venv)]:
+            print(f"== serving, {label}: bench/bench_agent.py --agent-python {python}/bin/python", flush=True)
+            subprocess.run([sys.executable, str(ROOT / "bench/bench_agent.py"), "--no-sandbox-cost",
+                            "--requests", str(ns.requests), "--agent-python", str(python / "bin/python")],
+                           check=True, cwd=ROOT)  # fmt: skip
         print(f"(RSS aim for the installed agent idle: <= {AIM_RSS_MB} MB)")
     finally:
         shutil.rmtree(base, ignore_errors=True)
