@@ -238,6 +238,8 @@ def main() -> None:
     ap.add_argument("--serial", type=int, default=10, help="baseline commands, one at a time")
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds a command may wait for its answer")
     ap.add_argument("--enrollments", type=int, default=100, help="0: skip")
+    ap.add_argument("--operator-limit", type=float, default=1200.0,
+                    help="the bot's commands_per_minute for the operator (0: the default 120)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench_load needs root (network namespaces, WireGuard)")
@@ -252,6 +254,13 @@ def main() -> None:
         t0 = time.perf_counter()
         with Rig.up(devices=device_names(n), docker=False) as rig:
             print(f"rig with {n} devices up in {time.perf_counter() - t0:.1f} s", flush=True)
+            if args.operator_limit:
+                # every session is the one operator user: the bot's per-sender limit (120/min,
+                # burst 30, by design) would refuse a bench above 2/s; a hub whose operators
+                # script commands raises it the same way (bot.toml)
+                rig.bot_settings = {"commands_per_minute": args.operator_limit,
+                                    "command_burst": int(max(30, args.operator_limit // 10))}  # fmt: skip
+                rig.restart_bot()
             res = StepResult(n)
             asyncio.run(drive(rig, device_names(n), args, res))
             print_step(res, args.rate)
