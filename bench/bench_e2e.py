@@ -188,6 +188,7 @@ async def approval_round_trips(
         approvals = await op.approvals_room()
         seen: set[str] = set()
         mark = len(trace.read(TRACE_FILE))
+        reacted: list[str] = []
         for i in range(n):
             target = f"/tmp/bench-e2e-{secrets.token_hex(3)}-{i}"
             t0 = time.perf_counter()
@@ -203,6 +204,8 @@ async def approval_round_trips(
             t1_wall = time.time_ns()
             await op.approve(request.event_id)
             trace.stamp("op.approve", cmd, wall_ns=t1_wall)  # keyed by the command: bot.decided joins it
+            trace.stamp("op.approve", request.event_id, wall_ns=t1_wall)  # and by R: bot.reaction's key
+            reacted.append(request.event_id)
             user = rig.devices[HOME].matrix_user
 
             def is_result(e: Incoming, cmd: str = cmd, room: str = room, user: str = user) -> bool:
@@ -464,7 +467,8 @@ def main() -> None:
         print(f"approval: 👍 -> result:              {pct(after)}  (aim <= 500 ms)")
         print(f"  baseline, same run: the plain command round trip {pct(cmd)}; "
               f"ratio at p50 {med(after) / med(cmd):.2f}")
-        print("\n".join("  " + line for line in trace.report(stamps, None, trace.APPROVAL_STAGES, ())))
+        print("\n".join("  " + line for line in trace.report(
+            stamps, None, trace.APPROVAL_STAGES, (("op.approve", "bot.reaction"),))))
         hz, lf = healthz_floor(rig), login_floor(rig)
         rv = revoke_figure(rig)
 
