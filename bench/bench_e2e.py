@@ -320,6 +320,10 @@ async def next_command_after_revoke(rig: Rig) -> tuple[float, str]:
         await op.stop()
 
 
+REVOKE_STAGES = ("op.revoke", "hub.revoke", "hub.revoke.off_interface", "hub.revoke.stored",
+                 "hub.revoke.published", "op.revoked")  # fmt: skip
+
+
 def revoke_figure(rig: Rig) -> dict[str, Any]:
     """Revoking pc-aurgi through the API: the answer, the peer off the interface, the
     hub's ``peer_revoked`` event, the Matrix kick + logout (``matrix_kicked``), the
@@ -336,13 +340,17 @@ def revoke_figure(rig: Rig) -> dict[str, Any]:
     assert device_token_alive(rig, PC) is not False
     events = HubEvents(rig, rig.devices[PC].device_id)
     try:
+        rid = f"revoke:{rig.devices[PC].device_id}"
+        mark = len(trace.read(TRACE_FILE))
         t0 = time.perf_counter()
+        trace.stamp("op.revoke", rid)
         r = httpx.post(
             f"{rig.hub_api_url}/api/peers/{rig.devices[PC].device_id}/revoke",
             headers={"Authorization": f"Bearer {rig.api_token}"},
             timeout=30,
         )
         t_api = time.perf_counter() - t0
+        trace.stamp("op.revoked", rid)
         if r.status_code != 200:
             raise SystemExit(f"revoke: HTTP {r.status_code} {r.text[:200]}")
         while present() and time.perf_counter() - t0 < 10:
@@ -360,6 +368,8 @@ def revoke_figure(rig: Rig) -> dict[str, Any]:
         "kicked": kicked[0] - t0 if kicked else None,
         "kick_result": kicked[1].get("result") if kicked else None,
         "token_alive": alive, "next": took, "next_reply": first_line,
+        "live_ms": r.json().get("live_removed_ms"),
+        "stages": trace.waterfall(trace.read(TRACE_FILE)[mark:], REVOKE_STAGES),
     }  # fmt: skip
 
 
@@ -479,6 +489,9 @@ def main() -> None:
               f"peer off the interface {ms(rv['gone'])}; "
               f"peer_revoked at an SSE subscriber {ms(rv['event'])}")  # fmt: skip
         print(f"  baseline, same run: GET /healthz of the same API {pct(hz)}")
+        print("  waterfall (ms from the previous stage): " + ", ".join(
+            f"{stage} {xs[0] * 1000:.1f}" for stage, xs in rv["stages"] if xs)
+            + f"; inside wg_peer_revoke, ledger + off the interface: {rv['live_ms']} ms")  # fmt: skip
         print(f"revoke: Matrix kick + logout of every device session done (matrix_kicked) {ms(rv['kicked'])} "
               f"(aim <= 1 s): {rv['kick_result']}; device's saved session still valid: {rv['token_alive']}")
         print(f"  baseline, same run: one Matrix password login {pct(lf)}")

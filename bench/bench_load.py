@@ -238,6 +238,8 @@ def main() -> None:
     ap.add_argument("--serial", type=int, default=10, help="baseline commands, one at a time")
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds a command may wait for its answer")
     ap.add_argument("--enrollments", type=int, default=100, help="0: skip")
+    ap.add_argument("--synapse-push", action="store_true",
+                    help="Synapse evaluates push rules per event (its default) instead of the rig's tuning")
     ap.add_argument("--operator-limit", type=float, default=1200.0,
                     help="the bot's commands_per_minute for the operator (0: the default 120)")
     args = ap.parse_args()
@@ -250,6 +252,11 @@ def main() -> None:
     trace.enable(TRACE_FILE)
     print(f"1. load: {args.operators} operator sessions, !exec ls /tmp round-robin, {args.rate:g}/s, "
           f"{args.count} commands per step; load average at start {loadavg()}", flush=True)  # fmt: skip
+    if args.synapse_push:
+        from meshagents.matrix import homeserver
+
+        homeserver.OVERRIDES["push"] = {"enabled": True}  # Synapse's default, for comparison
+        print("   Synapse with push rules evaluated (its default; the rig's TUNING turns them off)")
     for n in curve:
         t0 = time.perf_counter()
         with Rig.up(devices=device_names(n), docker=False) as rig:
