@@ -342,13 +342,15 @@ def revoke_figure(rig: Rig) -> dict[str, Any]:
     try:
         rid = f"revoke:{rig.devices[PC].device_id}"
         mark = len(trace.read(TRACE_FILE))
+        http = httpx.Client(timeout=30)  # kept alive, as the healthz baseline's: the call, not a connect
+        http.get(f"{rig.hub_api_url}/healthz").raise_for_status()
         t0 = time.perf_counter()
         trace.stamp("op.revoke", rid)
-        r = httpx.post(
+        r = http.post(
             f"{rig.hub_api_url}/api/peers/{rig.devices[PC].device_id}/revoke",
             headers={"Authorization": f"Bearer {rig.api_token}"},
-            timeout=30,
         )
+        http.close()
         t_api = time.perf_counter() - t0
         trace.stamp("op.revoked", rid)
         if r.status_code != 200:

@@ -94,10 +94,7 @@ class PeerService:
             "wg_peer_revoke", caller="wg_hub", peer=name, defer_config=True, **self.ctx.wg_args
         )
         trace.stamp("hub.revoke.off_interface", rid)
-        row = self.ctx.store.peer(name)
-        if row is not None:
-            self.ctx.store.set_peer_state(row.public_key, "revoked")
-        self.ctx.store.log("peer_revoked", name, "operator API")
+        self.ctx.store.revoke(name, "operator API")
         trace.stamp("hub.revoke.stored", rid)
         log.warning("peer_revoked device=%s (removed live in %s ms)", name, out.get("live_removed_ms"))
         self.ctx.bus.publish("peer_revoked", {"device_id": name, "address": out["address"]})
