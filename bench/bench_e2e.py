@@ -9,8 +9,12 @@ agents; no Docker engine), then prints:
   #dev-home-wsl, the operator's E2EE client), n commands, p50 / p95 / mean;
 - the floor: two bare nio clients (no E2EE) on the same Synapse, one echoing the other's
   texts, n round trips, p50 / p95 / mean;
-- approval round trip: ``!fs.write`` -> request shown in #operator-approvals -> 👍 -> result;
-- revoke: ``POST /api/peers/{id}/revoke`` -> the peer absent from the hub interface;
+- approval round trip: ``!fs.write`` -> request shown in #operator-approvals -> 👍 -> result,
+  beside the plain command round trip of the run, with its waterfall (trace.APPROVAL_STAGES);
+- revoke: ``POST /api/peers/{id}/revoke`` answered / the peer absent from the hub interface /
+  ``peer_revoked`` at an SSE subscriber, beside ``GET /healthz`` of the same API, with the
+  hub's stage stamps; the Matrix kick + logout (``matrix_kicked``) beside one password login;
+  the device's saved session checked dead; the next command answered ``peer_revoked``;
 - enrollment: token -> ``enroll_device`` done (handshake) and agent start -> room joined
   (the rig's own step timings);
 - audit appends (intent + outcome, durable) and chain verifications per second;

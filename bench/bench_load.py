@@ -11,7 +11,11 @@
    second of the step), p50/p95/p99 of the round trip, errors (timeouts, non-ok replies),
    the bot's, hub's and Synapse's CPU (seconds of CPU per second of the step, from
    /proc/PID/stat) and resident set, and the agents' mean resident set. The baseline of
-   the same rig: one command at a time (``--serial`` commands, no concurrency).
+   the same rig: one command at a time (``--serial`` commands, no concurrency). Every
+   session is the one operator user: the bot's per-sender limit is raised to
+   ``--operator-limit`` per minute (default 1200) so that the bench measures the system,
+   not the limiter; ``--synapse-push`` runs Synapse with its push rules on (its default;
+   the rig's homeserver.TUNING turns them off) for an A/B of that setting.
 2. ``--enrollments`` enrollments at once against one hub (the hub test rig, no Synapse):
    that many threads POST ``/enroll`` together; 10 % of them reuse another thread's
    token with a fresh key, so exactly the others must succeed and those be refused
