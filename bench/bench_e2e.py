@@ -192,7 +192,6 @@ async def approval_round_trips(
         approvals = await op.approvals_room()
         seen: set[str] = set()
         mark = len(trace.read(TRACE_FILE))
-        reacted: list[str] = []
         for i in range(n):
             target = f"/tmp/bench-e2e-{secrets.token_hex(3)}-{i}"
             t0 = time.perf_counter()
@@ -209,7 +208,6 @@ async def approval_round_trips(
             await op.approve(request.event_id)
             trace.stamp("op.approve", cmd, wall_ns=t1_wall)  # keyed by the command: bot.decided joins it
             trace.stamp("op.approve", request.event_id, wall_ns=t1_wall)  # and by R: bot.reaction's key
-            reacted.append(request.event_id)
             user = rig.devices[HOME].matrix_user
 
             def is_result(e: Incoming, cmd: str = cmd, room: str = room, user: str = user) -> bool:
