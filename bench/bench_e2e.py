@@ -9,8 +9,12 @@ agents; no Docker engine), then prints:
   #dev-home-wsl, the operator's E2EE client), n commands, p50 / p95 / mean;
 - the floor: two bare nio clients (no E2EE) on the same Synapse, one echoing the other's
   texts, n round trips, p50 / p95 / mean;
-- approval round trip: ``!fs.write`` -> request shown in #operator-approvals -> 👍 -> result;
-- revoke: ``POST /api/peers/{id}/revoke`` -> the peer absent from the hub interface;
+- approval round trip: ``!fs.write`` -> request shown in #operator-approvals -> 👍 -> result,
+  beside the plain command round trip of the run, with its waterfall (trace.APPROVAL_STAGES);
+- revoke: ``POST /api/peers/{id}/revoke`` answered / the peer absent from the hub interface /
+  ``peer_revoked`` at an SSE subscriber, beside ``GET /healthz`` of the same API, with the
+  hub's stage stamps; the Matrix kick + logout (``matrix_kicked``) beside one password login;
+  the device's saved session checked dead; the next command answered ``peer_revoked``;
 - enrollment: token -> ``enroll_device`` done (handshake) and agent start -> room joined
   (the rig's own step timings);
 - audit appends (intent + outcome, durable) and chain verifications per second;
@@ -54,6 +58,10 @@ def pct(values: list[float]) -> str:
     p95 = xs[min(len(xs) - 1, int(len(xs) * 0.95))]
     mean = statistics.mean(xs)
     return f"p50 {p50 * 1000:.0f} ms  p95 {p95 * 1000:.0f} ms  mean {mean * 1000:.0f} ms  (n={len(xs)})"
+
+
+def med(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
 
 
 def print_waterfall(records: list[dict[str, Any]], floor: list[float]) -> None:
@@ -172,8 +180,10 @@ async def nio_floor(rig: Rig, n: int) -> list[float]:
             await c.close()
 
 
-async def approval_round_trips(rig: Rig, n: int) -> tuple[list[float], list[float]]:
-    """(command -> request shown, 👍 -> result) for n approvals."""
+async def approval_round_trips(
+    rig: Rig, n: int
+) -> tuple[list[float], list[float], list[dict[str, Any]]]:
+    """(command -> request shown, 👍 -> result, the stage stamps of those n approvals)."""
     op = rig.operator_client(f"bench-appr-{secrets.token_hex(2)}")
     await op.start()
     shown: list[float] = []
@@ -181,6 +191,7 @@ async def approval_round_trips(rig: Rig, n: int) -> tuple[list[float], list[floa
     try:
         approvals = await op.approvals_room()
         seen: set[str] = set()
+        mark = len(trace.read(TRACE_FILE))
         for i in range(n):
             target = f"/tmp/bench-e2e-{secrets.token_hex(3)}-{i}"
             t0 = time.perf_counter()
@@ -193,7 +204,10 @@ async def approval_round_trips(rig: Rig, n: int) -> tuple[list[float], list[floa
             request = await op.wait_message(is_request, 60)
             seen.add(request.event_id)
             t1 = time.perf_counter()
+            t1_wall = time.time_ns()
             await op.approve(request.event_id)
+            trace.stamp("op.approve", cmd, wall_ns=t1_wall)  # keyed by the command: bot.decided joins it
+            trace.stamp("op.approve", request.event_id, wall_ns=t1_wall)  # and by R: bot.reaction's key
             user = rig.devices[HOME].matrix_user
 
             def is_result(e: Incoming, cmd: str = cmd, room: str = room, user: str = user) -> bool:
@@ -201,39 +215,166 @@ async def approval_round_trips(rig: Rig, n: int) -> tuple[list[float], list[floa
 
             await op.wait_message(is_result, 60)
             t2 = time.perf_counter()
+            trace.stamp("op.reply", cmd)
             shown.append(t1 - t0)
             after.append(t2 - t1)
             Path(target).unlink(missing_ok=True)
-        return shown, after
+        await asyncio.sleep(0.5)
+        return shown, after, trace.read(TRACE_FILE)[mark:]
     finally:
         await op.stop()
 
 
-def revoke_figure(rig: Rig) -> tuple[float, float]:
-    """(API answer, peer absent from the interface) for revoking pc-aurgi."""
-    from meshagents.wg import hub as wg_hub
+def healthz_floor(rig: Rig, n: int = 20) -> list[float]:
+    """The revoke's baseline: the same hub API answering a no-op (``GET /healthz``)."""
+    out = []
+    with httpx.Client(timeout=30) as http:
+        for _ in range(n):
+            t0 = time.perf_counter()
+            http.get(f"{rig.hub_api_url}/healthz").raise_for_status()
+            out.append(time.perf_counter() - t0)
+    return out
 
-    def peers() -> list[str]:
-        st = wg_hub.status(
-            interface=rig.hub_interface, config_dir=rig.workdir / "hub-wg", netns=rig.hub_netns
+
+def login_floor(rig: Rig, n: int = 5) -> list[float]:
+    """The Matrix side's baseline: one password login round trip (a throwaway user)."""
+    from meshagents.matrix.admin import register_user
+
+    user, pw = f"lf{secrets.token_hex(3)}", secrets.token_urlsafe(12)
+    register_user(rig.homeserver_url, rig.synapse.shared_secret, user, pw)
+    body = {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": user}, "password": pw}
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        httpx.post(f"{rig.homeserver_url}/_matrix/client/v3/login", json=body, timeout=30).raise_for_status()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+class HubEvents:
+    """The hub's event stream in a thread: wall time of the first event of each type (for one device)."""
+
+    def __init__(self, rig: Rig, device_id: str) -> None:
+        self.rig, self.device_id = rig, device_id
+        self.seen: dict[str, tuple[float, Any]] = {}
+        self.ready = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        self.ready.wait(10)
+
+    def _run(self) -> None:
+        import json
+
+        headers = {"Authorization": f"Bearer {self.rig.api_token}"}
+        try:
+            with httpx.stream("GET", f"{self.rig.hub_api_url}/api/events", headers=headers,
+                              timeout=httpx.Timeout(30, read=1.0)) as resp:  # fmt: skip
+                self.ready.set()
+                for line in resp.iter_lines():
+                    if self._stop.is_set():
+                        return
+                    if not line.startswith("data:"):
+                        continue
+                    try:
+                        ev = json.loads(line[5:])
+                    except ValueError:
+                        continue
+                    data = ev.get("data") if isinstance(ev, dict) else None
+                    if isinstance(data, dict) and data.get("device_id") == self.device_id:
+                        self.seen.setdefault(str(ev.get("type")), (time.perf_counter(), data))
+        except httpx.HTTPError:
+            self.ready.set()
+
+    def wait(self, kind: str, timeout: float) -> tuple[float, Any] | None:
+        deadline = time.perf_counter() + timeout
+        while kind not in self.seen and time.perf_counter() < deadline:
+            time.sleep(0.005)
+        return self.seen.get(kind)
+
+    def close(self) -> None:
+        self._stop.set()
+
+
+def device_token_alive(rig: Rig, name: str) -> bool | None:
+    """Whether the device agent's saved Matrix session still works (None: no session found)."""
+    import json
+
+    for path in rig.workdir.rglob("session.json"):
+        try:
+            sess = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if sess.get("user_id") == rig.devices[name].matrix_user:
+            auth = {"Authorization": f"Bearer {sess['access_token']}"}
+            r = httpx.get(f"{rig.homeserver_url}/_matrix/client/v3/account/whoami", headers=auth, timeout=10)
+            return r.status_code == 200
+    return None
+
+
+async def next_command_after_revoke(rig: Rig) -> tuple[float, str]:
+    op = rig.operator_client(f"bench-rev-{secrets.token_hex(2)}")
+    await op.start()
+    try:
+        reply = await op.command(PC, "!exec ls /tmp", timeout=30)
+        return reply.seconds, reply.body.split("\n", 1)[0]
+    finally:
+        await op.stop()
+
+
+REVOKE_STAGES = ("op.revoke", "hub.revoke", "hub.revoke.off_interface", "hub.revoke.stored",
+                 "hub.revoke.published", "op.revoked")  # fmt: skip
+
+
+def revoke_figure(rig: Rig) -> dict[str, Any]:
+    """Revoking pc-aurgi through the API: the answer, the peer off the interface, the
+    hub's ``peer_revoked`` event, the Matrix kick + logout (``matrix_kicked``), the
+    device's session dead, and the next command's refusal."""
+    from meshagents.wg.userspace import UserspaceBackend
+
+    be = UserspaceBackend(rig.hub_interface, rig.hub_netns)
+    needle = f"allowed_ip={rig.devices[PC].address.split('/')[0]}/32"
+
+    def present() -> bool:  # one UAPI get: what the interface itself says
+        return needle in be.uapi.get_raw()
+
+    assert present()
+    assert device_token_alive(rig, PC) is not False
+    events = HubEvents(rig, rig.devices[PC].device_id)
+    try:
+        rid = f"revoke:{rig.devices[PC].device_id}"
+        mark = len(trace.read(TRACE_FILE))
+        http = httpx.Client(timeout=30)  # kept alive, as the healthz baseline's: the call, not a connect
+        http.get(f"{rig.hub_api_url}/healthz").raise_for_status()
+        t0 = time.perf_counter()
+        trace.stamp("op.revoke", rid)
+        r = http.post(
+            f"{rig.hub_api_url}/api/peers/{rig.devices[PC].device_id}/revoke",
+            headers={"Authorization": f"Bearer {rig.api_token}"},
         )
-        return [str(p.get("name")) for p in st["peers"]]
-
-    assert PC in peers()
-    t0 = time.perf_counter()
-    r = httpx.post(
-        f"{rig.hub_api_url}/api/peers/{rig.devices[PC].device_id}/revoke",
-        headers={"Authorization": f"Bearer {rig.api_token}"},
-        timeout=30,
-    )
-    t_api = time.perf_counter() - t0
-    if r.status_code != 200:
-        raise SystemExit(f"revoke: HTTP {r.status_code} {r.text[:200]}")
-    while PC in peers():
-        if time.perf_counter() - t0 > 10:
-            break
-        time.sleep(0.005)
-    return t_api, time.perf_counter() - t0
+        http.close()
+        t_api = time.perf_counter() - t0
+        trace.stamp("op.revoked", rid)
+        if r.status_code != 200:
+            raise SystemExit(f"revoke: HTTP {r.status_code} {r.text[:200]}")
+        while present() and time.perf_counter() - t0 < 10:
+            time.sleep(0.002)
+        t_gone = time.perf_counter() - t0
+        revoked = events.wait("peer_revoked", 10)
+        kicked = events.wait("matrix_kicked", 10)
+    finally:
+        events.close()
+    alive = device_token_alive(rig, PC)
+    took, first_line = asyncio.run(next_command_after_revoke(rig))
+    return {
+        "api": t_api, "gone": t_gone,
+        "event": revoked[0] - t0 if revoked else None,
+        "kicked": kicked[0] - t0 if kicked else None,
+        "kick_result": kicked[1].get("result") if kicked else None,
+        "token_alive": alive, "next": took, "next_reply": first_line,
+        "live_ms": r.json().get("live_removed_ms"),
+        "stages": trace.waterfall(trace.read(TRACE_FILE)[mark:], REVOKE_STAGES),
+    }  # fmt: skip
 
 
 def hub_rss_with_peers(rig: Rig, count: int) -> tuple[float, float, float]:
@@ -335,14 +476,30 @@ def main() -> None:
             f"device agent RSS: idle {idle:.1f} MB, peak while serving {ns.n} commands "
             f"{peak:.1f} MB (aim < 80)"
         )
-        shown, after = asyncio.run(approval_round_trips(rig, ns.approvals))
+        shown, after, stamps = asyncio.run(approval_round_trips(rig, ns.approvals))
         print(f"approval: command -> request shown: {pct(shown)}")
-        print(f"approval: 👍 -> result:              {pct(after)}")
-        t_api, t_gone = revoke_figure(rig)
-        print(
-            f"revoke: API answered {t_api * 1000:.0f} ms; "
-            f"peer absent from the interface {t_gone * 1000:.0f} ms"
-        )
+        print(f"approval: 👍 -> result:              {pct(after)}  (aim <= 500 ms)")
+        print(f"  baseline, same run: the plain command round trip {pct(cmd)}; "
+              f"ratio at p50 {med(after) / med(cmd):.2f}")
+        print("\n".join("  " + line for line in trace.report(
+            stamps, None, trace.APPROVAL_STAGES, (("op.approve", "bot.reaction"),))))
+        hz, lf = healthz_floor(rig), login_floor(rig)
+        rv = revoke_figure(rig)
+
+        def ms(x: float | None) -> str:
+            return "never (10 s)" if x is None else f"{x * 1000:.0f} ms"
+
+        print(f"revoke: API answered {ms(rv['api'])} (aim <= 100 ms); "
+              f"peer off the interface {ms(rv['gone'])}; "
+              f"peer_revoked at an SSE subscriber {ms(rv['event'])}")  # fmt: skip
+        print(f"  baseline, same run: GET /healthz of the same API {pct(hz)}")
+        print("  waterfall (ms from the previous stage): " + ", ".join(
+            f"{stage} {xs[0] * 1000:.1f}" for stage, xs in rv["stages"] if xs)
+            + f"; inside wg_peer_revoke, ledger + off the interface: {rv['live_ms']} ms")  # fmt: skip
+        print(f"revoke: Matrix kick + logout of every device session done (matrix_kicked) {ms(rv['kicked'])} "
+              f"(aim <= 1 s): {rv['kick_result']}; device's saved session still valid: {rv['token_alive']}")
+        print(f"  baseline, same run: one Matrix password login {pct(lf)}")
+        print(f"revoke: next command to {PC} answered in {ms(rv['next'])}: {rv['next_reply'][:100]!r}")
         if ns.peers:
             before, with_peers, first = hub_rss_with_peers(rig, ns.peers)
             print(

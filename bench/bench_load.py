@@ -11,7 +11,11 @@
    second of the step), p50/p95/p99 of the round trip, errors (timeouts, non-ok replies),
    the bot's, hub's and Synapse's CPU (seconds of CPU per second of the step, from
    /proc/PID/stat) and resident set, and the agents' mean resident set. The baseline of
-   the same rig: one command at a time (``--serial`` commands, no concurrency).
+   the same rig: one command at a time (``--serial`` commands, no concurrency). Every
+   session is the one operator user: the bot's per-sender limit is raised to
+   ``--operator-limit`` per minute (default 1200) so that the bench measures the system,
+   not the limiter; ``--synapse-push`` runs Synapse with its push rules on (its default;
+   the rig's homeserver.TUNING turns them off) for an A/B of that setting.
 2. ``--enrollments`` enrollments at once against one hub (the hub test rig, no Synapse):
    that many threads POST ``/enroll`` together; 10 % of them reuse another thread's
    token with a fresh key, so exactly the others must succeed and those be refused
@@ -238,6 +242,10 @@ def main() -> None:
     ap.add_argument("--serial", type=int, default=10, help="baseline commands, one at a time")
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds a command may wait for its answer")
     ap.add_argument("--enrollments", type=int, default=100, help="0: skip")
+    ap.add_argument("--synapse-push", action="store_true",
+                    help="Synapse evaluates push rules per event (its default) instead of the rig's tuning")
+    ap.add_argument("--operator-limit", type=float, default=1200.0,
+                    help="the bot's commands_per_minute for the operator (0: the default 120)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench_load needs root (network namespaces, WireGuard)")
@@ -248,10 +256,22 @@ def main() -> None:
     trace.enable(TRACE_FILE)
     print(f"1. load: {args.operators} operator sessions, !exec ls /tmp round-robin, {args.rate:g}/s, "
           f"{args.count} commands per step; load average at start {loadavg()}", flush=True)  # fmt: skip
+    if args.synapse_push:
+        from meshagents.matrix import homeserver
+
+        homeserver.OVERRIDES["push"] = {"enabled": True}  # Synapse's default, for comparison
+        print("   Synapse with push rules evaluated (its default; the rig's TUNING turns them off)")
     for n in curve:
         t0 = time.perf_counter()
         with Rig.up(devices=device_names(n), docker=False) as rig:
             print(f"rig with {n} devices up in {time.perf_counter() - t0:.1f} s", flush=True)
+            if args.operator_limit:
+                # every session is the one operator user: the bot's per-sender limit (120/min,
+                # burst 30, by design) would refuse a bench above 2/s; a hub whose operators
+                # script commands raises it the same way (bot.toml)
+                rig.bot_settings = {"commands_per_minute": args.operator_limit,
+                                    "command_burst": int(max(30, args.operator_limit // 10))}  # fmt: skip
+                rig.restart_bot()
             res = StepResult(n)
             asyncio.run(drive(rig, device_names(n), args, res))
             print_step(res, args.rate)

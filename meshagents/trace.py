@@ -9,7 +9,9 @@ Public API::
     read(path) -> list[dict]         # the stamps written, in file order (torn lines skipped)
     waterfall(records, stages) -> list[(stage, [seconds since the previous stage, per request])]
     COMMAND_STAGES, SIDE_STAGES      # the stages of one command, as the apps stamp them
-    report(records, floor=None) -> list[str]   # the waterfall as printed lines (p50/p95 ms)
+    APPROVAL_STAGES                  # an approved command, from the operator's 👍
+    report(records, floor=None, stages=COMMAND_STAGES, side=SIDE_STAGES) -> list[str]
+                                     # the waterfall as printed lines (p50/p95 ms)
 
 Why: a command crosses four processes (operator, bot, device agent, and Synapse between
 them); only stamps with one clock show where its time goes. The processes of a rig share
@@ -124,6 +126,14 @@ COMMAND_STAGES = (
     "agent.notice_sent", "op.reply",
 )  # fmt: skip
 SIDE_STAGES = (("agent.outcome", "agent.result_sent"), ("agent.result_sent", "bot.result"))
+#: An approved command from the operator's 👍 (stamped by the bench under the command's
+#: event id) to the device's answer; ``agent.approvals``: the device read A, R and the
+#: events between them from the homeserver.
+APPROVAL_STAGES = (
+    "op.approve", "bot.decided", "bot.signed", "bot.sent", "agent.received", "agent.approvals",
+    "agent.verified", "agent.intent", "agent.started", "agent.exited", "agent.outcome",
+    "agent.notice_sent", "op.reply",
+)  # fmt: skip
 
 
 def _ms(xs: Sequence[float], q: float) -> float:
@@ -131,14 +141,19 @@ def _ms(xs: Sequence[float], q: float) -> float:
     return ys[min(len(ys) - 1, int(len(ys) * q))] * 1000 if ys else float("nan")
 
 
-def report(records: Sequence[dict[str, Any]], floor: Sequence[float] | None = None) -> list[str]:
+def report(
+    records: Sequence[dict[str, Any]],
+    floor: Sequence[float] | None = None,
+    stages: Sequence[str] = COMMAND_STAGES,
+    side: Sequence[tuple[str, str]] = SIDE_STAGES,
+) -> list[str]:
     """The waterfall of ``records`` as lines: p50/p95 ms per stage from the one before."""
     lines = ["waterfall (ms from the previous stage; wall clock across processes):",
              f"  {'stage':40s} {'p50':>8s} {'p95':>8s}   n"]  # fmt: skip
-    for stage, xs in waterfall(records, COMMAND_STAGES):
+    for stage, xs in waterfall(records, stages):
         lines.append(f"  {stage:40s} {_ms(xs, 0.5):8.1f} {_ms(xs, 0.95):8.1f}   {len(xs)}")
     reqs = by_request(records)
-    for a, b in SIDE_STAGES:
+    for a, b in side:
         xs = [(s[b] - s[a]) / 1e9 for s in reqs.values() if a in s and b in s]
         lines.append(f"  {a + ' -> ' + b:40s} {_ms(xs, 0.5):8.1f} {_ms(xs, 0.95):8.1f}   {len(xs)}")
     if floor is not None:

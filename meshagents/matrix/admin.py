@@ -1,4 +1,5 @@
-"""Synapse's shared-secret registration API (``/_synapse/admin/v1/register``).
+"""Synapse's shared-secret registration API (``/_synapse/admin/v1/register``), and
+logging an account out of every session (a revoked device: ``logout_everywhere``).
 
 Works against the embedded homeserver and against any Synapse whose
 ``registration_shared_secret`` the operator hands us. Blocking (stdlib HTTP): it is
@@ -26,11 +27,16 @@ def registration_mac(shared_secret: str, nonce: str, user: str, password: str, a
     return mac.hexdigest()
 
 
-def _request(url: str, body: dict[str, Any] | None = None, timeout: float = 10.0) -> dict[str, Any]:
+def _request(
+    url: str, body: dict[str, Any] | None = None, timeout: float = 10.0, token: str | None = None
+) -> dict[str, Any]:
     data = json.dumps(body).encode() if body is not None else None
     if not url.startswith(("http://", "https://")):
         raise FnError("bad_homeserver_url", f"homeserver URL must be http(s): {url!r}")
-    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})  # noqa: S310
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(url, data=data, headers=headers)  # noqa: S310
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - scheme checked above
             out: dict[str, Any] = json.loads(resp.read() or b"{}")
@@ -67,3 +73,17 @@ def register_user(
         "mac": registration_mac(shared_secret, nonce, localpart, password, admin),
     }
     return _request(url, body)
+
+
+def logout_everywhere(homeserver_url: str, user_id: str, password: str, *, timeout: float = 10.0) -> None:
+    """End every session of ``user_id`` (``/logout/all``, after a password login for the token).
+
+    For a revoked device, whose password the hub made: its running agent's access token
+    dies at once (its next sync gets M_UNKNOWN_TOKEN), so it reads and sends nothing more
+    even in rooms it has not been kicked from yet.
+    """
+    base = homeserver_url.rstrip("/") + "/_matrix/client/v3"
+    body = {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": user_id},
+            "password": password, "initial_device_display_name": "hub: revocation"}  # fmt: skip
+    token = str(_request(base + "/login", body, timeout)["access_token"])
+    _request(base + "/logout/all", {}, timeout, token=token)

@@ -10,7 +10,8 @@ Production does not use this: it points the project at an existing homeserver by
 (see docs/matrix.md). The config is written whole by us (no ``--generate-config``,
 which costs ~3 s and logs to /tmp): the overrides FIELD-NOTES.md lists — one listener
 on the given address, sqlite, shared-secret registration, bcrypt 4, no trusted key
-servers, no presence, room version 11, every rate limit raised.
+servers, no presence, room version 11, every rate limit raised; and ``TUNING`` (no push
+rules: no client of this server has a push gateway).
 """
 
 from __future__ import annotations
@@ -56,6 +57,20 @@ _RATE_LIMITS: dict[str, Any] = {
 }
 
 
+#: Settings for a homeserver whose clients are the project's own processes and test
+#: operators, none of them with a push gateway: no push-rule evaluation per event for
+#: every room member, and no unread counts in every sync (the bulk of Synapse's work per
+#: message beside persisting it; bench_load). Not for a hub whose operators want phone
+#: notifications (meshagents/hubhost keeps push on).
+TUNING: dict[str, Any] = {
+    "push": {"enabled": False},
+    "caches": {"global_factor": 2.0},
+}
+
+#: Extra top-level settings merged last, for a bench that compares settings (A/B in one run).
+OVERRIDES: dict[str, Any] = {}
+
+
 def synapse_config(
     data_dir: Path, host: str, port: int, server_name: str, secrets_: dict[str, str]
 ) -> dict[str, Any]:
@@ -93,6 +108,8 @@ def synapse_config(
         "federation_domain_whitelist": [],
     }
     cfg.update(_RATE_LIMITS)
+    cfg.update(TUNING)
+    cfg.update(OVERRIDES)
     return cfg
 
 

@@ -162,6 +162,65 @@ def run_as(
     return asyncio.run(main())
 
 
+def kick_with_saved_session(
+    settings: MatrixSettings, room: str, user: str, reason: str | None, *,
+    credentials: Path | None = None, purpose: str = "functions", timeout: float = 10.0,
+) -> dict[str, Any] | None:
+    """Kick ``user`` from ``room`` with plain HTTP and the access token that ``run_as``
+    saved for ``purpose`` (a kick is a state event: no crypto, no sync needed).
+
+    None when there is no saved session or it is no longer valid: the caller falls back
+    to ``run_as``. Fine when the user is already gone (as ``MatrixClient.kick``)."""
+    import json
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    from meshagents.fsutil import read_json
+
+    creds, root = actor_credentials(settings, credentials)
+    session = read_json(root / "stores" / purpose / "session.json")
+    token = session.get("access_token") if session and session.get("user_id") == creds.user_id else None
+    base = creds.homeserver.rstrip("/")
+    if not isinstance(token, str) or not base.startswith(("http://", "https://")):
+        return None
+
+    def req(method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+        data = json.dumps(body).encode() if body is not None else None
+        r = urllib.request.Request(base + path, data=data, method=method,  # noqa: S310 - scheme checked
+                                   headers={"Authorization": f"Bearer {token}",
+                                            "Content-Type": "application/json"})  # fmt: skip
+        try:
+            with urllib.request.urlopen(r, timeout=timeout) as resp:  # noqa: S310 - scheme checked
+                return resp.status, json.loads(resp.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            try:
+                return exc.code, json.loads(exc.read() or b"{}")
+            except ValueError:
+                return exc.code, {}
+        except (urllib.error.URLError, OSError) as exc:
+            raise FnError("homeserver_unreachable", f"cannot reach {base}: {exc}") from exc
+
+    room_id = room
+    if room.startswith("#"):
+        code, got = req("GET", "/_matrix/client/v3/directory/room/" + urllib.parse.quote(room, safe=""))
+        if code == 401:
+            return None
+        if code != 200 or not isinstance(got.get("room_id"), str):
+            raise FnError("room_not_found", f"no room with alias {room}")
+        room_id = got["room_id"]
+    body: dict[str, Any] = {"user_id": user}
+    if reason:
+        body["reason"] = reason
+    code, got = req("POST", f"/_matrix/client/v3/rooms/{urllib.parse.quote(room_id, safe='')}/kick", body)
+    if code == 401:
+        return None
+    gone = got.get("errcode") == "M_FORBIDDEN" and "not in the room" in str(got.get("error"))
+    if code != 200 and not gone:
+        raise FnError("matrix_kick_failed", f"cannot remove {user} from {room_id}: {code} {got}")
+    return {"room_id": room_id, "user": user, "removed": True}
+
+
 def provision_account(settings: MatrixSettings, localpart: str, credentials_path: Path) -> dict[str, Any]:
     """Create ``@localpart`` with a random password saved 0600 at ``credentials_path``.
 

@@ -476,6 +476,7 @@ class BotShell:
         return attachments.FileArg(ref, attachments.sha256_hex(data), len(data), name).to_arg(), None
 
     async def _on_reaction(self, ev: Incoming) -> None:
+        trace.stamp("bot.reaction", ev.relates_to)  # keyed by the approval request's event
         await self._ready.wait()
         if ev.room_id != self.approvals_room or ev.relates_to is None or ev.reaction_key is None:
             return
@@ -577,6 +578,10 @@ class BotShell:
         decided before the task starts; the task touches only the store and the homeserver.
         Tasks for one room run in order (each waits for the one before), so two commands to
         one device reach it in the order they were sent; different devices do not wait.
+        The Dispatch tasks start before the other actions of the same list are sent: an
+        approval's two notices ("approved ... by", "...; sending") came first and the
+        envelope waited for both sends (bench_e2e's approval waterfall: ~0.9 s of 1.4 s
+        from the 👍 to the bot's decision, at load 11).
         """
         for action in actions:
             if isinstance(action, Dispatch):
@@ -586,6 +591,8 @@ class BotShell:
                 self._dispatching.add(task)
                 task.add_done_callback(self._dispatching.discard)
                 task.add_done_callback(functools.partial(self._forget_tail, action.room_id))
+        for action in actions:
+            if isinstance(action, Dispatch):
                 continue
             try:
                 await self._do(action)

@@ -91,9 +91,35 @@ class MatrixService:
         threading.Thread(target=self._kick_later, args=(name,), name=f"kick-{name}", daemon=True).start()
 
     def _kick_later(self, name: str) -> None:
+        # The logout (every session of the device's account ends) and the kick run at once:
+        # each is a login and a call or two, and the revocation's Matrix side aims at <= 1 s.
+        logout: dict[str, Any] = {}
+        t = threading.Thread(target=lambda: logout.update(self._logout(name)), name=f"logout-{name}",
+                             daemon=True)  # fmt: skip
+        t.start()
         result = self._matrix_kick(name)
+        t.join(30)
+        if result is not None and logout:
+            result = {**result, "logout": logout}
         self.ctx.store.log("matrix_kicked", name, json.dumps(result, sort_keys=True))
         self.ctx.bus.publish("matrix_kicked", {"device_id": name, "result": result})
+
+    def _logout(self, name: str) -> dict[str, Any]:
+        """Every Matrix session of the device's account logged out (its password is the hub's)."""
+        m = self.ctx.cfg.matrix
+        creds = self.ctx.cfg.hub_state / "matrix" / f"{name}.json"
+        if m is None or not creds.exists():
+            return {}
+        from meshagents.matrix.admin import logout_everywhere
+
+        try:
+            secret = json.loads(creds.read_text(encoding="utf-8"))
+            user = str(secret.get("user_id") or matrix_user(name, m.server_name))
+            logout_everywhere(m.homeserver_url, user, str(secret["password"]))
+        except (FnError, OSError, ValueError, KeyError) as exc:
+            log.error("could not log %s out of Matrix: %s", name, exc)
+            return {"logged_out": False, "error": getattr(exc, "code", type(exc).__name__)}
+        return {"logged_out": True}
 
     def _matrix_kick(self, name: str) -> dict[str, Any] | None:
         m = self.ctx.cfg.matrix

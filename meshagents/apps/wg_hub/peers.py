@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from meshagents import trace
 from meshagents.apps.wg_hub.context import HubContext, key32
 from meshagents.apps.wg_hub.matrix import MatrixService
 from meshagents.errors import FnError
@@ -84,18 +85,20 @@ class PeerService:
         return out
 
     def revoke(self, device_id: str) -> dict[str, Any]:
+        rid = f"revoke:{device_id}"  # stage stamps (meshagents.trace; off unless a bench asks)
+        trace.stamp("hub.revoke", rid)
         name = self.ctx.ledger_name(device_id)
         # answered once the peer is off the interface and revoked in the ledger (the config's git
         # commit follows in the background): the kill switch's latency is the caller's
         out: dict[str, Any] = call(
             "wg_peer_revoke", caller="wg_hub", peer=name, defer_config=True, **self.ctx.wg_args
         )
-        row = self.ctx.store.peer(name)
-        if row is not None:
-            self.ctx.store.set_peer_state(row.public_key, "revoked")
-        self.ctx.store.log("peer_revoked", name, "operator API")
+        trace.stamp("hub.revoke.off_interface", rid)
+        self.ctx.store.revoke(name, "operator API")
+        trace.stamp("hub.revoke.stored", rid)
         log.warning("peer_revoked device=%s (removed live in %s ms)", name, out.get("live_removed_ms"))
         self.ctx.bus.publish("peer_revoked", {"device_id": name, "address": out["address"]})
+        trace.stamp("hub.revoke.published", rid)
         # After the kill switch bit, and off the caller's path (a Matrix login and kick take
         # hundreds of ms): take the device's Matrix user out of its room. The outcome is a
         # ``matrix_kicked`` event and a hub_log row.

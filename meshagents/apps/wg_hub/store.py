@@ -343,6 +343,20 @@ class HubStore:
                 (state, time.time(), public_key),
             )
 
+    def revoke(self, device_id: str, detail: str) -> PeerRow | None:
+        """The peer's state ``revoked`` and the ``peer_revoked`` log row in one transaction
+        (the revoke API's bookkeeping: one connection and one commit instead of three,
+        on the caller's path; issue 19). None when the hub has no row for it."""
+        now = time.time()
+        with self.tx() as db:
+            row = db.execute("SELECT * FROM wg_peers WHERE device_id = ?", (device_id,)).fetchone()
+            if row is not None:
+                db.execute("UPDATE wg_peers SET state = 'revoked', updated_at = ? WHERE public_key = ?",
+                           (now, row["public_key"]))  # fmt: skip
+            db.execute("INSERT INTO hub_log (ts, kind, device_id, detail) VALUES (?, 'peer_revoked', ?, ?)",
+                       (now, device_id, detail[:2000]))  # fmt: skip
+        return None if row is None else _peer(row)
+
     def next_serial(self, public_key: str) -> int:
         with self.connect() as db:
             row = db.execute(

@@ -25,10 +25,16 @@ def matrix_room_kick(
             default: the Matrix settings' actor account.
     """
     from meshagents.matrix.client import MatrixClient
-    from meshagents.matrix.ops import run_as
+    from meshagents.matrix.ops import kick_with_saved_session, run_as
     from meshagents.matrix.settings import load_settings
 
     settings = load_settings()
+    # A revocation's kick: two plain HTTP calls with the acting account's saved session
+    # when it has one (a full client start first syncs every room it is in: seconds on a
+    # loaded hub, issue 19); the full client otherwise (it saves that session).
+    fast = kick_with_saved_session(settings, room, user, reason, credentials=credentials)
+    if fast is not None:
+        return fast
 
     async def work(client: MatrixClient) -> dict[str, Any]:
         room_id = await client.resolve(room)

@@ -125,6 +125,9 @@ class Rig:
         if len(set(self.device_names)) != len(self.device_names):
             raise FnError("bad_device_name", "device names must differ")
         self.want_docker = docker
+        #: extra bot.toml settings (numbers), e.g. a load bench's per-sender command limit;
+        #: applied by the next _bot() (restart_bot)
+        self.bot_settings: dict[str, float] = {}
         self._own_workdir = workdir is None
         # Not under /tmp: the workstation profile grants /tmp, and a device agent refuses a
         # manifest whose prefixes cover its own state (manifest_covers_agent_state).
@@ -489,7 +492,8 @@ class Rig:
     def _bot(self) -> None:
         conf = self.hub_state / "agents_and_robots" / "bot.toml"
         conf.parent.mkdir(mode=0o700, exist_ok=True)
-        conf.write_text(cfg.bot_toml(manifests_dir=str(self.manifests_dir)))
+        extra = "".join(f"{k} = {v!r}\n" for k, v in sorted(self.bot_settings.items()))
+        conf.write_text(cfg.bot_toml(manifests_dir=str(self.manifests_dir)) + extra)
         child = self._app("bot", "agents_and_robots", "--config", str(conf))
         self._wait_http(
             "bot", self.bot_api_url + "/healthz", child, headers=self._bearer(), timeout=90,

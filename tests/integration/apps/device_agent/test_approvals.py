@@ -162,5 +162,24 @@ async def test_approvals(make_world: MakeWorld, tmp_path: Path) -> None:
     invented = rig.content("fs.write", args, approval="$invented:localhost")
     await _refused(world, agent, rig, invented, "approval_not_found")
 
+    # 12. the envelope's R hint names another request (the agent reads R, the gap and A at once
+    #     from the hint): the R that the 👍 itself names is the one checked, read again
+    draft12 = rig.envelope("fs.write", args)
+    r12 = await world.request_approval(rig, draft12, approval_id="apr012")
+    a12 = await world.react(world.operator, r12)
+    c12 = rig.content("fs.write", args, approval=a12, request_id=draft12["request_id"],
+                      request_event=other_request)  # fmt: skip
+    await world.send(rig, c12)
+    res, _ = await world.result(rig, draft12["request_id"])
+    assert res.content["status"] == "ok", res.content
+    assert target.read_text() == "approved text\n"
+    target.unlink()
+    #     ... and a hint naming the right R does not make a 👍 on another request count
+    draft13 = rig.envelope("fs.write", args)
+    r13 = await world.request_approval(rig, draft13, approval_id="apr013")
+    c13 = rig.content("fs.write", args, approval=other_approval, request_id=draft13["request_id"],
+                      request_event=r13)  # fmt: skip
+    await _refused(world, agent, rig, c13, "binding_request")
+
     assert not target.exists()
     assert agent.pipeline.audit.verify().ok

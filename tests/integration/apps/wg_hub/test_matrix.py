@@ -90,6 +90,9 @@ def test_enroll_with_matrix(synapse: SynapseServer, tmp_path: Path, state_dir: P
                 timeout=10,
             )  # fmt: skip
             assert login.status_code == 200, login.text
+            device_auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
+            whoami = f"{synapse.url}/_matrix/client/v3/account/whoami"
+            assert httpx.get(whoami, headers=device_auth, timeout=10).status_code == 200
 
             # revoke through the API: the device's user leaves its room
             def member_state() -> str:
@@ -137,6 +140,10 @@ def test_enroll_with_matrix(synapse: SynapseServer, tmp_path: Path, state_dir: P
                     break
                 time.sleep(0.1)
             assert log and json.loads(log[0]["detail"])["removed"] is True
+            # and every session of the device's account was logged out: its token is dead
+            assert json.loads(log[0]["detail"])["logout"] == {"logged_out": True}
+            gone = httpx.get(whoami, headers=device_auth, timeout=10)
+            assert gone.status_code == 401 and gone.json()["errcode"] == "M_UNKNOWN_TOKEN", gone.text
         finally:
             hub.terminate()
             hub.wait(10)
