@@ -32,7 +32,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -47,39 +46,9 @@ from meshagents.bus import ENVELOPE_EVENT, RESULT_EVENT, STATUS_EVENT  # noqa: E
 from meshagents.matrix.client import ClientConfig, Incoming, MatrixClient  # noqa: E402
 from meshagents.matrix.homeserver import EmbeddedSynapse  # noqa: E402
 from meshagents.testbed import benchcli  # noqa: E402
-from meshagents.testbed.benchkit import pct  # noqa: E402
+from meshagents.testbed.benchkit import RssPeak, pct, rss_mb  # noqa: E402
 from tests.testbed.agent_rig import make_rig  # noqa: E402
 from tests.testbed.synapse import free_port  # noqa: E402
-
-
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status", encoding="ascii") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-class Sampler:
-    def __init__(self, pid: int) -> None:
-        self.pid, self.peak, self._stop = pid, 0.0, threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.peak = max(self.peak, rss_mb(self.pid))
-            except OSError:
-                return
-            time.sleep(0.02)
-
-    def __enter__(self) -> Sampler:
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._t.join()
 
 
 def summary(name: str, values: list[float]) -> str:
@@ -187,7 +156,7 @@ async def run(requests: int) -> None:
         await one("system.info", {})  # first message: room-key sharing, reported apart
         await ping(-1)
         pings = [await ping(i) for i in range(requests)]
-        with Sampler(proc.pid) as sampler:
+        with RssPeak(proc.pid, every_s=0.02) as sampler:
             info = [await one("system.info", {}) for _ in range(requests)]
             echo = [await one("shell.exec.echo", {"argv": ["echo", f"n{i}"]}) for i in range(requests)]
             burst_t0 = time.perf_counter()

@@ -41,6 +41,7 @@ from meshagents import trace
 from meshagents.bus import APPROVAL_REQUEST_KEY
 from meshagents.matrix.client import Incoming
 from meshagents.testbed import benchcli
+from meshagents.testbed.benchkit import RssPeak, rss_mb
 from meshagents.testbed.rig import Rig
 from meshagents.testbed.rig.operator import in_reply_to
 
@@ -67,34 +68,6 @@ def med(values: list[float]) -> float:
 def print_waterfall(records: list[dict[str, Any]], floor: list[float]) -> None:
     """p50/p95 of each stage's share of the round trip, beside the bare echo of this run."""
     print("\n".join(trace.report(records, floor)))
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-class RssPeak:
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.peak = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, rss_mb(self.pid))
-            time.sleep(0.05)
-
-    def __enter__(self) -> RssPeak:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 async def command_round_trips(rig: Rig, n: int) -> tuple[list[float], float, float]:
@@ -380,31 +353,12 @@ def revoke_figure(rig: Rig) -> dict[str, Any]:
 def hub_rss_with_peers(rig: Rig, count: int) -> tuple[float, float, float]:
     """(hub RSS before, with ``count`` more peers on its interface and ledger while an SSE
     client is subscribed and /api/peers was listed once, seconds to that first SSE event)."""
-    import base64
-    import sqlite3
-
-    from meshagents.wg.model import PeerSpec
-    from meshagents.wg.uapi import render_set
-    from meshagents.wg.userspace import UserspaceBackend
+    from meshagents.testbed.benchkit import bulk_peers
 
     pid = rig.procs.children["wg_hub"].pid
     before = rss_mb(pid)
-    be = UserspaceBackend(rig.hub_interface, rig.hub_netns)
-    db = sqlite3.connect(rig.workdir / "hub-wg" / ".meshagents" / f"{rig.hub_interface}.sqlite")
-    now = time.time()
-    for base in range(0, count, 500):
-        batch = [
-            PeerSpec(base64.b64encode(secrets.token_bytes(32)).decode(), (f"10.200.{i // 256}.{i % 256}/32",))
-            for i in range(base, min(base + 500, count))
-        ]
-        be.uapi.set(render_set(peers=batch))
-        db.executemany(
-            "INSERT INTO peers VALUES (?, ?, ?, ?, 'active', 0, ?, ?)",
-            [(p.public_key, f"bulk-{base + j}", f"10.200.{(base + j) // 256}.{(base + j) % 256}",
-              200000 + base + j, now, now) for j, p in enumerate(batch)],
-        )  # fmt: skip
-    db.commit()
-    db.close()
+    bulk_peers(rig.hub_interface, rig.hub_netns,
+               rig.workdir / "hub-wg" / ".meshagents" / f"{rig.hub_interface}.sqlite", count)
     headers = {"Authorization": f"Bearer {rig.api_token}"}
     listed = []
     for _ in range(6):  # the first warms the hub's ledger and caches; all six printed

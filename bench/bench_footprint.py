@@ -37,6 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from meshagents.testbed.benchkit import rss_mb
+
 ROOT = Path(__file__).resolve().parent.parent
 SYSTEM_PYTHON = "/usr/bin/python3"
 AIM_DISK_MB = 80
@@ -121,13 +123,6 @@ def du_mb(*paths: Path) -> float:
         return 0.0
     out = subprocess.run(["du", "-skc", *present], capture_output=True, text=True, check=True).stdout
     return int(out.splitlines()[-1].split()[0]) / 1024
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def build_and_install(source: Path, target: Path) -> tuple[Path, str]:

@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from meshagents import trace
 from meshagents.errors import FnError
+from meshagents.testbed.benchkit import rss_mb
 from meshagents.testbed.rig import Rig
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -61,16 +62,6 @@ def cpu_s(pid: int) -> float:
     except OSError:
         return 0.0
     return sum(int(f) for f in fields[11:15]) / TICK
-
-
-def rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 def pcts(xs: list[float]) -> str:
@@ -140,7 +131,7 @@ async def drive(rig: Rig, names: tuple[str, ...], args: argparse.Namespace, res:
         async def sample() -> None:
             while True:
                 for k, p in pids.items():
-                    peak[k] = max(peak[k], rss_mb(p))
+                    peak[k] = max(peak[k], rss_mb(p, gone=0.0))
                 await asyncio.sleep(0.2)
 
         sampler = asyncio.create_task(sample())
@@ -157,7 +148,7 @@ async def drive(rig: Rig, names: tuple[str, ...], args: argparse.Namespace, res:
         sampler.cancel()
         res.cpu = {k: (cpu_s(p) - cpu0[k]) / res.seconds for k, p in pids.items()}
         res.rss = peak
-        agents = [rss_mb(rig.agent(n).pid) for n in names]
+        agents = [rss_mb(rig.agent(n).pid, gone=0.0) for n in names]
         res.rss["agent (mean)"] = statistics.mean(agents)
     finally:
         for op in ops:
@@ -211,7 +202,7 @@ def enrollments(count: int) -> None:
 
         with ThreadPoolExecutor(1, initializer=_enter, initargs=(rig.internet,)) as one:
             solo = one.submit(submit, solo_token).result()
-        rss0, cpu0 = rss_mb(pid), cpu_s(pid)
+        rss0, cpu0 = rss_mb(pid, gone=0.0), cpu_s(pid)
         t0 = time.perf_counter()
         with ThreadPoolExecutor(len(jobs), initializer=_enter, initargs=(rig.internet,)) as pool:
             answers = list(pool.map(submit, jobs))
@@ -230,7 +221,7 @@ def enrollments(count: int) -> None:
               f"{sum(1 for a in answers if a[0] == -1)}")  # fmt: skip
         print(f"   answer time {pcts(times)}, max {max(times) * 1000:.0f} ms; all answered in {wall:.1f} s")
         print(f"   hub: CPU {cpu_s(pid) - cpu0:.1f} s over {wall:.1f} s; "
-              f"RSS {rss0:.0f} -> {rss_mb(pid):.0f} MB; load average {loadavg()}")  # fmt: skip
+              f"RSS {rss0:.0f} -> {rss_mb(pid, gone=0.0):.0f} MB; load average {loadavg()}")  # fmt: skip
 
 
 def main() -> None:

@@ -1,5 +1,5 @@
 """Synapse's shared-secret registration API (``/_synapse/admin/v1/register``), and
-logging an account out of every session (a revoked device: ``logout_everywhere``).
+locking a revoked device's account out (``lock_out``: every session ended, its password changed).
 
 Works against the embedded homeserver and against any Synapse whose
 ``registration_shared_secret`` the operator hands us. Blocking (stdlib HTTP): it is
@@ -75,15 +75,23 @@ def register_user(
     return _request(url, body)
 
 
-def logout_everywhere(homeserver_url: str, user_id: str, password: str, *, timeout: float = 10.0) -> None:
-    """End every session of ``user_id`` (``/logout/all``, after a password login for the token).
+def lock_out(homeserver_url: str, user_id: str, password: str, new_password: str, *,
+             timeout: float = 10.0) -> None:
+    """End every session of ``user_id`` and change its password to ``new_password``.
 
     For a revoked device, whose password the hub made: its running agent's access token
-    dies at once (its next sync gets M_UNKNOWN_TOKEN), so it reads and sends nothing more
-    even in rooms it has not been kicked from yet.
+    dies at once (its next sync gets M_UNKNOWN_TOKEN), and the password the device holds no
+    longer logs in, so a stolen or restarted agent cannot come back as a new session. One
+    ``/account/password`` call does both (``logout_devices``), authenticated in the same
+    request (user-interactive auth with the old password).
     """
     base = homeserver_url.rstrip("/") + "/_matrix/client/v3"
-    body = {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": user_id},
-            "password": password, "initial_device_display_name": "hub: revocation"}  # fmt: skip
-    token = str(_request(base + "/login", body, timeout)["access_token"])
-    _request(base + "/logout/all", {}, timeout, token=token)
+    ident = {"type": "m.id.user", "user": user_id}
+    login = {"type": "m.login.password", "identifier": ident, "password": password,
+             "initial_device_display_name": "hub: revocation"}  # fmt: skip
+    token = str(_request(base + "/login", login, timeout)["access_token"])
+    auth = {"type": "m.login.password", "identifier": ident, "password": password}
+    _request(base + "/account/password", {"new_password": new_password, "logout_devices": True,
+                                           "auth": auth}, timeout, token=token)  # fmt: skip
+    # the login above made a session of its own; logout_devices keeps the caller's
+    _request(base + "/logout", {}, timeout, token=token)

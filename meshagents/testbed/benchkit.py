@@ -11,6 +11,7 @@ import base64
 import secrets
 import socket
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -52,3 +53,44 @@ def bulk_peers(interface: str, netns: str | None, ledger: Path, count: int) -> N
         )  # fmt: skip
     db.commit()
     db.close()
+
+
+def rss_mb(pid: int, *, gone: float | None = None) -> float:
+    """The resident set of ``pid`` in MB (VmRSS); ``gone`` when the process has gone, if
+    given, else the OSError."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        if gone is None:
+            raise
+        return gone
+    return 0.0
+
+
+class RssPeak:
+    """``with RssPeak(pid) as peak:`` samples ``pid``'s RSS every ``every_s`` in a thread;
+    ``peak.peak`` is the highest seen (sampling stops if the process goes)."""
+
+    def __init__(self, pid: int, every_s: float = 0.05) -> None:
+        self.pid, self.every_s, self.peak = pid, every_s, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.peak = max(self.peak, rss_mb(self.pid))
+            except OSError:
+                return
+            time.sleep(self.every_s)
+
+    def __enter__(self) -> RssPeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()

@@ -303,13 +303,17 @@ class DeviceAgent:
                     await self.check_manifest(http)
 
     # ------------------------------------------------------------------ envelopes
-    async def _on_envelope(self, ev: Incoming) -> None:
+    def _our_room(self, ev: Incoming) -> str | None:
+        """Our room's id when ``ev`` is an event of it to handle now, else None. The client's
+        first sync runs before we know our room id (the config may name an alias): such events
+        are kept until start() has joined, never dropped; events of other rooms are ignored."""
         if self._room_id is None:
-            # The client's first sync runs before we know our room id (the config may
-            # name an alias): keep such events until start() has joined, never drop them.
             self._early.append(ev)
-            return
-        if ev.room_id != self._room_id:
+            return None
+        return self._room_id if ev.room_id == self._room_id else None
+
+    async def _on_envelope(self, ev: Incoming) -> None:
+        if self._our_room(ev) is None:
             return
         env = ev.content.get("envelope")
         rid = env.get("request_id") if isinstance(env, dict) else None
@@ -339,10 +343,8 @@ class DeviceAgent:
 
     async def _on_rotation(self, ev: Incoming) -> None:
         """An operator-key rotation statement (and the re-signed manifest) in our room."""
-        if self._room_id is None:
-            self._early.append(ev)
-            return
-        if ev.room_id != self._room_id:
+        room_id = self._our_room(ev)
+        if room_id is None:
             return
         result = await asyncio.to_thread(self.pipeline.accept_rotation, ev.content)
         self._follow_manifest_users()
@@ -353,7 +355,7 @@ class DeviceAgent:
             text = f"rotation refused: {result.status}: {result.reason}"
             log.warning(text)
         with contextlib.suppress(FnError):
-            await self.client.send_notice(self._room_id, text, reply_to=ev.event_id)
+            await self.client.send_notice(room_id, text, reply_to=ev.event_id)
 
     async def _approvals(self, content: Any) -> ApprovalEvents | None:
         a_id, r_hint = approval_ids(content)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import threading
 from typing import Any
 
 from meshagents.apps.wg_hub.context import HubContext
 from meshagents.apps.wg_hub.issue import matrix_user
 from meshagents.errors import FnError
+from meshagents.fsutil import write_private
 from meshagents.runtime.api import call
 
 log = logging.getLogger("wg_hub")
@@ -105,21 +107,25 @@ class MatrixService:
         self.ctx.bus.publish("matrix_kicked", {"device_id": name, "result": result})
 
     def _logout(self, name: str) -> dict[str, Any]:
-        """Every Matrix session of the device's account logged out (its password is the hub's)."""
+        """The device's account locked out: every Matrix session ended and its password
+        changed (the hub made it; the new one is kept in the hub's state, 0600), so the
+        revoked device's agent can neither sync nor log in again."""
         m = self.ctx.cfg.matrix
         creds = self.ctx.cfg.hub_state / "matrix" / f"{name}.json"
         if m is None or not creds.exists():
             return {}
-        from meshagents.matrix.admin import logout_everywhere
+        from meshagents.matrix.admin import lock_out
 
         try:
             secret = json.loads(creds.read_text(encoding="utf-8"))
             user = str(secret.get("user_id") or matrix_user(name, m.server_name))
-            logout_everywhere(m.homeserver_url, user, str(secret["password"]))
+            new_password = secrets.token_urlsafe(32)
+            lock_out(m.homeserver_url, user, str(secret["password"]), new_password)
+            write_private(creds, {**secret, "password": new_password})
         except (FnError, OSError, ValueError, KeyError) as exc:
-            log.error("could not log %s out of Matrix: %s", name, exc)
+            log.error("could not lock %s out of Matrix: %s", name, exc)
             return {"logged_out": False, "error": getattr(exc, "code", type(exc).__name__)}
-        return {"logged_out": True}
+        return {"logged_out": True, "password_changed": True}
 
     def _matrix_kick(self, name: str) -> dict[str, Any] | None:
         m = self.ctx.cfg.matrix

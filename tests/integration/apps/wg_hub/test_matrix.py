@@ -140,10 +140,21 @@ def test_enroll_with_matrix(synapse: SynapseServer, tmp_path: Path, state_dir: P
                     break
                 time.sleep(0.1)
             assert log and json.loads(log[0]["detail"])["removed"] is True
-            # and every session of the device's account was logged out: its token is dead
-            assert json.loads(log[0]["detail"])["logout"] == {"logged_out": True}
+            # and the device's account is locked out: its token is dead, its password no longer
+            # logs in (a stolen or restarted agent cannot come back as a new session)
+            assert json.loads(log[0]["detail"])["logout"] == {"logged_out": True, "password_changed": True}
             gone = httpx.get(whoami, headers=device_auth, timeout=10)
             assert gone.status_code == 401 and gone.json()["errcode"] == "M_UNKNOWN_TOKEN", gone.text
+            again = httpx.post(
+                f"{synapse.url}/_matrix/client/v3/login",
+                json={"type": "m.login.password", "identifier": {"type": "m.id.user", "user": m["user_id"]},
+                      "password": m["password"]},
+                timeout=10,
+            )  # fmt: skip
+            assert again.status_code == 403 and again.json()["errcode"] == "M_FORBIDDEN", again.text
+            # the hub still holds the account (the new password, 0600) and no session is left
+            kept = json.loads((state_dir / "wg_hub" / "matrix" / f"{name}.json").read_text())
+            assert kept["password"] != m["password"]
         finally:
             hub.terminate()
             hub.wait(10)
