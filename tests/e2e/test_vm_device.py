@@ -152,7 +152,7 @@ def edited_token(token: str) -> str:
     return f"mat1.{base64.urlsafe_b64encode(raw).rstrip(b'=').decode()}.{sig}"
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(1800)  # the module's VM and rig may be set up in this test's time
 def test_install_sh_on_the_device_refuses_an_edited_token_before_fetching(world: World) -> None:
     vm, line = world.vm, world.install_command
     target = f"/var/tmp/refused-{secrets.token_hex(3)}"
