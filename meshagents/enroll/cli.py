@@ -69,6 +69,13 @@ def _fail(exc: FnError) -> None:
     help="Write the tunnel's config (file + QR) for the WireGuard app instead of bringing it up"
     " (the default on Termux).",
 )
+@click.option(
+    "--ready-timeout",
+    type=float,
+    default=120.0,
+    show_default=True,
+    help="Seconds the agent may take, once its service started, to log in and join its rooms.",
+)
 @click.option("--quiet", is_flag=True, help="No progress on stderr.")
 def enroll_cmd(
     token: str | None,
@@ -81,6 +88,7 @@ def enroll_cmd(
     no_systemd: bool,
     sandbox: str,
     wg_config_only: bool | None,
+    ready_timeout: float,
     quiet: bool,
 ) -> None:
     """Put this device on the mesh and start its agent: checks first, then spends the token."""
@@ -104,6 +112,7 @@ def enroll_cmd(
                 wg_unit=not no_systemd,
                 sandbox_weak=sandbox == "weak",
                 wg_config_only=wg_config_only or None,
+                ready_timeout_s=ready_timeout,
             )
             out = enroll(opts, progress)
     except FnError as exc:

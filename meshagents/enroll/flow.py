@@ -9,8 +9,11 @@ enrolls once it is fixed; [2] the device key; [3] enroll with the hub and verify
 manifest — the token is spent here, and from now on every step is recorded in the
 journal; [4] the WireGuard config and interface (on Termux, or with
 ``--wg-config-only``: the config file and a QR for the WireGuard app); [5] the
-handshake and the hub's ``/healthz`` over the mesh; [6] the agent's config and its
-service. Then the device's room is printed.
+handshake and the hub's ``/healthz`` over the mesh; [6] the agent's config, its
+service, and a wait until the agent is ready and stays up (``meshagents.enroll.ready``: its
+ready marker names the unit's main process, still the same a few seconds later; otherwise
+``agent_crashed`` / ``agent_not_ready``, and ``--resume`` restarts it and waits again). Then
+the device's room is printed.
 
 Each catalog step is called in this process (``meshagents.runtime.api.call``), so a
 whole enrollment costs one Python start-up, not one per step.
@@ -29,8 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from meshagents.apps.device_agent import ready as marker_mod
 from meshagents.enroll import journal as journal_mod
 from meshagents.enroll import precheck, probe, service
+from meshagents.enroll import ready as ready_mod
 from meshagents.enroll.precheck import EXIT_PRECHECK, ServiceKind
 from meshagents.errors import FnError
 
@@ -56,6 +61,8 @@ class Options:
     sandbox_weak: bool = False
     wg_config_only: bool | None = None  # None: only on Termux
     mesh_timeout_s: float = 10.0
+    #: how long the agent may take to log in and join its rooms after its service started
+    ready_timeout_s: float = 120.0
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -323,6 +330,23 @@ def _run_steps(jr: journal_mod.Journal, opts: Options, state: Path, progress: Pr
         done = service.install(spec, kind)
         _record(state, jr, "service", service=done)
 
+    def agent_ready() -> None:
+        r = jr.result
+        svc = r.get("service") or {}
+        kind: ServiceKind = svc.get("kind", "none")
+        if not svc.get("started") or kind == "none":
+            _record(state, jr, "ready", ready=None)
+            return
+        if jr.failed and jr.failed.get("step") == "ready":
+            service.restart(kind)  # a resume after the agent did not come up: start it afresh
+        got = ready_mod.wait_ready(
+            kind, marker_mod.marker_for_config(Path(r["agent_config"])), timeout_s=opts.ready_timeout_s
+        )
+        progress.say(
+            f"enroll: the agent is up (ready after {got['ready_after_s']}s, still {got['stable_s']}s later)"
+        )
+        _record(state, jr, "ready", ready=got)
+
     steps: list[tuple[int, str, str, Callable[[], None]]] = [
         (3, "submit", "enroll with the hub and verify the manifest (spends the token)", submit),
         (
@@ -336,6 +360,7 @@ def _run_steps(jr: journal_mod.Journal, opts: Options, state: Path, progress: Pr
         (5, "mesh", "handshake with the hub and /healthz over the mesh", mesh),
         (6, "agent_config", "write the agent's config", agent_config),
         (6, "service", f"install and start the agent's service ({opts.service})", start_service),
+        (6, "ready", "wait until the agent is logged in, in its rooms, and stays up", agent_ready),
     ]
     for n, key, what, fn in steps:
         if key in jr.done:

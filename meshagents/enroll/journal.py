@@ -19,7 +19,7 @@ from typing import Any
 from meshagents.errors import FnError
 
 VERSION = 1
-STEPS = ("submit", "wireguard", "mesh", "agent_config", "service")
+STEPS = ("submit", "wireguard", "mesh", "agent_config", "service", "ready")
 
 
 @dataclass

@@ -273,6 +273,15 @@ def restart(kind: ServiceKind, spec: ServiceSpec | None = None) -> bool:
     return False
 
 
+def stop(kind: ServiceKind) -> bool:
+    """Stop the agent's unit (an upgrade); False where no service manager runs it."""
+    if kind == "system":
+        return _run(["systemctl", "stop", UNIT], check=False).returncode == 0
+    if kind == "user":
+        return _run(["systemctl", "--user", "stop", UNIT], check=False).returncode == 0
+    return False
+
+
 def remove(kind: ServiceKind, home: Path) -> list[str]:
     """Stop, disable and delete the service KIND made; the paths removed."""
     removed: list[str] = []

@@ -1,9 +1,10 @@
 """``meshagents agent upgrade``: a new version in place; keys, manifest, audit chain and nonce store kept.
 
-The state directory is not touched: the new code is installed with pip into the same
-environment the agent's unit runs (``sys.executable``), then the service is restarted.
-The audit chain is verified before and after, and the upgrade fails
-(``upgrade_chain_changed``) if the chain after does not extend the one before.
+The state directory is not touched: the agent's service is stopped, the new code is
+installed with pip into the same environment the unit runs (``sys.executable``), then the
+service is started again. The audit chain is verified with the agent stopped, before and
+after pip, and the upgrade fails (``upgrade_chain_changed``, the agent left stopped) unless
+the new code reads the same chain with the same head (entries and head hash).
 """
 
 from __future__ import annotations
@@ -54,9 +55,15 @@ def upgrade(spec: str, *, pip_args: tuple[str, ...] = (), progress: Progress | N
     if jr is None or not jr.complete():
         raise FnError("not_enrolled", "this device has no finished enrollment (meshagents enroll first)")
     device_id = str(jr.result["device_id"])
+    kind: ServiceKind = (jr.result.get("service") or {}).get("kind") or "none"
     before_v = _version()
+    # stopped first: pip replaces the modules a running agent still imports lazily, and nothing
+    # may append to the chain between the two looks at its head
+    stopped = service.stop(kind)
     before = _chain(device_id)
-    progress.say(f"upgrade: meshagents {before_v}; audit chain of {device_id} verified")
+    n0, h0 = _head(before)
+    progress.say(f"upgrade: meshagents {before_v}; agent stopped: {stopped}; audit chain of {device_id}"
+                 f" verified ({n0} entries)")  # fmt: skip
     res = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--upgrade", *pip_args, spec],
         capture_output=True,
@@ -64,21 +71,27 @@ def upgrade(spec: str, *, pip_args: tuple[str, ...] = (), progress: Progress | N
         check=False,
     )
     if res.returncode != 0:
+        service.restart(kind)  # the old version, as it was
         raise FnError("upgrade_failed", f"pip install {spec} exited {res.returncode}: {res.stderr[-600:]}")
     after_v = _version()
-    kind: ServiceKind = (jr.result.get("service") or {}).get("kind") or "none"
+    after = _chain(device_id)  # read by the new code, before the agent runs again
+    n1, h1 = _head(after)
+    ok = bool(after.get("ok", True))
+    if (stopped and (n1, h1) != (n0, h0)) or n1 < n0 or not ok:
+        raise FnError(
+            "upgrade_chain_changed",
+            f"the audit chain had {n0} entries (head {h0}) before and {n1} (head {h1}, ok={ok}) after;"
+            " the agent is left stopped",
+        )  # fmt: skip
     restarted = service.restart(kind)
-    after = _chain(device_id)
-    n0, h0 = _head(before)
-    n1, _ = _head(after)
-    if n1 < n0:
-        raise FnError("upgrade_chain_changed", f"the audit chain had {n0} entries before and {n1} after")
-    progress.say(f"upgrade: meshagents {before_v} -> {after_v}; service restarted: {restarted}")
+    progress.say(f"upgrade: meshagents {before_v} -> {after_v}; same chain head; restarted: {restarted}")
     return {
         "device_id": device_id,
         "from": before_v,
         "to": after_v,
+        "stopped": stopped,
         "restarted": restarted,
         "chain_before": {"entries": n0, "head_hash": h0},
+        "chain_after_upgrade": {"entries": n1, "head_hash": h1, "ok": ok},
         "chain_after": after,
     }

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import time
 from dataclasses import replace
 from typing import Any
@@ -35,7 +36,7 @@ from typing import Any
 import httpx
 
 from meshagents import trace
-from meshagents.apps.device_agent import attach, capabilities, live, renewal, replies, sandbox, upload
+from meshagents.apps.device_agent import attach, capabilities, live, ready, renewal, replies, sandbox, upload
 from meshagents.apps.device_agent.capabilities.base import CapResult, Context
 from meshagents.apps.device_agent.config import AgentConfig
 from meshagents.apps.device_agent.pipeline import ApprovalEvents, Outcome, Pipeline, Verdict, approval_ids
@@ -150,6 +151,7 @@ class DeviceAgent:
 
     async def start(self, *, start_timeout: float | None = None) -> None:
         require_sandbox(self.config)
+        ready.clear(self.config.data_dir)  # an earlier start's marker must not count for this one
         deadline = None if start_timeout is None else time.monotonic() + start_timeout
         backoff = Backoff(0.5, 30.0)
         while True:
@@ -187,6 +189,22 @@ class DeviceAgent:
         if self.config.hub_url:
             self._spawn(self.shipper.run())
             self._spawn(self._manifest_loop())
+        self._mark_ready()
+
+    def _mark_ready(self) -> None:
+        """Logged in, keys on the server, both rooms joined: say so (enrollment waits for it)."""
+        try:
+            ready.write(
+                self.config.data_dir,
+                pid=os.getpid(),
+                device_id=self.config.device_id,
+                device_room=self._room_id,
+                approvals_room=self._approvals_id,
+                matrix_device=self.client.device_id,
+                state=self._state,
+            )
+        except OSError as exc:  # the agent serves anyway; only a waiting enroll would time out
+            log.warning("could not write the ready marker in %s: %s", self.config.data_dir, exc)
 
     def request_stop(self) -> None:
         """Ask ``run_forever`` to return (a signal handler may call this)."""
@@ -209,6 +227,7 @@ class DeviceAgent:
             self.sealer.seal()
         except (FnError, OSError) as exc:
             log.warning("audit checkpoint at stop failed: %s", exc)
+        ready.clear(self.config.data_dir)
         await self.client.stop()
         self.pipeline.close()
 

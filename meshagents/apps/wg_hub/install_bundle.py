@@ -1,8 +1,10 @@
 """The install bundle the hub serves at ``/install``: the project's wheel and the agent's
 dependency wheels for one device platform, listed with their SHA-256 in a manifest.
 
-A device installs with no checkout and no package index: ``install.sh`` fetches the
-manifest named by the SHA-256 in its enrollment token (the operator signed that token),
+A device installs with no checkout and no package index: ``install.sh`` first checks the
+token's structure and its operator's ed25519 signature (pure-stdlib Python inside the
+script; pinned to the operator's key when the line passes ``--operator-key``), then fetches the
+manifest named by the SHA-256 in its enrollment token,
 checks the manifest's own hash, then every file against the manifest, and only then makes
 a venv and ``pip install --no-index``. Everything is addressed by its hash
 (``/install/bundles/<sha256>.json``, ``/install/files/<sha256>``), so the token names exactly
@@ -208,11 +210,14 @@ class BundleStore:
         return True
 
 
-def install_command(enroll_url: str, token: str) -> str:
-    """The operator's one line: fetch install.sh, check its SHA-256, run it with the token."""
+def install_command(enroll_url: str, token: str, operator_key: str | None = None) -> str:
+    """The operator's one line: fetch install.sh, check its SHA-256, run it with the token —
+    and, given ``operator_key``, pin it: install.sh then refuses a token that key did not sign
+    before it fetches anything (a token re-signed by someone else, with another bundle)."""
+    pin = f"--operator-key {operator_key} " if operator_key else ""
     return (
         f"curl -fsSo install.sh {enroll_url}/install/install.sh && "
-        f"echo '{installer_sha256()}  install.sh' | sha256sum -c --quiet && sh install.sh {token}"
+        f"echo '{installer_sha256()}  install.sh' | sha256sum -c --quiet && sh install.sh {pin}{token}"
     )
 
 

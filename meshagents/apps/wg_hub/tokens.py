@@ -45,7 +45,9 @@ class TokenService:
             bundle_sha256=bundle_sha256,
         )
         if bundle_sha256 is not None:
-            out["install_command"] = install_command(self.ctx.cfg.enroll_url(), str(out["token"]))
+            out["install_command"] = install_command(
+                self.ctx.cfg.enroll_url(), str(out["token"]), self.ctx.operator_public
+            )
         self.ctx.store.add_token(
             str(out["token_id"]), device_name, profile, int(out["issued_at"]), int(out["expires_at"])
         )

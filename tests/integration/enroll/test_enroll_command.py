@@ -116,7 +116,8 @@ def test_a_failure_after_the_token_is_spent_is_recorded_and_resumed(hub_rig: Hub
     health = in_netns(dev.netns, httpx.get, f"http://10.42.0.1:{OPERATOR_PORT}/healthz", timeout=5)
     assert health.json()["listener"] == "operator"
     jr = json.loads((dev.state / "enroll" / "journal.json").read_text())
-    assert jr["failed"] is None and jr["done"] == ["submit", "wireguard", "mesh", "agent_config", "service"]
+    assert jr["failed"] is None
+    assert jr["done"] == ["submit", "wireguard", "mesh", "agent_config", "service", "ready"]
     # resuming a finished enrollment changes nothing
     assert meshagents(hub_rig, dev, "enroll", "--resume").returncode == 0
 

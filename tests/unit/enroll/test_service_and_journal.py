@@ -61,7 +61,7 @@ def test_journal_round_trip_and_pending(tmp_path: Path) -> None:
     jr.done += ["submit", "wireguard"]
     journal.save(tmp_path, jr)
     again = journal.load(tmp_path)
-    assert again is not None and again.pending() == ["mesh", "agent_config", "service"]
+    assert again is not None and again.pending() == ["mesh", "agent_config", "service", "ready"]
     assert (journal.path(tmp_path).stat().st_mode & 0o777) == 0o600
     journal.path(tmp_path).write_text('{"version": 99}')
     with pytest.raises(FnError) as exc:

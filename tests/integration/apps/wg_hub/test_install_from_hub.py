@@ -1,6 +1,7 @@
 """Install from the hub, verifiably: /install serves the bundle, install.sh installs it in a
-device namespace and enrolls — and refuses a tampered manifest or a tampered file before
-anything is installed or the token is spent.
+device namespace and enrolls — and refuses an edited or re-signed token before anything is
+fetched, and a tampered manifest or a tampered file before anything is installed, each
+without spending the token.
 
 The bundle is the built wheel plus its [agent] dependencies for this machine's platform
 (pip download, binary wheels only). install.sh runs with Debian's sh and python3, inside
@@ -9,6 +10,7 @@ the device's namespace, in a mount namespace where the checkout is hidden.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import secrets
@@ -18,8 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from nacl.signing import SigningKey
 
 from meshagents.apps.wg_hub.install_bundle import Bundle, build_bundle, installer_sha256
+from meshagents.trust import tokens
 from tests.testbed.hub_rig import DeviceNs, HubRig, nsenter
 from tests.testbed.wheel import ROOT, build_wheel, clean_env, hidden
 
@@ -62,9 +66,11 @@ def _token(rig: HubRig, name: str, bundle: str | None) -> dict[str, object]:
     return dict(r.json())
 
 
-def _install(served: Served, dev: DeviceNs, token: str, target: Path) -> subprocess.CompletedProcess[str]:
+def _install(
+    served: Served, dev: DeviceNs, token: str, target: Path, *pre: str
+) -> subprocess.CompletedProcess[str]:
     argv = [*nsenter(dev.netns), *hidden(ROOT, [
-        "sh", str(served.installer), token, "--dir", str(target), "--",
+        "sh", str(served.installer), *pre, token, "--dir", str(target), "--",
         "--hub", served.rig.public_url, "--interface", dev.interface,
         "--config-dir", str(dev.config_dir), "--no-systemd",
     ])]  # fmt: skip
@@ -93,6 +99,28 @@ def test_install_sh_refuses_tampering_then_installs_and_enrolls(served: Served, 
     line = str(tok["install_command"])
     assert f"{rig.public_url}/install/install.sh" in line and installer_sha256() in line and token in line
     target = device.state / "opt"
+    assert "--operator-key " in line  # the hub's line pins the operator's key
+
+    # 0. the token edited on its way (another bundle the hub serves), or re-signed by another key:
+    # refused before anything is fetched, nothing installed, the token not spent (step 3 uses it)
+    _, payload, sig = token.split(".")
+    body = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    body["bundle_sha256"] = hashlib.sha256(b"another bundle").hexdigest()
+    raw = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    edited = f"mat1.{base64.urlsafe_b64encode(raw).rstrip(b'=').decode()}.{sig}"
+    out = _install(served, device, edited, target)
+    assert out.returncode == 3, out.stderr
+    assert "REFUSED: the token signature does not match" in out.stderr and "[1/4]" not in out.stderr
+    assert not target.exists()
+    stranger = SigningKey.generate()
+    _, resigned = tokens.create(
+        stranger, device_name=str(body["device_name"]), hub_endpoint=str(body["hub_endpoint"]),
+        bundle_sha256=bundle.sha256,
+    )  # fmt: skip
+    pin = line.split("--operator-key ", 1)[1].split()[0]
+    out = _install(served, device, resigned, target, "--operator-key", pin)
+    assert out.returncode == 3, out.stderr
+    assert "not the pinned" in out.stderr and "[1/4]" not in out.stderr and not target.exists()
 
     # 1. the manifest changed on the hub (one byte): refused, nothing installed
     original = bundle.path.read_bytes()

@@ -99,3 +99,5 @@ def test_the_operators_line_checks_the_installer_before_running_it() -> None:
     line = install_command("http://198.51.100.7:8443", "mat1.x.y")
     assert line.startswith("curl -fsSo install.sh http://198.51.100.7:8443/install/install.sh && ")
     assert f"echo '{installer_sha256()}  install.sh' | sha256sum -c --quiet && sh install.sh mat1.x.y" in line
+    pinned = install_command("http://198.51.100.7:8443", "mat1.x.y", "K+ey/=")
+    assert pinned.endswith("sh install.sh --operator-key K+ey/= mat1.x.y")
