@@ -134,7 +134,7 @@ def main() -> None:
             db.commit()
             db.close()
             loaded = target
-            runs = 15 if target <= 1_000 else 9
+            runs = 15
             st_samples: list[float] = []
             dump: list[float] = []
             raw: list[float] = []
