@@ -47,13 +47,9 @@ from meshagents.bus import ENVELOPE_EVENT, RESULT_EVENT, STATUS_EVENT  # noqa: E
 from meshagents.matrix.client import ClientConfig, Incoming, MatrixClient  # noqa: E402
 from meshagents.matrix.homeserver import EmbeddedSynapse  # noqa: E402
 from meshagents.testbed import benchcli  # noqa: E402
+from meshagents.testbed.benchkit import pct  # noqa: E402
 from tests.testbed.agent_rig import make_rig  # noqa: E402
 from tests.testbed.synapse import free_port  # noqa: E402
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))]
 
 
 def rss_mb(pid: int) -> float:

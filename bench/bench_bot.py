@@ -26,7 +26,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
@@ -47,6 +46,7 @@ from meshagents.matrix.client import ClientConfig, Incoming, MatrixClient
 from meshagents.matrix.homeserver import EmbeddedSynapse
 from meshagents.matrix.rooms import power_levels
 from meshagents.testbed import benchcli
+from meshagents.testbed.benchkit import free_port, pct
 from meshagents.trust import manifest as trust_manifest
 from meshagents.trust.keystore import CONTROLLER_KEY, init_signing_key
 from meshagents.trust.noncestore import NonceStore
@@ -54,17 +54,6 @@ from meshagents.trust.signing import public_b64
 from tests.testbed.bot_world import CAPABILITIES, TestDevice, sign_manifest
 
 FAST: dict[str, Any] = {"backoff_max": 1.0, "sync_timeout_ms": 3_000}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))]
 
 
 def replies_to(ev: Incoming, event_id: str) -> bool:

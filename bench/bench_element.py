@@ -20,16 +20,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from meshagents.testbed import benchcli
+from meshagents.testbed.benchkit import pct
 from meshagents.testbed.rig import Rig
 from tests.element.driver import ElementClient
 
 HOME = "home-wsl"
 CMD = "!exec ls /tmp"
-
-
-def pct(xs: list[float], p: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
 
 
 async def run(rig: Rig, n: int) -> dict[str, list[float]]:

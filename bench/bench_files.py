@@ -16,7 +16,6 @@ import asyncio
 import os
 import secrets
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -28,17 +27,7 @@ from meshagents.matrix import attachments
 from meshagents.matrix.client import ClientConfig, MatrixClient
 from meshagents.matrix.homeserver import EmbeddedSynapse
 from meshagents.testbed import benchcli
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))]
+from meshagents.testbed.benchkit import free_port, pct
 
 
 async def run(hs: EmbeddedSynapse, root: Path, n: int, sizes: list[int]) -> None:

@@ -28,7 +28,6 @@ import os
 import random
 import secrets
 import socket
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -43,8 +42,7 @@ import httpx
 
 from meshagents.runtime.api import call
 from meshagents.testbed import benchcli
-from meshagents.wg.model import PeerSpec
-from meshagents.wg.uapi import render_set
+from meshagents.testbed.benchkit import bulk_peers
 from meshagents.wg.userspace import UserspaceBackend
 from tests.testbed.hub_rig import OPERATOR_PORT, DeviceNs, HubRig, hub_rig_cm, in_netns
 
@@ -136,22 +134,7 @@ def key() -> str:
 
 def load_peers(rig: HubRig, count: int) -> None:
     hub = rig.mesh.hub
-    be = UserspaceBackend(hub.interface, hub.netns)
-    ledger = hub.config_dir / ".meshagents" / f"{hub.interface}.sqlite"
-    db = sqlite3.connect(ledger)
-    now = time.time()
-    for base in range(0, count, 500):
-        batch = [
-            PeerSpec(key(), (f"10.200.{i // 256}.{i % 256}/32",)) for i in range(base, min(base + 500, count))
-        ]
-        be.uapi.set(render_set(peers=batch))
-        db.executemany(
-            "INSERT INTO peers VALUES (?, ?, ?, ?, 'active', 0, ?, ?)",
-            [(p.public_key, f"bulk-{base + j}", f"10.200.{(base + j) // 256}.{(base + j) % 256}",
-              200000 + base + j, now, now) for j, p in enumerate(batch)],
-        )  # fmt: skip
-    db.commit()
-    db.close()
+    bulk_peers(hub.interface, hub.netns, hub.config_dir / ".meshagents" / f"{hub.interface}.sqlite", count)
 
 
 class SseClient:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import secrets
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
@@ -29,18 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from meshagents.matrix.client import ClientConfig, Incoming, MatrixClient
 from meshagents.matrix.homeserver import EmbeddedSynapse
 from meshagents.testbed import benchcli
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
-    return ordered[k]
+from meshagents.testbed.benchkit import free_port, pct
 
 
 class Pair:

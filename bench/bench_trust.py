@@ -213,6 +213,18 @@ def bench_appends(n: int, workdir: Path) -> None:
     log.close()
 
 
+def _insert_rows(log: AuditLog, rows: list[tuple[object, ...]]) -> None:
+    """Write ready-hashed chain rows in one transaction: building a long chain through append()
+    would measure the writes, not the verification the benchmarks are about."""
+    log.conn.execute("BEGIN")
+    log.conn.executemany(
+        "INSERT INTO entries(seq, kind, ts_ms, request_id, capability, args_digest, status, approval, detail,"
+        " prev_hash, hash) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+        rows,
+    )
+    log.conn.execute("COMMIT")
+
+
 def bench_chain(n: int, workdir: Path) -> None:
     path = workdir / "chain.sqlite"
     log = AuditLog(path, device_id="dev-bench")
@@ -225,13 +237,7 @@ def bench_chain(n: int, workdir: Path) -> None:
         h = entry_hash(*fields, prev)
         rows.append((*fields, prev, h))
         prev = h
-    log.conn.execute("BEGIN")
-    log.conn.executemany(
-        "INSERT INTO entries(seq, kind, ts_ms, request_id, capability, args_digest, status, approval, detail,"
-        " prev_hash, hash) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
-        rows,
-    )
-    log.conn.execute("COMMIT")
+    _insert_rows(log, rows)
     import hashlib
 
     blobs = [repr(r).encode() for r in rows]
@@ -338,13 +344,7 @@ def bench_checkpoints(n_cmds: int, n_chain: int, workdir: Path) -> None:
         rows, got = build(with_cp)
         records = got or records
         with AuditLog(target, device_id="dev-bench") as db:
-            db.conn.execute("BEGIN")
-            db.conn.executemany(
-                "INSERT INTO entries(seq, kind, ts_ms, request_id, capability, args_digest, status, approval,"
-                " detail, prev_hash, hash) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
-                rows,
-            )
-            db.conn.execute("COMMIT")
+            _insert_rows(db, rows)
     checkpoints_path(path).write_bytes(b"".join(canonical_bytes(r) + b"\n" for r in records))
     schedule = KeySchedule(((0, 1, public_b64(key)),))
     # (a KeySchedule is what the manifests reduce to: KeySchedule.from_manifests)

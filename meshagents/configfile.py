@@ -20,7 +20,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from meshagents.errors import FnError
@@ -99,6 +98,17 @@ def config_error(exc: ValidationError, *, source: str, code: str) -> FnError:
     )
 
 
+def _yaml(text: str) -> Any:
+    """YAML, imported only when a file is YAML: the agent's config is JSON, and PyYAML
+    costs a device ~1 MB of RSS it would never use. ``yaml.YAMLError`` becomes ValueError."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(str(exc)) from exc
+
+
 def read_mapping(path: Path, *, code: str, unreadable: str = "config_unreadable") -> dict[str, Any]:
     """The mapping in ``path`` (by suffix: .toml, .json, else YAML); an empty YAML is ``{}``."""
     try:
@@ -111,8 +121,8 @@ def read_mapping(path: Path, *, code: str, unreadable: str = "config_unreadable"
         elif path.suffix == ".json":
             data = json.loads(text)
         else:
-            data = yaml.safe_load(text) or {}
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
+            data = _yaml(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, ValueError) as exc:
         raise FnError(code, f"{path}: {exc}", file=str(path)) from exc
     if not isinstance(data, dict):
         raise FnError(code, f"{path}: not a mapping", file=str(path))

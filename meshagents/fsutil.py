@@ -9,6 +9,7 @@ created with its final mode, beside the target (same file system), then ``os.rep
     write_atomic(path, data, fsync=False)         # a cache or a file rebuilt at will
     write_private(path, {"a": 1})                 # 0600 JSON, sorted keys, fsync'd
     read_json(path)                               # -> dict, or None when missing
+    load_json(path, missing=FnError(...), invalid="code")   # -> the JSON; each failure its own code
 
 The temporary name is ``.<name>.<pid>.tmp``: hidden, ending in ``.tmp`` (ignored by the
 WireGuard config repository), and per process so two writers never share one.
@@ -20,6 +21,8 @@ import json
 import os
 from pathlib import Path
 from typing import Any
+
+from meshagents.errors import FnError
 
 
 def write_atomic(
@@ -49,6 +52,17 @@ def write_atomic(
 def write_private(path: Path, data: dict[str, Any]) -> None:
     """Atomically write ``data`` as JSON (sorted keys), mode 0600, fsync'd."""
     write_atomic(path, json.dumps(data, sort_keys=True))
+
+
+def load_json(path: Path, *, missing: FnError, invalid: str) -> Any:
+    """The JSON in ``path``: ``missing`` is raised when there is no such file, FnError ``invalid``
+    (naming the path and the reason) when it cannot be read or is not JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise missing from exc
+    except (OSError, ValueError) as exc:
+        raise FnError(invalid, f"{path}: {exc}") from exc
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

@@ -36,6 +36,7 @@ from meshagents.errors import FnError
 from meshagents.fsutil import write_atomic
 from meshagents.state import package_dir, state_dir
 from meshagents.trust.models import NAME_PATTERN
+from meshagents.trust.profiles import read_profile
 from meshagents.trust.review import Expected, profile_content
 
 _NAME = re.compile(NAME_PATTERN)
@@ -93,18 +94,7 @@ def load(path: Path | None = None) -> OperatorConfig:
 
 def load_profile(cfg: OperatorConfig, name: str) -> dict[str, Any]:
     """The operator's copy of profile ``name``, in the hashed form."""
-    if not _NAME.match(name):
-        raise FnError("profile_unknown", f"no capability profile {name!r}")
-    path = cfg.profiles_dir / f"{name}.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise FnError("profile_unknown", f"no capability profile {name!r} in {cfg.profiles_dir}") from exc
-    except (OSError, ValueError) as exc:
-        raise FnError("profile_invalid", f"{path}: {exc}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("capabilities"), list):
-        raise FnError("profile_invalid", f"{path}: needs a capabilities list")
-    return profile_content(name, data["capabilities"])
+    return profile_content(name, read_profile(cfg.profiles_dir, name)["capabilities"])
 
 
 def _signed_dir() -> Path:

@@ -19,9 +19,9 @@ import urllib.request
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
+from meshagents.bwrap import userns_problem
+from meshagents.bwrap import which as _which
 from meshagents.enroll.precheck import Facts, Platform
-
-SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def is_termux() -> bool:
@@ -51,31 +51,6 @@ def platform() -> Platform:
     except OSError:
         release = ""
     return "wsl" if "microsoft" in release or "wsl" in release else "linux"
-
-
-def _which(name: str) -> str | None:
-    return shutil.which(name) or shutil.which(name, path=SAFE_PATH)
-
-
-def bwrap_problem(as_nobody: bool) -> str | None:
-    """None when bubblewrap makes a user namespace here (as the unprivileged agent would); else why not."""
-    from meshagents.apps.device_agent.sandbox import find_bwrap
-
-    bwrap = find_bwrap()  # where the agent itself will look
-    if bwrap is None:
-        return "bubblewrap (bwrap) is not installed"
-    true = _which("true") or "/bin/true"
-    cmd = [bwrap, "--unshare-user", "--unshare-pid", "--ro-bind", "/", "/", "--proc", "/proc", true]
-    setpriv = _which("setpriv")
-    if as_nobody and setpriv:
-        cmd = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
-    try:
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"bubblewrap did not run: {exc}"
-    if res.returncode != 0:
-        return f"bubblewrap cannot make an unprivileged user namespace: {res.stderr.strip()[:200]}"
-    return None
 
 
 def hub_time(base: str, timeout_s: float = 5.0) -> int | None:
@@ -162,7 +137,7 @@ def gather(
         wireguard_go=shutil.which(implementation()) is not None,  # as the userspace backend looks
         wg_quick=_which("wg-quick") is not None,
         ip_tool=_which("ip") is not None,
-        bwrap=bwrap_problem(as_nobody=is_root),
+        bwrap=userns_problem(as_nobody=is_root),
         now=int(time.time() if now is None else now),
         hub_time=hub_time(hub_base),
         free_bytes=free,

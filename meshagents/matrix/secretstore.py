@@ -38,9 +38,10 @@ import string
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes, padding
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+# AES from pycryptodome, which matrix-nio needs anyway (its attachment cipher): a device
+# then carries one AES library, not pycryptodome beside cryptography (15 MB, 7 MB RSS).
+from Crypto.Cipher import AES
+from Crypto.Util.Padding import pad, unpad
 from nacl.bindings import crypto_scalarmult
 from nacl.public import PrivateKey
 
@@ -131,9 +132,26 @@ def passphrase_key(passphrase: str, salt: str, iterations: int, bits: int = 256)
     return hashlib.pbkdf2_hmac("sha512", passphrase.encode(), salt.encode(), iterations, bits // 8)
 
 
+def hkdf_sha256(key: bytes, length: int, info: bytes, salt: bytes = b"\0" * 32) -> bytes:
+    """HKDF-SHA256 (RFC 5869): extract with ``salt``, expand to ``length`` bytes."""
+    prk = hmac.new(salt, key, hashlib.sha256).digest()
+    out, block, counter = b"", b"", 1
+    while len(out) < length:
+        block = hmac.new(prk, block + info + bytes([counter]), hashlib.sha256).digest()
+        out += block
+        counter += 1
+    return out[:length]
+
+
+def _ctr(key: bytes, iv: bytes) -> Any:
+    """AES-256-CTR whose 16-byte IV is the whole initial counter block, as the spec (and
+    libolm's, the js-sdk's) use it: the counter wraps over all 128 bits."""
+    return AES.new(key, AES.MODE_CTR, nonce=b"", initial_value=iv)
+
+
 # --------------------------------------------------------------------- aes-hmac-sha2
 def _derive(key: bytes, name: str) -> tuple[bytes, bytes]:
-    out = HKDF(algorithm=hashes.SHA256(), length=64, salt=b"\0" * 32, info=name.encode()).derive(key)
+    out = hkdf_sha256(key, 64, name.encode())
     return out[:32], out[32:]
 
 
@@ -147,8 +165,7 @@ def encrypt(plaintext: str, key: bytes, name: str, iv: bytes | None = None) -> d
     """``{"iv", "ciphertext", "mac"}`` of ``plaintext`` under ``key`` for secret ``name``."""
     iv = iv if iv is not None else _new_iv()
     aes_key, mac_key = _derive(key, name)
-    enc = Cipher(algorithms.AES(aes_key), modes.CTR(iv)).encryptor()
-    ciphertext = enc.update(plaintext.encode()) + enc.finalize()
+    ciphertext = _ctr(aes_key, iv).encrypt(plaintext.encode())
     mac = hmac.new(mac_key, ciphertext, hashlib.sha256).digest()
     return {"iv": b64(iv), "ciphertext": b64(ciphertext), "mac": b64(mac)}
 
@@ -162,9 +179,8 @@ def decrypt(item: dict[str, Any], key: bytes, name: str) -> str:
     aes_key, mac_key = _derive(key, name)
     if not hmac.compare_digest(hmac.new(mac_key, ciphertext, hashlib.sha256).digest(), mac):
         raise FnError("secret_storage_bad_mac", f"secret {name}: wrong key or edited ciphertext")
-    dec = Cipher(algorithms.AES(aes_key), modes.CTR(iv)).decryptor()
     try:
-        return (dec.update(ciphertext) + dec.finalize()).decode()
+        return bytes(_ctr(aes_key, iv).decrypt(ciphertext)).decode()
     except UnicodeDecodeError as exc:
         raise FnError("secret_storage_corrupt", f"secret {name} is not UTF-8") from exc
 
@@ -250,7 +266,7 @@ def backup_version_body(user_id: str, private: bytes, seeds: crosssign.CrossSign
 
 # --------------------------------------------------------------------- room keys into the backup
 def _backup_keys(shared: bytes) -> tuple[bytes, bytes, bytes]:
-    out = HKDF(algorithm=hashes.SHA256(), length=80, salt=b"\0" * 32, info=b"").derive(shared)
+    out = hkdf_sha256(shared, 80, b"")
     return out[:32], out[32:64], out[64:]
 
 
@@ -265,10 +281,8 @@ def encrypt_backup_session(
     eph = PrivateKey(ephemeral) if ephemeral is not None else PrivateKey.generate()
     shared = crypto_scalarmult(bytes(eph), crosssign.b64u_decode(backup_public))
     aes_key, mac_key, iv = _backup_keys(shared)
-    padder = padding.PKCS7(128).padder()
-    plain = padder.update(json.dumps(session, separators=(",", ":")).encode()) + padder.finalize()
-    enc = Cipher(algorithms.AES(aes_key), modes.CBC(iv)).encryptor()
-    ciphertext = enc.update(plain) + enc.finalize()
+    plain = pad(json.dumps(session, separators=(",", ":")).encode(), 16, style="pkcs7")
+    ciphertext = AES.new(aes_key, AES.MODE_CBC, iv=iv).encrypt(plain)
     mac = hmac.new(mac_key, b"", hashlib.sha256).digest()[:8]
     return {
         "ephemeral": crosssign.b64u(bytes(eph.public_key)),
@@ -284,8 +298,6 @@ def decrypt_backup_session(backup_private: bytes, data: dict[str, Any]) -> dict[
     expected = hmac.new(mac_key, b"", hashlib.sha256).digest()[:8]
     if not hmac.compare_digest(expected, b64_decode(str(data["mac"]))):
         raise FnError("secret_storage_bad_mac", "backed-up room key: bad MAC")
-    dec = Cipher(algorithms.AES(aes_key), modes.CBC(iv)).decryptor()
-    raw = dec.update(b64_decode(str(data["ciphertext"]))) + dec.finalize()
-    unpadder = padding.PKCS7(128).unpadder()
-    out: dict[str, Any] = json.loads(unpadder.update(raw) + unpadder.finalize())
+    raw = AES.new(aes_key, AES.MODE_CBC, iv=iv).decrypt(b64_decode(str(data["ciphertext"])))
+    out: dict[str, Any] = json.loads(unpad(raw, 16, style="pkcs7"))
     return out

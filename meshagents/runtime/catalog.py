@@ -30,6 +30,19 @@ class FunctionMeta:
     requires: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class FunctionHead:
+    """The head of a function's row in registry.toml: what the indexer writes and the registry
+    reads back (``indexer.Entry`` and ``registry.CatalogEntry`` add their own form of the rest)."""
+
+    id: str
+    group: str
+    module: str
+    entry: str
+    summary: str
+    requires: tuple[str, ...]
+
+
 def function(*, id: str, group: str, requires: Sequence[str] = ()) -> Callable[[F], F]:
     """Mark ``fn`` as the catalog entry point ``id`` of ``group``."""
 

@@ -9,20 +9,47 @@ line per parameter (continuation lines indented further are joined)::
         preshared: also make a 32-byte preshared key.
     \"\"\"
 
-Pure: text in, mapping out. The indexer writes the result into ``meshagents/registry.toml`` and
-``fn run ID --help`` shows it; a doctor check reports parameters left undescribed.
+A parameter several functions of a group share word for word (the hub's ``interface``,
+``config_dir`` and ``netns`` in ``wg_peer_add``/``remove``/``revoke``) is written once, in the
+group's ``args.toml`` (``[set] name = "help"``), and the docstring's line points at it::
+
+        interface: see args.toml [hub]
+
+Pure: text in, mapping out (:func:`shared_args` is the one reader of ``args.toml``). The indexer
+writes the result into ``meshagents/registry.toml`` and ``fn run ID --help`` shows it; a doctor
+check reports parameters left undescribed.
 """
 
 from __future__ import annotations
 
 import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
 
 _HEADER = re.compile(r"^(Args|Arguments|Parameters):\s*$")
 _ITEM = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*(\([^)]*\))?\s*:\s*(?P<text>.*)$")
+#: An ``Args:`` line that takes its text from the group's ``args.toml``.
+SHARED = re.compile(r"^see args\.toml \[(?P<set>[A-Za-z0-9_]+)\]$")
+
+SharedArgs = Mapping[str, Mapping[str, str]]
 
 
-def param_docs(doc: str | None) -> dict[str, str]:
-    """{parameter name: one-line description} from the docstring's ``Args:`` block."""
+def shared_args(group_dir: Path) -> dict[str, dict[str, str]]:
+    """{set: {parameter: help}} from ``<group_dir>/args.toml``; {} when the group has none."""
+    try:
+        data = tomllib.loads((group_dir / "args.toml").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    return {str(k): {str(n): str(t) for n, t in v.items()} for k, v in data.items() if isinstance(v, dict)}
+
+
+def param_docs(doc: str | None, shared: SharedArgs | None = None) -> dict[str, str]:
+    """{parameter name: one-line description} from the docstring's ``Args:`` block.
+
+    A line ``see args.toml [set]`` takes its text from ``shared[set][name]``; one that names no
+    such entry is kept as written (the indexer reports it).
+    """
     if not doc:
         return {}
     out: dict[str, str] = {}
@@ -49,6 +76,10 @@ def param_docs(doc: str | None) -> dict[str, str]:
             out[current] = match["text"].strip()
         elif current is not None and indent > item_indent:
             out[current] = f"{out[current]} {stripped}".strip()
+    for name, text in out.items():
+        ref = SHARED.match(text)
+        if ref and shared is not None and name in shared.get(ref["set"], {}):
+            out[name] = shared[ref["set"]][name]
     return out
 
 

@@ -10,21 +10,38 @@ fn hub ship-homeserver --host vps   the Synapse wheels for the host (provision_w
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec
 
 import click
 
 from meshagents.errors import FnError
 from meshagents.runtime.jsonout import dumps
 
+P = ParamSpec("P")
+
 
 def _fail(exc: FnError) -> None:
     click.echo(json.dumps(exc.to_json(), ensure_ascii=False), err=True)
     sys.exit(exc.exit_code)
+
+
+def _reports_errors(cmd: Callable[P, None]) -> Callable[P, None]:
+    """Every ``fn hub`` command ends the same way on an FnError: its JSON on stderr, its exit status."""
+
+    @functools.wraps(cmd)
+    def run(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            cmd(*args, **kwargs)
+        except FnError as exc:
+            _fail(exc)
+
+    return run
 
 
 def remote_json(host: str, function_id: str, argv: list[str] | None = None) -> dict[str, Any]:
@@ -51,13 +68,10 @@ HOST = click.option("--host", required=True, help="SSH destination of the hub (a
 
 @hub_group.command("status")
 @HOST
+@_reports_errors
 def status_cmd(host: str) -> None:
     """Units, WireGuard handshakes, the homeserver and the certificate's expiry; exit 1 unless all ok."""
-    try:
-        out = remote_json(host, "hub_host_status")
-    except FnError as exc:
-        _fail(exc)
-        return
+    out = remote_json(host, "hub_host_status")
     click.echo(dumps(out))
     sys.exit(0 if out.get("ok") else 1)
 
@@ -65,13 +79,10 @@ def status_cmd(host: str) -> None:
 @hub_group.command("upgrade")
 @HOST
 @click.option("--health-timeout-s", type=float, default=120.0, show_default=True)
+@_reports_errors
 def upgrade_cmd(host: str, health_timeout_s: float) -> None:
     """Ship this checkout, switch the hub to it, restart in order; the old release comes back on failure."""
-    try:
-        out = remote_json(host, "hub_host_upgrade", ["--health-timeout-s", str(health_timeout_s)])
-    except FnError as exc:
-        _fail(exc)
-        return
+    out = remote_json(host, "hub_host_upgrade", ["--health-timeout-s", str(health_timeout_s)])
     click.echo(dumps(out))
 
 
@@ -84,45 +95,37 @@ def upgrade_cmd(host: str, health_timeout_s: float) -> None:
     default=None,
     help="Local directory for the archive; default <state>/backups/<host>.",
 )
+@_reports_errors
 def backup_cmd(host: str, out_dir: Path | None) -> None:
     """Back the hub up on the host and copy the archive here (it holds keys: keep it safe)."""
     from meshagents.remote.payload import download
     from meshagents.state import state_dir
 
-    try:
-        made = remote_json(host, "hub_host_backup")
-        remote = str(made["archive"])
-        local = (out_dir or state_dir() / "backups" / host) / Path(remote).name
-        download(host, remote, local)
-    except FnError as exc:
-        _fail(exc)
-        return
+    made = remote_json(host, "hub_host_backup")
+    remote = str(made["archive"])
+    local = (out_dir or state_dir() / "backups" / host) / Path(remote).name
+    download(host, remote, local)
     click.echo(dumps({**made, "local": str(local)}))
 
 
 @hub_group.command("restore")
 @HOST
 @click.option("--archive", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True)
+@_reports_errors
 def restore_cmd(host: str, archive: Path) -> None:
     """Upload a backup archive and restore the hub from it (services stop, then start in order)."""
     from meshagents.remote.payload import upload
 
-    try:
-        remote = upload(host, archive, f"/var/backups/meshagents/restore-{archive.name}")
-        out = remote_json(host, "hub_host_restore", ["--archive", remote])
-    except FnError as exc:
-        _fail(exc)
-        return
+    remote = upload(host, archive, f"/var/backups/meshagents/restore-{archive.name}")
+    out = remote_json(host, "hub_host_restore", ["--archive", remote])
     click.echo(dumps(out))
 
 
 @hub_group.command("ship-homeserver")
 @HOST
+@_reports_errors
 def ship_cmd(host: str) -> None:
     """Gather Synapse's wheels for the host here and copy them there; prints the directory on the host."""
     from meshagents.remote.payload import ship_wheels
 
-    try:
-        click.echo(dumps({"wheels_dir": ship_wheels(host)}))
-    except FnError as exc:
-        _fail(exc)
+    click.echo(dumps({"wheels_dir": ship_wheels(host)}))

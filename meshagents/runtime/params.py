@@ -17,7 +17,7 @@ from typing import Any, Literal, get_args, get_origin
 import click
 
 from meshagents.errors import UsageError
-from meshagents.runtime.docstrings import param_docs, summary_text
+from meshagents.runtime.docstrings import param_docs, shared_args, summary_text
 
 
 class JsonParam(click.ParamType):  # type: ignore[type-arg]
@@ -65,7 +65,7 @@ def _click_type(tp: Any) -> tuple[Any, bool]:
 
 def options_for(fn: Callable[..., Any]) -> list[click.Option]:
     hints = typing.get_type_hints(fn)
-    described = param_docs(inspect.getdoc(fn))
+    described = param_docs(inspect.getdoc(fn), shared_args(Path(inspect.getfile(fn)).parent))
     opts: list[click.Option] = []
     for name, param in inspect.signature(fn).parameters.items():
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):

@@ -6,40 +6,25 @@ import difflib
 import importlib
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from meshagents.errors import FnError, UnknownFunction
-from meshagents.runtime.catalog import meta_of
+from meshagents.runtime.catalog import FunctionHead, meta_of
 from meshagents.state import project_root
 
 
 @dataclass(frozen=True)
-class CatalogEntry:
-    id: str
-    group: str
-    module: str
-    entry: str
-    summary: str
-    requires: tuple[str, ...]
+class CatalogEntry(FunctionHead):
     params: tuple[dict[str, Any], ...]
     returns: str
     source_hash: str
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "group": self.group,
-            "module": self.module,
-            "entry": self.entry,
-            "summary": self.summary,
-            "requires": list(self.requires),
-            "params": [dict(p) for p in self.params],
-            "returns": self.returns,
-            "source_hash": self.source_hash,
-        }
+        """The row as JSON (``fn show --json``): every field, in order, tuples as lists."""
+        return {**asdict(self), "requires": list(self.requires), "params": [dict(p) for p in self.params]}
 
 
 def registry_path(root: Path | None = None) -> Path:

@@ -58,38 +58,44 @@ class WgQuickConfig:
         return replace(self, peers=tuple(p for p in self.peers if p.public_key != public_key))
 
 
+#: The keys we model, in the order :func:`render` writes them: (wg-quick key, field, kind). One table
+#: for both directions; kind: "str" a value, "int" an integer, "list" comma-separated and repeatable,
+#: "keepalive" an integer or ``off``. Any other key is kept in ``extra``.
+Keys = tuple[tuple[str, str, str], ...]
+
+INTERFACE_KEYS: Keys = (("PrivateKey", "private_key", "str"), ("Address", "addresses", "list"),
+                        ("ListenPort", "listen_port", "int"), ("DNS", "dns", "list"),
+                        ("MTU", "mtu", "int"))  # fmt: skip
+PEER_KEYS: Keys = (("PublicKey", "public_key", "str"), ("PresharedKey", "preshared_key", "str"),
+                   ("AllowedIPs", "allowed_ips", "list"), ("Endpoint", "endpoint", "str"),
+                   ("PersistentKeepalive", "persistent_keepalive", "keepalive"))  # fmt: skip
+
+
+def _render_section(section: InterfaceSection | PeerSection, keys: Keys) -> list[str]:
+    out: list[str] = []
+    for key, attr, kind in keys:
+        value = getattr(section, attr)
+        if kind == "list":
+            if value:
+                out.append(f"{key} = {', '.join(value)}")
+        elif value is not None:
+            out.append(f"{key} = {value}")
+    out.extend(f"{k} = {v}" for k, v in section.extra)
+    return out
+
+
 def render(cfg: WgQuickConfig, header: str | None = HEADER) -> str:
     out: list[str] = []
     if header:
         out.append(header)
-    i = cfg.interface
     out.append("[Interface]")
-    if i.private_key is not None:
-        out.append(f"PrivateKey = {i.private_key}")
-    if i.addresses:
-        out.append(f"Address = {', '.join(i.addresses)}")
-    if i.listen_port is not None:
-        out.append(f"ListenPort = {i.listen_port}")
-    if i.dns:
-        out.append(f"DNS = {', '.join(i.dns)}")
-    if i.mtu is not None:
-        out.append(f"MTU = {i.mtu}")
-    out.extend(f"{k} = {v}" for k, v in i.extra)
+    out.extend(_render_section(cfg.interface, INTERFACE_KEYS))
     for p in cfg.peers:
         out.append("")
         out.append("[Peer]")
         if p.name is not None:
             out.append(f"# Name = {p.name}")
-        out.append(f"PublicKey = {p.public_key}")
-        if p.preshared_key is not None:
-            out.append(f"PresharedKey = {p.preshared_key}")
-        if p.allowed_ips:
-            out.append(f"AllowedIPs = {', '.join(p.allowed_ips)}")
-        if p.endpoint is not None:
-            out.append(f"Endpoint = {p.endpoint}")
-        if p.persistent_keepalive is not None:
-            out.append(f"PersistentKeepalive = {p.persistent_keepalive}")
-        out.extend(f"{k} = {v}" for k, v in p.extra)
+        out.extend(_render_section(p, PEER_KEYS))
     return "\n".join(out) + "\n"
 
 
@@ -125,36 +131,23 @@ class _InterfaceDraft:
     mtu: int | None = None
 
 
-def _interface_line(d: _InterfaceDraft, key: str, value: str, line_no: int) -> None:
+def _section_line(
+    d: _InterfaceDraft | _PeerDraft, keys: Keys, key: str, value: str, line_no: int
+) -> None:
     low = key.lower()
-    if low == "privatekey":
-        d.private_key = value
-    elif low == "address":
-        d.addresses.extend(_split_list(value))
-    elif low == "listenport":
-        d.listen_port = _int(value, key, line_no)
-    elif low == "dns":
-        d.dns.extend(_split_list(value))
-    elif low == "mtu":
-        d.mtu = _int(value, key, line_no)
-    else:
-        d.extra.append((key, value))
-
-
-def _peer_line(d: _PeerDraft, key: str, value: str, line_no: int) -> None:
-    low = key.lower()
-    if low == "publickey":
-        d.public_key = value
-    elif low == "presharedkey":
-        d.preshared_key = value
-    elif low == "allowedips":
-        d.allowed_ips.extend(_split_list(value))
-    elif low == "endpoint":
-        d.endpoint = value
-    elif low == "persistentkeepalive":
-        d.persistent_keepalive = None if value == "off" else _int(value, key, line_no)
-    else:
-        d.extra.append((key, value))
+    for name, attr, kind in keys:
+        if low != name.lower():
+            continue
+        if kind == "list":
+            getattr(d, attr).extend(_split_list(value))
+        elif kind == "int" or (kind == "keepalive" and value != "off"):
+            setattr(d, attr, _int(value, key, line_no))
+        elif kind == "keepalive":
+            setattr(d, attr, None)
+        else:
+            setattr(d, attr, value)
+        return
+    d.extra.append((key, value))
 
 
 def parse(text: str) -> WgQuickConfig:
@@ -189,9 +182,9 @@ def parse(text: str) -> WgQuickConfig:
         if not sep:
             raise FnError("config_invalid", f"line {line_no}: expected 'Key = value'")
         if section == "interface":
-            _interface_line(iface, key.strip(), value.strip(), line_no)
+            _section_line(iface, INTERFACE_KEYS, key.strip(), value.strip(), line_no)
         elif section == "peer":
-            _peer_line(peers[-1], key.strip(), value.strip(), line_no)
+            _section_line(peers[-1], PEER_KEYS, key.strip(), value.strip(), line_no)
         else:
             raise FnError("config_invalid", f"line {line_no}: {key.strip()} outside any section")
     out_peers = []

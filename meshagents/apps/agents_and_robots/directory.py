@@ -102,15 +102,32 @@ def device_name(manifest: Manifest) -> str:
     return manifest.device_name or manifest.device_id
 
 
-class FileDirectory:
+class _KnownDevices:
+    """What both directories keep between refreshes: the last records, and the devices revoked
+    from this bot (still shown revoked before the hub or the files catch up)."""
+
+    def __init__(self) -> None:
+        self._devices: dict[str, DeviceRecord] = {}
+        self._revoked_here: set[str] = set()
+
+    def devices(self) -> dict[str, DeviceRecord]:
+        return dict(self._devices)
+
+    def mark_revoked(self, name: str) -> None:
+        self._revoked_here.add(name)
+        rec = self._devices.get(name)
+        if rec is not None:
+            self._devices[name] = replace(rec, revoked=True)
+
+
+class FileDirectory(_KnownDevices):
     """Signed manifest files in one directory (see the module docstring)."""
 
     def __init__(self, path: Path, *, operator_key: str | None = None) -> None:
+        super().__init__()
         self.path = path
         self.operator_key = operator_key
-        self._devices: dict[str, DeviceRecord] = {}
         self._cache: dict[Path, tuple[int, int, Manifest | None]] = {}  # path -> (mtime_ns, size, manifest)
-        self._revoked_here: set[str] = set()
 
     def _read(self, file: Path) -> Manifest | None:
         st = file.stat()
@@ -148,15 +165,6 @@ class FileDirectory:
 
     async def refresh(self) -> None:
         self._devices = await asyncio.to_thread(self.scan)
-
-    def devices(self) -> dict[str, DeviceRecord]:
-        return dict(self._devices)
-
-    def mark_revoked(self, name: str) -> None:
-        self._revoked_here.add(name)
-        rec = self._devices.get(name)
-        if rec is not None:
-            self._devices[name] = replace(rec, revoked=True)
 
 
 class HubApi:
@@ -262,16 +270,15 @@ def records_from_peers(
     return out
 
 
-class HubDirectory:
+class HubDirectory(_KnownDevices):
     """Peers from the hub's operator API, manifests from the hub or the fallback files."""
 
     def __init__(self, hub: HubLike, *, fallback: FileDirectory | None = None,
                  operator_key: str | None = None) -> None:
+        super().__init__()
         self.hub = hub
         self.fallback = fallback
         self.operator_key = operator_key
-        self._devices: dict[str, DeviceRecord] = {}
-        self._revoked_here: set[str] = set()
         self.last_error: str | None = None
         self.streaming = False  # the event stream is connected (follow)
         self.last_event_id: str | None = None
@@ -294,15 +301,6 @@ class HubDirectory:
             rec = merged[name]
             merged[name] = replace(rec, revoked=True)
         self._devices = merged
-
-    def devices(self) -> dict[str, DeviceRecord]:
-        return dict(self._devices)
-
-    def mark_revoked(self, name: str) -> None:
-        self._revoked_here.add(name)
-        rec = self._devices.get(name)
-        if rec is not None:
-            self._devices[name] = replace(rec, revoked=True)
 
     # ------------------------------------------------------------------ push
     def apply_event(self, event: HubEvent) -> bool:

@@ -31,7 +31,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from meshagents.errors import FnError
 from meshagents.state import state_dir
@@ -258,12 +258,16 @@ class DispatchStore:
             )
         return self._must_get(request_id)
 
-    def get(self, request_id: str) -> Dispatch | None:
+    def _one(self, column: Literal["request_id", "approval_id"], value: str) -> Dispatch | None:
+        """The row whose ``column`` (a unique key, never caller text) is ``value``."""
         row = self._db.execute(
-            f"SELECT {_COLUMNS} FROM matrix_capability_dispatches WHERE request_id = ?",  # noqa: S608
-            (request_id,),
+            f"SELECT {_COLUMNS} FROM matrix_capability_dispatches WHERE {column} = ?",  # noqa: S608
+            (value,),
         ).fetchone()
         return None if row is None else Dispatch(*row)
+
+    def get(self, request_id: str) -> Dispatch | None:
+        return self._one("request_id", request_id)
 
     def _must_get(self, request_id: str) -> Dispatch:
         found = self.get(request_id)
@@ -272,11 +276,7 @@ class DispatchStore:
         return found
 
     def by_approval(self, approval_id: str) -> Dispatch | None:
-        row = self._db.execute(
-            f"SELECT {_COLUMNS} FROM matrix_capability_dispatches WHERE approval_id = ?",  # noqa: S608
-            (approval_id,),
-        ).fetchone()
-        return None if row is None else Dispatch(*row)
+        return self._one("approval_id", approval_id)
 
     def recent(self, limit: int = 50, *, device: str | None = None) -> list[Dispatch]:
         if device is None:

@@ -77,35 +77,44 @@ class _Api:
             raise FnError(f"{self.service}_bad_answer", f"{self.service} API answered non-JSON for {path}")
         return body
 
-    async def healthz(self) -> dict[str, Any]:
-        out: dict[str, Any] = await self.request("GET", "/healthz")
+    async def _object(self, method: str, path: str, **kw: Any) -> dict[str, Any]:
+        """A call whose answer is a JSON object (as the API promises; typed here once)."""
+        out: dict[str, Any] = await self.request(method, path, **kw)
         return out
+
+    async def _objects(self, path: str, key: str | None = None, *, code: str) -> list[dict[str, Any]]:
+        """GET ``path``: a JSON list (or the list under ``key``), its objects only; FnError ``code``
+        when there is no list."""
+        body = await self.request("GET", path)
+        if key is None:
+            items, missing = body, "not a list"
+        else:
+            items, missing = (body.get(key) if isinstance(body, dict) else None), f"no {key} list"
+        if not isinstance(items, list):
+            raise FnError(code, f"GET {path}: {missing}")
+        return [x for x in items if isinstance(x, dict)]
+
+    async def healthz(self) -> dict[str, Any]:
+        return await self._object("GET", "/healthz")
 
 
 class HubClient(_Api):
     service = "hub"
 
     async def peers(self) -> list[dict[str, Any]]:
-        body = await self.request("GET", "/api/peers")
-        peers = body.get("peers") if isinstance(body, dict) else None
-        if not isinstance(peers, list):
-            raise FnError("hub_bad_answer", "GET /api/peers: no peers list")
-        return [p for p in peers if isinstance(p, dict)]
+        return await self._objects("/api/peers", "peers", code="hub_bad_answer")
 
     async def revoke(self, device_id: str) -> dict[str, Any]:
-        out: dict[str, Any] = await self.request("POST", f"/api/peers/{_quote(device_id)}/revoke")
-        return out
+        return await self._object("POST", f"/api/peers/{_quote(device_id)}/revoke")
 
     async def audit(self, device_id: str) -> dict[str, Any]:
-        out: dict[str, Any] = await self.request("GET", f"/api/audit/{_quote(device_id)}")
-        return out
+        return await self._object("GET", f"/api/audit/{_quote(device_id)}")
 
     async def create_token(
         self, device_name: str, profile: str = "default", ttl_s: int = 600
     ) -> dict[str, Any]:
         body = {"device_name": device_name, "profile": profile, "ttl_s": ttl_s}
-        out: dict[str, Any] = await self.request("POST", "/api/tokens", json=body)
-        return out
+        return await self._object("POST", "/api/tokens", json=body)
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:
         """The hub's live events (``{"id", "type", "ts", "data"}``) until the stream ends."""
@@ -132,17 +141,10 @@ class BotClient(_Api):
     service = "bot"
 
     async def approvals(self) -> list[dict[str, Any]]:
-        body = await self.request("GET", "/approvals")
-        if not isinstance(body, list):
-            raise FnError("bot_bad_answer", "GET /approvals: not a list")
-        return [a for a in body if isinstance(a, dict)]
+        return await self._objects("/approvals", code="bot_bad_answer")
 
     async def devices(self) -> list[dict[str, Any]]:
-        body = await self.request("GET", "/devices")
-        if not isinstance(body, list):
-            raise FnError("bot_bad_answer", "GET /devices: not a list")
-        return [d for d in body if isinstance(d, dict)]
+        return await self._objects("/devices", code="bot_bad_answer")
 
     async def deny(self, approval_id: str) -> dict[str, Any]:
-        out: dict[str, Any] = await self.request("POST", f"/approvals/{_quote(approval_id)}/deny")
-        return out
+        return await self._object("POST", f"/approvals/{_quote(approval_id)}/deny")

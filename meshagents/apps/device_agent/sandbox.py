@@ -5,7 +5,7 @@
     wrap(plan, bwrap, *, seccomp_fd=None) -> list[str]   # the full command line
     run(plan, *, timeout_s, output_cap, use_bwrap=True) -> RunResult
     probe() -> str | None          # None: the hardened sandbox works here; else why not
-    find_bwrap() -> str | None
+    find_bwrap() -> str | None     # from meshagents.bwrap, where the enroll pre-checks look too
 
 Under bubblewrap the child sees only what it needs (a boundary on its own, whatever a
 check before it missed):
@@ -69,7 +69,10 @@ from pathlib import Path
 
 from meshagents.apps.device_agent import seccomp
 
-SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Re-exported (``X as X``): the capabilities and bench/ reach them as sandbox.SAFE_PATH, sandbox.find_bwrap.
+from meshagents.bwrap import SAFE_PATH as SAFE_PATH
+from meshagents.bwrap import find_bwrap as find_bwrap
+
 CHUNK = 65536
 SANDBOX_UID = 65534  # "nobody" inside the user namespace
 MAX_PIDS = 256
@@ -126,10 +129,6 @@ def scrubbed_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {"PATH": SAFE_PATH, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": "/tmp", "TERM": "dumb"}
     env.update(extra or {})
     return env
-
-
-def find_bwrap() -> str | None:
-    return shutil.which("bwrap", path=SAFE_PATH)
 
 
 def _exists(path: str) -> bool:

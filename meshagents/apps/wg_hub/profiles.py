@@ -11,29 +11,17 @@ as a manifest a device cannot read.
 
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
 from typing import Any
 
 from meshagents.errors import FnError
-from meshagents.trust.models import NAME_PATTERN, Capability, parse
-
-_NAME = re.compile(NAME_PATTERN)
+from meshagents.trust.models import Capability, parse
+from meshagents.trust.profiles import read_profile
 
 
 def load_profile(profiles_dir: Path, name: str) -> dict[str, Any]:
-    if not _NAME.match(name):
-        raise FnError("profile_unknown", f"no capability profile {name!r}")
+    data = read_profile(profiles_dir, name)
     path = profiles_dir / f"{name}.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise FnError("profile_unknown", f"no capability profile {name!r} in {profiles_dir}") from exc
-    except (OSError, json.JSONDecodeError) as exc:
-        raise FnError("profile_invalid", f"{path}: {exc}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("capabilities"), list):
-        raise FnError("profile_invalid", f"{path}: needs a capabilities list")
     caps = [
         parse(Capability, c, code="profile_invalid").model_dump(mode="json") for c in data["capabilities"]
     ]

@@ -25,10 +25,8 @@ def wg_client_config(
     Args:
         peer: the device to render the config for: its base64 WireGuard public key or its device name; it must
             be an active peer in the hub's ledger.
-        interface: the hub's mesh interface (Linux interface name: 1-15 characters, no '/', ':' or spaces);
-            its files are <config_dir>/<interface>.conf and the peer ledger under <config_dir>/.meshagents/.
-        config_dir: directory of the hub's wg-quick config, nftables rules (git-kept) and peer ledger, as
-            given to wg_hub_setup.
+        interface: see args.toml [hub]
+        config_dir: see args.toml [hub]
         endpoint: the hub's WireGuard endpoint as devices reach it, host:port (e.g. vps.example.org:51820);
             without a port the hub's ListenPort is used; default: the endpoint wg_hub_setup recorded.
         private_key_file: file with the device's own base64 WireGuard private key, only on the device itself;

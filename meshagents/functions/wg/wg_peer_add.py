@@ -30,13 +30,9 @@ def wg_peer_add(
         public_key: the device's WireGuard public key, base64 of 32 bytes (as `wg pubkey` prints it).
         name: device name: 1-63 of A-Z a-z 0-9 _ . -, starting with a letter or digit; never reused for
             another key. Default: peer-<the key's first 10 letters and digits, lowercased>.
-        interface: the hub's mesh interface (Linux interface name: 1-15 characters, no '/', ':' or spaces);
-            its files are <config_dir>/<interface>.conf and the peer ledger under <config_dir>/.meshagents/.
-        config_dir: directory of the hub's wg-quick config, nftables rules (git-kept) and peer ledger, as
-            given to wg_hub_setup.
-        netns: network namespace name under /run/netns to act in (tests, several hubs on one machine);
-            default: the one wg_hub_setup recorded in the ledger (else the root one); "" means the root
-            namespace.
+        interface: see args.toml [hub]
+        config_dir: see args.toml [hub]
+        netns: see args.toml [hub]
         preshared: use a preshared key from the key store (wg/preshared/<name>), made and stored the first
             time; ignored when preshared_key_file is given.
         preshared_key_file: file with a base64 32-byte preshared key to use for this peer.

@@ -21,13 +21,9 @@ def wg_peer_revoke(
     Args:
         peer: the device to revoke: its base64 WireGuard public key or its device name, as recorded in the
             hub's ledger. Its key and name can never be added again.
-        interface: the hub's mesh interface (Linux interface name: 1-15 characters, no '/', ':' or spaces);
-            its files are <config_dir>/<interface>.conf and the peer ledger under <config_dir>/.meshagents/.
-        config_dir: directory of the hub's wg-quick config, nftables rules (git-kept) and peer ledger, as
-            given to wg_hub_setup.
-        netns: network namespace name under /run/netns to act in (tests, several hubs on one machine);
-            default: the one wg_hub_setup recorded in the ledger (else the root one); "" means the root
-            namespace.
+        interface: see args.toml [hub]
+        config_dir: see args.toml [hub]
+        netns: see args.toml [hub]
         defer_config: answer once the peer is revoked in the ledger and off the live interface; the
             config rewrite and its git commit finish in the background of this process (the hub's
             revoke API uses it; the ledger is what a restart follows).

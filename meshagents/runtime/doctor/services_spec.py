@@ -4,20 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from meshagents.errors import FnError
-from meshagents.runtime.appspec import SERVICE_KEYS, app_dirs, load_app, missing_service_keys
-from meshagents.runtime.doctor.base import Problem
+from meshagents.runtime.appspec import SERVICE_KEYS, missing_service_keys
+from meshagents.runtime.doctor.base import Problem, app_specs
 
 
 def check(root: Path) -> list[Problem]:
     problems: list[Problem] = []
-    for app_dir in app_dirs(root):
-        where = f"meshagents/apps/{app_dir.name}/app.md"
-        try:
-            spec = load_app(app_dir)
-        except FnError as exc:
-            problems.append(Problem("services-spec", "error", where, exc.message))
-            continue
+    for where, _app_dir, spec in app_specs(root, "services-spec", problems):
         if "service" not in spec.front:
             continue
         if spec.service is None:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from meshagents.errors import FnError
-from meshagents.runtime.appspec import app_dirs, load_app
-from meshagents.runtime.doctor.base import Problem
+from meshagents.runtime.doctor.base import Problem, app_specs
 from meshagents.runtime.doctor.usage_scan import tree_calls
 from meshagents.runtime.indexer import build_index
 
@@ -15,13 +13,7 @@ def check(root: Path) -> list[Problem]:
     problems: list[Problem] = []
     result, _ = build_index(root)
     catalog = {e.id for e in result.entries}
-    for app_dir in app_dirs(root):
-        where = f"meshagents/apps/{app_dir.name}/app.md"
-        try:
-            spec = load_app(app_dir)
-        except FnError as exc:
-            problems.append(Problem("uses-functions", "error", where, exc.message))
-            continue
+    for where, app_dir, spec in app_specs(root, "uses-functions", problems):
         declared = spec.uses_functions
         if declared is None:
             problems.append(Problem("uses-functions", "error", where, "front matter lacks uses_functions:"))

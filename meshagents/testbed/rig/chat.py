@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import sys
 import threading
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from typing import Any
 
 from meshagents.bus import APPROVAL_REQUEST_KEY
 from meshagents.errors import FnError
+from meshagents.fsutil import load_json
 from meshagents.matrix.client import Incoming
 from meshagents.testbed.rig.operator import Operator, OperatorLogin
 
@@ -43,12 +43,8 @@ class ChatTarget:
 
 
 def load_connection(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise FnError("demo_not_running", f"no {path}: start ./fn demo first, or pass the flags") from exc
-    except (OSError, ValueError) as exc:
-        raise FnError("bad_connection_file", f"{path}: {exc}") from exc
+    missing = FnError("demo_not_running", f"no {path}: start ./fn demo first, or pass the flags")
+    data = load_json(path, missing=missing, invalid="bad_connection_file")
     if not isinstance(data, dict):
         raise FnError("bad_connection_file", f"{path} is not a JSON object")
     return data

@@ -37,15 +37,14 @@ from meshagents.bus import APPROVAL_REQUEST_KEY, LIVE_KEY, RESULT_EVENT, STATUS_
 from meshagents.errors import FnError
 from meshagents.matrix.client import ClientConfig, Incoming, MatrixClient
 from meshagents.matrix.crosssign import CrossSigningSeeds
+from meshagents.matrix.recovery import Account
 from meshagents.testbed.rig.config import APPROVALS_ALIAS, device_alias, room_alias
 
 
 @dataclass(frozen=True)
-class OperatorLogin:
-    homeserver: str
-    user_id: str
-    password: str = field(repr=False)
-    cross_signing_path: Path
+class OperatorLogin(Account):
+    """The operator's Matrix account (``matrix.recovery.Account``) and where its client keeps its store."""
+
     store_dir: Path
     #: After an identity reset in Element: the client takes the new seeds from secret
     #: storage with it; without it, it refuses to start (never resets the identity back).
@@ -83,10 +82,9 @@ def _adopt(login: OperatorLogin) -> CrossSigningSeeds:
             f"the server's cross-signing identity of {login.user_id} is not the one in "
             f"{login.cross_signing_path} (reset in Element?); give the recovery key to take it over",
         )
-    from meshagents.matrix.recovery import Account, read_seeds
+    from meshagents.matrix.recovery import read_seeds
 
-    acct = Account(login.homeserver, login.user_id, login.password, login.cross_signing_path)
-    return read_seeds(acct, login.recovery_key)
+    return read_seeds(login, login.recovery_key)
 
 
 class Operator:

@@ -61,4 +61,5 @@ def test_every_agent_dependency_has_a_wheel(
         missing = _without_wheel(reference, platform, tmp_path / "each")
         pytest.fail(f"{platform}: no wheel for {missing or 'a dependency'} ({exc.code})")
     names = {w.name.split("-")[0].lower() for w in got}
-    assert {"vodozemac", "pynacl", "cryptography", "pydantic_core", "aiohttp"} <= names
+    assert {"vodozemac", "pynacl", "pycryptodome", "pydantic_core", "aiohttp"} <= names
+    assert "cryptography" not in names, "a device carries one AES library: nio's pycryptodome"

@@ -136,3 +136,24 @@ def test_backup_session_data_as_the_rust_sdk_reads_it() -> None:
     assert ss.decrypt_backup_session(KEY, WASM_CHECKED) == session
     with pytest.raises(FnError):
         ss.decrypt_backup_session(KEY, {**WASM_CHECKED, "mac": "AAAAAAAAAAA"})
+
+
+def test_hkdf_matches_rfc_5869() -> None:
+    """Test case 1 of RFC 5869 (SHA-256): the HKDF that replaced cryptography's."""
+    okm = ss.hkdf_sha256(bytes([0x0B]) * 22, 42, bytes(range(0xF0, 0xFA)), salt=bytes(range(13)))
+    assert okm.hex() == (
+        "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865"
+    )
+
+
+def test_ctr_counter_carries_over_the_whole_block() -> None:
+    """The IV is one 128-bit counter: from ...ff ff the next block is ...01 00 00 (the low
+    half wraps into the high half), which a 64-bit nonce + counter split would not do."""
+    from Crypto.Cipher import AES
+
+    iv = bytes(8) + b"\xff" * 8
+    key = bytes(range(32))
+    stream = ss._ctr(key, iv).encrypt(bytes(32))
+    ecb = AES.new(key, AES.MODE_ECB)
+    assert stream[:16] == ecb.encrypt(iv)
+    assert stream[16:] == ecb.encrypt(bytes(7) + b"\x01" + bytes(8))

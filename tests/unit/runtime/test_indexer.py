@@ -113,3 +113,26 @@ def test_repository_registry_is_current() -> None:
     result, text = build_index(root)
     assert not result.errors, result.errors
     assert (root / "meshagents/registry.toml").read_text() == text, "registry.toml is stale: run ./fn index"
+
+
+def test_shared_args_from_the_groups_table(tmp_path: Path) -> None:
+    """A line `see args.toml [set]` takes its text from the group's args.toml; a missing entry is an error."""
+    src = GOOD.replace("how many times.", "see args.toml [common]").replace(
+        "labels to add (repeat the option).", "see args.toml [nowhere]"
+    )
+    shared = {"common": {"count": "how many times, written once."}}
+    res = scan_source(src, "meshagents.functions.x.x_thing", "meshagents/functions/x/x_thing.py", shared)
+    (e,) = res.entries
+    assert [p.help for p in e.params] == ["what to do it to.", "how many times, written once.",
+                                          "see args.toml [nowhere]"]
+    assert [p.message for p in res.problems if p.level == "error"] == [
+        "x_thing: parameter 'tags': not in the group's args.toml"
+    ]
+    group = tmp_path / "meshagents" / "functions" / "x"
+    group.mkdir(parents=True)
+    (group / "x_thing.py").write_text(src.replace("[nowhere]", "[common]"), encoding="utf-8")
+    (group / "args.toml").write_text('[common]\ncount = "from the file."\ntags = "labels, shared."\n',
+                                     encoding="utf-8")
+    res = scan_files(tmp_path, [group / "x_thing.py"])
+    assert res.errors == []
+    assert [p.help for p in res.entries[0].params][1:] == ["from the file.", "labels, shared."]

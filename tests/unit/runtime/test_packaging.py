@@ -31,6 +31,7 @@ ROLE_OF_PREFIX = [
     ("meshagents.apps.agents_and_robots", "hub"),
     ("meshagents.apps.agents_dashboard", "hub"),
     ("meshagents.hubctl", "hub"),
+    ("meshagents.hubhost", "hub"),  # the production hub host's setup (Caddy, Synapse, units)
 ]
 
 # What a device runs: the agent, the command line, and what enrollment calls.

@@ -116,6 +116,14 @@ class OfferFacts:
     def writable(self) -> list[str]:
         return safe_prefixes([self.scratch], self.protected)
 
+    def under(self, name: str, prefixes: list[str], description: str, **terms: Any) -> list[dict[str, Any]]:
+        """The one-entry offer of a capability confined to ``prefixes`` (``description`` names them
+        at ``{}``): nothing at the minimal level or when no prefix is left to offer."""
+        if self.minimal or not prefixes:
+            return []
+        return [{"name": name, "description": description.format(", ".join(prefixes)),
+                 "path_prefixes": prefixes, **terms}]
+
 
 Run = Callable[[Decision, dict[str, Any], Context], CapResult]
 Offer = Callable[[OfferFacts], list[dict[str, Any]]]

@@ -47,15 +47,8 @@ def run(decision: Decision, ctx: Context) -> CapResult:
 
 
 def offer(facts: OfferFacts) -> list[dict[str, Any]]:
-    if facts.minimal or not facts.listed:
-        return []
-    return [{
-        "name": SPEC.name,
-        "description": f"list directories under {', '.join(facts.listed)}",
-        "path_prefixes": facts.listed,
-        "timeout_s": 10,
-        "output_cap_bytes": 65536,
-    }]
+    return facts.under(SPEC.name, facts.listed, "list directories under {}",
+                       timeout_s=10, output_cap_bytes=65536)
 
 
 HANDLER = Handler(SPEC, lambda decision, args, ctx: run(decision, ctx), offer)

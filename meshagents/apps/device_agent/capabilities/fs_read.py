@@ -60,16 +60,8 @@ def run(decision: Decision, ctx: Context) -> CapResult:
 
 
 def offer(facts: OfferFacts) -> list[dict[str, Any]]:
-    if facts.minimal or not facts.readable:
-        return []
-    return [{
-        "name": SPEC.name,
-        "description": f"read files under {', '.join(facts.readable)} (1 MiB at most)",
-        "path_prefixes": facts.readable,
-        "limits": {"max_bytes": 1 << 20},
-        "timeout_s": 10,
-        "output_cap_bytes": 1 << 20,
-    }]
+    return facts.under(SPEC.name, facts.readable, "read files under {} (1 MiB at most)",
+                       limits={"max_bytes": 1 << 20}, timeout_s=10, output_cap_bytes=1 << 20)
 
 
 HANDLER = Handler(SPEC, lambda decision, args, ctx: run(decision, ctx), offer)

@@ -97,17 +97,9 @@ def handle(decision: Decision, args: dict[str, Any], ctx: Context) -> CapResult:
 
 
 def offer(facts: OfferFacts) -> list[dict[str, Any]]:
-    if facts.minimal or not facts.writable:
-        return []
-    return [{
-        "name": SPEC.name,
-        "description": f"write files under {', '.join(facts.writable)}, each with an operator's approval",
-        "path_prefixes": facts.writable,
-        # "file": an upload the operator replies `!fs.write <path>` to (device_agent/upload.py)
-        "texts": {"content": 1 << 20, "file": 4096},
-        "requires_approval": True,
-        "timeout_s": 10,
-    }]
+    # "file": an upload the operator replies `!fs.write <path>` to (device_agent/upload.py)
+    return facts.under(SPEC.name, facts.writable, "write files under {}, each with an operator's approval",
+                       texts={"content": 1 << 20, "file": 4096}, requires_approval=True, timeout_s=10)
 
 
 HANDLER = Handler(SPEC, handle, offer)
