@@ -140,7 +140,7 @@ def entry_text(
     detail: str,
     prev_hash: str,
 ) -> str:
-    """The injective text an entry's hash covers (``SQL_TEXT`` builds the same in SQLite)."""
+    """The injective text an entry's hash covers (``walk_store`` builds the same inline)."""
     if type(seq) is not int or type(ts_ms) is not int:
         raise TypeError("seq and ts_ms must be integers")
     ap = "~" if approval is None else f"{len(approval)}:{approval}"
@@ -168,17 +168,65 @@ def entry_hash(
     return sha256(_TAG + text.encode("utf-8")).hexdigest()
 
 
-# The same text as entry_text, built by SQLite in C: reading four columns instead of
-# eleven is what lets a 200k-entry chain verify in about a second on a slow machine.
-# length() of TEXT counts characters, as Python's len() counts code points.
-SQL_TEXT = (
-    "SELECT seq, prev_hash, hash, CASE WHEN typeof(seq)='integer' AND typeof(ts_ms)='integer' THEN "
-    "seq || ';' || ts_ms || ';' || length(kind) || ':' || kind || length(request_id) || ':' || request_id"
-    " || length(capability) || ':' || capability || length(args_digest) || ':' || args_digest"
-    " || length(status) || ':' || status"
-    " || CASE WHEN approval IS NULL THEN '~' ELSE length(approval) || ':' || approval END"
-    " || length(detail) || ':' || detail || prev_hash END FROM entries ORDER BY id"
+#: Every column the hash covers, in storage order: read as stored, the text built in Python
+#: exactly as :func:`entry_text` does (SQLite's length() and printf() stop at a NUL, so a
+#: text built in SQL disagrees with entry_text on a field that holds one).
+_WALK_SQL = (
+    "SELECT seq, kind, ts_ms, request_id, capability, args_digest, status, approval, detail,"
+    " prev_hash, hash FROM entries ORDER BY id"
 )
+
+
+@dataclass(frozen=True)
+class Walk:
+    """What walking a chain found: rows seen, the head, the first problem, the hashes at
+    the seqs asked for (checkpoints), and the chain's own checkpoint entries when known."""
+
+    count: int
+    head_seq: int
+    head_hash: str
+    bad: tuple[int, str, str] | None
+    hash_at: dict[int, str]
+    events: list[tuple[int, str]] | None = None
+
+
+def walk_store(conn: sqlite3.Connection, wanted: set[int], *, batch: int = 512) -> Walk | None:
+    """Stream the stored chain from genesis and check each row's place, link and hash as
+    :func:`verify_links` does, without building a link per row: the Walk when every row
+    is good, None at the first that is not (the caller then lets verify_links say why).
+
+    One query, rows read in batches (no per-row objects kept), the hashed text built
+    inline in the form of :func:`entry_text` (type checks included: a row entry_text
+    refuses is not good here either), the chain's checkpoint entries gathered on the way.
+    Raises sqlite3.Error / UnicodeDecodeError like a plain read (undecodable text).
+    """
+    cur = conn.execute(_WALK_SQL)
+    fetch = cur.fetchmany
+    tag, sha, cp_event = _TAG, sha256, CHECKPOINT_EVENT
+    expected, prev = 1, GENESIS
+    hash_at: dict[int, str] = {0: GENESIS}
+    events: list[tuple[int, str]] = []
+    while rows := fetch(batch):
+        for seq, kind, ts, rid, cap, dig, st, ap, det, ph, stored in rows:
+            if seq != expected or ph != prev or type(seq) is not int or type(ts) is not int:
+                return None
+            try:
+                a = "~" if ap is None else f"{len(ap)}:{ap}"
+                text = (
+                    f"{seq};{ts};{len(kind)}:{kind}{len(rid)}:{rid}{len(cap)}:{cap}"
+                    f"{len(dig)}:{dig}{len(st)}:{st}{a}{len(det)}:{det}{ph}"
+                )
+                if sha(tag + text.encode("utf-8")).hexdigest() != stored:
+                    return None
+            except (TypeError, ValueError):  # not text where entry_text needs text
+                return None
+            prev = stored
+            if seq in wanted:
+                hash_at[seq] = stored
+            if cap == cp_event and kind == "event":
+                events.append((seq, det))
+            expected += 1
+    return Walk(expected - 1, expected - 1, prev, None, hash_at, events)
 
 
 @dataclass(frozen=True)
@@ -230,23 +278,11 @@ def verify_chain(
 Link = tuple[Any, Any, Any, Any]  # (seq, prev_hash, stored hash, hashed text or None)
 
 
-def verify_links(
-    links: Sequence[Link],
-    checkpoints: Sequence[dict[str, Any]],
-    device_key: str | None = None,
-    *,
-    after: tuple[int, str] = (0, GENESIS),
-    schedule: KeySchedule | None = None,
-) -> ChainReport:
-    """The core of :func:`verify_chain` over (seq, prev_hash, hash, text) in storage order.
-
-    ``schedule``: which device key the manifests named when; a checkpoint signed by
-    another key for its ``created_at`` is ``checkpoint_key_refused`` (even if pinned).
-    """
+def walk_links(links: Sequence[Link], wanted: set[int], after: tuple[int, str] = (0, GENESIS)) -> Walk:
+    """Check each link's place, link and hash in storage order; the first problem wins."""
     first = after[0] + 1
     expected = first
     prev = after[1]
-    wanted = {int(cp.get("seq", -1)) for cp in checkpoints if isinstance(cp.get("seq"), int)}
     hash_at: dict[int, str] = {after[0]: after[1]}
     bad: tuple[int, str, str] | None = None
     tag = _TAG
@@ -274,7 +310,31 @@ def verify_links(
         if seq in wanted:
             hash_at[seq] = prev
         expected += 1
-    head_seq = expected - 1
+    return Walk(len(links), expected - 1, prev, bad, hash_at)
+
+
+def checkpoint_seqs(checkpoints: Sequence[dict[str, Any]]) -> set[int]:
+    return {int(cp.get("seq", -1)) for cp in checkpoints if isinstance(cp.get("seq"), int)}
+
+
+def verify_links(
+    links: Sequence[Link],
+    checkpoints: Sequence[dict[str, Any]],
+    device_key: str | None = None,
+    *,
+    after: tuple[int, str] = (0, GENESIS),
+    schedule: KeySchedule | None = None,
+    walked: Walk | None = None,
+) -> ChainReport:
+    """The core of :func:`verify_chain` over (seq, prev_hash, hash, text) in storage order.
+
+    ``schedule``: which device key the manifests named when; a checkpoint signed by
+    another key for its ``created_at`` is ``checkpoint_key_refused`` (even if pinned).
+    ``walked``: the chain already walked (:func:`walk_store`, every row good), so only
+    the checkpoints are left to check; ``links`` is then not read.
+    """
+    walk = walked if walked is not None else walk_links(links, checkpoint_seqs(checkpoints), after)
+    head_seq, prev, bad, hash_at = walk.head_seq, walk.head_hash, walk.bad, walk.hash_at
     limit = bad[0] if bad else None
     for cp in sorted(checkpoints, key=lambda c: c.get("seq", 0) if isinstance(c.get("seq"), int) else 0):
         cp_seq = cp.get("seq")
@@ -313,8 +373,8 @@ def verify_links(
             bad = (cp_seq, "hash_mismatch", f"chain at seq {cp_seq} differs from the signed checkpoint")
             break
     if bad is not None:
-        return ChainReport(False, len(links), head_seq, prev, bad[0], bad[1], bad[2], len(checkpoints))
-    return ChainReport(True, len(links), head_seq, prev, checkpoints=len(checkpoints))
+        return ChainReport(False, walk.count, head_seq, prev, bad[0], bad[1], bad[2], len(checkpoints))
+    return ChainReport(True, walk.count, head_seq, prev, checkpoints=len(checkpoints))
 
 
 CHECKPOINT_EVENT = "audit.checkpoint"
@@ -338,6 +398,7 @@ def verify_local(
     *,
     torn: bool = False,
     schedule: KeySchedule | None = None,
+    walked: Walk | None = None,
 ) -> ChainReport:
     """The chain, its ``checkpoints`` table, the checkpoint file and the chain's own
     ``audit.checkpoint`` entries (``events``: (seq, detail)), together; the lowest bad seq wins.
@@ -348,7 +409,7 @@ def verify_local(
     """
     structure = check_file(records, device_id)
     usable = [r for r in (records[: structure[3] - 1] if structure else records) if r is not None]
-    report = verify_links(links, [*table_checkpoints, *usable], device_key, schedule=schedule)
+    report = verify_links(links, [*table_checkpoints, *usable], device_key, schedule=schedule, walked=walked)
     found: list[Found] = []
     if not report.ok and report.first_bad_seq is not None and report.problem is not None:
         found.append((report.first_bad_seq, report.problem, report.reason, None))
@@ -456,8 +517,9 @@ class AuditLog:
     ) -> AuditEntry:
         if kind not in ("intent", "outcome", "event"):
             raise FnError("audit_invalid", f"unknown entry kind {kind!r}")
-        # SQLite's length() stops at NUL, so NUL would make SQL_TEXT differ from entry_text:
-        # store U+FFFD instead (an audit detail is for people; ids never hold NUL).
+        # A NUL is stored as U+FFFD (an audit detail is for people; ids never hold NUL, and
+        # C-string tools such as sqlite3's own length() stop at one). The verifier reads a
+        # row that holds one anyway (written behind our back) exactly: see walk_store.
         request_id, capability, args_digest, status, detail = (
             v.replace("\x00", "\ufffd") for v in (request_id, capability, args_digest, status, detail)
         )
@@ -673,11 +735,20 @@ class AuditLog:
         """
         checkpoints = self.checkpoints()
         records, torn = self.checkpoint_file.read()
+        # Every seq a checkpoint names (those of the file past a damaged record included:
+        # a hash recorded and not asked for changes nothing).
+        wanted = checkpoint_seqs(checkpoints) | checkpoint_seqs([r for r in records if r is not None])
+        walked: Walk | None = None
+        links: list[Link] = []
         try:
-            links = self.conn.execute(SQL_TEXT).fetchall()
-            events = self.checkpoint_events()
+            walked = walk_store(self.conn, wanted)
+            if walked is None:  # a bad row somewhere: the exact path says which and why
+                links = [(r[0], r[9], r[10], _row_text(r)) for r in self.rows()]
+            found = walked.events if walked is not None else None
+            events = found if found is not None else self.checkpoint_events()
         except (sqlite3.Error, UnicodeDecodeError):
             # Undecodable text (bytes written behind our back): the slow path marks the row.
+            walked = None
             self.conn.text_factory = lambda b: b.decode("utf-8", "replace")
             try:
                 links = [(r[0], r[9], r[10], _row_text(r)) for r in self.rows()]
@@ -685,8 +756,9 @@ class AuditLog:
             finally:
                 self.conn.text_factory = str
         return verify_local(
-            links, checkpoints, records, events, self.device_id, device_key, torn=torn, schedule=schedule
-        )
+            links, checkpoints, records, events, self.device_id, device_key, torn=torn, schedule=schedule,
+            walked=walked,
+        )  # fmt: skip
 
     def links(self) -> list[Link]:
         """(seq, prev_hash, hash, hashed text) in storage order, for :func:`compare_with_hub`."""

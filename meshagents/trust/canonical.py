@@ -37,6 +37,7 @@ import base64
 import binascii
 import hashlib
 import json
+import json.encoder
 import unicodedata
 from typing import Any
 
@@ -46,6 +47,23 @@ MAX_SAFE_INT = 2**53 - 1
 
 _ENCODER = json.JSONEncoder(
     ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":"), check_circular=True
+)
+_is_normalized = unicodedata.is_normalized
+
+
+def _not_json(obj: Any) -> Any:
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+#: The C encoder ``_ENCODER.encode`` builds anew on every call, built once (same options:
+#: sorted keys, compact separators, UTF-8 text, no NaN). Without circular-reference
+#: markers: a value reaches it only after ``_fast_ok``/``_check`` walked the whole tree,
+#: and a cycle makes that walk raise first.
+_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+_C_ENCODE: Any = (
+    None
+    if _c_make_encoder is None
+    else _c_make_encoder(None, _not_json, json.encoder.encode_basestring, None, ":", ",", True, False, False)
 )
 
 
@@ -58,24 +76,41 @@ def _fast_ok(obj: Any) -> bool:
 
     Exact type checks (not isinstance) keep bool/int subclasses and str subclasses
     on the slow path, and ASCII strings skip the NFC test (ASCII is always NFC).
+    Scalars inside a container are judged inline (one call per container, not per
+    value: this runs on every envelope a device verifies).
     """
     t = type(obj)
-    if t is str:
-        return bool(obj.isascii() or unicodedata.is_normalized("NFC", obj))
-    if t is int:
-        return bool(-MAX_SAFE_INT <= obj <= MAX_SAFE_INT)
-    if obj is None or t is bool:
-        return True
     if t is dict:
         for key, value in obj.items():
-            if type(key) is not str or not (key.isascii() or unicodedata.is_normalized("NFC", key)):
+            if type(key) is not str or not (key.isascii() or _is_normalized("NFC", key)):
                 return False
-            if not _fast_ok(value):
+            tv = type(value)
+            if tv is str:
+                if not (value.isascii() or _is_normalized("NFC", value)):
+                    return False
+            elif tv is int:
+                if not -MAX_SAFE_INT <= value <= MAX_SAFE_INT:
+                    return False
+            elif not (value is None or tv is bool or _fast_ok(value)):
                 return False
         return True
     if t is list or t is tuple:
-        return all(_fast_ok(v) for v in obj)
-    return False
+        for value in obj:
+            tv = type(value)
+            if tv is str:
+                if not (value.isascii() or _is_normalized("NFC", value)):
+                    return False
+            elif tv is int:
+                if not -MAX_SAFE_INT <= value <= MAX_SAFE_INT:
+                    return False
+            elif not (value is None or tv is bool or _fast_ok(value)):
+                return False
+        return True
+    if t is str:
+        return bool(obj.isascii() or _is_normalized("NFC", obj))
+    if t is int:
+        return bool(-MAX_SAFE_INT <= obj <= MAX_SAFE_INT)
+    return obj is None or t is bool
 
 
 def _check_str(s: str, where: str) -> None:
@@ -119,6 +154,8 @@ def canonical_bytes(obj: Any) -> bytes:
     if not _fast_ok(obj):
         _check(obj, "$")  # raises with the path of the offending value
     try:
+        if _C_ENCODE is not None and type(obj) is not str:
+            return "".join(_C_ENCODE(obj, 0)).encode("utf-8")
         return _ENCODER.encode(obj).encode("utf-8")
     except UnicodeEncodeError as exc:
         raise _invalid("string not encodable as UTF-8 (lone surrogate?)") from exc

@@ -33,7 +33,6 @@ import os
 import posixpath
 import re
 import stat
-from collections import deque
 from collections.abc import Iterable
 
 MAX_LINKS = 40
@@ -64,12 +63,14 @@ def resolve_path(path: str, cwd: str = "/") -> str:
     full = path if path.startswith("/") else posixpath.join(cwd, path)
     if _is_magic(posixpath.normpath(full)):
         raise PathRefused(f"{path!r} is under /proc or /dev/fd")
-    parts: deque[str] = deque(full.split("/"))
+    # A stack, next component last: a link's target is pushed in front of the rest.
+    parts = full.split("/")
+    parts.reverse()
     resolved = "/"
     links = 0
     exists = True
     while parts:
-        part = parts.popleft()
+        part = parts.pop()
         if part in ("", "."):
             continue
         if part == "..":
@@ -97,7 +98,7 @@ def resolve_path(path: str, cwd: str = "/") -> str:
                     target = os.readlink(candidate)
                     if target.startswith("/"):
                         resolved = "/"
-                    parts.extendleft(reversed(target.split("/")))
+                    parts.extend(reversed(target.split("/")))
                     continue
         resolved = candidate
     return resolved

@@ -390,12 +390,29 @@ def _check_option(items: list[str], i: int, cap: Capability, cwd: str, resolver:
     return used
 
 
+def _plain_words(argv: list[Any], max_len: int) -> bool:
+    """Every word is a string without NUL within ``max_len`` UTF-8 bytes (the test of
+    :func:`_check_str`, without building a label per word; a False answer goes through
+    ``_check_str`` for the message). Up to ``max_len // 4`` code points no encoding is
+    needed: a code point is at most 4 bytes, a lone surrogate 3."""
+    short = max_len // 4
+    for a in argv:
+        if not isinstance(a, str) or "\x00" in a:
+            return False
+        if len(a) > short and len(a.encode("utf-8", "surrogatepass")) > max_len:
+            return False
+    return True
+
+
 def _check_argv(argv: Any, cap: Capability, resolve: bool, cwd: str, resolver: Resolver) -> list[str]:
     if not isinstance(argv, list) or not argv:
         raise _ArgsRefused("argv must be a non-empty list of strings")
     if len(argv) - 1 > cap.max_args:
         raise _ArgsRefused(f"more than {cap.max_args} arguments")
-    items = [_check_str(a, cap, f"argv[{i}]") for i, a in enumerate(argv)]
+    if _plain_words(argv, cap.max_arg_len):
+        items: list[str] = list(argv)
+    else:
+        items = [_check_str(a, cap, f"argv[{i}]") for i, a in enumerate(argv)]
     try:
         exe = resolve_executable(items[0], cap.executables, cap.search_path, resolve=resolve)
     except ExecRefused as exc:
@@ -429,6 +446,27 @@ def _check_argv(argv: Any, cap: Capability, resolve: bool, cwd: str, resolver: R
     return [exe, *items[1:]]
 
 
+#: Per capability object, the argument keys it declares: a pure function of the frozen
+#: model, computed once instead of per command (the entry keeps the model alive, so its id
+#: cannot be reused while the entry stands).
+_ALLOWED_KEYS: dict[int, tuple[Capability, frozenset[str]]] = {}
+
+
+def _allowed_keys(cap: Capability) -> frozenset[str]:
+    got = _ALLOWED_KEYS.get(id(cap))
+    if got is not None and got[0] is cap:
+        return got[1]
+    keys = set(cap.values) | set(cap.limits) | set(cap.texts)
+    if cap.executables:
+        keys.add("argv")
+    if cap.path_prefixes:
+        keys.add("path")
+    if len(_ALLOWED_KEYS) >= 1024:
+        _ALLOWED_KEYS.clear()
+    _ALLOWED_KEYS[id(cap)] = (cap, frozenset(keys))
+    return frozenset(keys)
+
+
 def decide(
     manifest: Manifest,
     capability: str,
@@ -460,13 +498,9 @@ def decide(
             canonical_bytes(args)
         except FnError as exc:
             return _refuse("rejected_args", exc.message, cap)
-    allowed_keys = set(cap.values) | set(cap.limits) | set(cap.texts)
-    if cap.executables:
-        allowed_keys.add("argv")
-    if cap.path_prefixes:
-        allowed_keys.add("path")
-    unknown = sorted(set(args) - allowed_keys)
-    if unknown:
+    allowed_keys = _allowed_keys(cap)
+    if not allowed_keys.issuperset(args):
+        unknown = sorted(set(args) - allowed_keys)
         return _refuse("rejected_args", f"argument(s) {', '.join(unknown)} not allowed for {cap.name}", cap)
     argv: list[str] | None = None
     path: str | None = None

@@ -272,9 +272,17 @@ def _status(
                 meta = {"netns": led.get_meta("netns") or ""}
     ns = (netns or None) if netns is not None else (meta.get("netns") or None)  # as resolve_netns
     be = open_backend(interface, ns)
-    if not be.exists():
-        raise FnError("wg_interface_missing", f"interface {interface} is not up (netns {ns or 'root'})")
-    state = be.state()
+    # The answer itself proves the interface is there: one request (one UAPI connection, one
+    # netlink socket) on the way that works; only a failed one asks whether it exists, so a
+    # missing interface is still wg_interface_missing and any other failure keeps its code.
+    try:
+        state = be.state()
+    except FnError as exc:
+        if exc.code == "wg_interface_missing" or not be.exists():
+            raise FnError(
+                "wg_interface_missing", f"interface {interface} is not up (netns {ns or 'root'})"
+            ) from exc
+        raise
     t = time.time() if now is None else now
     peers: list[dict[str, Any]] = []
     append, named, unknown, window = peers.append, names.get, (None, None), ONLINE_WINDOW_S

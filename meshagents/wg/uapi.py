@@ -80,46 +80,64 @@ _BLOCK = (
     r"persistent_keepalive_interval=(\d+)\n"
     r"((?:allowed_ip=[^\n]*\n)*)"
 )
-_PEER_BLOCK = re.compile(_BLOCK)
+#: One peer's block after its ``public_key=`` (the answer split at each of those).
+_PEER_PIECE = re.compile(_BLOCK.removeprefix("public_key="))
 _NO_PSK = "0" * 64
+_PREFIX = "public_key="
+
+#: The peers of the last answer parsed, by the exact text of their block: a PeerState is
+#: a pure function of that text (and immutable), so a block unchanged since the last
+#: ``get`` (an idle peer: same handshake, same counters) is not parsed again. Replaced
+#: whole by each parse, so it holds one answer's peers at most.
+_last_blocks: dict[str, PeerState] = {}
+
+
+def _peer_of(groups: tuple[str, ...]) -> PeerState:
+    pub, psk, endpoint, sec, nsec, tx, rx, ka, ips = groups
+    # PeerState's own __new__ is a Python function: tuple.__new__ builds the same tuple
+    return tuple.__new__(
+        PeerState,
+        (
+            binascii.b2a_base64(bytes.fromhex(pub), newline=False).decode(),
+            tuple(ips[11:-1].split("\nallowed_ip=")) if ips else (),
+            endpoint or None,
+            (int(sec) + int(nsec) / 1e9) if sec != "0" else None,
+            int(rx),
+            int(tx),
+            int(ka) or None,
+            psk != _NO_PSK,
+        ),
+    )
 
 
 def _parse_peers_fast(text: str) -> list[PeerState] | None:
-    """The peers of a wireguard-go answer, or None when its layout is not exactly that one."""
-    start = text.find("public_key=")
+    """The peers of a wireguard-go answer, or None when its layout is not exactly that one.
+
+    The answer is split at each ``public_key=`` (in C); every piece must be exactly one
+    block of the fixed layout (a full match: an unknown line, a missing one or a stray
+    ``public_key=`` inside a value leaves a piece that does not match, and the caller
+    falls back to the line parser). A piece seen in the last answer is not matched again.
+    """
+    global _last_blocks
+    start = text.find(_PREFIX)
     if start < 0:
         return []
     end = text.rfind("errno=")
-    body = text[start : end if end >= start else len(text)]
-    blocks = _PEER_BLOCK.findall(body)
-    # Each match is whole lines and matches cannot overlap, so the layout is exactly the
-    # expected one iff every block matched and the matched lines add up to all the lines:
-    # a block with an unknown line fails to match (one block short), an unknown line after
-    # a block is left over (lines short).
-    if len(blocks) != body.count("public_key="):
-        return None
-    lines = 8 * len(blocks) + sum(1 for b in blocks if b[2]) + sum(b[8].count("\n") for b in blocks)
-    if lines != body.count("\n"):
-        return None
-    b64 = binascii.b2a_base64
-    fromhex = bytes.fromhex
-    new = tuple.__new__  # PeerState's own __new__ is a Python function: 10,000 calls of it show
-    return [
-        new(
-            PeerState,
-            (
-                b64(fromhex(pub), newline=False).decode(),
-                tuple(ips[11:-1].split("\nallowed_ip=")) if ips else (),
-                endpoint or None,
-                (int(sec) + int(nsec) / 1e9) if sec != "0" else None,
-                int(rx),
-                int(tx),
-                int(ka) or None,
-                psk != _NO_PSK,
-            ),
-        )
-        for pub, psk, endpoint, sec, nsec, tx, rx, ka, ips in blocks
-    ]
+    pieces = text[start + len(_PREFIX) : end if end >= start else len(text)].split(_PREFIX)
+    seen, fresh = _last_blocks, {}
+    out: list[PeerState] = []
+    match, get, append = _PEER_PIECE.fullmatch, seen.get, out.append
+    for piece in pieces:
+        peer = get(piece)
+        if peer is None:
+            m = match(piece)
+            if m is None:
+                return None
+            peer = _peer_of(m.groups())
+        fresh[piece] = peer
+        append(peer)
+    _last_blocks = fresh
+    return out
 
 
 def parse_get(text: str) -> tuple[str | None, DeviceState]:

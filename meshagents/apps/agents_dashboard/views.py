@@ -119,6 +119,31 @@ class MeshRow:
     endpoint: str
 
 
+def _mesh_row(
+    p: Mapping[str, Any], badge_text: str, rates: Mapping[str, tuple[float | None, float | None]], now: float
+) -> MeshRow:
+    key = str(p.get("public_key") or "")
+    hs = _num(p.get("latest_handshake"))
+    rx_rate, tx_rate = rates.get(key, (None, None))
+    return MeshRow(
+        id=str(p.get("id") or p.get("name") or key),
+        name=str(p.get("name") or p.get("id") or key[:8]),
+        address=str(p.get("address") or ""),
+        public_key=key,
+        badge=badge_text,
+        handshake_age=age_text(None if hs is None or hs <= 0 else now - hs),
+        rx=bytes_text(_num(p.get("rx_bytes")) or 0),
+        tx=bytes_text(_num(p.get("tx_bytes")) or 0),
+        rx_rate=rate_text(rx_rate),
+        tx_rate=rate_text(tx_rate),
+        endpoint=str(p.get("endpoint") or ""),
+    )
+
+
+def _by_name(p: Mapping[str, Any]) -> str:
+    return str(p.get("name") or p.get("id") or "")
+
+
 def mesh_rows(
     peers: Sequence[Mapping[str, Any]],
     rates: Mapping[str, tuple[float | None, float | None]],
@@ -128,28 +153,53 @@ def mesh_rows(
     """Live rows (active peers) and revoked rows; removed peers are left out. Sorted by name."""
     live: list[MeshRow] = []
     revoked: list[MeshRow] = []
-    for p in sorted(peers, key=lambda p: str(p.get("name") or p.get("id") or "")):
+    for p in sorted(peers, key=_by_name):
         status = p.get("status", "active")
         if status == "removed":
             continue
-        key = str(p.get("public_key") or "")
-        hs = _num(p.get("latest_handshake"))
-        rx_rate, tx_rate = rates.get(key, (None, None))
-        row = MeshRow(
-            id=str(p.get("id") or p.get("name") or key),
-            name=str(p.get("name") or p.get("id") or key[:8]),
-            address=str(p.get("address") or ""),
-            public_key=key,
-            badge=badge(p, now, stale_after_s),
-            handshake_age=age_text(None if hs is None or hs <= 0 else now - hs),
-            rx=bytes_text(_num(p.get("rx_bytes")) or 0),
-            tx=bytes_text(_num(p.get("tx_bytes")) or 0),
-            rx_rate=rate_text(rx_rate),
-            tx_rate=rate_text(tx_rate),
-            endpoint=str(p.get("endpoint") or ""),
-        )
+        row = _mesh_row(p, badge(p, now, stale_after_s), rates, now)
         (revoked if status == "revoked" else live).append(row)
     return live, revoked
+
+
+@dataclass(frozen=True)
+class MeshView:
+    """What the Mesh panel shows: ``cap_rows(mesh_rows(...)[0], limit)`` and the counts."""
+
+    shown: list[MeshRow]
+    total: int
+    hidden: int
+    revoked: list[MeshRow]
+    online: int
+
+
+def mesh_view(
+    peers: Sequence[Mapping[str, Any]],
+    rates: Mapping[str, tuple[float | None, float | None]],
+    now: float,
+    stale_after_s: float,
+    limit: int,
+) -> MeshView:
+    """The Mesh panel's rows for a mesh of any size: the same rows as ``cap_rows`` of
+    ``mesh_rows``, but a row (ages, byte and rate texts) is built only for the peers
+    shown; the others cost a badge each (10,000 peers: 500 rows built, not 10,000)."""
+    live: list[tuple[Mapping[str, Any], str]] = []
+    revoked: list[MeshRow] = []
+    for p in sorted(peers, key=_by_name):
+        status = p.get("status", "active")
+        if status == "removed":
+            continue
+        b = badge(p, now, stale_after_s)
+        if status == "revoked":
+            revoked.append(_mesh_row(p, b, rates, now))
+        else:
+            live.append((p, b))
+    online = sum(1 for _, b in live if b == "online")
+    chosen = live
+    if len(live) > limit:
+        chosen = ([x for x in live if x[1] != "online"] + [x for x in live if x[1] == "online"])[:limit]
+    shown = [_mesh_row(p, b, rates, now) for p, b in chosen]
+    return MeshView(shown, len(live), len(live) - len(chosen), revoked, online)
 
 
 def cap_rows(rows: list[MeshRow], limit: int) -> tuple[list[MeshRow], int]:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
 from meshagents.errors import FnError
-from meshagents.trust.audit import COLUMNS, AuditLog, verify_chain
+from meshagents.trust.audit import COLUMNS, GENESIS, AuditLog, entry_hash, verify_chain
 from meshagents.trust.signing import public_b64
 from tests.testbed.trust_keys import Keys
 
@@ -177,7 +177,8 @@ def test_any_edit_of_any_row_caught_there(
     )
 )
 def test_sql_hash_text_matches_python(tmp_path_factory: pytest.TempPathFactory, texts: list) -> None:
-    """AuditLog.verify builds the hashed text in SQLite; it must equal entry_text for any content."""
+    """AuditLog.verify streams the rows and builds the hashed text inline; it must equal
+    entry_text for any content stored through the API."""
     path = tmp_path_factory.mktemp("sql") / "a.sqlite"
     with AuditLog(path) as log:
         for rid, status, approval, detail in texts:
@@ -187,6 +188,81 @@ def test_sql_hash_text_matches_python(tmp_path_factory: pytest.TempPathFactory, 
                 continue  # lone surrogates cannot be stored at all
         assert log.verify().ok
         assert verify_chain(log.rows(), []).ok
+
+
+_INSERT = (
+    "INSERT INTO entries(seq, kind, ts_ms, request_id, capability, args_digest, status, approval, detail,"
+    " prev_hash, hash) VALUES(?,?,?,?,?,?,?,?,?,?,?)"
+)
+#: Text with NUL and other control characters in it, as a row written behind the API may hold.
+_NUL_TEXT = st.text(alphabet=st.sampled_from("a\x00\x01é:;~9"), max_size=8)
+
+
+def _store_rows(path: Path, fields: list[tuple[object, ...]]) -> list[tuple[object, ...]]:
+    """Rows linked and hashed with entry_hash (the spec), inserted as they are."""
+    rows, prev = [], GENESIS
+    for i, (rid, cap, status, approval, detail) in enumerate(fields, start=1):
+        f = (i, "event", 1_800_000_000_000 + i, rid, cap, "", status, approval, detail)
+        h = entry_hash(*f, prev)  # type: ignore[arg-type]
+        rows.append((*f, prev, h))
+        prev = h
+    with AuditLog(path) as log:
+        log.conn.executemany(_INSERT, rows)
+    return rows
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    fields=st.lists(
+        st.tuples(_NUL_TEXT, _NUL_TEXT, _NUL_TEXT, st.none() | _NUL_TEXT, _NUL_TEXT), min_size=1, max_size=5
+    ),
+    edit=st.none()
+    | st.tuples(st.integers(0, 4), st.sampled_from(["request_id", "detail", "approval"]), _NUL_TEXT),
+)
+def test_store_verify_agrees_with_entry_text_on_nul(
+    tmp_path_factory: pytest.TempPathFactory,
+    fields: list[tuple[object, ...]],
+    edit: tuple[int, str, str] | None,
+) -> None:
+    """NUL in any field (rows written behind the API): reading from SQLite judges a row
+    exactly as the pure verifier over entry_text does, intact or edited after the fact."""
+    path = tmp_path_factory.mktemp("nul") / "a.sqlite"
+    rows = _store_rows(path, fields)
+    with AuditLog(path) as log:
+        if edit is not None:
+            seq = edit[0] % len(rows) + 1
+            log.conn.execute(f"UPDATE entries SET {edit[1]} = ? WHERE seq = ?", (edit[2], seq))
+        stored = log.verify()
+        pure = verify_chain(log.rows(), [])
+    assert (stored.ok, stored.first_bad_seq, stored.problem, stored.head_seq) == (
+        pure.ok, pure.first_bad_seq, pure.problem, pure.head_seq
+    )  # fmt: skip
+    if edit is None:
+        assert stored.ok and stored.entries == len(rows)
+
+
+def test_store_verify_refuses_a_hash_over_nul_truncated_text(tmp_path: Path) -> None:
+    """A hash made the way a C-string reader sees the row (text cut at the NUL) is wrong
+    for entry_text, so the chain is broken there, from SQLite as in the pure core."""
+    path = tmp_path / "a.sqlite"
+    f = (1, "event", 1_800_000_000_001, "r", "cap", "", "ok", None, "de\x00tail")
+    cut = (1, "event", 1_800_000_000_001, "r", "cap", "", "ok", None, "de")
+    with AuditLog(path) as log:
+        log.conn.execute(_INSERT, (*f, GENESIS, entry_hash(*cut, GENESIS)))
+        report = log.verify()
+        assert (report.ok, report.first_bad_seq, report.problem) == (False, 1, "hash_mismatch")
+        assert not verify_chain(log.rows(), []).ok
+
+
+def test_store_verify_judges_a_blob_column_like_the_pure_core(tmp_path: Path) -> None:
+    """A TEXT column holding a BLOB (SQLite does not enforce types): same answer both ways."""
+    path = tmp_path / "a.sqlite"
+    _store_rows(path, [("r1", "cap", "ok", None, "x"), ("r2", "cap", "ok", None, "y")])
+    with AuditLog(path) as log:
+        log.conn.execute("UPDATE entries SET detail = CAST('y' AS BLOB) WHERE seq = 2")
+        stored, pure = log.verify(), verify_chain(log.rows(), [])
+    assert (stored.ok, stored.first_bad_seq, stored.problem) == (pure.ok, pure.first_bad_seq, pure.problem)
+    assert not stored.ok and stored.first_bad_seq == 2
 
 
 def test_hub_checks_shipped_batches_for_continuity(tmp_path: Path, keys: Keys) -> None:

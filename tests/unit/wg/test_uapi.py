@@ -183,3 +183,19 @@ def test_any_other_layout_falls_back_to_the_same_result(peers: list[dict[str, ob
     at = 3 + where % (len(lines) - 5)  # somewhere among the peers' lines, before errno=
     text = "\n".join([*lines[:at], extra, *lines[at:]])
     assert parse_get(text) == _parse_get_lines(text)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_peer, min_size=1, max_size=5), st.lists(_peer, max_size=5), st.data())
+def test_blocks_reused_from_the_last_answer_never_go_stale(
+    before: list[dict[str, object]], added: list[dict[str, object]], data: st.DataObject
+) -> None:
+    """A second answer (some peers changed, some gone, some new) parses to what the line
+    parser reads from it, whatever the last answer left behind."""
+    parse_get(_wireguard_go_answer(before))  # leaves its blocks behind for the next parse
+    kept = [p for p in before if data.draw(st.booleans())]
+    changed = [{**p, "rx": int(p["rx"]) + 1} if data.draw(st.booleans()) else p for p in kept]  # type: ignore[call-overload]
+    text = _wireguard_go_answer([*changed, *added])
+    assert _parse_peers_fast(text) is not None
+    assert parse_get(text) == _parse_get_lines(text)
+    assert parse_get(text) == _parse_get_lines(text)  # again, every block from the last one

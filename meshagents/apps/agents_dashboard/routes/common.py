@@ -34,6 +34,18 @@ def unauthorized() -> JSONResponse:
     return JSONResponse({"error": "unauthorized", "message": "log in first"}, status_code=401)
 
 
+_ALL = frozenset({"mesh", "matrix", "containers", "approvals", "audit_devices"})
+#: What each panel's template reads (templates/_<panel>.html), beyond cfg, live and now.
+_PANEL_NEEDS: dict[str | None, frozenset[str]] = {
+    "status": frozenset({"matrix"}),
+    "mesh": frozenset({"mesh"}),
+    "devices": frozenset({"matrix"}),
+    "containers": frozenset({"containers"}),
+    "approvals": frozenset({"approvals"}),
+    "audit": frozenset({"audit_devices"}),
+}
+
+
 @dataclass
 class Deps:
     """The app's parts, handed to every router."""
@@ -50,29 +62,35 @@ class Deps:
     def session_of(self, request: Request) -> Session | None:
         return self.sessions.get(request.cookies.get(COOKIE))
 
-    def context(self, session: Session | None) -> dict[str, Any]:
+    def context(self, session: Session | None, panel: str | None = None) -> dict[str, Any]:
+        """What the templates read; for one ``panel``, only what its template reads (at
+        10,000 peers the mesh rows, the device matrix and the containers are each a pass
+        over every peer, and a change of one panel re-renders only that one)."""
         cfg, live = self.cfg, self.live
         now = time.time()
-        live_rows, revoked_rows = views.mesh_rows(live.peers, live.rates.rates, now, cfg.stale_after_s)
-        shown, hidden = views.cap_rows(live_rows, cfg.mesh_rows)
-        return {
+        want = _PANEL_NEEDS.get(panel, _ALL) if panel is not None else _ALL
+        ctx: dict[str, Any] = {
             "cfg": cfg,
             "live": live,
             "csrf": session.csrf if session else "",
             "now": now,
-            "mesh": shown,
-            "mesh_total": len(live_rows),
-            "mesh_hidden": hidden,
-            "revoked": revoked_rows,
-            "online": sum(1 for r in live_rows if r.badge == "online"),
-            "matrix": views.device_matrix(live.peers, live.bot_devices, now, cfg.operator_key),
-            "containers": views.containers(live.peers, live.bot_devices),
-            "approvals": None if live.approvals is None else views.approval_rows(live.approvals, now),
-            "audit_devices": sorted(
-                str(p.get("id")) for p in live.peers if p.get("enrolled") and p.get("status") != "removed"
-            ),
             "stale_after": views.age_text(cfg.stale_after_s),
         }
+        if "mesh" in want:
+            mesh = views.mesh_view(live.peers, live.rates.rates, now, cfg.stale_after_s, cfg.mesh_rows)
+            ctx.update(mesh=mesh.shown, mesh_total=mesh.total, mesh_hidden=mesh.hidden,
+                       revoked=mesh.revoked, online=mesh.online)  # fmt: skip
+        if "matrix" in want:
+            ctx["matrix"] = views.device_matrix(live.peers, live.bot_devices, now, cfg.operator_key)
+        if "containers" in want:
+            ctx["containers"] = views.containers(live.peers, live.bot_devices)
+        if "approvals" in want:
+            ctx["approvals"] = None if live.approvals is None else views.approval_rows(live.approvals, now)
+        if "audit_devices" in want:
+            ctx["audit_devices"] = sorted(
+                str(p.get("id")) for p in live.peers if p.get("enrolled") and p.get("status") != "removed"
+            )
+        return ctx
 
     def render(self, name: str, **ctx: Any) -> str:
         return self.env.get_template(name).render(**ctx)
@@ -82,7 +100,7 @@ class Deps:
         version = self.live.versions.get(panel, 0)
         hit = self._cache.get(panel)
         if hit is None or hit[0] != version:
-            ctx = self.context(None)
+            ctx = self.context(None, panel)
             ctx["csrf"] = CSRF_SLOT
             hit = (version, self.render(f"_{panel}.html", **ctx))
             self._cache[panel] = hit

@@ -165,3 +165,25 @@ def test_big_mesh_shows_stale_first() -> None:
     assert hidden == 80 and len(shown) == 20
     assert [r.badge for r in shown[:10]] == ["stale"] * 10 and shown[10].badge == "online"
     assert views.cap_rows(rows, 500) == (rows, 0)
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["active", "revoked", "removed"]), st.none() | st.integers(0, 900),
+                  st.integers(0, 10**9)),
+        max_size=40,
+    ),
+    st.integers(1, 30),
+)
+def test_mesh_view_is_cap_rows_of_mesh_rows(specs: list[tuple[str, int | None, int]], limit: int) -> None:
+    """The panel's cheap path (rows built only for the peers shown) shows exactly what the
+    plain one does: the same rows, order, counts and revoked list."""
+    peers = [shapes.peer(f"p{i:03d}", f"{i:043d}=", f"10.42.0.{i}", status=status,
+                         hs=None if age is None else NOW - age, rx=rx)
+             for i, (status, age, rx) in enumerate(specs)]  # fmt: skip
+    rates = {peers[0]["public_key"]: (1.5, None)} if peers else {}
+    live, revoked = views.mesh_rows(peers, rates, NOW, 180)
+    shown, hidden = views.cap_rows(live, limit)
+    view = views.mesh_view(peers, rates, NOW, 180, limit)
+    assert (view.shown, view.hidden, view.total, view.revoked) == (shown, hidden, len(live), revoked)
+    assert view.online == sum(1 for r in live if r.badge == "online")
