@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from meshagents.apps.device_agent import ready as marker_mod
+from meshagents import readymark as marker_mod
 from meshagents.enroll import journal as journal_mod
 from meshagents.enroll import precheck, probe, service
 from meshagents.enroll import ready as ready_mod

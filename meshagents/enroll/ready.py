@@ -7,7 +7,7 @@
 exits at once (no sandbox, a config it refuses, a homeserver it cannot log in to) is
 restarted by systemd every two seconds forever and ``enroll`` would still have said
 "done". So enrollment watches it: the agent's ready marker
-(:mod:`meshagents.apps.device_agent.ready`, written once it is logged in and in its
+(:mod:`meshagents.readymark`, written once it is logged in and in its
 rooms) must name the process the service manager runs now, and that process must still be
 the unit's main process, with no restart in between, ``stable_s`` later.
 
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from meshagents.apps.device_agent import ready as marker_mod
+from meshagents import readymark as marker_mod
 from meshagents.enroll.precheck import ServiceKind
 from meshagents.enroll.service import UNIT
 from meshagents.errors import FnError

@@ -61,15 +61,16 @@ its records) is seen only by ``compare_with_hub``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec
 
 from nacl.signing import SigningKey
 
@@ -87,7 +88,10 @@ from meshagents.trust.checkpoints import (
 from meshagents.trust.db import connect
 from meshagents.trust.models import AuditEntry, Checkpoint, parse
 from meshagents.trust.noncestore import NonceStore
+
 from meshagents.trust.signing import TYPE_CHECKPOINT, public_b64, sign_payload, verify_payload
+
+P = ParamSpec("P")
 
 GENESIS = "0" * 64
 _TAG = b"meshagents-audit-v1\x00"
@@ -150,22 +154,18 @@ def entry_text(
     )
 
 
-def entry_hash(
-    seq: int,
-    kind: str,
-    ts_ms: int,
-    request_id: str,
-    capability: str,
-    args_digest: str,
-    status: str,
-    approval: str | None,
-    detail: str,
-    prev_hash: str,
-) -> str:
-    text = entry_text(
-        seq, kind, ts_ms, request_id, capability, args_digest, status, approval, detail, prev_hash
-    )
-    return sha256(_TAG + text.encode("utf-8")).hexdigest()
+def _hashed(text_of: Callable[P, str]) -> Callable[P, str]:
+    """The hash of an entry, taking the same parameters as its text (one parameter list)."""
+
+    @functools.wraps(text_of)
+    def hash_of(*args: P.args, **kwargs: P.kwargs) -> str:
+        return sha256(_TAG + text_of(*args, **kwargs).encode("utf-8")).hexdigest()
+
+    hash_of.__doc__ = "The hash an entry's row carries: sha256 over a tag and :func:`entry_text`."
+    return hash_of
+
+
+entry_hash = _hashed(entry_text)
 
 
 #: Every column the hash covers, in storage order: read as stored, the text built in Python

@@ -80,37 +80,31 @@ def _fast_ok(obj: Any) -> bool:
     value: this runs on every envelope a device verifies).
     """
     t = type(obj)
+    values: Any
     if t is dict:
-        for key, value in obj.items():
+        for key in obj:
             if type(key) is not str or not (key.isascii() or _is_normalized("NFC", key)):
                 return False
-            tv = type(value)
-            if tv is str:
-                if not (value.isascii() or _is_normalized("NFC", value)):
-                    return False
-            elif tv is int:
-                if not -MAX_SAFE_INT <= value <= MAX_SAFE_INT:
-                    return False
-            elif not (value is None or tv is bool or _fast_ok(value)):
-                return False
-        return True
-    if t is list or t is tuple:
-        for value in obj:
-            tv = type(value)
-            if tv is str:
-                if not (value.isascii() or _is_normalized("NFC", value)):
-                    return False
-            elif tv is int:
-                if not -MAX_SAFE_INT <= value <= MAX_SAFE_INT:
-                    return False
-            elif not (value is None or tv is bool or _fast_ok(value)):
-                return False
-        return True
-    if t is str:
+        values = obj.values()
+    elif t is list or t is tuple:
+        values = obj
+    elif t is str:
         return bool(obj.isascii() or _is_normalized("NFC", obj))
-    if t is int:
+    elif t is int:
         return bool(-MAX_SAFE_INT <= obj <= MAX_SAFE_INT)
-    return obj is None or t is bool
+    else:
+        return obj is None or t is bool
+    for value in values:
+        tv = type(value)
+        if tv is str:
+            if not (value.isascii() or _is_normalized("NFC", value)):
+                return False
+        elif tv is int:
+            if not -MAX_SAFE_INT <= value <= MAX_SAFE_INT:
+                return False
+        elif not (value is None or tv is bool or _fast_ok(value)):
+            return False
+    return True
 
 
 def _check_str(s: str, where: str) -> None:

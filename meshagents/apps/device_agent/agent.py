@@ -35,8 +35,9 @@ from typing import Any
 
 import httpx
 
+from meshagents import readymark as ready
 from meshagents import trace
-from meshagents.apps.device_agent import attach, capabilities, live, ready, renewal, replies, sandbox, upload
+from meshagents.apps.device_agent import attach, capabilities, live, renewal, replies, sandbox, upload
 from meshagents.apps.device_agent.capabilities.base import CapResult, Context
 from meshagents.apps.device_agent.config import AgentConfig
 from meshagents.apps.device_agent.pipeline import ApprovalEvents, Outcome, Pipeline, Verdict, approval_ids

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from meshagents.apps.device_agent import ready as marker
+from meshagents import readymark as marker
 from meshagents.enroll.ready import Assessment, Observation, assess, wait_ready
 from meshagents.errors import FnError
 
