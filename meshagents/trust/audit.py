@@ -88,7 +88,6 @@ from meshagents.trust.checkpoints import (
 from meshagents.trust.db import connect
 from meshagents.trust.models import AuditEntry, Checkpoint, parse
 from meshagents.trust.noncestore import NonceStore
-
 from meshagents.trust.signing import TYPE_CHECKPOINT, public_b64, sign_payload, verify_payload
 
 P = ParamSpec("P")
