@@ -2,7 +2,10 @@
 
 The state directory is not touched: the agent's service is stopped, the new code is
 installed with pip into the same environment the unit runs (``sys.executable``), then the
-service is started again. The audit chain is verified with the agent stopped, before and
+service is started again. install.sh leaves no pip in a device's venv (it is not needed to
+run the agent), so an upgrade bootstraps it with the stdlib's ``ensurepip`` (offline: the
+wheel Python ships) and removes it again afterwards, leaving the venv as small as it was.
+The audit chain is verified with the agent stopped, before and
 after pip, and the upgrade fails (``upgrade_chain_changed``, the agent left stopped) unless
 the new code reads the same chain with the same head (entries and head hash).
 """
@@ -28,6 +31,36 @@ def _version() -> str:
         check=False,
     )
     return out.stdout.strip() or "unknown"
+
+
+def _has_pip() -> bool:
+    code = "import importlib.util, sys; sys.exit(importlib.util.find_spec('pip') is None)"
+    probe = [sys.executable, "-c", code]
+    return subprocess.run(probe, capture_output=True, check=False).returncode == 0
+
+
+def _ensure_pip() -> bool:
+    """pip in this environment for the upgrade; True when it had to be bootstrapped."""
+    if _has_pip():
+        return False
+    res = subprocess.run([sys.executable, "-m", "ensurepip"], capture_output=True, text=True, check=False)
+    if res.returncode != 0 or not _has_pip():
+        raise FnError(
+            "upgrade_failed",
+            f"no pip in {sys.prefix} and ensurepip failed (Debian: apt install python3-venv): "
+            + res.stderr.strip()[-400:],
+        )
+    return True
+
+
+def _drop_pip() -> None:
+    """The venv as install.sh left it: pip and setuptools are not needed to run the agent."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "uninstall", "--yes", "--quiet", "--disable-pip-version-check",
+         "pip", "setuptools"],
+        capture_output=True,
+        check=False,
+    )  # fmt: skip
 
 
 def _chain(device_id: str) -> dict[str, Any]:
@@ -64,12 +97,15 @@ def upgrade(spec: str, *, pip_args: tuple[str, ...] = (), progress: Progress | N
     n0, h0 = _head(before)
     progress.say(f"upgrade: meshagents {before_v}; agent stopped: {stopped}; audit chain of {device_id}"
                  f" verified ({n0} entries)")  # fmt: skip
+    bootstrapped = _ensure_pip()
     res = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--upgrade", *pip_args, spec],
         capture_output=True,
         text=True,
         check=False,
     )
+    if bootstrapped:
+        _drop_pip()
     if res.returncode != 0:
         service.restart(kind)  # the old version, as it was
         raise FnError("upgrade_failed", f"pip install {spec} exited {res.returncode}: {res.stderr[-600:]}")

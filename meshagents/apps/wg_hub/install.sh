@@ -7,7 +7,8 @@
 #   2. fetches <hub>/install/bundles/<bundle_sha256>.json and refuses it unless its SHA-256 is that;
 #   3. fetches every file the manifest lists and refuses any whose SHA-256 differs;
 #   4. makes a venv in DIR (default ~/.local/share/meshagents, /opt/meshagents as root) and
-#      installs with pip --no-index from the verified files only;
+#      installs with pip --no-index from the verified files only, then removes pip and
+#      setuptools from it (the agent does not run them; `agent upgrade` re-bootstraps pip);
 #   5. hands over to `meshagents enroll --token TOKEN ENROLL-OPTION...`.
 # Nothing is fetched before the token checks out, nothing installed before every check passed.
 # Exit 0 enrolled, 2 bad usage, 3 refused (the token or a hash), 1 any other failure.
@@ -204,6 +205,10 @@ mkdir -p "$DIR"
 [ -x "$DIR/venv/bin/python" ] || "$PY" -m venv "$DIR/venv" || die 1 "$PY -m venv failed (Debian: apt install python3-venv)"
 "$DIR/venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-index \
     --find-links "$work/wheels" "$work/wheels/$project[$extra]" || die 1 "pip install from the bundle failed"
+# pip and setuptools are not needed to run the agent (18 MB of the venv): removed, and
+# `meshagents agent upgrade` brings pip back for its run with the stdlib's ensurepip
+"$DIR/venv/bin/python" -m pip uninstall --quiet --disable-pip-version-check --yes pip setuptools >/dev/null 2>&1 \
+    || echo "install.sh: note: could not remove pip/setuptools from the venv (harmless)" >&2
 "$DIR/venv/bin/meshagents" --version >&2
 
 echo "==> install.sh: [4/4] enroll" >&2
