@@ -178,6 +178,46 @@ def base(spec: S.HostSpec) -> dict[str, Any]:
     return result("base", changed)
 
 
+def local_service_user(config_dir: Path, hub_config: Path, code_root: Path) -> dict[str, Any]:
+    """The single-box path (``provision_wg_hub`` without ``--host``) under systemd: the wg_hub
+    unit it installs (``fn service render wg_hub``, from the app's ``service:`` block) runs as
+    a system user with its own state directory and writes the WireGuard config directory.
+    Make that user and give it those directories and the hub's config, as ``--host``'s base
+    step does. A state or config directory other than the unit's would leave the service
+    without its keys or peers: refused, named (``service_mismatch``), nothing changed."""
+    from meshagents.runtime.appspec import load_app
+    from meshagents.state import state_dir
+
+    svc = dict(load_app(code_root / "meshagents" / "apps" / "wg_hub").service or {})
+    user = str(svc.get("user") or "root")
+    group = str(svc.get("group") or user)
+    unit_state = Path(str(dict(svc.get("environment") or {}).get("FN_STATE_DIR", S.STATE)))
+    writable = [Path(h.split("=", 1)[1]) for h in svc.get("hardening", []) if h.startswith("ReadWritePaths=")]
+    if writable and config_dir.resolve() not in [w.resolve() for w in writable]:
+        raise FnError(
+            "service_mismatch",
+            f"the wg_hub unit may write only {', '.join(map(str, writable))}, "
+            f"this hub's WireGuard config is in {config_dir}: use --config-dir {writable[0]}",
+        )
+    here = state_dir()
+    if here.resolve() != unit_state.resolve():
+        raise FnError(
+            "service_mismatch",
+            f"the wg_hub unit runs with FN_STATE_DIR={unit_state}, this hub's "
+            f"state is {here}: run as root without FN_STATE_DIR, or start the hub by hand",
+        )
+    if user == "root":
+        return result("service_user", [])
+    changed = ensure_user(user, unit_state)
+    changed += chown_tree(unit_state, user, group)
+    changed += chown_tree(config_dir, user, group)
+    changed += git_safe_root(config_dir)
+    if hub_config.exists():
+        changed += ensure_dir(hub_config.parent, 0o711, "root", "root")
+        changed += ensure_file(hub_config, hub_config.read_bytes(), 0o600, user, group)
+    return result("service_user", changed, user=user)
+
+
 def own_state(spec: S.HostSpec) -> list[str]:
     """Files root-run steps made for the services (keys, ledger, configs) go to the service user."""
     changed = chown_tree(S.STATE, S.USER, S.USER)
