@@ -179,13 +179,20 @@ def close_vm_hub(hub: VmHub) -> None:
 
 
 def provision_first(hub: VmHub, work: Path) -> None:
-    """The first run, from nothing; keeps its log, time and Caddy's root certificate."""
+    """The first run, from nothing; keeps its log, time and Caddy's root certificate (and, when
+    it fails, the guest's journal of the hub's units beside the log)."""
     t0 = time.monotonic()
     proc = hub.provision()
     hub.provision_s = time.monotonic() - t0
     hub.first_stderr = proc.stderr
     (work / "provision-1.log").write_text(proc.stderr)
-    assert proc.returncode == 0, proc.stderr[-6000:]
+    if proc.returncode != 0:
+        journal = hub.vm.ssh("journalctl -b --no-pager -o short-monotonic -u 'meshagents-*' -u caddy -n 400",
+                             check=False).stdout  # fmt: skip
+        (work / "journal.log").write_text(journal)
+        raise AssertionError(
+            f"{proc.stderr[-5000:]}\n--- guest journal ({work / 'journal.log'}):\n{journal[-4000:]}"
+        )
     print(f"\nprovision from a fresh VM: {hub.provision_s:.1f} s", flush=True)
     ca = work / "caddy-root.crt"
     ca.write_text(hub.vm.ssh("cat /var/lib/caddy/.local/share/caddy/pki/authorities/local/root.crt").stdout)
@@ -303,10 +310,11 @@ def remove_device(dev: VmDevice) -> None:
 KEEP_ENV = "MESHAGENTS_VMHUB_KEEP"
 
 
-def _save_kept(hub: VmHub, keep: Path, vm_base: Path) -> None:
+def _save_kept(hub: VmHub, keep: Path, vm_base: Path, provisioned: bool) -> None:
     data = {"vm": hub.vm.name, "vm_base": str(vm_base), "ns": hub.ns, "domain": hub.domain,
             "state": str(hub.state), "ssh_config": str(hub.ssh_config), "alias": hub.alias,
-            "provision_s": hub.provision_s, "ca": str(hub.ca)}  # fmt: skip
+            "provision_s": hub.provision_s, "ca": str(hub.ca) if hub.ca else None,
+            "provisioned": provisioned}  # fmt: skip
     (keep / "hub.json").write_text(json.dumps(data, indent=1) + "\n")
 
 
@@ -317,7 +325,10 @@ def _load_kept(keep: Path) -> VmHub:
     vm = machine.Vm.load(d["vm"], Path(d["vm_base"]))
     hub = VmHub(vm=vm, ns=d["ns"], domain=d["domain"], state=Path(d["state"]),
                 ssh_config=Path(d["ssh_config"]), alias=d["alias"], provision_s=d["provision_s"],
-                ca=Path(d["ca"]))  # fmt: skip
+                ca=Path(d["ca"]) if d.get("ca") else None)  # fmt: skip
+    if not d.get("provisioned"):  # the kept run failed half-way: finish it (a re-run)
+        provision_first(hub, keep)
+        _save_kept(hub, keep, Path(d["vm_base"]), True)
     hub.first_stderr = (keep / "provision-1.log").read_text()
     return hub
 
@@ -330,9 +341,10 @@ def vm_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VmHub]:
     of the suite in CI.
 
     For iterating on one test: ``MESHAGENTS_VMHUB_KEEP=/var/tmp/somedir`` keeps the VM, the
-    namespace and the operator state there at the end, and a later run with the same value
-    re-uses them instead of booting and provisioning (``./fn vm down --stale`` does not
-    touch it; remove it with ``./fn vm down --base DIR/vm NAME``)."""
+    namespace and the operator state there at the end (also when provisioning failed: the
+    next run finishes it), and a later run with the same value re-uses them instead of
+    booting and provisioning (``./fn vm down --stale`` does not touch it; remove it with
+    ``./fn vm down --base DIR/vm NAME``)."""
     from meshagents.testbed.vm import machine
     from tests.testbed.vm import require_vm_tools
 
@@ -355,17 +367,18 @@ def vm_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VmHub]:
         vm = machine.up(name, base=vm_base, mem_mb=1536, smp=2, owner_pid=0 if keep else os.getpid())
         print(f"\nVM {name}: boot to sshd {vm.boot_seconds:.1f} s", flush=True)
         hub = open_vm_hub(vm, tag, work)
+        if keep is not None:
+            _save_kept(hub, keep, vm_base, False)
         provision_first(hub, work)
         if keep is not None:
-            _save_kept(hub, keep, vm_base)
+            _save_kept(hub, keep, vm_base, True)
         yield hub
     finally:
-        if keep is None or not (keep / "hub.json").exists():
+        if keep is None:
             if hub is not None:
                 close_vm_hub(hub)
             machine.down(name, base=vm_base)
-            if keep is None:
-                shutil.rmtree(vm_base, ignore_errors=True)
+            shutil.rmtree(vm_base, ignore_errors=True)
 
 
 __all__ = [
