@@ -45,3 +45,14 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 # The session's Debian VM (tests/testbed/vm.py): booted lazily by the first test that asks.
 from tests.testbed.vm import vm, vm_guest, vm_segment_ns  # noqa: E402,F401 - re-exported fixtures
+
+# Fixtures that boot a Debian VM: a test that uses one is in the VM lane (marker ``vm``,
+# meshagents/runtime/testrun.py), whether or not its module says so.
+VM_FIXTURES = frozenset({"vm", "vm_guest", "vm_segment_ns", "vm_hub"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if VM_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.vm)

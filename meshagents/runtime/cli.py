@@ -359,78 +359,33 @@ def service_render(app: str) -> None:
 def test_cmd(ctx: click.Context, each: bool, jobs: int) -> None:
     """Run the whole test suite (pytest); extra arguments go to pytest.
 
+    The whole suite runs in two lanes at once: the tests that boot a Debian VM (marker
+    ``vm``) beside the rest, one seed for both; a selection (paths, -m, -k, --lf) runs as
+    one plain pytest (meshagents/runtime/testrun.py).
+
     With --each: ``fn test --each FILE... [PYTEST-OPTION...]`` collects the node ids of the
     files, runs each test in a pytest process of its own (the options go to every one),
     prints a summary and exits 1 if any failed, so a test that passes only after its
     neighbours is found.
     """
+    from meshagents.runtime import testrun
+
     try:
         root = checkout_root("test")
     except FnError as exc:
         _fail(exc)
         return
-    args = list(ctx.args) or [str(root / "tests")]
+    args = list(ctx.args)
     os.chdir(root)
     if each:
-        sys.exit(_test_each(list(ctx.args), jobs))
-    os.execv(sys.executable, [sys.executable, "-m", "pytest", *args])  # noqa: S606 - hand over to pytest
-
-
-def _test_each(args: list[str], jobs: int) -> int:
-    """The --each runner; 0 when every test passed alone, 1 otherwise."""
-    import re
-    import subprocess
-    import threading
-    import time
-    from concurrent.futures import ThreadPoolExecutor
-
-    first_opt = next((i for i, a in enumerate(args) if a.startswith("-")), len(args))
-    files, opts = args[:first_opt], args[first_opt:]
-    if not files:
-        raise click.UsageError(
-            "--each needs at least one test file: fn test --each FILE... [PYTEST-OPTION...]"
-        )
-    pytest = [sys.executable, "-m", "pytest"]
-    # file order, not a random one, and the user's .pytest_cache (last failed, last seed) left alone
-    quiet = ["-p", "no:randomly", "-p", "no:cacheprovider"]
-    # one node id a line: that is what "-q" prints, so the user's own -q/-v stay out of it
-    selecting = [o for o in opts if o not in ("--quiet", "--verbose") and not re.fullmatch(r"-[qv]+", o)]
-    collect = subprocess.run(
-        [*pytest, "--collect-only", "-q", *quiet, *files, *selecting], capture_output=True, text=True
-    )
-    ids = [ln for ln in collect.stdout.splitlines() if "::" in ln and not ln.startswith((" ", "<"))]
-    if collect.returncode != 0 or not ids:
-        click.echo(collect.stdout + collect.stderr, nl=False)
-        click.echo(f"fn test --each: collecting {' '.join(files)} failed (pytest exit {collect.returncode})")
-        return 1
-    click.echo(f"fn test --each: {len(ids)} test(s) from {len(files)} path(s), each alone, {jobs} at once")
-    lock = threading.Lock()
-    failed: list[str] = []
-    t_all = time.perf_counter()
-
-    def run_one(node: str) -> None:
-        t0 = time.perf_counter()
-        proc = subprocess.run(
-            [*pytest, "-p", "no:cacheprovider", node, *opts], capture_output=True, text=True
-        )
-        dt = time.perf_counter() - t0
-        with lock:
-            if proc.returncode == 0:
-                click.echo(f"PASS {node} ({dt:.1f} s)")
-            else:
-                failed.append(node)
-                click.echo(proc.stdout + proc.stderr, nl=False)
-                click.echo(f"FAIL {node} ({dt:.1f} s, pytest exit {proc.returncode})")
-
-    with ThreadPoolExecutor(jobs) as pool:
-        list(pool.map(run_one, ids))
-    total = time.perf_counter() - t_all
-    click.echo(
-        f"fn test --each: {len(ids) - len(failed)} passed alone, {len(failed)} failed, in {total:.0f} s"
-    )
-    for node in sorted(failed):
-        click.echo(f"  failed alone: {node}")
-    return 1 if failed else 0
+        if not args or args[0].startswith("-"):
+            raise click.UsageError(
+                "--each needs at least one test file: fn test --each FILE... [PYTEST-OPTION...]"
+            )
+        sys.exit(testrun.run_each(args, jobs, click.echo))
+    if testrun.wants_lanes(args, root / "tests"):
+        sys.exit(testrun.run_lanes(args, root / "tests", click.echo))
+    os.execv(sys.executable, [*testrun.PYTEST, *args])  # noqa: S606 - hand over to pytest
 
 
 def _complete_app(

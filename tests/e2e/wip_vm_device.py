@@ -37,7 +37,7 @@ from meshagents.testbed.vm.machine import Vm
 from tests.e2e.conftest import require_rig_tools
 from tests.testbed.wheel import build_wheel
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.vm]
 
 DEVICE = "vm-dev"
 PLATFORM = "manylinux_2_28_x86_64"  # Debian 12: glibc 2.36, CPython 3.11

@@ -36,6 +36,7 @@ from meshagents.apps.wg_hub import install_routes
 from meshagents.apps.wg_hub.enroll import Hub
 from meshagents.errors import FnError
 from meshagents.trust.models import DEVICE_NAME_PATTERN, NAME_PATTERN
+from meshagents.trust.signing import TYPE_LEAVE
 
 log = logging.getLogger("wg_hub")
 
@@ -92,6 +93,17 @@ class EnrollRequest(_Strict):
 class RefusedRequest(_Strict):
     token: str = Field(min_length=1, max_length=4096)
     reason: str = Field(default="manifest_invalid_signature", max_length=500)
+
+
+class LeaveRequest(_Strict):
+    """meshagents.trust.leave's request, described so the schema says what the hub accepts;
+    the signature and the clock are checked by trust.leave.check."""
+
+    type: str = Field(pattern=f"^{re.escape(TYPE_LEAVE)}$")
+    device_id: str = Field(pattern=DEVICE_ID_PATTERN)
+    issued_at: int = Field(strict=True, description="unix seconds; within 300 s of the hub's clock")
+    nonce: str = Field(min_length=1, max_length=256)
+    signature: str = Field(min_length=1, max_length=256, description="ed25519 by the device key")
 
 
 class ManifestRequest(_Strict):
@@ -216,13 +228,10 @@ def public_app(hub: Hub) -> FastAPI:
         return hub.refused(req.token, req.reason)
 
     @app.post("/enroll/leave")
-    def leave(body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+    def leave(req: LeaveRequest) -> dict[str, Any]:
         """The device leaves the mesh: a request signed by its own device key revokes it. On this
         listener, not over the mesh, because the revoke takes the mesh path away before the answer."""
-        device_id = body.get("device_id") if isinstance(body, dict) else None
-        if not isinstance(device_id, str) or not re.fullmatch(DEVICE_ID_PATTERN, device_id):
-            raise FnError("leave_invalid", "device_id missing or malformed")
-        return hub.leave(device_id, body)
+        return hub.leave(req.device_id, req.model_dump())
 
     @app.post("/enroll/manifest")
     def manifest(req: ManifestRequest) -> JSONResponse:

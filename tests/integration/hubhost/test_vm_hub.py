@@ -20,7 +20,7 @@ import pytest
 
 from tests.testbed.hubhost import ROOT, VmDevice, VmHub, ask, enroll_device, prefetch, remove_device
 
-pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.timeout(3600)]
+pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.vm, pytest.mark.timeout(3600)]
 
 APP_UNITS = ("meshagents-wg_hub", "meshagents-agents_and_robots", "meshagents-agents_dashboard")
 ALL_UNITS = (*APP_UNITS, "meshagents-synapse", "meshagents-firewall", "meshagents-wg-wg0", "caddy")

@@ -15,7 +15,7 @@ import pytest
 from meshagents.testbed.vm.ship import GuestPython
 
 # the first test that asks boots the VM and ships the bundle (minutes under TCG)
-pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.timeout(1200)]
+pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.vm, pytest.mark.timeout(1200)]
 
 BACKENDS = ("kernel", "userspace")
 

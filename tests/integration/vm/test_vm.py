@@ -12,7 +12,7 @@ import pytest
 from meshagents.testbed.vm.machine import Vm
 
 # the first test that asks boots the VM (a minute or two under TCG); reboot takes as long
-pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.vm, pytest.mark.timeout(900)]
 
 
 def _in_ns(ns: str, *argv: str) -> subprocess.CompletedProcess[str]:
