@@ -2,6 +2,8 @@
 and ``wg_status`` at 1,000 peers on kernel WireGuard beside wireguard-go, in one run.
 
     .venv/bin/python bench/bench_hubhost.py [--peers 1000] [--runs 5]     (root; ./fn vm build first)
+    .venv/bin/python bench/bench_hubhost.py --kept DIR     a hub kept by MESHAGENTS_VMHUB_KEEP=DIR:
+                                                           figure 1 from its first run's log, 2-5 measured
 
 Boots a VM of the cached image (qemu TCG; meshagents/testbed/vm), drives
 ``pipelines/provision_wg_hub --host`` from an operator namespace on the VM's segment (the set-up
@@ -41,6 +43,8 @@ sys.path.insert(0, str(ROOT))
 
 from meshagents.testbed.vm import machine, ship  # noqa: E402
 from tests.testbed.hubhost import (  # noqa: E402
+    VmHub,
+    _load_kept,
     ask,
     close_vm_hub,
     enroll_device,
@@ -70,20 +74,30 @@ def main() -> None:
     ap = argparse.ArgumentParser(prog="bench_hubhost.py")
     ap.add_argument("--peers", type=int, default=1000)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--kept", type=Path, default=None, help="a hub kept by MESHAGENTS_VMHUB_KEEP=DIR")
     args = ap.parse_args()
     tag = secrets.token_hex(3)
-    base = Path(tempfile.mkdtemp(prefix="meshagents-vm-", dir="/var/tmp"))  # ./fn vm down --stale finds it
-    name = f"vmhub{tag}"
-    vm = machine.up(name, base=base, mem_mb=1536, smp=2, owner_pid=os.getpid())
+    kept: VmHub | None = _load_kept(args.kept) if args.kept else None
+    if kept is not None:
+        vm, base = kept.vm, None
+    else:
+        base = Path(tempfile.mkdtemp(prefix="meshagents-vm-", dir="/var/tmp"))  # down --stale finds it
+        vm = machine.up(f"vmhub{tag}", base=base, mem_mb=1536, smp=2, owner_pid=os.getpid())
     hub = dev = None
     try:
         print(f"VM boot → sshd (baseline): {vm.boot_seconds:.1f} s (load {load()})", flush=True)
-        work = base / "work"
-        work.mkdir()
-        hub = open_vm_hub(vm, tag, work)
-        provision_first(hub, work)
-        print(f"1. provision from a fresh VM: {hub.provision_s:.1f} s "
-              f"(baseline VM boot {vm.boot_seconds:.1f} s; load {load()})")  # fmt: skip
+        if kept is not None:
+            hub, work = kept, Path(args.kept)
+            print(f"1. provision from a fresh VM (the kept hub's first run, {work / 'provision-1.log'}): "
+                  f"{hub.provision_s:.1f} s (baseline VM boot {vm.boot_seconds:.1f} s)")  # fmt: skip
+        else:
+            assert base is not None
+            work = base / "work"
+            work.mkdir()
+            hub = open_vm_hub(vm, tag, work)
+            provision_first(hub, work)
+            print(f"1. provision from a fresh VM: {hub.provision_s:.1f} s "
+                  f"(baseline VM boot {vm.boot_seconds:.1f} s; load {load()})")  # fmt: skip
         for step, secs in steps(hub.first_stderr):
             print(f"     {secs:7.1f} s  {step}")
         t0 = time.monotonic()
@@ -132,10 +146,12 @@ def main() -> None:
     finally:
         if dev is not None:
             remove_device(dev)
-        if hub is not None:
-            close_vm_hub(hub)
-        machine.down(vm.name, base=base)
-        shutil.rmtree(base, ignore_errors=True)
+        if kept is None:
+            if hub is not None:
+                close_vm_hub(hub)
+            machine.down(vm.name, base=base)
+            if base is not None:
+                shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import shutil
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -213,7 +214,16 @@ class VmDevice:
     agent: subprocess.Popen[bytes] | None = None
     log: Path | None = None
 
+    restarts: int = 0
+    _stopping: bool = False
+
     def start_agent(self) -> None:
+        """Start the agent and keep it running as its unit does (``Restart=always``,
+        ``RestartSec=2``): an agent that exits while the hub is away is started again."""
+        self._spawn()
+        threading.Thread(target=self._supervise, daemon=True).start()
+
+    def _spawn(self) -> None:
         assert self.log is not None
         with open(self.log, "ab") as out:
             self.agent = subprocess.Popen(
@@ -224,14 +234,28 @@ class VmDevice:
                 cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
             )  # fmt: skip
 
+    def _supervise(self) -> None:
+        while not self._stopping:
+            assert self.agent is not None
+            self.agent.wait()
+            if self._stopping:
+                return
+            time.sleep(2)
+            if not self._stopping:
+                self.restarts += 1
+                self._spawn()
+
     def stop_agent(self) -> None:
-        if self.agent is not None and self.agent.poll() is None:
-            os.killpg(self.agent.pid, 15)
-            try:
-                self.agent.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.agent.pid, 9)
-                self.agent.wait(15)
+        self._stopping = True
+        for _ in range(2):  # twice: a restart the supervisor had already begun is stopped too
+            if self.agent is not None and self.agent.poll() is None:
+                os.killpg(self.agent.pid, 15)
+                try:
+                    self.agent.wait(15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(self.agent.pid, 9)
+                    self.agent.wait(15)
+            time.sleep(2.5)
 
 
 def ask(hub: VmHub, device: str, command: str, *, timeout: float = 300,
