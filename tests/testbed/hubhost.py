@@ -268,7 +268,12 @@ def ask(hub: VmHub, device: str, command: str, *, timeout: float = 300,
             f"FN_STATE_DIR={hub.state}", str(PY), "-m", "tests.testbed.vmhub_chat",
             "--creds", str(creds), "--bot", f"@bot:{hub.domain}", "--device", device, "--command", command,
             "--store", store, "--timeout", str(timeout)]  # fmt: skip
-    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout + 120, check=False)
+    deadline = time.monotonic() + timeout
+    while True:  # as an operator would: try again while the homeserver is not back (after a reboot)
+        proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout + 120, check=False)
+        if proc.returncode == 0 or "matrix_login_failed" not in proc.stderr or time.monotonic() > deadline:
+            break
+        time.sleep(5)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     return out
