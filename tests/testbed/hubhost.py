@@ -270,7 +270,8 @@ def ask(hub: VmHub, device: str, command: str, *, timeout: float = 300,
             "--store", store, "--timeout", str(timeout)]  # fmt: skip
     deadline = time.monotonic() + timeout
     while True:  # as an operator would: try again while the homeserver is not back (after a reboot)
-        proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout + 120, check=False)
+        proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout + 120,
+                              check=False)  # fmt: skip
         if proc.returncode == 0 or "matrix_login_failed" not in proc.stderr or time.monotonic() > deadline:
             break
         time.sleep(5)
