@@ -310,6 +310,20 @@ def enroll_device(hub: VmHub, tag: str, work: Path, *, timeout: float = 900) -> 
              "--service", "none"],
             cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
         )  # fmt: skip
+    try:
+        _finish_enrollment(hub, dev, proc, log, name, timeout)
+    except BaseException:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        remove_device(dev)
+        raise
+    return dev
+
+
+def _finish_enrollment(
+    hub: VmHub, dev: VmDevice, proc: subprocess.Popen[bytes], log: Path, name: str, timeout: float
+) -> None:
     deadline = time.monotonic() + timeout
     signed = ""
     while proc.poll() is None:
@@ -326,12 +340,17 @@ def enroll_device(hub: VmHub, tag: str, work: Path, *, timeout: float = 900) -> 
     dev.enrolled = json.loads(out[out.index("{") :])
     dev.enrolled["signed_by_operator"] = signed
     dev.start_agent()
-    return dev
 
 
 def remove_device(dev: VmDevice) -> None:
     dev.stop_agent()
-    # the namespace's end takes the TUN device, and wireguard-go exits with it
+    # the interface first: wireguard-go exits when its TUN device is deleted (seen: it outlived a
+    # namespace deleted under it), then the namespace
+    subprocess.run(["ip", "-n", dev.ns, "link", "del", dev.interface], capture_output=True, check=False)
+    sock = Path("/var/run/wireguard") / f"{dev.interface}.sock"
+    deadline = time.monotonic() + 10
+    while sock.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
     subprocess.run(["ip", "netns", "del", dev.ns], capture_output=True, check=False)
     subprocess.run(["rm", "-rf", f"/etc/netns/{dev.ns}"], capture_output=True, check=False)
     shutil.rmtree(dev.state, ignore_errors=True)
