@@ -178,6 +178,46 @@ def base(spec: S.HostSpec) -> dict[str, Any]:
     return result("base", changed)
 
 
+def local_service_user(config_dir: Path, hub_config: Path, code_root: Path) -> dict[str, Any]:
+    """The single-box path (``provision_wg_hub`` without ``--host``) under systemd: the wg_hub
+    unit it installs (``fn service render wg_hub``, from the app's ``service:`` block) runs as
+    a system user with its own state directory and writes the WireGuard config directory.
+    Make that user and give it those directories and the hub's config, as ``--host``'s base
+    step does. A state or config directory other than the unit's would leave the service
+    without its keys or peers: refused, named (``service_mismatch``), nothing changed."""
+    from meshagents.runtime.appspec import load_app
+    from meshagents.state import state_dir
+
+    svc = dict(load_app(code_root / "meshagents" / "apps" / "wg_hub").service or {})
+    user = str(svc.get("user") or "root")
+    group = str(svc.get("group") or user)
+    unit_state = Path(str(dict(svc.get("environment") or {}).get("FN_STATE_DIR", S.STATE)))
+    writable = [Path(h.split("=", 1)[1]) for h in svc.get("hardening", []) if h.startswith("ReadWritePaths=")]
+    if writable and config_dir.resolve() not in [w.resolve() for w in writable]:
+        raise FnError(
+            "service_mismatch",
+            f"the wg_hub unit may write only {', '.join(map(str, writable))}, "
+            f"this hub's WireGuard config is in {config_dir}: use --config-dir {writable[0]}",
+        )
+    here = state_dir()
+    if here.resolve() != unit_state.resolve():
+        raise FnError(
+            "service_mismatch",
+            f"the wg_hub unit runs with FN_STATE_DIR={unit_state}, this hub's "
+            f"state is {here}: run as root without FN_STATE_DIR, or start the hub by hand",
+        )
+    if user == "root":
+        return result("service_user", [])
+    changed = ensure_user(user, unit_state)
+    changed += chown_tree(unit_state, user, group)
+    changed += chown_tree(config_dir, user, group)
+    changed += git_safe_root(config_dir)
+    if hub_config.exists():
+        changed += ensure_dir(hub_config.parent, 0o711, "root", "root")
+        changed += ensure_file(hub_config, hub_config.read_bytes(), 0o600, user, group)
+    return result("service_user", changed, user=user)
+
+
 def own_state(spec: S.HostSpec) -> list[str]:
     """Files root-run steps made for the services (keys, ledger, configs) go to the service user."""
     changed = chown_tree(S.STATE, S.USER, S.USER)
@@ -264,7 +304,22 @@ def start_or_restart(name: str, digest: str) -> str | None:
     return action
 
 
-def wait_http(url: str, timeout: float, ok: int = 200, headers: dict[str, str] | None = None) -> None:
+#: How long a service may take to answer after its start. A small VPS answers in seconds; a slow
+#: one (the test VM under software emulation at load 9: the bot's first Matrix login, E2EE keys
+#: and the approvals room) took minutes, and a provision that gives up then is worse than a wait.
+START_TIMEOUT = 300.0
+
+
+def journal_tail(unit: str, lines: int = 15) -> str:
+    """The unit's last journal lines, for an error that says a service did not come up."""
+    proc = sh(["journalctl", "-u", unit, "-n", str(lines), "--no-pager", "-o", "cat"], check=False)
+    text = proc.stdout.strip()
+    return f"\n--- journalctl -u {unit} (last {lines} lines):\n{text}" if text else ""
+
+
+def wait_http(
+    url: str, timeout: float, ok: int = 200, headers: dict[str, str] | None = None, unit: str | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
@@ -278,7 +333,10 @@ def wait_http(url: str, timeout: float, ok: int = 200, headers: dict[str, str] |
         except (urllib.error.URLError, OSError) as exc:
             last = str(exc)
         time.sleep(0.5)
-    raise FnError("service_unhealthy", f"{url} did not answer {ok} within {timeout:.0f} s ({last})")
+    raise FnError(
+        "service_unhealthy",
+        f"{url} did not answer {ok} within {timeout:.0f} s ({last})" + (journal_tail(unit) if unit else ""),
+    )
 
 
 # -- Synapse ---------------------------------------------------------------------------------
@@ -410,7 +468,7 @@ def synapse(spec: S.HostSpec, wheels: Path | None) -> dict[str, Any]:
         ]
     )
     action = start_or_restart(name, digest)
-    wait_http(f"http://127.0.0.1:{spec.synapse_port}/_matrix/client/versions", 120)
+    wait_http(f"http://127.0.0.1:{spec.synapse_port}/_matrix/client/versions", START_TIMEOUT, unit=name)
     return result("synapse", changed, [action] if action else [])
 
 
@@ -539,7 +597,7 @@ def services(spec: S.HostSpec) -> dict[str, Any]:
         if action:
             restarted.append(action)
         if name == "meshagents-wg_hub.service":
-            wait_http(f"http://127.0.0.1:{spec.operator_port}/healthz", 60)
+            wait_http(f"http://127.0.0.1:{spec.operator_port}/healthz", START_TIMEOUT, unit=name)
     health = wait_bot(spec)
     return result("services", changed, restarted, release=release_id, bot=health)
 
@@ -561,10 +619,11 @@ def stamp_services() -> None:
         (INPUTS / f"{name}.inputs").write_text(digest + "\n", encoding="utf-8")
 
 
-def wait_bot(spec: S.HostSpec, timeout: float = 120) -> dict[str, Any]:
+def wait_bot(spec: S.HostSpec, timeout: float | None = None) -> dict[str, Any]:
     """The bot is up when its control API says its Matrix client is ok (approvals room made)."""
     from meshagents import hubctl
 
+    timeout = START_TIMEOUT if timeout is None else timeout
     token = hubctl.api_token({})
     url = f"http://127.0.0.1:{spec.bot_port}/healthz"
     deadline = time.monotonic() + timeout
@@ -579,4 +638,8 @@ def wait_bot(spec: S.HostSpec, timeout: float = 120) -> dict[str, Any]:
         except (urllib.error.URLError, OSError, ValueError) as exc:
             last = str(exc)
         time.sleep(1)
-    raise FnError("service_unhealthy", f"the bot did not become ok within {timeout:.0f} s: {last}")
+    raise FnError(
+        "service_unhealthy",
+        f"the bot did not become ok within {timeout:.0f} s: {last}"
+        + journal_tail("meshagents-agents_and_robots.service"),
+    )

@@ -4,7 +4,7 @@
     ./fn vm up [--name N] [--mem 1024] [--smp 2]  boot it; prints connection info as JSON
     ./fn vm ssh N -- CMD...                       run CMD in the guest (root)
     ./fn vm attach N NETNS                        put namespace NETNS on the VM's segment
-    ./fn vm list | ./fn vm down N
+    ./fn vm list | ./fn vm down N | ./fn vm down --stale   (VMs of killed test runs)
 
 The library is ``meshagents.testbed.vm``; this module only parses and prints.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 
@@ -62,12 +63,23 @@ def up_cmd(name: str | None, mem_mb: int, smp: int) -> None:
 
 
 @vm_group.command("down")
-@click.argument("name")
-def down_cmd(name: str) -> None:
-    """Stop VM NAME: qemu, forwards, namespace and overlay disk."""
+@click.argument("name", required=False)
+@click.option("--stale", is_flag=True, help="Instead: every VM whose owner process (a test run) is gone.")
+@click.option("--base", type=click.Path(path_type=Path), default=None,
+              help="The run directory's parent, for a VM a fixture started elsewhere.")  # fmt: skip
+def down_cmd(name: str | None, stale: bool, base: Path | None) -> None:
+    """Stop VM NAME: qemu, forwards, namespace and overlay disk (or, with --stale, the left-overs
+    of killed test runs)."""
     from meshagents.testbed.vm import machine
 
-    click.echo(dumps({"name": name, "removed": machine.down(name)}))
+    if stale == (name is not None):
+        _fail(FnError("bad_usage", "give a VM name or --stale (not both)"))
+        return
+    if stale:
+        click.echo(dumps({"removed": machine.down_stale()}))
+        return
+    assert name is not None
+    click.echo(dumps({"name": name, "removed": machine.down(name, base=base)}))
 
 
 @vm_group.command("list")

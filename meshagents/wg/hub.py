@@ -198,6 +198,8 @@ def setup(
             unit, unit_changed = systemd.install_unit(interface, paths.conf)
             if unit_changed:
                 changed.append("systemd_unit")
+            if systemd.hand_to_unit(interface, paths.conf):
+                changed.append("systemd_unit_started")
     return {
         "interface": interface,
         "netns": netns,

@@ -11,6 +11,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from meshagents.errors import FnError
+
 UNIT_DIR = Path("/etc/systemd/system")
 
 
@@ -45,3 +47,26 @@ def install_unit(interface: str, conf: Path) -> tuple[str, bool]:
     subprocess.run(["systemctl", "daemon-reload"], check=False, capture_output=True)
     subprocess.run(["systemctl", "enable", name], check=False, capture_output=True)
     return name, True
+
+
+def is_active(name: str) -> bool:
+    res = subprocess.run(["systemctl", "is-active", name], capture_output=True, text=True, check=False)
+    return res.stdout.strip() == "active"
+
+
+def hand_to_unit(interface: str, conf: Path) -> bool:
+    """Let the unit run the interface from now on; True when it had to be started.
+
+    The caller brought the interface up directly. Left like that, the oneshot unit is
+    'failed' the first time something pulls it in (the hub's unit wants it): ``wg-quick up``
+    finds the interface there. So, unless the unit is active already, the interface goes
+    down and the unit brings it up (the device side does the same, meshagents/enroll). A
+    re-run with the unit active touches nothing."""
+    name = unit_name(interface)
+    if is_active(name):
+        return False
+    subprocess.run(["wg-quick", "down", str(conf)], capture_output=True, check=False)
+    res = subprocess.run(["systemctl", "enable", "--now", name], capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        raise FnError("wg_unit_failed", f"systemctl enable --now {name}: {res.stderr.strip()[:300]}")
+    return True

@@ -18,6 +18,7 @@ should say so in their module and leave it usable for the next.
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import subprocess
@@ -48,7 +49,7 @@ def vm() -> Iterator[machine.Vm]:
     base = Path(tempfile.mkdtemp(prefix="meshagents-vm-", dir="/var/tmp"))
     name = f"vm{secrets.token_hex(3)}"
     try:
-        booted = machine.up(name, base=base, mem_mb=1024, smp=2)
+        booted = machine.up(name, base=base, mem_mb=1024, smp=2, owner_pid=os.getpid())
         yield booted
     finally:
         machine.down(name, base=base)

@@ -139,7 +139,7 @@ def enrollment_submit(
     hub_url: str | None = None,
     wg_private_key_file: Path | None = None,
     out_dir: Path | None = None,
-    timeout_s: float = 15.0,
+    timeout_s: float = 60.0,
     wait_s: float = 600.0,
 ) -> dict[str, Any]:
     """Enroll this device with TOKEN at the hub; verify the manifest against the token's operator key.
@@ -155,7 +155,8 @@ def enrollment_submit(
             default: <state>/enrollment. The device agent's config (when the hub provisions Matrix) goes to
             <state>/device_agent/config.json regardless.
         timeout_s: seconds to wait for each HTTP answer from the hub (at most 5 for the /healthz check made
-            before the token is spent).
+            before the token is spent). The /enroll answer is real work on the hub (the peer, a Matrix
+            account and room): a slow hub (the Debian test VM under emulation) took over 15 s.
         wait_s: with offline manifest signing: seconds to wait (polling every second) for the operator's
             signature; after that, run again with the same token to keep waiting.
     """

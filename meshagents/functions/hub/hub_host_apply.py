@@ -7,7 +7,9 @@ from typing import Any, Literal
 
 from meshagents.runtime.catalog import function
 
-Part = Literal["packages", "release", "base", "firewall", "synapse", "tls", "matrix", "services"]
+Part = Literal[
+    "packages", "release", "base", "firewall", "synapse", "tls", "matrix", "services", "service_user"
+]
 
 
 @function(id="hub_host_apply", group="hub", requires=["root"])
@@ -28,6 +30,8 @@ def hub_host_apply(
     operator: str = "operator",
     operator_key: str | None = None,
     wheels_dir: Path | None = None,
+    config_dir: Path = Path("/etc/wireguard"),
+    hub_config: Path = Path("/etc/meshagents/wg_hub.toml"),
 ) -> dict[str, Any]:
     """One part of the production hub (provision_wg_hub --host runs them in order); reports changed/restarted.
 
@@ -35,7 +39,9 @@ def hub_host_apply(
         part: packages (apt), release (this bundle into /opt/meshagents), base (users, directories),
             firewall (nftables table inet meshagents_host and its boot unit), synapse (venv, PostgreSQL,
             config, unit), tls (Caddy), matrix (settings, the bot's and the operator's accounts, bot.toml),
-            services (the meshagents-*.service units, started or restarted only when their inputs changed).
+            services (the meshagents-*.service units, started or restarted only when their inputs changed);
+            service_user: on a single box (provision_wg_hub without --host) the wg_hub unit's system
+            user, owning the hub's state, its WireGuard config_dir and hub_config (no other flag used).
         domain: the hub's public DNS name; with TLS Caddy serves https://<domain> (Synapse, /enroll and
             .well-known/matrix/client). Also the Matrix server name unless server_name is given.
         tls: acme (a public certificate, ports 80/443), internal (Caddy's own CA, pinned by clients), off;
@@ -54,6 +60,8 @@ def hub_host_apply(
         operator: the operator's Matrix localpart (@<operator>:<server_name>), an admin of the homeserver.
         operator_key: base64 ed25519 operator public key (the bot checks manifests against it); part matrix.
         wheels_dir: with part synapse, the directory of shipped Synapse wheels on this host.
+        config_dir: with part service_user, the hub's WireGuard config directory.
+        hub_config: with part service_user, the wg_hub service's config file.
     """
     import os
 
@@ -61,6 +69,8 @@ def hub_host_apply(
     from meshagents.hubhost.spec import make_spec
     from meshagents.state import project_root
 
+    if part == "service_user":
+        return apply.local_service_user(config_dir, hub_config, project_root())
     spec = make_spec(
         domain=domain, tls=tls, matrix=matrix, server_name=server_name, homeserver_url=homeserver,
         registration_secret_file=registration_secret_file, interface=interface, mesh_address=mesh_address,

@@ -106,6 +106,9 @@ class Vm:
     forwards: dict[str, int] = field(default_factory=dict)
     attached: dict[str, str] = field(default_factory=dict)
     boot_seconds: float = 0.0
+    #: the process the VM belongs to (a test session); 0: nobody's (``./fn vm up``), kept until
+    #: ``down``. ``down --stale`` removes the VMs whose owner is gone (a killed test run).
+    owner_pid: int = 0
 
     # --- record -------------------------------------------------------------------------------
     @property
@@ -122,7 +125,9 @@ class Vm:
         record = runs_dir(base) / check_name(name) / "vm.json"
         if not record.is_file():
             raise FnError("vm_not_found", f"no VM named {name!r} (no {record}); start one with ./fn vm up")
-        return cls(**json.loads(record.read_text()))
+        data = json.loads(record.read_text())
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -298,6 +303,7 @@ def up(
     smp: int = 2,
     base: Path | None = None,
     log: Any = None,
+    owner_pid: int = 0,
 ) -> Vm:
     """Boot a VM on a copy-on-write overlay of the cached image; returns once sshd answers."""
     say = log or (lambda line: print(line, file=sys.stderr, flush=True))
@@ -323,7 +329,7 @@ def up(
     vm = Vm(
         name=name, run_dir=str(run_dir), netns=plan.netns, public_ip=plan.vm_ip, gateway_ip=plan.gateway_ip,
         ssh_host="127.0.0.1", ssh_port=0, ssh_key=str(img.key), ssh_config=str(run_dir / "ssh_config"),
-        ssh_alias=f"vm-{name}", known_hosts=str(img.known_hosts), image=img.sha,
+        ssh_alias=f"vm-{name}", known_hosts=str(img.known_hosts), image=img.sha, owner_pid=owner_pid,
     )
     try:
         _run(overlay_argv(img.rootfs, run_dir / "disk.qcow2"))
@@ -382,3 +388,35 @@ def running(base: Path | None = None) -> list[Vm]:
         with contextlib.suppress(FnError, ValueError, TypeError, json.JSONDecodeError):
             out.append(Vm.load(record.parent.name, base))
     return out
+
+
+#: Where the test bed's fixtures and benchmarks keep their VMs' run directories
+#: (``<dir>/<name>/vm.json``), beside ``runs_dir()`` of ``./fn vm up``.
+FIXTURE_GLOB = "meshagents-vm-*"
+
+
+def stale(tmp: Path = Path("/var/tmp"), base: Path | None = None) -> list[tuple[str, Path]]:
+    """(name, base) of every recorded VM whose owner process is gone (its test run was
+    killed): in ``runs_dir()`` and in the fixtures' ``/var/tmp/meshagents-vm-*`` directories.
+    A VM without an owner (``./fn vm up``) is never stale."""
+    bases = [runs_dir(base), *sorted(p for p in tmp.glob(FIXTURE_GLOB) if p.is_dir())]
+    out = []
+    for b in bases:
+        for record in sorted(b.glob("*/vm.json")):
+            with contextlib.suppress(ValueError, OSError, json.JSONDecodeError):
+                owner = int(json.loads(record.read_text()).get("owner_pid") or 0)
+                if owner and not pid_alive(owner):
+                    out.append((record.parent.name, b))
+    return out
+
+
+def down_stale(tmp: Path = Path("/var/tmp"), base: Path | None = None) -> list[str]:
+    """``down`` every stale VM (and its fixture directory once empty); the names removed."""
+    removed = []
+    for name, b in stale(tmp, base):
+        down(name, base=b)
+        removed.append(name)
+        if b.parent == tmp and b.name.startswith("meshagents-vm-"):
+            with contextlib.suppress(OSError):
+                b.rmdir()  # only when nothing else is in it
+    return removed
