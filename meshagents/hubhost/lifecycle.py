@@ -20,6 +20,7 @@ from typing import Any
 from meshagents.errors import FnError
 from meshagents.hubhost import apply, units
 from meshagents.hubhost import spec as S
+from meshagents.hubhost.files import chown_tree
 
 #: what a backup holds besides the database dump (the hub store and keys live in STATE)
 BACKUP_PATHS = (S.STATE, S.WG_DIR, S.ETC, S.SYNAPSE_DATA, Path("/var/lib/caddy"), S.CADDYFILE)
@@ -260,6 +261,10 @@ def restore(archive: Path) -> dict[str, Any]:
                     shutil.rmtree(root)
                 shutil.copytree(src, root, symlinks=True) if src.is_dir() else shutil.copy2(src, root)
                 _chown_like(src, root)
+            # what the hub's services write is theirs, whoever wrote it before the backup (a
+            # root-run `fn run wg_peer_add` on the host leaves root's files in /etc/wireguard)
+            chown_tree(S.STATE, S.USER, S.USER)
+            chown_tree(S.WG_DIR, S.USER, S.USER)
             dump = Path(tmp) / "synapse.pgdump"
             db = dump.exists()
             if db:

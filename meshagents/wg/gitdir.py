@@ -69,7 +69,9 @@ class ConfigRepo:
             if path.stat().st_mode & 0o777 != mode:
                 path.chmod(mode)
             return False
-        write_atomic(path, text, mode=mode)
+        # keep_owner: on a provisioned hub the interface's directory is the service user's, and a
+        # root-run catalog call (fn run wg_peer_add) must not leave it a file it cannot read
+        write_atomic(path, text, mode=mode, keep_owner=True)
         return True
 
     def commit(self, names: list[str], message: str) -> str | None:
