@@ -54,5 +54,8 @@ VM_FIXTURES = frozenset({"vm", "vm_guest", "vm_segment_ns", "vm_hub"})
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if VM_FIXTURES & set(getattr(item, "fixturenames", ())):
+        names = set(getattr(item, "fixturenames", ()))
+        if VM_FIXTURES & names:
             item.add_marker(pytest.mark.vm)
+        if "vm_hub" in names:  # the whole hub provisioned on its own VM: a lane of its own
+            item.add_marker(pytest.mark.vm_hub)

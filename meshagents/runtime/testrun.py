@@ -3,9 +3,10 @@
 Lanes: the tests that boot a Debian VM under qemu (marker ``vm``) spend most of their time
 waiting on a software-emulated guest (tens of minutes in all), while the rest of the suite
 needs the CPU in short bursts. Run one after the other they add up; so when ``fn test`` is
-asked for the whole suite it starts the VM lane as a second pytest beside the main one, with
-the same random seed, and exits non-zero if either lane failed. The VM lane's output goes to
-a log file that is printed whole when it ends, so it never interleaves with the main lane's.
+asked for the whole suite it starts the VM tests as pytests beside the main one — the hub
+provisioned on its own VM (marker ``vm_hub``) in a lane of its own, the other VM tests in
+another — with the same random seed, and exits non-zero if any lane failed. A VM lane's
+output goes to a log file that is printed whole when it ends, so it never interleaves.
 
 A selection (paths, ``-m``, ``-k``, ``--lf``) runs as one plain pytest: what the user asked
 for, nothing more.
@@ -28,6 +29,10 @@ from pathlib import Path
 
 PYTEST = [sys.executable, "-m", "pytest"]
 VM_MARK = "vm"
+# the VM tests in two lanes: the whole hub provisioned on a VM of its own (~40 min under TCG)
+# beside the other VM tests (the device VM, the kernel backend: ~25 min), so neither waits
+VM_LANES = (("VM", f"{VM_MARK} and not vm_hub"), ("VM hub", "vm_hub"))
+MAIN_LANE = f"not {VM_MARK}"
 # options that select tests: with any of them the user chose, and one pytest runs it
 _SELECTING = ("-m", "-k", "--lf", "--last-failed", "--ff", "--sw", "--stepwise", "--deselect")
 # pytest exit statuses (pytest.ExitCode; not imported: the runtime does not need pytest)
@@ -56,44 +61,45 @@ def _with_seed(args: list[str]) -> list[str]:
     return [*args, f"--randomly-seed={secrets.randbelow(2**32)}"]
 
 
-def combine(main_rc: int, vm_rc: int) -> int:
-    """The suite's exit status from both lanes': a lane with nothing to run is not a failure
+def combine(*rcs: int) -> int:
+    """The suite's exit status from the lanes': a lane with nothing to run is not a failure
     unless nothing ran at all."""
-    if main_rc == NO_TESTS and vm_rc == NO_TESTS:
+    ran = [rc for rc in rcs if rc != NO_TESTS]
+    if not ran:
         return NO_TESTS
-    rcs = [rc for rc in (main_rc, vm_rc) if rc != NO_TESTS]
-    return next((rc for rc in rcs if rc != OK), OK)
+    return next((rc for rc in ran if rc != OK), OK)
 
 
 def run_lanes(args: list[str], tests_root: Path, echo: Callable[[str], None]) -> int:
-    """The main lane in the foreground, the VM lane beside it; the combined exit status."""
+    """The main lane in the foreground, the VM lanes beside it; the combined exit status."""
     args = _with_seed(args)
     paths = args if _paths(args) else [*args, str(tests_root)]
-    fd, log_name = tempfile.mkstemp(prefix="meshagents-test-vm-lane-", suffix=".log")
-    log = Path(log_name)
-    echo(f"fn test: the VM lane (-m {VM_MARK}) runs beside this one; its output: {log}")
     t0 = time.perf_counter()
-    with os.fdopen(fd, "w") as out:
-        vm_lane = subprocess.Popen(
-            [*PYTEST, "-m", VM_MARK, *paths], stdout=out, stderr=subprocess.STDOUT
-        )
-        try:
-            main_rc = subprocess.run([*PYTEST, "-m", f"not {VM_MARK}", *paths]).returncode
-            if vm_lane.poll() is None:
-                echo(f"fn test: main lane done (exit {main_rc}); waiting for the VM lane")
-            vm_rc = vm_lane.wait()
-        finally:
-            if vm_lane.poll() is None:  # interrupted: never leave a VM lane behind
-                vm_lane.terminate()
-                vm_lane.wait()
-    echo(f"\n===== the VM lane (-m {VM_MARK}), exit {vm_rc} =====")
-    echo(log.read_text(errors="replace"))
-    log.unlink(missing_ok=True)
-    rc = combine(main_rc, vm_rc)
-    echo(
-        f"fn test: main lane exit {main_rc}, VM lane exit {vm_rc}, "
-        f"suite exit {rc}, in {time.perf_counter() - t0:.0f} s"
-    )
+    side: list[tuple[str, Path, subprocess.Popen[bytes]]] = []
+    try:
+        for name, expr in VM_LANES:
+            prefix = f"meshagents-test-{name.replace(' ', '-')}-lane-"
+            fd, log_name = tempfile.mkstemp(prefix=prefix, suffix=".log")
+            with os.fdopen(fd, "w") as out:
+                proc = subprocess.Popen([*PYTEST, "-m", expr, *paths], stdout=out, stderr=subprocess.STDOUT)
+            side.append((name, Path(log_name), proc))
+            echo(f"fn test: the {name} lane (-m {expr!r}) runs beside this one; its output: {log_name}")
+        main_rc = subprocess.run([*PYTEST, "-m", MAIN_LANE, *paths]).returncode
+        if any(p.poll() is None for _, _, p in side):
+            echo(f"fn test: main lane done (exit {main_rc}); waiting for the VM lanes")
+        rcs = [p.wait() for _, _, p in side]
+    finally:
+        for _, _, p in side:  # interrupted: never leave a VM lane behind
+            if p.poll() is None:
+                p.terminate()
+                p.wait()
+    for (name, log, _), rc in zip(side, rcs, strict=True):
+        echo(f"\n===== the {name} lane, exit {rc} =====")
+        echo(log.read_text(errors="replace"))
+        log.unlink(missing_ok=True)
+    rc = combine(main_rc, *rcs)
+    lanes = ", ".join(f"{name} lane exit {r}" for (name, _, _), r in zip(side, rcs, strict=True))
+    echo(f"fn test: main lane exit {main_rc}, {lanes}, suite exit {rc}, in {time.perf_counter() - t0:.0f} s")
     return rc
 
 

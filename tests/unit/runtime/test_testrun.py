@@ -57,3 +57,11 @@ def test_a_selection_runs_as_one_pytest(tests_root: Path, args: list[str]) -> No
 )
 def test_the_suite_fails_when_either_lane_fails(main_rc: int, vm_rc: int, suite: int) -> None:
     assert combine(main_rc, vm_rc) == suite
+
+
+@pytest.mark.parametrize(
+    ("rcs", "suite"),
+    [((OK, OK, OK), OK), ((OK, NO_TESTS, OK), OK), ((OK, OK, 1), 1), ((NO_TESTS,) * 3, NO_TESTS)],
+)
+def test_three_lanes_combine_the_same_way(rcs: tuple[int, ...], suite: int) -> None:
+    assert combine(*rcs) == suite
