@@ -26,7 +26,6 @@ Public API: ``build_bundle(...) -> Bundle``, ``manifest_bytes(...)``, ``BundleSt
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import re
@@ -37,6 +36,8 @@ from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
+
+import click
 
 from meshagents.errors import FnError
 
@@ -221,31 +222,33 @@ def install_command(enroll_url: str, token: str, operator_key: str | None = None
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+_PATH = click.Path(path_type=Path)
+_SUMMARY = " ".join((__doc__ or "").split("\n\n")[0].split())
+
+
+@click.command(name="python -m meshagents.apps.wg_hub.install_bundle", help=_SUMMARY)
+@click.option("--wheel", type=_PATH, required=True, help="the project's wheel (./fn dist)")
+@click.option("--platform", "platforms", multiple=True, required=True,
+              help="e.g. manylinux_2_28_x86_64 (repeat)")  # fmt: skip
+@click.option("--python-version", default="3.11", show_default=True)
+@click.option("--extra", default="agent", show_default=True)
+@click.option("--install-dir", type=_PATH, default=None, help="default: the hub's install_dir")
+@click.option("--config", type=_PATH, default=None, help="the hub's config (for its install_dir)")
+def main(
+    wheel: Path, platforms: tuple[str, ...], python_version: str, extra: str, install_dir: Path | None,
+    config: Path | None,
+) -> None:
+    """Build (or find) the install bundle of each platform; prints their SHA-256 as JSON."""
     from meshagents.apps.wg_hub.config import load
 
-    ap = argparse.ArgumentParser(
-        prog="python -m meshagents.apps.wg_hub.install_bundle", description=__doc__.split("\n")[0]
-    )
-    ap.add_argument("--wheel", type=Path, required=True, help="the project's wheel (./fn dist)")
-    ap.add_argument("--platform", action="append", required=True, help="e.g. manylinux_2_28_x86_64 (repeat)")
-    ap.add_argument("--python-version", default="3.11")
-    ap.add_argument("--extra", default="agent")
-    ap.add_argument("--install-dir", type=Path, default=None, help="default: the hub's install_dir")
-    ap.add_argument("--config", type=Path, default=None, help="the hub's config (for its install_dir)")
-    args = ap.parse_args(argv)
-    install_dir = args.install_dir or load(args.config).install_root
+    where = install_dir or load(config).install_root
     try:
-        out = {
-            p: build_bundle(args.wheel, install_dir, p, args.python_version, args.extra).sha256
-            for p in args.platform
-        }
+        out = {p: build_bundle(wheel, where, p, python_version, extra).sha256 for p in platforms}
     except FnError as exc:
-        print(json.dumps(exc.to_json()), file=sys.stderr)
-        return 1
-    print(json.dumps({"install_dir": str(install_dir), "bundles": out}, indent=2))
-    return 0
+        click.echo(json.dumps(exc.to_json()), err=True)
+        sys.exit(exc.exit_code)
+    click.echo(json.dumps({"install_dir": str(where), "bundles": out}, indent=2))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
