@@ -17,7 +17,7 @@ import ipaddress
 import subprocess
 from pathlib import Path
 
-from meshagents.errors import FnError
+from meshagents import procs
 
 NETNS_DIR = Path("/run/netns")
 _PRIVATE = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")]
@@ -49,10 +49,7 @@ def private_routes(ip_route_text: str) -> set[str]:
 
 
 def _run(argv: list[str], *, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-    if check and proc.returncode != 0:
-        raise FnError("rig_command_failed", f"{' '.join(argv)}: {proc.stderr.strip() or proc.returncode}")
-    return proc
+    return procs.run(argv, code="rig_command_failed", check=check, timeout=timeout)
 
 
 class Namespaces:

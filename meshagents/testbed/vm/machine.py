@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from meshagents import procs
 from meshagents.errors import FnError
 from meshagents.procs import pid_alive
 from meshagents.state import state_dir
@@ -60,10 +61,7 @@ def runs_dir(base: Path | None = None) -> Path:
 
 
 def _run(argv: list[str], *, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-    if check and proc.returncode != 0:
-        raise FnError("vm_command_failed", f"{' '.join(argv)}: {proc.stderr.strip() or proc.returncode}")
-    return proc
+    return procs.run(argv, code="vm_command_failed", check=check, timeout=timeout)
 
 
 
