@@ -12,13 +12,16 @@ import json
 import secrets
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from nacl.signing import SigningKey
 
 from meshagents.apps.device_agent.config import AgentConfig, load
+from meshagents.apps.device_agent.pipeline import Pipeline
 from meshagents.trust import envelope as trust_envelope
 from meshagents.trust import manifest as trust_manifest
 from meshagents.trust.keystore import DEVICE_KEY, FileKeyStore
@@ -181,3 +184,17 @@ def make_rig(
     return Rig(
         root, files, writable, operator, controller, device, device_id, config_path, manifest_path, approvers
     )
+
+
+# The unsandboxed rig and its pipeline, for the agent's unit tests (re-exported by
+# tests/unit/apps/device_agent/conftest.py).
+@pytest.fixture
+def rig(tmp_path: Path) -> Rig:
+    return make_rig(tmp_path, sandbox=False)
+
+
+@pytest.fixture
+def pipe(rig: Rig) -> Iterator[Pipeline]:
+    p = Pipeline(rig.config)
+    yield p
+    p.close()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import time
 import unicodedata
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,23 +19,11 @@ from meshagents.apps.device_agent.capabilities.base import Context
 from meshagents.apps.device_agent.pipeline import ApprovalEvents, Pipeline
 from meshagents.trust.approval import make_binding, request_content
 from meshagents.trust.models import Envelope
-from tests.testbed.agent_rig import Rig, make_rig
+from tests.testbed.agent_rig import Rig
 
 pytestmark = pytest.mark.unit
 
 CTX = Context(sandbox=False)
-
-
-@pytest.fixture
-def rig(tmp_path: Path) -> Rig:
-    return make_rig(tmp_path, sandbox=False)
-
-
-@pytest.fixture
-def pipe(rig: Rig) -> Iterator[Pipeline]:
-    p = Pipeline(rig.config)
-    yield p
-    p.close()
 
 
 def test_golden_ls(rig: Rig, pipe: Pipeline) -> None:

@@ -5,8 +5,6 @@ is accepted and one signed by the retired key is refused."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,23 +15,11 @@ from meshagents.apps.device_agent.pipeline import Pipeline
 from meshagents.trust import manifest as trust_manifest
 from meshagents.trust.rotation import make_statement
 from meshagents.trust.signing import public_b64
-from tests.testbed.agent_rig import Rig, make_rig
+from tests.testbed.agent_rig import Rig
 
 pytestmark = pytest.mark.unit
 
 CTX = Context(sandbox=False)
-
-
-@pytest.fixture
-def rig(tmp_path: Path) -> Rig:
-    return make_rig(tmp_path, sandbox=False)
-
-
-@pytest.fixture
-def pipe(rig: Rig) -> Iterator[Pipeline]:
-    p = Pipeline(rig.config)
-    yield p
-    p.close()
 
 
 def _signed(rig: Rig, key: SigningKey, serial: int) -> dict[str, Any]:
