@@ -12,6 +12,8 @@ the new code reads the same chain with the same head (entries and head hash).
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import subprocess
 import sys
 from typing import Any
@@ -34,9 +36,9 @@ def _version() -> str:
 
 
 def _has_pip() -> bool:
-    code = "import importlib.util, sys; sys.exit(importlib.util.find_spec('pip') is None)"
-    probe = [sys.executable, "-c", code]
-    return subprocess.run(probe, capture_output=True, check=False).returncode == 0
+    """pip importable by this interpreter (the venv's: pip runs as ``sys.executable -m pip``)."""
+    importlib.invalidate_caches()  # ensurepip may just have put it there
+    return importlib.util.find_spec("pip") is not None
 
 
 def _ensure_pip() -> bool:
