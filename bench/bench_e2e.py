@@ -41,7 +41,7 @@ from meshagents import trace
 from meshagents.bus import APPROVAL_REQUEST_KEY
 from meshagents.matrix.client import Incoming
 from meshagents.testbed import benchcli
-from meshagents.testbed.benchkit import RssPeak, rss_mb
+from meshagents.testbed.benchkit import RssPeak, rss_mb, scripted_operator
 from meshagents.testbed.rig import Rig
 from meshagents.testbed.rig.operator import in_reply_to
 
@@ -414,7 +414,7 @@ def main() -> None:
     logging.getLogger("nio").setLevel(logging.ERROR)
     trace.enable(TRACE_FILE)
     t0 = time.perf_counter()
-    with Rig.up(devices=(HOME, PC), docker=False) as rig:
+    with Rig.up(devices=(HOME, PC), docker=False, bot_settings=scripted_operator()) as rig:
         print(f"rig up in {time.perf_counter() - t0:.1f} s")
         for step, secs in rig.timings.items():
             if step.startswith("device ") or step.startswith("operator joins"):

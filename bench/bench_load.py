@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from meshagents import trace
 from meshagents.errors import FnError
-from meshagents.testbed.benchkit import rss_mb
+from meshagents.testbed.benchkit import rss_mb, scripted_operator
 from meshagents.testbed.rig import Rig
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -254,15 +254,9 @@ def main() -> None:
         print("   Synapse with push rules evaluated (its default; the rig's TUNING turns them off)")
     for n in curve:
         t0 = time.perf_counter()
-        with Rig.up(devices=device_names(n), docker=False) as rig:
+        limit = scripted_operator(args.operator_limit) if args.operator_limit else None
+        with Rig.up(devices=device_names(n), docker=False, bot_settings=limit) as rig:
             print(f"rig with {n} devices up in {time.perf_counter() - t0:.1f} s", flush=True)
-            if args.operator_limit:
-                # every session is the one operator user: the bot's per-sender limit (120/min,
-                # burst 30, by design) would refuse a bench above 2/s; a hub whose operators
-                # script commands raises it the same way (bot.toml)
-                rig.bot_settings = {"commands_per_minute": args.operator_limit,
-                                    "command_burst": int(max(30, args.operator_limit // 10))}  # fmt: skip
-                rig.restart_bot()
             res = StepResult(n)
             asyncio.run(drive(rig, device_names(n), args, res))
             print_step(res, args.rate)

@@ -3,6 +3,7 @@
     port = free_port()          # a loopback TCP port nothing listens on right now
     pct([3.0, 1.0, 2.0], 50)    # -> 2.0: the nearest-rank percentile of the values
     bulk_peers(interface, netns, ledger, 10_000)   # a hub with that many more peers, fast
+    Rig.up(..., bot_settings=scripted_operator())  # the bot's per-sender limit out of the way
 """
 
 from __future__ import annotations
@@ -14,6 +15,14 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+
+
+def scripted_operator(per_minute: float = 1200.0) -> dict[str, float]:
+    """bot.toml numbers for a bench whose sessions are all the one operator user: the bot's
+    per-sender limit (120/min, burst 30, by design for a typing operator) would otherwise
+    refuse a bench above 2 commands/s. A hub whose operators script commands raises it the same
+    way (bot.toml ``commands_per_minute``)."""
+    return {"commands_per_minute": per_minute, "command_burst": max(30, int(per_minute // 10))}
 
 
 def free_port() -> int:

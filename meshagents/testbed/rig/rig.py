@@ -113,7 +113,7 @@ class Rig:
 
     def __init__(
         self, devices: tuple[str, ...], docker: bool, workdir: Path | None, log: Log | None = None,
-        device_venv: Path | None = None,
+        device_venv: Path | None = None, bot_settings: dict[str, float] | None = None,
     ) -> None:
         if os.geteuid() != 0:
             raise FnError("needs_root", "the rig needs root (network namespaces, WireGuard, dockerd)")
@@ -127,7 +127,7 @@ class Rig:
         self.want_docker = docker
         #: extra bot.toml settings (numbers), e.g. a load bench's per-sender command limit;
         #: applied by the next _bot() (restart_bot)
-        self.bot_settings: dict[str, float] = {}
+        self.bot_settings: dict[str, float] = dict(bot_settings or {})
         self._own_workdir = workdir is None
         # Not under /tmp: the workstation profile grants /tmp, and a device agent refuses a
         # manifest whose prefixes cover its own state (manifest_covers_agent_state).
@@ -219,10 +219,12 @@ class Rig:
         workdir: Path | None = None,
         log: Log | None = None,
         device_venv: Path | None = None,
+        bot_settings: dict[str, float] | None = None,
     ) -> Iterator[Rig]:
         """Start everything; yield the running rig; tear everything down (also on errors and Ctrl-C).
-        ``device_venv``: the devices run from that installed copy, not from the checkout."""
-        rig = cls(tuple(devices), docker, workdir, log, device_venv)
+        ``device_venv``: the devices run from that installed copy, not from the checkout;
+        ``bot_settings``: extra bot.toml numbers from the start (e.g. benchkit.SCRIPTED_OPERATOR)."""
+        rig = cls(tuple(devices), docker, workdir, log, device_venv, bot_settings)
         try:
             rig.start()
             yield rig
