@@ -164,6 +164,7 @@ class EnrollmentService:
         """
         if not self.ctx.paths.ledger_path.exists():
             return
+        self.ctx.hold_ledger()
         with self.ctx.paths.ledger() as led:
             by_name, by_key = led.by_name(name), led.by_key(wg_pub)
         if by_name is not None and by_name.status == "removed" and by_name.public_key == wg_pub:
