@@ -72,13 +72,8 @@ class EnrollmentService:
         self.ctx.store.claim_token(tok.token_id, name, tok.profile, tok.issued_at, tok.expires_at)
         added = False
         try:
-            peer = call(
-                "wg_peer_add",
-                caller="wg_hub",
-                public_key=wg_pub,
-                name=name,
-                preshared=self.ctx.cfg.preshared,
-                **self.ctx.wg_args,
+            peer = self.ctx.ledger_call(
+                "wg_peer_add", public_key=wg_pub, name=name, preshared=self.ctx.cfg.preshared
             )
             added = True
             cfg = self.ctx.cfg
