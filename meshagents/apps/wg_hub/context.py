@@ -124,19 +124,15 @@ class HubContext:
             except sqlite3.Error as exc:  # only a speed-up: every use opens its own connection
                 log.warning("cannot hold the ledger open: %s", exc)
 
-    def ledger_call(self, function_id: str, **kwargs: Any) -> Any:
-        """A ``wg_peer_*`` call that writes the ledger, made durable before it returns.
+    def sync_ledger(self) -> None:
+        """Put the ledger's last commits on disk: called right after every ``wg_peer_*`` call
+        the hub makes (they write the ledger), before it answers.
 
-        With the ledger held open its commits stay in the WAL without an fsync
-        (``synchronous=NORMAL``); the checkpoint at every close used to be what put a revoke
-        or an address allocation on disk before the hub answered. One fsync of the WAL file
+        With the ledger held open (``hold_ledger``) its commits stay in the WAL without an
+        fsync (``synchronous=NORMAL``); the checkpoint at every close used to be what put a
+        revoke or an address allocation on disk before the answer. One fsync of the WAL file
         (what ``synchronous=FULL`` does per commit; ~0.6 ms) keeps that: a power cut after
         the answer never brings a revoked peer back, nor hands its address out twice."""
-        out = call(function_id, caller="wg_hub", **kwargs, **self.wg_args)
-        self.sync_ledger()
-        return out
-
-    def sync_ledger(self) -> None:
         wal = Path(f"{self.paths.ledger_path}-wal")
         try:
             fd = os.open(wal, os.O_RDONLY)
@@ -167,6 +163,7 @@ class HubContext:
     def undo_peer(self, wg_pub: str) -> None:
         """Take a peer off again (a half-done enrollment, a refusal); errors go to the log."""
         try:
-            self.ledger_call("wg_peer_remove", peer=wg_pub)
+            call("wg_peer_remove", caller="wg_hub", peer=wg_pub, **self.wg_args)
+            self.sync_ledger()
         except FnError as exc:  # keep the original error; this one goes to the log
             log.error("could not remove the half-enrolled peer: %s", exc)

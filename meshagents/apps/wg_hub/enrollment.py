@@ -72,10 +72,16 @@ class EnrollmentService:
         self.ctx.store.claim_token(tok.token_id, name, tok.profile, tok.issued_at, tok.expires_at)
         added = False
         try:
-            peer = self.ctx.ledger_call(
-                "wg_peer_add", public_key=wg_pub, name=name, preshared=self.ctx.cfg.preshared
+            peer = call(
+                "wg_peer_add",
+                caller="wg_hub",
+                public_key=wg_pub,
+                name=name,
+                preshared=self.ctx.cfg.preshared,
+                **self.ctx.wg_args,
             )
             added = True
+            self.ctx.sync_ledger()
             cfg = self.ctx.cfg
             offline = cfg.manifest_signing == "offline"
             signer = None if offline else load_signing_key(self.ctx.cfg.manifest_key)

@@ -64,9 +64,10 @@ class PeerService:
 
     def add(self, public_key: str, name: str | None, preshared: bool) -> dict[str, Any]:
         pub = key32(public_key, "public_key")
-        out: dict[str, Any] = self.ctx.ledger_call(
-            "wg_peer_add", public_key=pub, name=name, preshared=preshared
+        out: dict[str, Any] = call(
+            "wg_peer_add", caller="wg_hub", public_key=pub, name=name, preshared=preshared, **self.ctx.wg_args
         )
+        self.ctx.sync_ledger()
         if out.get("created"):
             self.ctx.store.log("peer_added", str(out["name"]), "operator API")
             self.ctx.bus.publish(
@@ -76,7 +77,8 @@ class PeerService:
 
     def remove(self, device_id: str) -> dict[str, Any]:
         name = self.ctx.ledger_name(device_id)
-        out: dict[str, Any] = self.ctx.ledger_call("wg_peer_remove", peer=name)
+        out: dict[str, Any] = call("wg_peer_remove", caller="wg_hub", peer=name, **self.ctx.wg_args)
+        self.ctx.sync_ledger()
         row = self.ctx.store.peer(name)
         if row is not None and row.state == "enrolled":
             self.ctx.store.set_peer_state(row.public_key, "removed")
@@ -90,8 +92,10 @@ class PeerService:
         name = self.ctx.ledger_name(device_id)
         # answered once the peer is off the interface and revoked in the ledger (the config's git
         # commit follows in the background): the kill switch's latency is the caller's
-        # ledger_call: on disk (its WAL fsynced) before the stage stamp and the answer
-        out: dict[str, Any] = self.ctx.ledger_call("wg_peer_revoke", peer=name, defer_config=True)
+        out: dict[str, Any] = call(
+            "wg_peer_revoke", caller="wg_hub", peer=name, defer_config=True, **self.ctx.wg_args
+        )
+        self.ctx.sync_ledger()  # the ledger's revoke on disk before anything else (a power cut)
         trace.stamp("hub.revoke.off_interface", rid)
         self.ctx.store.revoke(name, "operator API")
         trace.stamp("hub.revoke.stored", rid)
