@@ -142,6 +142,7 @@ def main() -> None:
         verdict = "ok" if statistics.median(new) <= 2.0 else "MISSED"
         print(f"   new / old at the median: {ratio:.2f}; aim <= 2 s: {verdict}")
         print(f"   {'one bare start-up here (./fn --version)':<66} {stats(startup)}")
+        print(f"   machine load: {Path('/proc/loadavg').read_text().strip()}")
         print("   inside the new process, per step (median ms):")
         for key in (
             "precheck",

@@ -11,7 +11,11 @@ from meshagents.errors import FnError
 def bind_listener(host: str, port: int, backlog: int = 1024) -> socket.socket:
     """A bound, listening, inheritable TCP socket on ``host:port`` (IPv4 or IPv6)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets whose proto says TCP
+    # (base_events._set_nodelay), and accepted sockets inherit the listener's. With proto 0
+    # uvicorn's two writes per response (head, body) met Nagle + the client's delayed ACK:
+    # every kept-alive request after the first waited ~40 ms.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

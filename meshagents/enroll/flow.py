@@ -155,8 +155,10 @@ def check_device(opts: Options) -> tuple[precheck.Facts, ServiceKind, bool]:
     return facts, kind, own
 
 
-#: imported in a background thread while the main one waits for the hub's enrollment answer: pyroute2
-#: alone takes ~0.5 s to import, and enrollment is meant to take <= 2 s in all (issue 19)
+#: imported in a background thread from the start, while the main one waits on the pre-checks'
+#: subprocesses (the bubblewrap probe, ``ip link``) and HTTP, then on the hub's enrollment answer:
+#: pyroute2 alone is ~150 ms of imports quiet (~0.5 s loaded), and enrollment is meant to take
+#: <= 2 s in all (issue 19)
 WARM_MODULES = (
     "pyroute2",
     "meshagents.wg.client",
@@ -193,6 +195,7 @@ def enroll(opts: Options, progress: Progress | None = None) -> dict[str, Any]:
             " run `meshagents enroll --resume`, or `meshagents leave --local` to drop it",
         )
     t0 = time.perf_counter()
+    _warm_up()  # from here: the pre-checks mostly wait on subprocesses and the hub
     with progress.step(1, "precheck", "check this device (the token is not used yet)"):
         facts, kind, own = check_device(opts)
     from meshagents.trust import tokens
@@ -226,6 +229,7 @@ def resume(progress: Progress | None = None) -> dict[str, Any]:
         progress.say(f"enroll: {jr.device_name} is enrolled already; nothing to resume")
         return dict(jr.result)
     opts = Options.from_json(jr.token, jr.options)
+    _warm_up()
     progress.say(f"enroll: resuming {jr.device_name}: {', '.join(jr.pending())} left")
     return _run_steps(jr, opts, state, progress)
 
@@ -251,7 +255,6 @@ def _run_steps(jr: journal_mod.Journal, opts: Options, state: Path, progress: Pr
     own = not opts.wg_config_only
 
     def submit() -> None:
-        _warm_up()  # now: the main thread mostly waits for the hub's answer (peer add, commit, signing)
         res = call("enrollment_submit", token=opts.token, hub_url=opts.hub_url, out_dir=opts.out_dir)
         _record(state, jr, "submit", **res)
         progress.say(f"enroll: manifest verified; mesh address {res['address']}")

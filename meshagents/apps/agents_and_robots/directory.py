@@ -34,8 +34,10 @@ While the stream is up (``streaming``) the shell's periodic refresh is only a sa
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -167,6 +169,16 @@ class FileDirectory(_KnownDevices):
         self._devices = await asyncio.to_thread(self.scan)
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """One verifying TLS context for every hub client of this process (httpx's default one).
+
+    An ``httpx.AsyncClient`` built without it loads the CA store for itself: 30-45 ms of
+    CPU on a quiet machine (120 ms seen under load), on the bot's event loop, for every
+    request — the directory's poll every 2 s and each ``!revoke`` — even to an http:// hub."""
+    return httpx.create_ssl_context()
+
+
 class HubApi:
     """The hub's operator API (bearer token), the calls the bot makes."""
 
@@ -179,7 +191,9 @@ class HubApi:
 
     async def _request(self, method: str, path: str) -> dict[str, Any]:
         try:
-            async with httpx.AsyncClient(timeout=self.timeout, transport=self._transport) as client:
+            async with httpx.AsyncClient(
+                timeout=self.timeout, transport=self._transport, verify=tls_context()
+            ) as client:
                 resp = await client.request(method, self.base_url + path, headers=self._headers)
         except httpx.HTTPError as exc:
             raise FnError("hub_unreachable", f"{method} {path}: {type(exc).__name__}") from exc
@@ -213,7 +227,7 @@ class HubApi:
         url = self.base_url + "/api/events"
         try:
             async with (
-                httpx.AsyncClient(timeout=timeout, transport=self._transport) as client,
+                httpx.AsyncClient(timeout=timeout, transport=self._transport, verify=tls_context()) as client,
                 aconnect_sse(client, "GET", url, headers=headers) as src,
             ):
                 if src.response.status_code != 200:

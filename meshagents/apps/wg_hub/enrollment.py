@@ -81,6 +81,7 @@ class EnrollmentService:
                 **self.ctx.wg_args,
             )
             added = True
+            self.ctx.sync_ledger()
             cfg = self.ctx.cfg
             offline = cfg.manifest_signing == "offline"
             signer = None if offline else load_signing_key(self.ctx.cfg.manifest_key)
@@ -164,6 +165,7 @@ class EnrollmentService:
         """
         if not self.ctx.paths.ledger_path.exists():
             return
+        self.ctx.hold_ledger()
         with self.ctx.paths.ledger() as led:
             by_name, by_key = led.by_name(name), led.by_key(wg_pub)
         if by_name is not None and by_name.status == "removed" and by_name.public_key == wg_pub:

@@ -67,6 +67,7 @@ class PeerService:
         out: dict[str, Any] = call(
             "wg_peer_add", caller="wg_hub", public_key=pub, name=name, preshared=preshared, **self.ctx.wg_args
         )
+        self.ctx.sync_ledger()
         if out.get("created"):
             self.ctx.store.log("peer_added", str(out["name"]), "operator API")
             self.ctx.bus.publish(
@@ -77,6 +78,7 @@ class PeerService:
     def remove(self, device_id: str) -> dict[str, Any]:
         name = self.ctx.ledger_name(device_id)
         out: dict[str, Any] = call("wg_peer_remove", caller="wg_hub", peer=name, **self.ctx.wg_args)
+        self.ctx.sync_ledger()
         row = self.ctx.store.peer(name)
         if row is not None and row.state == "enrolled":
             self.ctx.store.set_peer_state(row.public_key, "removed")
@@ -93,6 +95,7 @@ class PeerService:
         out: dict[str, Any] = call(
             "wg_peer_revoke", caller="wg_hub", peer=name, defer_config=True, **self.ctx.wg_args
         )
+        self.ctx.sync_ledger()  # the ledger's revoke on disk before anything else (a power cut)
         trace.stamp("hub.revoke.off_interface", rid)
         self.ctx.store.revoke(name, "operator API")
         trace.stamp("hub.revoke.stored", rid)

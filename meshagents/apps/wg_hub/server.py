@@ -96,3 +96,4 @@ async def serve(cfg: HubConfig) -> None:
             await poller
         for s in public_socks + operator_socks:
             s.close()
+        hub.ctx.close()

@@ -92,3 +92,22 @@ def test_peer_rows_and_serials(tmp_path: Path) -> None:
     store.set_peer_state("pk", "revoked")
     assert store.peers()["pk"].state == "revoked"
     store.e2e_run("hub_enroll_golden", True, 12.5)
+
+
+def test_a_call_closing_its_connection_does_not_checkpoint_while_the_store_is_open(tmp_path: Path) -> None:
+    """The keeper connection: a write's own close is not the last close (no checkpoint and
+    fsync on every call); the write is in the WAL, visible to any reader, and close() folds it in."""
+    path = tmp_path / "operations.db"
+    wal = tmp_path / "operations.db-wal"
+    store = HubStore(path)
+    store.log("peer_revoked", "dev", "operator API")
+    assert wal.exists() and wal.stat().st_size > 0  # the commit sits in the WAL, not checkpointed
+    reader = sqlite3.connect(path)
+    assert reader.execute("SELECT kind FROM hub_log").fetchall() == [("peer_revoked",)]
+    reader.close()
+    store.close()
+    store.close()  # twice is fine
+    assert not wal.exists()  # the last close checkpointed it into the main file
+    reader = sqlite3.connect(path)
+    assert reader.execute("SELECT kind FROM hub_log").fetchall() == [("peer_revoked",)]
+    reader.close()
