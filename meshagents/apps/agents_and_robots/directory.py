@@ -34,10 +34,8 @@ While the stream is up (``streaming``) the shell's periodic refresh is only a sa
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
-import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -46,6 +44,7 @@ from typing import Any, Protocol
 import httpx
 from httpx_sse import aconnect_sse
 
+from meshagents import tls
 from meshagents.apps.agents_and_robots.commands import view_from_manifest
 from meshagents.apps.agents_and_robots.core import DeviceInfo
 from meshagents.errors import FnError
@@ -169,16 +168,6 @@ class FileDirectory(_KnownDevices):
         self._devices = await asyncio.to_thread(self.scan)
 
 
-@functools.cache
-def tls_context() -> ssl.SSLContext:
-    """One verifying TLS context for every hub client of this process (httpx's default one).
-
-    An ``httpx.AsyncClient`` built without it loads the CA store for itself: 30-45 ms of
-    CPU on a quiet machine (120 ms seen under load), on the bot's event loop, for every
-    request — the directory's poll every 2 s and each ``!revoke`` — even to an http:// hub."""
-    return httpx.create_ssl_context()
-
-
 class HubApi:
     """The hub's operator API (bearer token), the calls the bot makes."""
 
@@ -192,7 +181,7 @@ class HubApi:
     async def _request(self, method: str, path: str) -> dict[str, Any]:
         try:
             async with httpx.AsyncClient(
-                timeout=self.timeout, transport=self._transport, verify=tls_context()
+                timeout=self.timeout, transport=self._transport, verify=tls.context()
             ) as client:
                 resp = await client.request(method, self.base_url + path, headers=self._headers)
         except httpx.HTTPError as exc:
@@ -227,7 +216,7 @@ class HubApi:
         url = self.base_url + "/api/events"
         try:
             async with (
-                httpx.AsyncClient(timeout=timeout, transport=self._transport, verify=tls_context()) as client,
+                httpx.AsyncClient(timeout=timeout, transport=self._transport, verify=tls.context()) as client,
                 aconnect_sse(client, "GET", url, headers=headers) as src,
             ):
                 if src.response.status_code != 200:

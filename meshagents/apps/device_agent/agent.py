@@ -36,7 +36,7 @@ from typing import Any
 import httpx
 
 from meshagents import readymark as ready
-from meshagents import trace
+from meshagents import tls, trace
 from meshagents.apps.device_agent import attach, capabilities, live, renewal, replies, sandbox, upload
 from meshagents.apps.device_agent.capabilities.base import CapResult, Context
 from meshagents.apps.device_agent.config import AgentConfig
@@ -243,7 +243,7 @@ class DeviceAgent:
         if not self.config.hub_url:
             return True, ""
         try:
-            async with httpx.AsyncClient(timeout=3.0) as http:
+            async with httpx.AsyncClient(timeout=3.0, verify=tls.context()) as http:
                 resp = await http.get(f"{self.config.hub_url}/healthz")
             return resp.status_code < 500, f"hub answered {resp.status_code}"
         except httpx.HTTPError as exc:
