@@ -23,7 +23,13 @@ Check order and status codes (the first failure wins):
 6. ``rejected_args``       arguments within the capability's constraints
 7. ``rejected_approval``   ``requires_approval``: ``approval`` set and ``approval_check`` says yes
 
-``verify`` only reads the nonce store unless ``consume=True``. A device agent that
+Step 4 asks the store's memory (``NonceStore.known``: a hit is a nonce certainly used;
+no SQL on the verify path), and the durable insert stays the authority: with
+``consume=True`` here, or, on the device, ``AuditLog.append_intent(nonce=...)``. A replay
+of a nonce another connection committed after this store loaded is refused there, with
+``rejected_nonce`` (docs/protocol.md, *Nonces*).
+
+``verify`` never writes the nonce store unless ``consume=True``. A device agent that
 writes an audit log passes the nonce to ``AuditLog.append_intent(nonce=...)``, which
 records nonce and intent in one transaction (a concurrent replay then fails there
 with ``rejected_nonce``). ``approval_check(envelope, manifest)`` is the device's own
