@@ -138,7 +138,7 @@ def resolve_executable(
     whitelist paths and bare names equal to an entry's base name are accepted (several
     entries of one name: the first in search-path order).
     """
-    allowed = list(whitelist)
+    allowed = whitelist if type(whitelist) is tuple else tuple(whitelist)
     if not allowed:
         raise ExecRefused("no executables are whitelisted")
     if "\x00" in argv0:
@@ -156,10 +156,10 @@ def resolve_executable(
         for directory in search_path:
             candidate = directory + "/" + argv0
             try:
-                st = os.stat(candidate)
+                mode = os.stat(candidate).st_mode
             except OSError:
                 continue
-            if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
+            if stat.S_ISREG(mode) and mode & 0o111:
                 found = candidate
                 break
         if found is None:

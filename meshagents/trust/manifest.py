@@ -434,16 +434,21 @@ def _check_argv(argv: Any, plan: _Plan, resolve: bool, cwd: str, resolver: Resol
         exe = resolve_executable(items[0], plan.executables, plan.search_path, resolve=resolve)
     except ExecRefused as exc:
         raise _ArgsRefused(str(exc)) from exc
+    flags = plan.flags
     options_done = False
     positional = 0
-    i = 1
-    while i < len(items):
+    i, count = 1, len(items)
+    while i < count:
         arg = items[i]
-        if not options_done and arg == "--":
-            options_done = True
-            i += 1
-            continue
         if not options_done and arg.startswith("-") and arg != "-":
+            if arg == "--":
+                options_done = True
+                i += 1
+                continue
+            flag = flags.get(arg)
+            if flag is not None and flag.arity == 0:  # a declared plain option (what _check_option says)
+                i += 1
+                continue
             # Every option is declared; the value of one that takes a value is consumed
             # here, so a word the program reads as a value is never mistaken for a path.
             i += _check_option(items, i, plan, cwd, resolver)
