@@ -268,11 +268,11 @@ class Decision:
         eleven ``object.__setattr__`` calls (~1.5 us of every command); equal, hashed and
         printed like one built by ``Decision(...)`` (the same fields, all given)."""
         d = object.__new__(cls)
-        d.__dict__.update(
-            allowed=True, code="ok", reason="allowed", capability=cap, argv=argv, path=path,
-            requires_approval=cap.requires_approval, timeout_s=cap.timeout_s,
-            output_cap_bytes=cap.output_cap_bytes, extra=extra, cwd=cwd,
-        )  # fmt: skip
+        d.__dict__.update({
+            "allowed": True, "code": "ok", "reason": "allowed", "capability": cap, "argv": argv,
+            "path": path, "requires_approval": cap.requires_approval, "timeout_s": cap.timeout_s,
+            "output_cap_bytes": cap.output_cap_bytes, "extra": extra, "cwd": cwd,
+        })  # fmt: skip
         return d
 
 
