@@ -163,7 +163,7 @@ def _envelope_breakdown(
         "b64 decode of the signature": lambda: b64decode(str(d["signature"]), size=64),
         "pydantic Envelope validation": lambda: Envelope.model_validate(d),
         "nonce look-up (memory, as verify)": lambda: store.known(env.nonce),
-        "  the same in SQLite (WAL; not run)": lambda: store.seen(env.nonce),
+        "  (the SQLite read it replaced)": lambda: store.seen(env.nonce),
         "decide (caps, argv, paths)": lambda: decide(manifest, env.capability, env.args, now=now,
                                                      _args_canonical=True),
         "verify_payload (bytes+b64+verify)": lambda: verify_payload(d, str(d["signature"]),
