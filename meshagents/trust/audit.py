@@ -525,6 +525,7 @@ class AuditLog:
         if approval is not None:
             approval = approval.replace("\x00", "\ufffd")
         ts = int(time.time() * 1000) if ts_ms is None else ts_ms
+        keep = keep_until if keep_until is not None else ts // 1000 + 3600
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             seq, prev = self.head()
@@ -533,7 +534,7 @@ class AuditLog:
                 seq, kind, ts, request_id, capability, args_digest, status, approval, detail, prev
             )
             if nonce is not None:
-                self.nonces.insert(nonce, keep_until if keep_until is not None else ts // 1000 + 3600)
+                self.nonces.insert(nonce, keep)
                 if approval is not None and kind == "intent":
                     # One approval event runs one request: recorded with the nonce and the
                     # intent, so a replay under a fresh nonce fails here (rejected_approval).
@@ -547,6 +548,7 @@ class AuditLog:
             self.conn.execute("ROLLBACK")
             raise
         if nonce is not None:
+            self.nonces.remember(nonce, keep)  # committed: known to envelope.verify from now on
             self.nonces.maybe_prune(ts // 1000)
         return AuditEntry(
             seq=seq,

@@ -211,10 +211,12 @@ def b64decode(text: str, *, size: int | None = None, what: str = "value") -> byt
     if not isinstance(text, str):
         raise _invalid(f"{what}: not a string")
     try:
-        raw = base64.b64decode(text.encode("ascii"), validate=True)
+        encoded = text.encode("ascii")
+        # what base64.b64decode(validate=True) calls, without its wrapper (every envelope)
+        raw = binascii.a2b_base64(encoded, strict_mode=True)
     except (binascii.Error, ValueError, UnicodeEncodeError) as exc:
         raise _invalid(f"{what}: not base64") from exc
-    if base64.b64encode(raw).decode("ascii") != text:
+    if binascii.b2a_base64(raw, newline=False) != encoded:
         raise _invalid(f"{what}: not canonical base64")
     if size is not None and len(raw) != size:
         raise _invalid(f"{what}: expected {size} bytes, got {len(raw)}")

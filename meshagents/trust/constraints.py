@@ -56,12 +56,21 @@ def _is_magic(path: str) -> bool:
     return path in MAGIC or path.startswith(_MAGIC_DIRS)
 
 
+def normpath(path: str) -> str:
+    """``posixpath.normpath(path)``, without its work on an absolute path it returns as
+    it is: one with no ``.``/``..`` component, no ``//`` and no trailing ``/`` (every
+    path argument of every command comes through here)."""
+    if path.startswith("/") and "/." not in path and "//" not in path and not path.endswith("/"):
+        return path
+    return posixpath.normpath(path)
+
+
 def resolve_path(path: str, cwd: str = "/") -> str:
     """The real absolute path ``path`` names, following symlinks; refuses magic file systems."""
     if not path or "\x00" in path:
         raise PathRefused("empty path or NUL byte")
     full = path if path.startswith("/") else posixpath.join(cwd, path)
-    if _is_magic(posixpath.normpath(full)):
+    if _is_magic(normpath(full)):
         raise PathRefused(f"{path!r} is under /proc or /dev/fd")
     # A stack, next component last: a link's target is pushed in front of the rest.
     parts = full.split("/")
@@ -129,7 +138,7 @@ def resolve_executable(
     whitelist paths and bare names equal to an entry's base name are accepted (several
     entries of one name: the first in search-path order).
     """
-    allowed = list(whitelist)
+    allowed = whitelist if type(whitelist) is tuple else tuple(whitelist)
     if not allowed:
         raise ExecRefused("no executables are whitelisted")
     if "\x00" in argv0:
@@ -147,10 +156,10 @@ def resolve_executable(
         for directory in search_path:
             candidate = directory + "/" + argv0
             try:
-                st = os.stat(candidate)
+                mode = os.stat(candidate).st_mode
             except OSError:
                 continue
-            if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
+            if stat.S_ISREG(mode) and mode & 0o111:
                 found = candidate
                 break
         if found is None:

@@ -23,7 +23,13 @@ Check order and status codes (the first failure wins):
 6. ``rejected_args``       arguments within the capability's constraints
 7. ``rejected_approval``   ``requires_approval``: ``approval`` set and ``approval_check`` says yes
 
-``verify`` only reads the nonce store unless ``consume=True``. A device agent that
+Step 4 asks the store's memory (``NonceStore.known``: a hit is a nonce certainly used;
+no SQL on the verify path), and the durable insert stays the authority: with
+``consume=True`` here, or, on the device, ``AuditLog.append_intent(nonce=...)``. A replay
+of a nonce another connection committed after this store loaded is refused there, with
+``rejected_nonce`` (docs/protocol.md, *Nonces*).
+
+``verify`` never writes the nonce store unless ``consume=True``. A device agent that
 writes an audit log passes the nonce to ``AuditLog.append_intent(nonce=...)``, which
 records nonce and intent in one transaction (a concurrent replay then fails there
 with ``rejected_nonce``). ``approval_check(envelope, manifest)`` is the device's own
@@ -77,6 +83,15 @@ class VerifyResult:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @classmethod
+    def _accepted(cls, env: Envelope, decision: Decision) -> VerifyResult:
+        """The "ok" result, every field set, without the frozen dataclass's per-field
+        ``object.__setattr__`` (the common case of every command; equal to
+        ``VerifyResult("ok", "accepted", env, decision)``)."""
+        res = object.__new__(cls)
+        res.__dict__.update(status="ok", reason="accepted", envelope=env, decision=decision)
+        return res
 
 
 def args_digest(args: Any) -> str:
@@ -169,7 +184,9 @@ def verify(
     if env.issued_at > now + skew_s:
         return VerifyResult("rejected_expired", f"issued in the future ({env.issued_at}, now {now})", env)
 
-    if nonce_store.seen(env.nonce):
+    # In memory (no SQL): a hit is certainly a replay; a miss is settled by the durable
+    # insert (consume below, or the agent's AuditLog.append_intent), which is the authority.
+    if nonce_store.known(env.nonce):
         return VerifyResult("rejected_nonce", "nonce already used (replay)", env)
 
     # The signature check already put the whole envelope, args included, through canonical_bytes.
@@ -194,7 +211,7 @@ def verify(
             nonce_store.consume(env.nonce, env.expires_at + skew_s, now=now)
         except FnError as exc:
             return VerifyResult(exc.code, exc.message, env, decision)
-    return VerifyResult("ok", "accepted", env, decision)
+    return VerifyResult._accepted(env, decision)
 
 
 def keep_until(env: Envelope, skew_s: int = DEFAULT_SKEW_S) -> int:

@@ -43,8 +43,11 @@ SIGNATURE_FIELDS = ("signature", "signatures")
 
 
 def strip_signature(obj: dict[str, Any]) -> dict[str, Any]:
-    """The object as signed: without its signature field(s)."""
-    return {k: v for k, v in obj.items() if k not in SIGNATURE_FIELDS}
+    """The object as signed: without its signature field(s) (key order kept)."""
+    body = dict(obj)
+    for name in SIGNATURE_FIELDS:
+        body.pop(name, None)
+    return body
 
 
 def signing_message(payload: dict[str, Any], expected_type: str) -> bytes:
