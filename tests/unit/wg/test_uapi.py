@@ -199,3 +199,27 @@ def test_blocks_reused_from_the_last_answer_never_go_stale(
     assert _parse_peers_fast(text) is not None
     assert parse_get(text) == _parse_get_lines(text)
     assert parse_get(text) == _parse_get_lines(text)  # again, every block from the last one
+
+
+_CHANGES = ["rx", "tx", "sec", "nsec", "endpoint", "ka", "ips", "psk"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_peer, min_size=1, max_size=5), st.data())
+def test_a_block_with_other_counters_or_fields_parses_as_the_line_parser_reads_it(
+    before: list[dict[str, object]], data: st.DataObject
+) -> None:
+    """Per key, the last block is kept cut around its counters: a new block of a known key
+    (counters moved, or the endpoint, keepalive, allowed IPs, preshared key changed) gives
+    what the line parser gives, whichever part of it changed."""
+    import meshagents.wg.uapi as uapi
+
+    parse_get(_wireguard_go_answer(before))
+    uapi._last_blocks = {}  # no block text reused: only the per-key cut can help
+    after = []
+    for p in before:
+        field = data.draw(st.sampled_from(_CHANGES))
+        after.append({**p, field: data.draw(_peer)[field]})
+    text = _wireguard_go_answer(after)
+    assert _parse_peers_fast(text) is not None
+    assert parse_get(text) == _parse_get_lines(text)
