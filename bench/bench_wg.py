@@ -36,7 +36,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from meshagents.runtime.api import call
-from meshagents.wg import status_rows
 from meshagents.wg import uapi as uapi_mod
 from meshagents.wg.model import PeerSpec
 from meshagents.wg.uapi import render_set
@@ -169,7 +168,6 @@ def main() -> None:
                 raw.append(timed(be.uapi.get_raw))
                 # as if every peer were new to this process (its first wg_status)
                 uapi_mod._last_blocks, uapi_mod._by_key = {}, {}
-                status_rows._CACHES.clear()
                 cold.append(timed(status))
                 raw.append(timed(be.uapi.get_raw))
             assert out_count == target, out_count

@@ -10,7 +10,7 @@ the backend it was made with: a UAPI socket for it means userspace.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -51,11 +51,6 @@ class WgBackend(Protocol):
     def remove_peers(self, public_keys: Sequence[str]) -> None: ...
 
     def state(self) -> DeviceState: ...
-
-    def begin_state(self) -> Callable[[], DeviceState]:
-        """Ask for the state now; the returned function gives it. Work done in between runs
-        while the daemon builds its answer (userspace); the kernel answers inside the read."""
-        ...
 
 
 def kernel_available() -> bool:

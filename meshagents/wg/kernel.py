@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import socket
 import struct
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from meshagents.errors import FnError
@@ -306,9 +306,6 @@ class KernelBackend:
             raise FnError("wg_netlink_error", f"WireGuard netlink remove on {self.interface}: {exc}") from exc
         finally:
             wg.close()
-
-    def begin_state(self) -> Callable[[], DeviceState]:
-        return self.state  # a netlink dump is built while it is read: nothing to overlap
 
     def state(self) -> DeviceState:
         wg = self._wg()

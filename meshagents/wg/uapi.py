@@ -11,7 +11,7 @@ from __future__ import annotations
 import binascii
 import re
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
 from meshagents.errors import FnError
@@ -314,15 +314,6 @@ class UapiClient:
 
     def _request(self, text: str) -> str:
         return self._answer(self._send(text))
-
-    def begin_get(self) -> Callable[[], tuple[str | None, DeviceState]]:
-        """Send ``get`` now; the returned function reads and parses the answer.
-
-        wireguard-go builds its whole answer before it writes a byte of it (at 10,000
-        peers ~20-30 ms of its own CPU here): a caller's work between the two calls runs
-        meanwhile instead of after it."""
-        s = self._send("get=1\n\n")
-        return lambda: self._parsed(self._answer(s))
 
     @staticmethod
     def _parsed(answer: str) -> tuple[str | None, DeviceState]:

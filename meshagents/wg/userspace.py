@@ -12,7 +12,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from meshagents.errors import FnError
 from meshagents.wg import links
@@ -102,7 +102,3 @@ class UserspaceBackend:
 
     def state(self) -> DeviceState:
         return self.uapi.get()[1]
-
-    def begin_state(self) -> Callable[[], DeviceState]:
-        finish = self.uapi.begin_get()
-        return lambda: finish()[1]
