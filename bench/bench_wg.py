@@ -9,8 +9,10 @@ is torn down at the end. Prints, in the same run:
      (the baseline), and the whole wg_peer_add / wg_peer_remove (ledger + config + git)
   2. wg_status (UAPI get + parse + ledger names + online flags) at 1,000 and 10,000
      peers, against the UAPI get alone and `wg show <iface> dump` as a subprocess (the
-     baselines), interleaved: warm (the peers idle since the last get, so their blocks are
-     reused) and cold (the block cache emptied first: every peer's lines parsed).
+     baselines), interleaved, three cases each beside its own UAPI get: idle (blocks as
+     at the last get, reused), changed (no block the same text: only each known key's
+     counters matched) and cold (a process's first call: every block fully matched);
+     p50, p95, median pair ratio and the load average. BENCH_WG_RUNS=N (default 15).
 
 ``--vm``: wg_status at 1,000 peers on **kernel WireGuard** beside wireguard-go, both in the
 test VM (Debian 12, kernel 6.1, qemu TCG; ``./fn vm``), each against its raw answer
