@@ -9,6 +9,7 @@ The socket directory is machine-wide, whatever the network namespace.
 from __future__ import annotations
 
 import binascii
+import codecs
 import re
 import socket
 from collections.abc import Iterable
@@ -154,14 +155,18 @@ def _parse_peers_fast(text: str) -> list[PeerState] | None:
     matched (all of them in one ``map``, in C); a piece whose key was seen has only its
     counters matched when the rest of it is the same text as then.
     """
-    global _last_blocks, _by_key
     start = text.find(_PREFIX)
     if start < 0:
         return []
     end = text.rfind("errno=")
     pieces = text[start + len(_PREFIX) : end if end >= start else len(text)].split(_PREFIX)
-    seen = _last_blocks
-    out: list[PeerState | None] = list(map(seen.get, pieces))
+    return _complete(pieces, list(map(_last_blocks.get, pieces)))
+
+
+def _complete(pieces: list[str], out: list[PeerState | None]) -> list[PeerState] | None:
+    """The peers of ``pieces``, given the ones already looked up in the last answer's
+    blocks (None where not found); None when a piece is not wireguard-go's layout."""
+    global _last_blocks, _by_key
     if None in out:
         for i, piece in enumerate(pieces):
             if out[i] is None:
@@ -169,13 +174,67 @@ def _parse_peers_fast(text: str) -> list[PeerState] | None:
                 if peer is None:
                     return None
                 out[i] = peer
-    elif len(seen) == len(pieces):
+    elif len(_last_blocks) == len(pieces):
         return out  # type: ignore[return-value]  # no None left: every piece was looked up
     _last_blocks = dict(zip(pieces, out, strict=True))  # type: ignore[arg-type]
     if len(_by_key) > 2 * len(pieces) + 64:
         live = {piece[:64] for piece in pieces}
         _by_key = {k: v for k, v in _by_key.items() if k in live}
     return out  # type: ignore[return-value]
+
+
+class AnswerStream:
+    """A ``get`` answer parsed as it arrives: each chunk's complete blocks are split off
+    and looked up among the last answer's at once.
+
+    wireguard-go writes its ~3 MB answer at 10,000 peers in socket-buffer sized pieces
+    (~219 KB) and waits for each to be read: the look-ups of one chunk run while it
+    writes the next, instead of all after the last. Gives exactly what :func:`parse_get`
+    gives for the whole text (the pieces are the same strings, split at the same
+    ``public_key=``; any other layout goes to the same fallback).
+    """
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self._head: str | None = None
+        self._rest = ""  # from the last ``public_key=`` seen: its block may go on
+        self._pieces: list[str] = []
+        self._found: list[PeerState | None] = []
+
+    def feed(self, data: bytes) -> None:
+        text = self._decoder.decode(data)
+        self.parts.append(text)
+        buf = self._rest + text
+        if self._head is None:
+            first = buf.find(_PREFIX)
+            if first < 0:
+                self._rest = buf
+                return
+            self._head, buf = buf[:first], buf[first:]
+        cut = buf.rfind(_PREFIX)
+        if cut > 0:
+            pieces = buf[len(_PREFIX) : cut].split(_PREFIX)
+            self._pieces += pieces
+            self._found += map(_last_blocks.get, pieces)
+            buf = buf[cut:]
+        self._rest = buf
+
+    def text(self) -> str:
+        return "".join(self.parts) + self._decoder.decode(b"", final=True)
+
+    def result(self) -> tuple[str | None, DeviceState]:
+        """The parse of everything fed (the answer's ``errno`` checked by the caller)."""
+        if self._head is None:  # no peer at all
+            return parse_get(self.text())
+        rest = self._rest
+        end = rest.rfind("errno=")
+        last = rest[len(_PREFIX) : end if end >= 0 else len(rest)]
+        pieces, found = [*self._pieces, last], [*self._found, _last_blocks.get(last)]
+        peers = _complete(pieces, found)
+        if peers is None:
+            return _parse_get_lines(self.text())
+        return _device_of(self._head, peers)
 
 
 def parse_get(text: str) -> tuple[str | None, DeviceState]:
@@ -189,17 +248,21 @@ def parse_get(text: str) -> tuple[str | None, DeviceState]:
     head = text if head_end < 0 else text[:head_end]
     fast = _parse_peers_fast(text)
     if fast is not None:
-        private: str | None = None
-        port: int | None = None
-        for line in head.split("\n"):
-            key, _, value = line.partition("=")
-            if key == "private_key":
-                private = hex_to_b64(value)
-            elif key == "listen_port":
-                port = int(value)
-        public = _public_of(private) if private else None
-        return private, DeviceState(public_key=public, listen_port=port, peers=tuple(fast))
+        return _device_of(head, fast)
     return _parse_get_lines(text)
+
+
+def _device_of(head: str, peers: list[PeerState]) -> tuple[str | None, DeviceState]:
+    private: str | None = None
+    port: int | None = None
+    for line in head.split("\n"):
+        key, _, value = line.partition("=")
+        if key == "private_key":
+            private = hex_to_b64(value)
+        elif key == "listen_port":
+            port = int(value)
+    public = _public_of(private) if private else None
+    return private, DeviceState(public_key=public, listen_port=port, peers=tuple(peers))
 
 
 def _parse_get_lines(text: str) -> tuple[str | None, DeviceState]:
@@ -315,18 +378,30 @@ class UapiClient:
     def _request(self, text: str) -> str:
         return self._answer(self._send(text))
 
-    @staticmethod
-    def _parsed(answer: str) -> tuple[str | None, DeviceState]:
-        err = parse_errno(answer)
-        if err != 0:
-            raise FnError("wg_uapi_error", f"UAPI get failed with errno {err}")
-        return parse_get(answer)
-
     def get_raw(self) -> str:
         return self._request("get=1\n\n")
 
     def get(self) -> tuple[str | None, DeviceState]:
-        return self._parsed(self.get_raw())
+        """The device, parsed while the answer streams in (:class:`AnswerStream`)."""
+        s = self._send("get=1\n\n")
+        stream = AnswerStream()
+        try:
+            with s:
+                tail = b""
+                while True:
+                    data = s.recv(1 << 20)
+                    if not data:
+                        break
+                    stream.feed(data)
+                    tail = (tail + data)[-64:]
+                    if tail.endswith(b"\n\n") and b"errno=" in tail:
+                        break
+        except OSError as exc:
+            raise FnError("wg_uapi_error", f"UAPI {self.path}: {exc}") from exc
+        err = parse_errno(tail.decode(errors="replace"))
+        if err != 0:
+            raise FnError("wg_uapi_error", f"UAPI get failed with errno {err}")
+        return stream.result()
 
     def set(self, request: str) -> None:
         err = parse_errno(self._request(request))
