@@ -7,6 +7,7 @@ Each operation is idempotent and reports what it changed, so a second run of
 from __future__ import annotations
 
 import gc
+import operator
 import re
 import sqlite3
 import time
@@ -27,6 +28,7 @@ from meshagents.wg.model import DeviceState, PeerSpec
 from meshagents.wg.netns import check_netns, run
 
 ONLINE_WINDOW_S = 180.0  # WireGuard's rekey window: older handshakes mean the peer is gone
+_ONLINE = operator.itemgetter("online")  # summed in C over 10,000 rows
 SYSCTL_FILE = Path("/etc/sysctl.d/99-meshagents-wg.conf")
 
 
@@ -313,7 +315,7 @@ def _status(
         "public_key": state.public_key,
         "listen_port": state.listen_port,
         "peer_count": len(peers),
-        "online_count": sum(1 for p in peers if p["online"]),
+        "online_count": sum(map(_ONLINE, peers)),
         "peers": peers,
     }
     if with_drift:

@@ -14,6 +14,7 @@ in the VM), so ``wg_status`` on a big hub was slow on exactly the backend a VPS 
 from __future__ import annotations
 
 import base64
+import binascii
 import socket
 import struct
 from collections.abc import Iterable, Sequence
@@ -119,10 +120,21 @@ def _nlas(buf: bytes, start: int, end: int) -> Iterable[tuple[int, int, int]]:
         pos += (length + 3) & ~3
 
 
+_HDR = struct.Struct("<HH").unpack_from
+_U16 = struct.Struct("<H").unpack_from
+_U64 = struct.Struct("<Q").unpack_from
+_TIMESPEC = struct.Struct("<qq").unpack_from
+_PORT = struct.Struct(">H").unpack_from
+
+
+def _malformed(pos: int) -> FnError:
+    return FnError("wg_netlink_error", f"malformed netlink attribute at offset {pos}")
+
+
 def _endpoint(buf: bytes, a: int, b: int) -> str | None:
     if b - a < 8:
         return None
-    family, port = struct.unpack_from("<H", buf, a)[0], struct.unpack_from(">H", buf, a + 2)[0]
+    family, port = _U16(buf, a)[0], _PORT(buf, a + 2)[0]
     if family == socket.AF_INET:
         return f"{socket.inet_ntop(socket.AF_INET, buf[a + 4:a + 8])}:{port}"
     if family == socket.AF_INET6 and b - a >= 24:
@@ -132,54 +144,82 @@ def _endpoint(buf: bytes, a: int, b: int) -> str | None:
 
 def _allowed_ip(buf: bytes, a: int, b: int) -> str | None:
     family, addr, cidr = None, b"", None
-    for kind, x, y in _nlas(buf, a, b):
+    pos = a
+    while pos + 4 <= b:  # the attribute walk of _nlas written out (one per allowed IP)
+        length, kind = _HDR(buf, pos)
+        end = pos + length
+        if length < 4 or end > b:
+            raise _malformed(pos)
+        kind &= _NLA_TYPE_MASK
         if kind == WGALLOWEDIP_A_FAMILY:
-            family = struct.unpack_from("<H", buf, x)[0]
+            family = _U16(buf, pos + 4)[0]
         elif kind == WGALLOWEDIP_A_IPADDR:
-            addr = buf[x:y]
+            addr = buf[pos + 4 : end]
         elif kind == WGALLOWEDIP_A_CIDR_MASK:
-            cidr = buf[x]
+            cidr = buf[pos + 4]
+        pos += (length + 3) & ~3
     if family not in (socket.AF_INET, socket.AF_INET6) or cidr is None or not addr:
         return None
     return f"{socket.inet_ntop(family, addr)}/{cidr}"
 
 
 def _peer(buf: bytes, a: int, b: int, peers: dict[str, dict[str, Any]]) -> None:
+    # the attribute walk of _nlas written out: at 10,000 peers (~10 attributes each) the
+    # generator and its tuples were most of decode_dump
     fields: dict[str, Any] = {}
     ips: list[str] = []
     key: str | None = None
-    for kind, x, y in _nlas(buf, a, b):
+    hdr = _HDR
+    pos = a
+    while pos + 4 <= b:
+        length, kind = hdr(buf, pos)
+        end = pos + length
+        if length < 4 or end > b:
+            raise _malformed(pos)
+        x = pos + 4
+        kind &= _NLA_TYPE_MASK
         if kind == WGPEER_A_PUBLIC_KEY:
-            key = base64.b64encode(buf[x:y]).decode()
+            key = binascii.b2a_base64(buf[x:end], newline=False).decode()
         elif kind == WGPEER_A_PRESHARED_KEY:
-            fields["psk"] = buf[x:y] != _ZERO_KEY
+            fields["psk"] = buf[x:end] != _ZERO_KEY
         elif kind == WGPEER_A_ENDPOINT:
-            ep = _endpoint(buf, x, y)
+            ep = _endpoint(buf, x, end)
             if ep is not None:
                 fields["endpoint"] = ep
         elif kind == WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL:
-            ka = struct.unpack_from("<H", buf, x)[0]
+            ka = _U16(buf, x)[0]
             if ka:
                 fields["ka"] = ka
-        elif kind == WGPEER_A_LAST_HANDSHAKE_TIME and y - x >= 16:
-            sec, nsec = struct.unpack_from("<qq", buf, x)
+        elif kind == WGPEER_A_LAST_HANDSHAKE_TIME and end - x >= 16:
+            sec, nsec = _TIMESPEC(buf, x)
             if sec:
                 fields["hs"] = sec + nsec / 1e9
         elif kind == WGPEER_A_RX_BYTES:
-            fields["rx"] = struct.unpack_from("<Q", buf, x)[0]
+            fields["rx"] = _U64(buf, x)[0]
         elif kind == WGPEER_A_TX_BYTES:
-            fields["tx"] = struct.unpack_from("<Q", buf, x)[0]
+            fields["tx"] = _U64(buf, x)[0]
         elif kind == WGPEER_A_ALLOWEDIPS:
-            for _idx, p, q in _nlas(buf, x, y):
-                ip = _allowed_ip(buf, p, q)
+            q = x
+            while q + 4 <= end:
+                ln, _idx = hdr(buf, q)
+                qe = q + ln
+                if ln < 4 or qe > end:
+                    raise _malformed(q)
+                ip = _allowed_ip(buf, q + 4, qe)
                 if ip is not None:
                     ips.append(ip)
+                q += (ln + 3) & ~3
+        pos += (length + 3) & ~3
     if key is None:
         return
     # a big device splits a peer's allowed IPs over messages: the same key continues
-    cur = peers.setdefault(key, {"ips": []})
-    cur.update(fields)
-    cur["ips"].extend(ips)
+    cur = peers.get(key)
+    if cur is None:
+        fields["ips"] = ips
+        peers[key] = fields
+    else:
+        cur.update(fields)
+        cur["ips"].extend(ips)
 
 
 def decode_dump(raw_messages: Iterable[bytes]) -> DeviceState:
@@ -206,20 +246,13 @@ def decode_dump(raw_messages: Iterable[bytes]) -> DeviceState:
 
 
 def _device(public: str | None, port: int | None, peers: dict[str, dict[str, Any]]) -> DeviceState:
+    new = tuple.__new__  # PeerState's own __new__ is a Python function: the same tuple, positionally
     return DeviceState(
         public_key=public,
         listen_port=port,
         peers=tuple(
-            PeerState(
-                public_key=k,
-                allowed_ips=tuple(v["ips"]),
-                endpoint=v.get("endpoint"),
-                last_handshake=v.get("hs"),
-                rx_bytes=v.get("rx", 0),
-                tx_bytes=v.get("tx", 0),
-                persistent_keepalive=v.get("ka"),
-                has_preshared_key=bool(v.get("psk")),
-            )
+            new(PeerState, (k, tuple(v["ips"]), v.get("endpoint"), v.get("hs"), v.get("rx", 0),
+                            v.get("tx", 0), v.get("ka"), bool(v.get("psk"))))
             for k, v in peers.items()
         ),
     )

@@ -9,6 +9,7 @@ The socket directory is machine-wide, whatever the network namespace.
 from __future__ import annotations
 
 import binascii
+import codecs
 import re
 import socket
 from collections.abc import Iterable
@@ -82,6 +83,9 @@ _BLOCK = (
 )
 #: One peer's block after its ``public_key=`` (the answer split at each of those).
 _PEER_PIECE = re.compile(_BLOCK.removeprefix("public_key="))
+#: The part of a block that moves while a peer talks: handshake time and counters, from
+#: after ``last_handshake_time_sec=`` to the newline that ends ``rx_bytes=``.
+_COUNTERS = re.compile(r"(\d+)\nlast_handshake_time_nsec=(\d+)\ntx_bytes=(\d+)\nrx_bytes=(\d+)\n")
 _NO_PSK = "0" * 64
 _PREFIX = "public_key="
 
@@ -90,10 +94,17 @@ _PREFIX = "public_key="
 #: ``get`` (an idle peer: same handshake, same counters) is not parsed again. Replaced
 #: whole by each parse, so it holds one answer's peers at most.
 _last_blocks: dict[str, PeerState] = {}
+#: Per public key (hex), the last block seen for it cut around its counters: (the text
+#: before the handshake time, the text after ``rx_bytes=``, its PeerState). A block that
+#: starts and ends with exactly that text (a peer whose handshake or counters moved, the
+#: common change on a busy hub) is that block with other counters: only those are matched
+#: and converted. Pruned to the live keys when it outgrows the last answer twice over.
+_by_key: dict[str, tuple[str, str, PeerState]] = {}
 
 
 def _peer_of(groups: tuple[str, ...]) -> PeerState:
     pub, psk, endpoint, sec, nsec, tx, rx, ka, ips = groups
+    s = int(sec)
     # PeerState's own __new__ is a Python function: tuple.__new__ builds the same tuple
     return tuple.__new__(
         PeerState,
@@ -101,7 +112,7 @@ def _peer_of(groups: tuple[str, ...]) -> PeerState:
             binascii.b2a_base64(bytes.fromhex(pub), newline=False).decode(),
             tuple(ips[11:-1].split("\nallowed_ip=")) if ips else (),
             endpoint or None,
-            (int(sec) + int(nsec) / 1e9) if sec != "0" else None,
+            (s + int(nsec) / 1e9) if s else None,
             int(rx),
             int(tx),
             int(ka) or None,
@@ -110,34 +121,120 @@ def _peer_of(groups: tuple[str, ...]) -> PeerState:
     )
 
 
+def _parse_piece(piece: str) -> PeerState | None:
+    """One block not seen in the last answer, or None when it is not wireguard-go's layout."""
+    known = _by_key.get(piece[:64])
+    if known is not None:
+        head, tail, old = known
+        a, b = len(head), len(piece) - len(tail)
+        if a <= b and piece.startswith(head) and piece.endswith(tail):
+            m = _COUNTERS.fullmatch(piece, a, b)
+            if m is not None:  # head + these counters + tail: a block of the layout
+                sec, nsec, tx, rx = m.groups()
+                s = int(sec)
+                return tuple.__new__(
+                    PeerState,
+                    (old[0], old[1], old[2], (s + int(nsec) / 1e9) if s else None, int(rx), int(tx),
+                     old[6], old[7]),
+                )  # fmt: skip
+    full = _PEER_PIECE.fullmatch(piece)
+    if full is None:
+        return None
+    peer = _peer_of(full.groups())
+    _by_key[full.group(1)] = (piece[: full.start(4)], piece[full.end(7) + 1 :], peer)
+    return peer
+
+
 def _parse_peers_fast(text: str) -> list[PeerState] | None:
     """The peers of a wireguard-go answer, or None when its layout is not exactly that one.
 
     The answer is split at each ``public_key=`` (in C); every piece must be exactly one
     block of the fixed layout (a full match: an unknown line, a missing one or a stray
     ``public_key=`` inside a value leaves a piece that does not match, and the caller
-    falls back to the line parser). A piece seen in the last answer is not matched again.
+    falls back to the line parser). A piece seen in the last answer is looked up, not
+    matched (all of them in one ``map``, in C); a piece whose key was seen has only its
+    counters matched when the rest of it is the same text as then.
     """
-    global _last_blocks
     start = text.find(_PREFIX)
     if start < 0:
         return []
     end = text.rfind("errno=")
     pieces = text[start + len(_PREFIX) : end if end >= start else len(text)].split(_PREFIX)
-    seen, fresh = _last_blocks, {}
-    out: list[PeerState] = []
-    match, get, append = _PEER_PIECE.fullmatch, seen.get, out.append
-    for piece in pieces:
-        peer = get(piece)
-        if peer is None:
-            m = match(piece)
-            if m is None:
-                return None
-            peer = _peer_of(m.groups())
-        fresh[piece] = peer
-        append(peer)
-    _last_blocks = fresh
-    return out
+    return _complete(pieces, list(map(_last_blocks.get, pieces)))
+
+
+def _complete(pieces: list[str], out: list[PeerState | None]) -> list[PeerState] | None:
+    """The peers of ``pieces``, given the ones already looked up in the last answer's
+    blocks (None where not found); None when a piece is not wireguard-go's layout."""
+    global _last_blocks, _by_key
+    if None in out:
+        for i, piece in enumerate(pieces):
+            if out[i] is None:
+                peer = _parse_piece(piece)
+                if peer is None:
+                    return None
+                out[i] = peer
+    elif len(_last_blocks) == len(pieces):
+        return out  # type: ignore[return-value]  # no None left: every piece was looked up
+    _last_blocks = dict(zip(pieces, out, strict=True))  # type: ignore[arg-type]
+    if len(_by_key) > 2 * len(pieces) + 64:
+        live = {piece[:64] for piece in pieces}
+        _by_key = {k: v for k, v in _by_key.items() if k in live}
+    return out  # type: ignore[return-value]
+
+
+class AnswerStream:
+    """A ``get`` answer parsed as it arrives: each chunk's complete blocks are split off
+    and looked up among the last answer's at once.
+
+    wireguard-go writes its ~3 MB answer at 10,000 peers in socket-buffer sized pieces
+    (~219 KB) and waits for each to be read: the look-ups of one chunk run while it
+    writes the next, instead of all after the last. Gives exactly what :func:`parse_get`
+    gives for the whole text (the pieces are the same strings, split at the same
+    ``public_key=``; any other layout goes to the same fallback).
+    """
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self._head: str | None = None
+        self._rest = ""  # from the last ``public_key=`` seen: its block may go on
+        self._pieces: list[str] = []
+        self._found: list[PeerState | None] = []
+
+    def feed(self, data: bytes) -> None:
+        text = self._decoder.decode(data)
+        self.parts.append(text)
+        buf = self._rest + text
+        if self._head is None:
+            first = buf.find(_PREFIX)
+            if first < 0:
+                self._rest = buf
+                return
+            self._head, buf = buf[:first], buf[first:]
+        cut = buf.rfind(_PREFIX)
+        if cut > 0:
+            pieces = buf[len(_PREFIX) : cut].split(_PREFIX)
+            self._pieces += pieces
+            self._found += map(_last_blocks.get, pieces)
+            buf = buf[cut:]
+        self._rest = buf
+
+    def text(self) -> str:
+        return "".join(self.parts) + self._decoder.decode(b"", final=True)
+
+    def result(self) -> tuple[str | None, DeviceState]:
+        """The parse of everything fed (the answer's ``errno`` checked by the caller)."""
+        if self._head is None:  # no peer at all
+            return parse_get(self.text())
+        rest = self._rest
+        end = rest.rfind("errno=")
+        last = rest[len(_PREFIX) : end if end >= 0 else len(rest)]
+        pieces, found = [*self._pieces, last], [*self._found, _last_blocks.get(last)]
+        peers = _complete(pieces, found)
+        if peers is None:
+            return _parse_get_lines(self.text())
+        return _device_of(self._head, peers)
 
 
 def parse_get(text: str) -> tuple[str | None, DeviceState]:
@@ -151,17 +248,21 @@ def parse_get(text: str) -> tuple[str | None, DeviceState]:
     head = text if head_end < 0 else text[:head_end]
     fast = _parse_peers_fast(text)
     if fast is not None:
-        private: str | None = None
-        port: int | None = None
-        for line in head.split("\n"):
-            key, _, value = line.partition("=")
-            if key == "private_key":
-                private = hex_to_b64(value)
-            elif key == "listen_port":
-                port = int(value)
-        public = _public_of(private) if private else None
-        return private, DeviceState(public_key=public, listen_port=port, peers=tuple(fast))
+        return _device_of(head, fast)
     return _parse_get_lines(text)
+
+
+def _device_of(head: str, peers: list[PeerState]) -> tuple[str | None, DeviceState]:
+    private: str | None = None
+    port: int | None = None
+    for line in head.split("\n"):
+        key, _, value = line.partition("=")
+        if key == "private_key":
+            private = hex_to_b64(value)
+        elif key == "listen_port":
+            port = int(value)
+    public = _public_of(private) if private else None
+    return private, DeviceState(public_key=public, listen_port=port, peers=tuple(peers))
 
 
 def _parse_get_lines(text: str) -> tuple[str | None, DeviceState]:
@@ -240,12 +341,25 @@ class UapiClient:
             return False
         return True
 
-    def _request(self, text: str) -> str:
+    def _send(self, text: str) -> socket.socket:
+        """A connection with ``text`` sent on it (the daemon starts answering at once)."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-                s.settimeout(self.timeout)
-                s.connect(str(self.path))
-                s.sendall(text.encode())
+            s.settimeout(self.timeout)
+            s.connect(str(self.path))
+            s.sendall(text.encode())
+        except FileNotFoundError as exc:
+            s.close()
+            raise FnError("wg_interface_missing", f"no WireGuard UAPI socket {self.path}") from exc
+        except OSError as exc:
+            s.close()
+            raise FnError("wg_uapi_error", f"UAPI {self.path}: {exc}") from exc
+        return s
+
+    def _answer(self, s: socket.socket) -> str:
+        """Read the answer to the request sent on ``s`` (to its ``errno=N`` line), then close."""
+        try:
+            with s:
                 chunks: list[bytes] = []
                 tail = b""
                 while True:
@@ -257,21 +371,37 @@ class UapiClient:
                     # the answer ends with "errno=N\n\n"; do not wait for EOF
                     if tail.endswith(b"\n\n") and b"errno=" in tail:
                         break
-        except FileNotFoundError as exc:
-            raise FnError("wg_interface_missing", f"no WireGuard UAPI socket {self.path}") from exc
         except OSError as exc:
             raise FnError("wg_uapi_error", f"UAPI {self.path}: {exc}") from exc
         return b"".join(chunks).decode()
+
+    def _request(self, text: str) -> str:
+        return self._answer(self._send(text))
 
     def get_raw(self) -> str:
         return self._request("get=1\n\n")
 
     def get(self) -> tuple[str | None, DeviceState]:
-        answer = self.get_raw()
-        err = parse_errno(answer)
+        """The device, parsed while the answer streams in (:class:`AnswerStream`)."""
+        s = self._send("get=1\n\n")
+        stream = AnswerStream()
+        try:
+            with s:
+                tail = b""
+                while True:
+                    data = s.recv(1 << 20)
+                    if not data:
+                        break
+                    stream.feed(data)
+                    tail = (tail + data)[-64:]
+                    if tail.endswith(b"\n\n") and b"errno=" in tail:
+                        break
+        except OSError as exc:
+            raise FnError("wg_uapi_error", f"UAPI {self.path}: {exc}") from exc
+        err = parse_errno(tail.decode(errors="replace"))
         if err != 0:
             raise FnError("wg_uapi_error", f"UAPI get failed with errno {err}")
-        return parse_get(answer)
+        return stream.result()
 
     def set(self, request: str) -> None:
         err = parse_errno(self._request(request))

@@ -199,3 +199,66 @@ def test_blocks_reused_from_the_last_answer_never_go_stale(
     assert _parse_peers_fast(text) is not None
     assert parse_get(text) == _parse_get_lines(text)
     assert parse_get(text) == _parse_get_lines(text)  # again, every block from the last one
+
+
+_CHANGES = ["rx", "tx", "sec", "nsec", "endpoint", "ka", "ips", "psk"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_peer, min_size=1, max_size=5), st.data())
+def test_a_block_with_other_counters_or_fields_parses_as_the_line_parser_reads_it(
+    before: list[dict[str, object]], data: st.DataObject
+) -> None:
+    """Per key, the last block is kept cut around its counters: a new block of a known key
+    (counters moved, or the endpoint, keepalive, allowed IPs, preshared key changed) gives
+    what the line parser gives, whichever part of it changed."""
+    import meshagents.wg.uapi as uapi
+
+    parse_get(_wireguard_go_answer(before))
+    uapi._last_blocks = {}  # no block text reused: only the per-key cut can help
+    after = []
+    for p in before:
+        field = data.draw(st.sampled_from(_CHANGES))
+        after.append({**p, field: data.draw(_peer)[field]})
+    text = _wireguard_go_answer(after)
+    assert _parse_peers_fast(text) is not None
+    assert parse_get(text) == _parse_get_lines(text)
+
+
+from meshagents.wg.uapi import AnswerStream  # noqa: E402
+
+
+def _streamed(text: str, cuts: list[int]) -> tuple[str | None, object]:
+    data = text.encode()
+    stream = AnswerStream()
+    at = 0
+    for cut in sorted({c % (len(data) + 1) for c in cuts}):
+        stream.feed(data[at:cut])
+        at = cut
+    stream.feed(data[at:])
+    assert stream.text() == text
+    return stream.result()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_peer, max_size=6), st.lists(st.integers(0, 10**6), max_size=12),
+       st.sampled_from([None, "new_field=1", "endpoint=203.0.113.1:1", "allowed_ip=10.9.9.9/32", "name=é☃"]),
+       st.integers(0, 10**6), st.booleans())
+def test_an_answer_parsed_as_it_streams_in_equals_the_whole_text_parsed(
+    peers: list[dict[str, object]], cuts: list[int], extra: str | None, where: int, warm: bool
+) -> None:
+    """Cut anywhere (inside ``public_key=``, inside a UTF-8 character), wireguard-go's layout
+    or any other one, with or without the last answer's blocks: the same result."""
+    import meshagents.wg.uapi as uapi
+
+    text = _wireguard_go_answer(peers)
+    if extra is not None:
+        lines = text.split("\n")
+        at = 2 + where % (len(lines) - 4)  # among the peers' lines, before errno= (its last line)
+        text = "\n".join([*lines[:at], extra, *lines[at:]])
+    if warm:
+        parse_get(text)
+    else:
+        uapi._last_blocks, uapi._by_key = {}, {}
+    assert _streamed(text, cuts) == _parse_get_lines(text)
+    assert _streamed(text, cuts) == parse_get(text)
