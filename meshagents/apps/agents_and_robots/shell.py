@@ -21,7 +21,8 @@ What it does (docs/bot.md has the operator's view):
 - signs envelopes through the catalog function ``envelope_sign`` (controller key
   ``controller/ed25519`` in the key store) and sends them as
   ``meshagents.bus.ENVELOPE_EVENT`` into the device room;
-- device results (``RESULT_EVENT``, only from the device's own Matrix user in its own
+- device results (carried by the agent's answer under ``RESULT_KEY``, or a separate
+  ``RESULT_EVENT`` from older agents; only from the device's own Matrix user in its own
   room) update the dispatch row; ``rejected_nonce`` is a replay alert; ``STATUS_EVENT``
   is remembered for the control API's ``/devices``;
 - follows the hub's event stream (``HubDirectory.follow``: revocations, new peers and
@@ -76,6 +77,7 @@ from meshagents.bus import (
     ResultEvent,
     StatusEvent,
     approval_request,
+    carried_result,
 )
 from meshagents.errors import FnError
 from meshagents.matrix import attachments
@@ -423,6 +425,10 @@ class BotShell:
     async def _on_message(self, ev: Incoming) -> None:
         trace.stamp("bot.received", ev.event_id)
         await self._ready.wait()
+        carried = carried_result(ev.content)
+        if carried is not None:  # a device's answer, carrying its result (bus.RESULT_KEY)
+            await self._on_result(dataclasses.replace(ev, type=RESULT_EVENT, content=carried))
+            return
         if ev.content.get("msgtype") not in ("m.text", None) or ev.body is None:
             return  # notices are what bots and agents write; never commands
         kind: RoomKind
@@ -501,6 +507,8 @@ class BotShell:
         return rec.name
 
     async def _on_result(self, ev: Incoming) -> None:
+        """A device's result: the content of a ``RESULT_EVENT`` (older agents) or the one its
+        answer carries; only from the device's own Matrix user in its own room."""
         await self._ready.wait()
         device = self._own_device(ev)
         if device is None:
