@@ -655,9 +655,13 @@ class DeviceAgent:
             # One event per answer: the notice (or the live message's final edit) is the
             # operator's answer and carries the bot's record under bus.RESULT_KEY. A separate
             # result event cost a fourth encrypted event per command, persisted and fanned out
-            # by the homeserver beside the next command (bench_e2e's waterfall). Half the
-            # output budget: the notice already carries the output twice (plain and HTML).
-            result = replies.result_content(outcome, limit // 2, sent, binary=binary)
+            # by the homeserver beside the next command (bench_e2e's waterfall). The result's
+            # output gets what the text left of two notice limits (at most half a limit, at
+            # least 256): the output is in the text already, and a text of HTML escapes
+            # (``&`` is ``&amp;``) must still fit in one event with it.
+            copies = 2 if editing else 1  # an edit carries the text twice over
+            room = 2 * self.config.matrix_output_limit - copies * (len(body) + len(html))
+            result = replies.result_content(outcome, max(256, min(limit // 2, room)), sent, binary=binary)
             try:
                 if run is not None and run.event_id is not None:
                     await self._final_edit(run, body, html, result)
@@ -668,8 +672,9 @@ class DeviceAgent:
                     await self._post_file(plan, ref, outcome.reply_to)
                 return
             except FnError as exc:
-                if exc.code == "matrix_send_failed" and outcome.output:
-                    # The server refused the event itself (e.g. too large): send it without output.
+                if exc.code in ("matrix_send_failed", "matrix_event_too_large") and outcome.output:
+                    # The server refused the event itself (e.g. too large: the notice, its HTML
+                    # and the carried result together): send it without output.
                     log.warning(
                         "reply to %s refused (%s); sending it without output", outcome.request_id, exc
                     )
