@@ -42,12 +42,13 @@ sys.path.insert(0, str(ROOT))
 
 from meshagents.apps.device_agent.capabilities.base import Context  # noqa: E402
 from meshagents.apps.device_agent.pipeline import Pipeline  # noqa: E402
-from meshagents.bus import ENVELOPE_EVENT, RESULT_EVENT, STATUS_EVENT  # noqa: E402
+from meshagents.bus import ENVELOPE_EVENT, STATUS_EVENT  # noqa: E402
 from meshagents.matrix.client import ClientConfig, Incoming, MatrixClient  # noqa: E402
 from meshagents.matrix.homeserver import EmbeddedSynapse  # noqa: E402
 from meshagents.testbed import benchcli  # noqa: E402
 from meshagents.testbed.benchkit import RssPeak, pct, rss_mb  # noqa: E402
 from tests.testbed.agent_rig import make_rig  # noqa: E402
+from tests.testbed.results import on_results  # noqa: E402
 from tests.testbed.synapse import free_port  # noqa: E402
 
 
@@ -97,7 +98,7 @@ async def run(requests: int) -> None:
             if fut is not None and not fut.done():
                 fut.set_result(time.perf_counter())
 
-        operator.on_custom_event(RESULT_EVENT, on_result)
+        on_results(operator, on_result)
         operator.on_custom_event("org.meshagents.bench", on_ping)
         operator.on_custom_event(STATUS_EVENT, on_status)
         await operator.start()

@@ -5,10 +5,14 @@
 Brings up the demo's rig (Synapse, hub, bot, dashboard, two enrolled devices with their
 agents; no Docker engine), then prints:
 
-- command round trip operator -> bot -> device -> reply (``!exec ls /tmp`` in
-  #dev-home-wsl, the operator's E2EE client), n commands, p50 / p95 / mean;
-- the floor: two bare nio clients (no E2EE) on the same Synapse, one echoing the other's
-  texts, n round trips, p50 / p95 / mean;
+- command round trip operator -> bot -> device -> reply (``!exec ls /tmp/bench-e2e-ls-*``,
+  a directory of five files, in #dev-home-wsl, the operator's E2EE client), n commands,
+  p50 / p95 / mean;
+- the floor: two bare nio clients with E2EE (nio's own olm store, an encrypted room,
+  unverified devices given the room key as a bare client does) on the same Synapse, one
+  echoing the other's texts, n round trips, p50 / p95 / mean, and the round trip's ratio
+  to it at p50 and p95 (the issue: p95 <= 2x); the same echo without E2EE as a reference;
+  each command is followed by one echo of each kind (interleaved: one load for all three);
 - approval round trip: ``!fs.write`` -> request shown in #operator-approvals -> 👍 -> result,
   beside the plain command round trip of the run, with its waterfall (trace.APPROVAL_STAGES);
 - revoke: ``POST /api/peers/{id}/revoke`` answered / the peer absent from the hub interface /
@@ -24,7 +28,9 @@ agents; no Docker engine), then prints:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
+import shutil
 import statistics
 import sys
 import tempfile
@@ -65,92 +71,159 @@ def med(values: list[float]) -> float:
     return sorted(values)[len(values) // 2]
 
 
+def p95(values: list[float]) -> float:
+    xs = sorted(values)
+    return xs[min(len(xs) - 1, int(len(xs) * 0.95))]
+
+
 def print_waterfall(records: list[dict[str, Any]], floor: list[float]) -> None:
-    """p50/p95 of each stage's share of the round trip, beside the bare echo of this run."""
+    """p50/p95 of each stage's share of the round trip, beside the bare echo of this run,
+    then where each client's sends went (``matrix.send`` stamps of MatrixClient._send)."""
     print("\n".join(trace.report(records, floor)))
+    sends: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in records:
+        if r.get("stage") == "matrix.send":
+            sends.setdefault((str(r.get("user")), str(r.get("type"))), []).append(r)
+    if sends:
+        print("sends (MatrixClient._send, ms p50: total = prep + share + encrypt + put):")
+    for (user, etype), rs in sorted(sends.items(), key=lambda kv: -len(kv[1])):
+        parts = "  ".join(f"{k} {med([float(r.get(k, 0)) for r in rs]):.1f}"
+                          for k in ("total", "prep", "share", "encrypt", "put"))
+        print(f"  {user:32s} {etype:22s} n={len(rs):<4d} {parts}")
 
 
-async def command_round_trips(rig: Rig, n: int) -> tuple[list[float], float, float]:
+def listed_dir() -> Path:
+    """A directory of its own under /tmp with a few files: what the measured ``!exec ls``
+    lists. ``ls /tmp`` itself on a shared machine printed ~11 KB (650 entries of other
+    processes), over the notice's inline limit: every answer then went as an uploaded file
+    too (a media upload before the notice, one event more after it), and the figure
+    depended on what else was in /tmp."""
+    d = Path(tempfile.mkdtemp(prefix="bench-e2e-ls-", dir="/tmp"))
+    for i in range(5):
+        (d / f"file-{i}.txt").write_text("x\n")
+    return d
+
+
+class Echo:
+    """Two bare nio clients: A sends a text, B echoes it, A waits for the echo (``once``).
+
+    ``encrypted`` (the issue's "bare E2EE echo", the round trip's baseline): each client
+    has nio's own olm store, the room is encrypted from its first event, and each sends
+    with ``ignore_unverified_devices`` as a bare client does (no cross-signing, no trust
+    policy: the other's device gets the room key unverified). Otherwise the room is plain."""
+
+    def __init__(self, rig: Rig, *, encrypted: bool) -> None:
+        self.rig, self.encrypted = rig, encrypted
+        self.got: dict[str, asyncio.Future[float]] = {}
+        self.tasks: list[asyncio.Task[Any]] = []
+
+    async def start(self) -> None:
+        from nio import AsyncClient, AsyncClientConfig, RoomMessageText
+
+        from meshagents.matrix.admin import register_user
+        from meshagents.matrix.rooms import encryption_state
+
+        rig, suffix = self.rig, secrets.token_hex(3)
+        users = []
+        for who in ("ea", "eb"):
+            pw = secrets.token_urlsafe(12)
+            register_user(rig.homeserver_url, rig.synapse.shared_secret, f"{who}{suffix}", pw)
+            users.append((f"@{who}{suffix}:{rig.server_name}", pw))
+        tmp = Path(tempfile.mkdtemp(prefix="bench-nio-", dir="/var/tmp"))
+        conf = AsyncClientConfig(encryption_enabled=self.encrypted, store_sync_tokens=True)
+        a = AsyncClient(rig.homeserver_url, users[0][0], store_path=str(tmp), config=conf)
+        b = AsyncClient(rig.homeserver_url, users[1][0], store_path=str(tmp), config=conf)
+        self.a, self.b = a, b
+        await a.login(users[0][1])
+        await b.login(users[1][1])
+        for c in (a, b):
+            if self.encrypted and c.should_upload_keys:
+                await c.keys_upload()
+        initial = [encryption_state()] if self.encrypted else []
+        created = await a.room_create(invite=[users[1][0]], initial_state=initial)
+        self.room_id = created.room_id
+        await b.join(self.room_id)
+        await a.sync(timeout=0)
+        await b.sync(timeout=0)
+
+        async def on_b(room: Any, ev: RoomMessageText) -> None:
+            if ev.sender == users[0][0] and ev.body.startswith("ping "):
+                pong = {"msgtype": "m.text", "body": "pong " + ev.body[5:]}
+                await b.room_send(room.room_id, "m.room.message", pong, ignore_unverified_devices=True)
+
+        async def on_a(room: Any, ev: RoomMessageText) -> None:
+            if ev.sender == users[1][0] and ev.body.startswith("pong "):
+                fut = self.got.get(ev.body[5:])
+                if fut is not None and not fut.done():
+                    fut.set_result(time.perf_counter())
+
+        b.add_event_callback(on_b, RoomMessageText)
+        a.add_event_callback(on_a, RoomMessageText)
+        self.tasks = [asyncio.create_task(c.sync_forever(timeout=5000)) for c in (a, b)]
+        await asyncio.sleep(1)
+        for _ in range(3):  # room keys shared, olm sessions set up
+            await self.once()
+
+    async def once(self) -> float:
+        tag = secrets.token_hex(4)
+        fut = self.got[tag] = asyncio.get_running_loop().create_future()
+        try:
+            t0 = time.perf_counter()
+            ping = {"msgtype": "m.text", "body": "ping " + tag}
+            await self.a.room_send(self.room_id, "m.room.message", ping, ignore_unverified_devices=True)
+            t1: float = await asyncio.wait_for(fut, 30)
+            return t1 - t0
+        finally:
+            del self.got[tag]
+
+    async def stop(self) -> None:
+        for t in self.tasks:
+            t.cancel()
+        for c in (self.a, self.b):
+            await c.close()
+
+
+async def round_trips(rig: Rig, n: int) -> tuple[list[float], list[float], list[float], float, float]:
+    """(command round trips, E2EE echoes, plain echoes, agent RSS idle, peak): n of each,
+    interleaved (a command, an E2EE echo, a plain echo, ...) so that the baselines see the
+    same machine as the commands on a shared, changing load."""
     op = rig.operator_client(f"bench-{secrets.token_hex(2)}")
     await op.start()
+    listed = listed_dir()
+    command = f"!exec ls {listed}"
+    echoes = [Echo(rig, encrypted=True), Echo(rig, encrypted=False)]
     try:
         for _ in range(3):  # warm-up: room keys shared, sessions set up
-            await op.command(HOME, "!exec ls /tmp", timeout=60)
+            await op.command(HOME, command, timeout=60)
+        for echo in echoes:
+            await echo.start()
         pid = rig.agent(HOME).pid
         await asyncio.sleep(3)
         idle = rss_mb(pid)
         times: list[float] = []
+        floor: list[float] = []
+        plain: list[float] = []
         mark = len(trace.read(TRACE_FILE))
         with RssPeak(pid) as peak:
             for _ in range(n):
-                reply = await op.command(HOME, "!exec ls /tmp", timeout=60)
+                reply = await op.command(HOME, command, timeout=60)
                 if not reply.body.split("\n", 1)[0].endswith("]: ok"):
                     raise SystemExit(f"unexpected reply: {reply.body[:200]}")
                 times.append(reply.seconds)
-        await asyncio.sleep(0.5)  # the result event's stamps at the bot
+                await asyncio.sleep(0.05)  # the command's trailing syncs settle before the echo
+                floor.append(await echoes[0].once())
+                plain.append(await echoes[1].once())
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # the answers' stamps at the bot
         global MEASURED
         MEASURED = trace.read(TRACE_FILE)[mark:]
-        return times, idle, peak.peak
+        return times, floor, plain, idle, peak.peak
     finally:
+        for echo in echoes:
+            with contextlib.suppress(Exception):
+                await echo.stop()
         await op.stop()
-
-
-async def nio_floor(rig: Rig, n: int) -> list[float]:
-    """Two bare nio clients, no E2EE: A sends a text, B echoes it, A waits for the echo."""
-    from nio import AsyncClient, RoomMessageText
-
-    from meshagents.matrix.admin import register_user
-
-    suffix = secrets.token_hex(3)
-    users = []
-    for who in ("ea", "eb"):
-        pw = secrets.token_urlsafe(12)
-        register_user(rig.homeserver_url, rig.synapse.shared_secret, f"{who}{suffix}", pw)
-        users.append((f"@{who}{suffix}:{rig.server_name}", pw))
-    tmp = Path(tempfile.mkdtemp(prefix="bench-nio-"))
-    a = AsyncClient(rig.homeserver_url, users[0][0], store_path=str(tmp))
-    b = AsyncClient(rig.homeserver_url, users[1][0], store_path=str(tmp))
-    await a.login(users[0][1])
-    await b.login(users[1][1])
-    created = await a.room_create(invite=[users[1][0]])
-    room_id = created.room_id
-    await b.join(room_id)
-    await a.sync(timeout=0)
-    await b.sync(timeout=0)
-    got: dict[str, asyncio.Future[float]] = {}
-
-    async def on_b(room: Any, ev: RoomMessageText) -> None:
-        if ev.sender == users[0][0] and ev.body.startswith("ping "):
-            await b.room_send(
-                room.room_id, "m.room.message", {"msgtype": "m.text", "body": "pong " + ev.body[5:]}
-            )
-
-    async def on_a(room: Any, ev: RoomMessageText) -> None:
-        if ev.sender == users[1][0] and ev.body.startswith("pong "):
-            fut = got.get(ev.body[5:])
-            if fut is not None and not fut.done():
-                fut.set_result(time.perf_counter())
-
-    b.add_event_callback(on_b, RoomMessageText)
-    a.add_event_callback(on_a, RoomMessageText)
-    tasks = [asyncio.create_task(c.sync_forever(timeout=5000)) for c in (a, b)]
-    try:
-        await asyncio.sleep(1)
-        times: list[float] = []
-        for i in range(n + 3):
-            tag = f"{i}-{secrets.token_hex(2)}"
-            got[tag] = asyncio.get_running_loop().create_future()
-            t0 = time.perf_counter()
-            await a.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": "ping " + tag})
-            t1 = await asyncio.wait_for(got[tag], 30)
-            if i >= 3:
-                times.append(t1 - t0)
-        return times
-    finally:
-        for t in tasks:
-            t.cancel()
-        for c in (a, b):
-            await c.close()
+        shutil.rmtree(listed, ignore_errors=True)
 
 
 async def approval_round_trips(
@@ -419,10 +492,12 @@ def main() -> None:
         for step, secs in rig.timings.items():
             if step.startswith("device ") or step.startswith("operator joins"):
                 print(f"  rig step {step}: {secs:.2f} s")
-        cmd, idle, peak = asyncio.run(command_round_trips(rig, ns.n))
-        floor = asyncio.run(nio_floor(rig, ns.n))
+        cmd, floor, plain, idle, peak = asyncio.run(round_trips(rig, ns.n))
         print(f"command round trip operator -> bot -> device -> reply: {pct(cmd)}")
-        print(f"floor: two bare nio clients echoing (no E2EE):          {pct(floor)}")
+        print(f"floor: two bare nio clients echoing, E2EE:              {pct(floor)}")
+        print(f"  reference: the same echo without E2EE:               {pct(plain)}")
+        print(f"round trip / E2EE echo: p50 {med(cmd) / med(floor):.2f}x, p95 {p95(cmd) / p95(floor):.2f}x "
+              f"(aim p95 <= 2x and <= 300 ms: {p95(cmd) * 1000:.0f} ms)")
         print_waterfall(MEASURED, floor)
         print(f"stage stamps of every process (JSON lines, kept): {TRACE_FILE}")
         print(f"machine load: {Path('/proc/loadavg').read_text().strip()}")

@@ -18,7 +18,8 @@ Event types (custom, namespaced, hidden in Element's timeline)::
         {"envelope": <signed Envelope dict>,
          "reply_to": "$operator_command_event" | null,   # the agent's notice replies to it
          "approval_request_event": "$R" | null}           # hint: the request the approval answers
-    org.meshagents.result     device agent -> its room
+    org.meshagents.result     device agent -> its room; since the agent's answer carries it
+                              (RESULT_KEY of the m.notice), sent alone only by older agents
         {"request_id", "device_id", "status", "exit_code": int | null, "output": str,
          "truncated": bool, "audit_seq": int | null, "duration_ms": int}
     org.meshagents.status     device agent -> its room (on start, on ok <-> degraded)
@@ -67,6 +68,12 @@ ENVELOPE_EVENT = "org.meshagents.envelope"
 RESULT_EVENT = "org.meshagents.result"
 STATUS_EVENT = "org.meshagents.status"
 ROTATION_EVENT = "org.meshagents.rotation"
+
+#: The result carried by the agent's answer itself: the ``m.notice`` replying to the
+#: command (or the final edit of a live message) holds the ``org.meshagents.result``
+#: content under this key, so each answer is one event (clients ignore unknown keys).
+#: Older agents send a separate ``RESULT_EVENT``; readers accept both (:func:`carried_result`).
+RESULT_KEY = RESULT_EVENT
 
 #: Marks a device's live message and its m.replace edits: {"request_id", "state": "running" | "final"}
 #: (meshagents/apps/device_agent/live.py); a client waiting for the answer skips "running" and takes "final".
@@ -147,6 +154,15 @@ class Attachment:
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "size": self.size, "total": self.total, "sha256": self.sha256}
+
+
+def carried_result(content: Any) -> dict[str, Any] | None:
+    """The result content an ``m.notice`` carries under :data:`RESULT_KEY`, else None
+    (who may send it — the device's own Matrix user in its own room — is the reader's check)."""
+    if not isinstance(content, Mapping) or content.get("msgtype") != "m.notice":
+        return None
+    carried = content.get(RESULT_KEY)
+    return dict(carried) if isinstance(carried, Mapping) else None
 
 
 @dataclass(frozen=True)
@@ -329,6 +345,7 @@ __all__ = [
     "ENVELOPE_EVENT",
     "LIVE_KEY",
     "RESULT_EVENT",
+    "RESULT_KEY",
     "ROTATION_EVENT",
     "STATUS_EVENT",
     "Attachment",
@@ -340,4 +357,5 @@ __all__ = [
     "approval_request",
     "approval_request_content",
     "approval_request_fields",
+    "carried_result",
 ]

@@ -118,14 +118,14 @@ def waterfall(
     return rows
 
 
-#: The path of one command, in order (the result event and its arrival at the bot run
-#: beside the notice: SIDE_STAGES).
+#: The path of one command, in order (the answer's arrival at the bot, which reads the
+#: result it carries, runs beside the operator's: SIDE_STAGES).
 COMMAND_STAGES = (
     "op.send", "op.sent", "bot.received", "bot.decided", "bot.signed", "bot.sent", "agent.received",
     "agent.verified", "agent.intent", "agent.started", "agent.exited", "agent.outcome",
     "agent.notice_sent", "op.reply",
 )  # fmt: skip
-SIDE_STAGES = (("agent.outcome", "agent.result_sent"), ("agent.result_sent", "bot.result"))
+SIDE_STAGES = (("agent.notice_sent", "bot.result"),)
 #: An approved command from the operator's 👍 (stamped by the bench under the command's
 #: event id) to the device's answer; ``agent.approvals``: the device read A, R and the
 #: events between them from the homeserver.

@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 import pytest
 
-from meshagents.bus import APPROVAL_REQUEST_KEY, ENVELOPE_EVENT, RESULT_EVENT, STATUS_EVENT
+from meshagents.bus import APPROVAL_REQUEST_KEY, ENVELOPE_EVENT, STATUS_EVENT
 from meshagents.matrix.client import Incoming
 from meshagents.testbed.rig import Rig
 from meshagents.testbed.rig.netns import nsenter
@@ -40,6 +40,7 @@ from meshagents.testbed.rig.operator import Operator, in_reply_to
 from meshagents.trust.audit import AuditLog
 from tests.e2e import element_files
 from tests.e2e.conftest import require_rig_tools
+from tests.testbed.results import on_results
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
@@ -66,7 +67,7 @@ class Watch:
             self.statuses.append(ev)
             self.changed.set()
 
-        op.client.on_custom_event(RESULT_EVENT, on_result)
+        on_results(op.client, on_result)
         op.client.on_custom_event(STATUS_EVENT, on_status)
 
     async def result(self, request_id: str, timeout: float = 30.0) -> Incoming:

@@ -21,12 +21,13 @@ from typing import Any
 import pytest
 
 from meshagents.apps.device_agent.agent import DeviceAgent
-from meshagents.bus import ENVELOPE_EVENT, RESULT_EVENT, STATUS_EVENT, approval_request_content
+from meshagents.bus import ENVELOPE_EVENT, STATUS_EVENT, approval_request_content
 from meshagents.matrix.client import Incoming, MatrixClient
 from meshagents.matrix.rooms import approvals_power_levels
 from meshagents.trust.approval import make_binding
 from meshagents.trust.models import Envelope
 from tests.testbed.agent_rig import Rig, make_rig
+from tests.testbed.results import on_results
 from tests.testbed.synapse import SynapseServer, synapse  # noqa: F401 - re-exported fixture
 
 FAST = {"backoff_max": 1.0, "sync_timeout_ms": 3_000}
@@ -203,7 +204,7 @@ async def make_world(synapse: SynapseServer, tmp_path: Path) -> AsyncIterator[Ma
             if q is not None:
                 await q.put(ev)
 
-        operator.on_custom_event(RESULT_EVENT, on_custom)
+        on_results(operator, on_custom)
         operator.on_custom_event(STATUS_EVENT, on_status)
         operator.on_message(on_message)
         return world

@@ -43,12 +43,13 @@ from meshagents.apps.device_agent.config import AgentConfig
 from meshagents.apps.device_agent.pipeline import ApprovalEvents, Outcome, Pipeline, Verdict, approval_ids
 from meshagents.apps.device_agent.sealing import Sealer
 from meshagents.apps.device_agent.shipping import Shipper
-from meshagents.bus import ENVELOPE_EVENT, RESULT_EVENT, ROTATION_EVENT, STATUS_EVENT
+from meshagents.bus import ENVELOPE_EVENT, RESULT_KEY, ROTATION_EVENT, STATUS_EVENT
 from meshagents.errors import FnError
 from meshagents.matrix import attachments
 from meshagents.matrix.client import ClientConfig, Incoming, MatrixClient
 from meshagents.matrix.fetch import FetchedEvent, fetch_event
 from meshagents.matrix.history import events_between
+from meshagents.matrix.rooms import message_content
 from meshagents.retry import Backoff
 from meshagents.trust.keystore import DEVICE_KEY, FileKeyStore, load_signing_key, open_keystore
 
@@ -591,16 +592,19 @@ class DeviceAgent:
             except FnError as exc:
                 log.warning("live edit for %s not sent: %s", run.request_id, exc)
 
-    async def _final_edit(self, run: live.Running, body: str, html: str) -> None:
-        """The answer as the last edit of the live message (still at most one a second)."""
+    async def _final_edit(self, run: live.Running, body: str, html: str, result: dict[str, Any]) -> None:
+        """The answer as the last edit of the live message (still at most one a second),
+        carrying the result (bus.RESULT_KEY) as the notice does."""
         assert self._room_id is not None and run.event_id is not None
         while (delay := run.throttle.wait_s(time.monotonic())) > 0:
             await asyncio.sleep(delay)
         now = time.monotonic()
         run.throttle.sent(now)
         run.edit_times.append(now)
-        await self.client.send_custom(self._room_id, "m.room.message",
-                                      live.edit_content(run.event_id, body, html, run.request_id, "final"))
+        content = live.edit_content(run.event_id, body, html, run.request_id, "final")
+        content[RESULT_KEY] = result
+        await self.client.send_custom(self._room_id, "m.room.message", content)
+        trace.stamp("agent.notice_sent", run.request_id)
 
     async def _handle(self, content: Any) -> None:
         try:
@@ -647,32 +651,30 @@ class DeviceAgent:
         body, html = replies.notice(outcome, limit, sent, binary=binary, note=note)
         backoff = Backoff(0.5, 30.0)
         deadline = time.monotonic() + 600
-        sent_result = sent_notice = False
         while True:
+            # One event per answer: the notice (or the live message's final edit) is the
+            # operator's answer and carries the bot's record under bus.RESULT_KEY. A separate
+            # result event cost a fourth encrypted event per command, persisted and fanned out
+            # by the homeserver beside the next command (bench_e2e's waterfall). The result's
+            # output gets what the text left of two notice limits (at most half a limit, at
+            # least 256): the output is in the text already, and a text of HTML escapes
+            # (``&`` is ``&amp;``) must still fit in one event with it.
+            copies = 2 if editing else 1  # an edit carries the text twice over
+            room = 2 * self.config.matrix_output_limit - copies * (len(body) + len(html))
+            result = replies.result_content(outcome, max(256, min(limit // 2, room)), sent, binary=binary)
             try:
                 if run is not None and run.event_id is not None:
-                    if not sent_result:
-                        await self._send_result(outcome, limit, sent, binary)
-                        sent_result = True
-                    await self._final_edit(run, body, html)
+                    await self._final_edit(run, body, html, result)
                     await self._typing(False)
                 else:
-                    # The notice (the operator's answer) first, alone; then the result event
-                    # (the bot's record). Result-then-notice made the operator wait for a whole
-                    # extra send; both at once made the two compete in the homeserver for the
-                    # same room, and the notice took ~20 % longer (bench_e2e's waterfall).
-                    if not sent_notice:
-                        await self._send_notice(outcome, body, html)
-                        sent_notice = True
-                    if not sent_result:
-                        await self._send_result(outcome, limit, sent, binary)
-                        sent_result = True
+                    await self._send_notice(outcome, body, html, result)
                 if plan is not None and ref is not None:
                     await self._post_file(plan, ref, outcome.reply_to)
                 return
             except FnError as exc:
-                if exc.code == "matrix_send_failed" and outcome.output:
-                    # The server refused the event itself (e.g. too large): send it without output.
+                if exc.code in ("matrix_send_failed", "matrix_event_too_large") and outcome.output:
+                    # The server refused the event itself (e.g. too large: the notice, its HTML
+                    # and the carried result together): send it without output.
                     log.warning(
                         "reply to %s refused (%s); sending it without output", outcome.request_id, exc
                     )
@@ -685,17 +687,11 @@ class DeviceAgent:
                     return
                 await backoff.sleep()
 
-    async def _send_result(
-        self, outcome: Outcome, limit: int, sent: replies.SentFile | None, binary: bool
-    ) -> None:
+    async def _send_notice(self, outcome: Outcome, body: str, html: str, result: dict[str, Any]) -> None:
         assert self._room_id is not None
-        content = replies.result_content(outcome, limit, sent, binary=binary)
-        await self.client.send_custom(self._room_id, RESULT_EVENT, content)
-        trace.stamp("agent.result_sent", outcome.request_id)
-
-    async def _send_notice(self, outcome: Outcome, body: str, html: str) -> None:
-        assert self._room_id is not None
-        await self.client.send_notice(self._room_id, body, html=html, reply_to=outcome.reply_to)
+        content = message_content(body, notice=True, html=html, reply_to=outcome.reply_to)
+        content[RESULT_KEY] = result
+        await self.client.send_custom(self._room_id, "m.room.message", content)
         trace.stamp("agent.notice_sent", outcome.request_id)
 
     async def _post_file(

@@ -80,6 +80,7 @@ from typing import Any
 import nio
 from nio.api import Api
 
+from meshagents import trace
 from meshagents.errors import FnError
 from meshagents.matrix.client.bootstrap import bootstrap_cross_signing
 from meshagents.matrix.client.pins import FilePins
@@ -439,6 +440,12 @@ class MatrixClient:
     async def _send(
         self, room: str, event_type: str, content: dict[str, Any], *, encrypt: bool = True
     ) -> str:
+        """One event out. With tracing on (``meshagents.trace``) each send leaves one
+        ``matrix.send`` stamp (keyed by the event id) with the milliseconds of its steps:
+        ``prep`` (members, key queries, the trust policy), ``share`` (room key to-device),
+        ``encrypt`` and ``put`` (the HTTP call, the homeserver's persist included)."""
+        t0 = time.perf_counter()
+        steps: dict[str, float] = {}
         room_id = await self.resolve(room)
         client = self._client
         mroom = await self._ensure_room(room_id)
@@ -448,21 +455,28 @@ class MatrixClient:
             if client.should_query_keys:
                 await self._session.net(client.keys_query())
             await self._session.net(self._apply_policy(room_id))
-            if event_type == "m.reaction":
-                # nio never encrypts reactions; Element does, so we do it by hand.
-                if client.olm is not None and client.olm.should_share_group_session(room_id):
+            t1 = time.perf_counter()
+            steps["prep"] = t1 - t0
+            if client.olm is not None and client.olm.should_share_group_session(room_id):
+                pending = client.sharing_session.get(room_id)
+                if pending is not None:  # another send is sharing the room key: wait for it
+                    await pending.wait()
+                else:
                     share = client.share_group_session(room_id, ignore_unverified_devices=True)
                     await self._session.net(share)
-                event_type, content = client.encrypt(room_id, event_type, content)
-                return await self._raw_send(room_id, event_type, content)
-            resp = await self._session.net(
-                client.room_send(room_id, event_type, content, ignore_unverified_devices=True)
-            )
-        else:
-            return await self._raw_send(room_id, event_type, content)
-        if isinstance(resp, nio.RoomSendResponse):
-            return str(resp.event_id)
-        raise _send_error(room_id, resp)
+            t2 = time.perf_counter()
+            steps["share"] = t2 - t1
+            # Encrypted by hand (nio's room_send would check members and sharing again, and
+            # never encrypts reactions; Element does).
+            event_type, content = client.encrypt(room_id, event_type, content)
+            steps["encrypt"] = time.perf_counter() - t2
+        event_id = await self._raw_send(room_id, event_type, content)
+        if trace.enabled():
+            t3 = time.perf_counter()
+            steps["put"] = t3 - t0 - sum(steps.values())
+            trace.stamp("matrix.send", event_id, user=self.config.user_id, type=event_type,
+                        total=round((t3 - t0) * 1000, 2), **{k: round(v * 1000, 2) for k, v in steps.items()})
+        return event_id
 
     async def _raw_send(self, room_id: str, event_type: str, content: dict[str, Any]) -> str:
         """PUT /send without nio's encryption step (content already final)."""

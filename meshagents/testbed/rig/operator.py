@@ -13,7 +13,8 @@
 
 Every room message and every ``org.meshagents.result`` / ``.status`` event seen since
 ``start`` is kept (the last 500 of each kind), so a test can wait for one that came
-before it asked.
+before it asked; the result a device's answer carries (``bus.RESULT_KEY``) is kept as a
+result event too.
 
 On the Matrix layer's ``MatrixClient``: E2EE, its device cross-signed with the
 operator's seeds (``cross_signing_path``, shared by every store of the account, so
@@ -26,6 +27,7 @@ refusal from the bot at once (the bot answers what the manifest lacks itself).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -33,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from meshagents import trace
-from meshagents.bus import APPROVAL_REQUEST_KEY, LIVE_KEY, RESULT_EVENT, STATUS_EVENT
+from meshagents.bus import APPROVAL_REQUEST_KEY, LIVE_KEY, RESULT_EVENT, STATUS_EVENT, carried_result
 from meshagents.errors import FnError
 from meshagents.matrix.client import ClientConfig, Incoming, MatrixClient
 from meshagents.matrix.crosssign import CrossSigningSeeds
@@ -140,6 +142,11 @@ class Operator:
     async def _on_message(self, ev: Incoming) -> None:
         self._messages.append(ev)
         del self._messages[:-500]
+        carried = carried_result(ev.content)
+        if carried is not None:  # the result a device's answer carries: kept as a result event
+            kept = self._custom[RESULT_EVENT]
+            kept.append(dataclasses.replace(ev, type=RESULT_EVENT, content=carried))
+            del kept[:-500]
         self._changed.set()
         for listener in self._listeners:
             await listener(ev)

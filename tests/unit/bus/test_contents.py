@@ -16,6 +16,7 @@ from meshagents.apps.device_agent.pipeline import Outcome, approval_ids, envelop
 from meshagents.bus import (
     APPROVAL_REQUEST_KEY,
     LIVE_KEY,
+    RESULT_KEY,
     Attachment,
     EnvelopeEvent,
     LiveMarker,
@@ -24,6 +25,7 @@ from meshagents.bus import (
     StatusEvent,
     approval_request,
     approval_request_fields,
+    carried_result,
 )
 from meshagents.trust.approval import Binding, make_binding
 
@@ -163,3 +165,15 @@ def test_status_time_round_trips_from_the_agent_to_the_bot_in_seconds() -> None:
     # The agent writes ms (as Matrix does); the bot reads seconds: one conversion, in the contract.
     status = StatusEvent.from_content(replies.status_content("dev", "ok", "", now=1_700_000_000.25))
     assert status is not None and status.at_s == pytest.approx(1_700_000_000.25, abs=0.001)
+
+
+def test_a_result_carried_by_a_notice() -> None:
+    """The agent's answer carries its result (RESULT_KEY); only an m.notice's counts."""
+    result = ResultEvent("r1", "dev", "ok", output="hi").to_content()
+    notice = {"msgtype": "m.notice", "body": "x [r1]: ok", RESULT_KEY: result}
+    assert carried_result(notice) == result
+    assert ResultEvent.from_content(carried_result(notice)) == ResultEvent("r1", "dev", "ok", output="hi")
+    assert carried_result({**notice, "msgtype": "m.text"}) is None  # an operator's text is never a result
+    assert carried_result({"msgtype": "m.notice", "body": "x"}) is None
+    assert carried_result({"msgtype": "m.notice", RESULT_KEY: "not a dict"}) is None
+    assert carried_result(None) is None

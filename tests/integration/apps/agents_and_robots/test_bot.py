@@ -7,6 +7,7 @@ import asyncio
 import secrets
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -14,7 +15,7 @@ import pytest
 from meshagents.apps.agents_and_robots import config as bot_config
 from meshagents.apps.agents_and_robots.core import DASHBOARD
 from meshagents.apps.agents_and_robots.directory import HubApi
-from meshagents.bus import APPROVAL_REQUEST_KEY, ENVELOPE_EVENT, STATUS_EVENT
+from meshagents.bus import APPROVAL_REQUEST_KEY, ENVELOPE_EVENT, RESULT_KEY, STATUS_EVENT, ResultEvent
 from meshagents.errors import FnError
 from meshagents.trust.keystore import open_keystore
 from tests.testbed.bot_world import MakeWorld, StandInHub
@@ -271,3 +272,27 @@ async def test_commands_to_one_device_leave_in_the_order_sent(make_world: MakeWo
         what="four envelopes",
     )
     assert [e.content["reply_to"] for e in envelopes] == sent
+
+
+async def test_a_result_carried_by_a_notice_counts_only_from_the_device(make_world: MakeWorld) -> None:
+    """A current agent's answer carries its result (bus.RESULT_KEY of the m.notice): the bot
+    reads it as it reads a separate result event, and only from the device's own user."""
+    world = await make_world()
+    room, approvals = world.device_room, world.approvals_room
+    cmd = await world.say("!exec ls /tmp")
+    envs = await world.wait(lambda: [e for e in world.envelopes if e.content.get("reply_to") == cmd],
+                            what="the envelope")
+    rid = envs[0].content["envelope"]["request_id"]
+    await world.row(rid, "ok")
+
+    def answer(tag: str) -> dict[str, Any]:
+        result = ResultEvent(rid, world.device.manifest.device_id, "rejected_nonce", output=tag).to_content()
+        return {"msgtype": "m.notice", "body": f"replay [{rid}]", RESULT_KEY: result}
+
+    forged, real = f"forged-{secrets.token_hex(3)}", f"device-{secrets.token_hex(3)}"
+    await world.operator.send_custom(room, "m.room.message", answer(forged))  # not the device's user
+    await world.device.client.send_custom(room, "m.room.message", answer(real))
+    alert = f"refused request {rid} as a replay (rejected_nonce): {real}"
+    await world.notice(approvals, lambda t: alert in t)
+    # the bot handles a room's events in order: the forged one came first and left no alert
+    assert not [e for e in world.messages.get(approvals, []) if forged in (e.body or "")]

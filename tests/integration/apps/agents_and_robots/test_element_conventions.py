@@ -33,13 +33,14 @@ from nio.crypto.attachments import decrypt_attachment, encrypt_attachment
 from meshagents.apps.agents_and_robots.directory import FileDirectory, LocalHub
 from meshagents.apps.agents_and_robots.shell import BotShell, ShellConfig
 from meshagents.apps.device_agent.agent import DeviceAgent
-from meshagents.bus import APPROVAL_REQUEST_KEY, LIVE_KEY, RESULT_EVENT
+from meshagents.bus import APPROVAL_REQUEST_KEY, LIVE_KEY
 from meshagents.matrix.client import Incoming, MatrixClient
 from meshagents.matrix.rooms import power_levels
 from meshagents.trust.keystore import CONTROLLER_KEY, open_keystore
 from meshagents.trust.signing import public_b64
 from tests.testbed.agent_rig import Rig, make_rig
 from tests.testbed.bot_world import FAST
+from tests.testbed.results import on_results
 from tests.testbed.synapse import SynapseServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -154,7 +155,7 @@ async def fleet(synapse: SynapseServer, tmp_path: Path) -> AsyncIterator[Fleet]:
             f.results.append(ev)
 
         operator.on_message(on_message)
-        operator.on_custom_event(RESULT_EVENT, on_result)
+        on_results(operator, on_result)
         yield f
     finally:
         if agent is not None:

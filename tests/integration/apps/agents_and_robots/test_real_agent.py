@@ -15,13 +15,14 @@ import pytest
 from meshagents.apps.agents_and_robots.directory import FileDirectory, LocalHub
 from meshagents.apps.agents_and_robots.shell import BotShell, ShellConfig
 from meshagents.apps.device_agent.agent import DeviceAgent
-from meshagents.bus import APPROVAL_REQUEST_KEY, RESULT_EVENT
+from meshagents.bus import APPROVAL_REQUEST_KEY
 from meshagents.matrix.client import Incoming, MatrixClient
 from meshagents.matrix.rooms import power_levels
 from meshagents.trust.keystore import CONTROLLER_KEY, open_keystore
 from meshagents.trust.signing import public_b64
 from tests.testbed.agent_rig import make_rig
 from tests.testbed.bot_world import FAST
+from tests.testbed.results import on_results
 from tests.testbed.synapse import SynapseServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -59,7 +60,7 @@ async def test_bot_with_the_real_device_agent(synapse: SynapseServer, tmp_path: 
     async def on_message(ev: Incoming) -> None:
         seen.append(ev)
 
-    operator.on_custom_event(RESULT_EVENT, on_result)
+    on_results(operator, on_result)
     operator.on_message(on_message)
     shell: BotShell | None = None
     agent: DeviceAgent | None = None

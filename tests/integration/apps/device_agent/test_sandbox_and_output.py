@@ -115,3 +115,18 @@ async def test_metacharacters_big_output_and_two_agents(make_world: MakeWorld, t
     }
     assert ids_b == {on_b["envelope"]["request_id"], cross["envelope"]["request_id"]}
     assert a.state == "ok" and b.state == "ok"
+
+
+async def test_an_output_of_html_escapes_still_fits_one_answer(make_world: MakeWorld, tmp_path: Path) -> None:
+    """The answer carries its result (bus.RESULT_KEY) beside the text, whose HTML copy of an
+    output of ``&`` is five times as long: the result's output gives way, the text stays whole."""
+    require_root()
+    require_binary("bwrap")
+    world = await make_world()
+    _, rig = await world.add_agent(tmp_path / "a")
+    env = rig.content("shell.exec.python3", {"argv": ["python3", "-c", "print('&' * 7500)"]})
+    await world.send(rig, env)
+    res, note = await world.result(rig, env["envelope"]["request_id"])
+    assert res.content["status"] == "ok" and res.content["truncated"] is True
+    assert len(res.content["output"]) < 1000
+    assert "&" * 7500 in (note.body or "") and "(output not sent" not in (note.body or "")
