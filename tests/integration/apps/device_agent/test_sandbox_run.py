@@ -1,0 +1,84 @@
+"""sandbox.run's own contract, on real bubblewrap and in the weak fallback: the exit code and
+the merged output; a timeout kills the process group and says so; output beyond the cap is
+counted, not kept; ``on_output`` sees what is kept as it comes; ``on_start``'s kill ends
+the run; a program that closes its output early is still waited for; in the fallback a
+leftover that keeps the pipe open is killed, not waited on. (The run waits on a pidfd
+and the pipe in one thread: these are the cases that change when it does.)"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+
+import pytest
+
+from meshagents.apps.device_agent import sandbox
+from tests.testbed.host import require_binary, require_root
+
+pytestmark = pytest.mark.integration
+
+SH = shutil.which("sh", path=sandbox.SAFE_PATH) or "/bin/sh"
+
+
+@pytest.fixture(params=["bwrap", "weak"])
+def use_bwrap(request: pytest.FixtureRequest) -> bool:
+    if request.param == "bwrap":
+        require_root()
+        require_binary("bwrap")
+    return bool(request.param == "bwrap")
+
+
+def _run(script: str, use_bwrap: bool, **kw: object) -> sandbox.RunResult:
+    opts: dict[str, object] = {"timeout_s": 20, "output_cap": 4096, **kw}
+    return sandbox.run(sandbox.SandboxPlan([SH, "-c", script]), use_bwrap=use_bwrap, **opts)  # type: ignore[arg-type]
+
+
+def test_exit_code_and_merged_output(use_bwrap: bool) -> None:
+    r = _run("echo out; echo err >&2; exit 3", use_bwrap)
+    assert (r.exit_code, r.timed_out, r.error, r.sandboxed) == (3, False, None, use_bwrap)
+    assert sorted(r.output.split()) == [b"err", b"out"]
+
+
+def test_a_timeout_kills_the_group_and_says_so(use_bwrap: bool) -> None:
+    r = _run("echo started; sleep 60", use_bwrap, timeout_s=1)
+    assert r.timed_out is True and r.exit_code is not None and r.exit_code != 0
+    assert r.output == b"started\n"
+
+
+def test_output_beyond_the_cap_is_counted_not_kept(use_bwrap: bool) -> None:
+    seen: list[bytes] = []
+    r = _run("head -c 200000 /dev/zero", use_bwrap, output_cap=1000, on_output=seen.append)
+    assert (r.exit_code, len(r.output), r.total_bytes, r.truncated) == (0, 1000, 200000, True)
+    assert b"".join(seen) == r.output
+
+
+def test_on_start_kill_ends_the_run(use_bwrap: bool) -> None:
+    kills: list[Callable[[], None]] = []
+
+    def on_output(chunk: bytes) -> None:
+        kills[0]()  # the first output line: !cancel
+
+    r = _run("echo go; sleep 60", use_bwrap, on_start=kills.append, on_output=on_output)
+    assert r.timed_out is False and r.exit_code is not None and r.exit_code != 0
+    assert r.output == b"go\n"
+
+
+def test_a_program_that_closes_its_output_early_is_still_waited_for(use_bwrap: bool) -> None:
+    r = _run("echo early; exec >&- 2>&-; sleep 1; exit 7", use_bwrap)
+    assert (r.exit_code, r.output, r.timed_out) == (7, b"early\n", False)
+    assert r.duration_ms >= 1000
+
+
+def test_weak_mode_kills_a_leftover_that_keeps_the_pipe() -> None:
+    r = _run("sleep 60 & echo $!", False)
+    assert r.exit_code == 0 and r.timed_out is False
+    leftover = int(r.output.split()[0])
+    # killed with the group when the shell exited; reaped by init, or a zombie at most
+    try:
+        with open(f"/proc/{leftover}/stat", encoding="ascii") as fh:
+            state = fh.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        state = "gone"
+    assert state in ("gone", "Z", "X"), state
+    assert os.getpid() != leftover
