@@ -505,13 +505,14 @@ def main() -> None:
             f"device agent RSS: idle {idle:.1f} MB, peak while serving {ns.n} commands "
             f"{peak:.1f} MB (aim < 80)"
         )
-        shown, after, stamps = asyncio.run(approval_round_trips(rig, ns.approvals))
-        print(f"approval: command -> request shown: {pct(shown)}")
-        print(f"approval: 👍 -> result:              {pct(after)}  (aim <= 500 ms)")
-        print(f"  baseline, same run: the plain command round trip {pct(cmd)}; "
-              f"ratio at p50 {med(after) / med(cmd):.2f}")
-        print("\n".join("  " + line for line in trace.report(
-            stamps, None, trace.APPROVAL_STAGES, (("op.approve", "bot.reaction"),))))
+        if ns.approvals > 0:  # --approvals 0: the command round trip and the revoke only
+            shown, after, stamps = asyncio.run(approval_round_trips(rig, ns.approvals))
+            print(f"approval: command -> request shown: {pct(shown)}")
+            print(f"approval: 👍 -> result:              {pct(after)}  (aim <= 500 ms)")
+            print(f"  baseline, same run: the plain command round trip {pct(cmd)}; "
+                  f"ratio at p50 {med(after) / med(cmd):.2f}")
+            print("\n".join("  " + line for line in trace.report(
+                stamps, None, trace.APPROVAL_STAGES, (("op.approve", "bot.reaction"),))))
         hz, lf = healthz_floor(rig), login_floor(rig)
         rv = revoke_figure(rig)
 
