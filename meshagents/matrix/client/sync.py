@@ -38,22 +38,18 @@ PENDING_MAX_S = 600
 _NOTHING: dict[str, Any] = {"not_types": ["*"]}
 
 
-def sync_filter(timeline_limit: int) -> dict[str, Any]:
+def sync_filter(timeline_limit: int, *, ephemeral: bool = False) -> dict[str, Any]:
     """What our clients ask each sync for (pure): the rooms' timelines and state, and none
     of what no client of ours reads, which Synapse would otherwise gather, serialise and
     wake the long poll for on every sync: presence, account data (global and per room;
-    what we read of it, secret storage and key backup, we fetch by its own API), and the
-    rooms' ephemeral events (typing notifications, read receipts). To-device messages,
-    device-list changes and one-time-key counts (the crypto) are not filterable and stay."""
-    return {
-        "presence": _NOTHING,
-        "account_data": _NOTHING,
-        "room": {
-            "timeline": {"limit": timeline_limit},
-            "ephemeral": _NOTHING,
-            "account_data": _NOTHING,
-        },
-    }
+    what we read of it, secret storage and key backup, we fetch by its own API), and,
+    unless ``ephemeral``, the rooms' typing notifications and read receipts. To-device
+    messages, device-list changes and one-time-key counts (the crypto) are not filterable
+    and stay."""
+    room: dict[str, Any] = {"timeline": {"limit": timeline_limit}, "account_data": _NOTHING}
+    if not ephemeral:
+        room["ephemeral"] = _NOTHING
+    return {"presence": _NOTHING, "account_data": _NOTHING, "room": room}
 
 
 class SyncFailed(Exception):
@@ -111,7 +107,7 @@ class Syncer:
     async def sync_once(self, timeout_ms: int, *, full_state: bool = False) -> None:
         client = self.session.client
         if self.filter is None:
-            spec = sync_filter(self.config.timeline_limit)
+            spec = sync_filter(self.config.timeline_limit, ephemeral=self.config.sync_ephemeral)
             up = await client.upload_filter(**spec)
             # An uploaded filter spares the server parsing it on every long poll.
             self.filter = up.filter_id if isinstance(up, nio.UploadFilterResponse) else spec

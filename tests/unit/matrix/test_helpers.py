@@ -107,6 +107,8 @@ def test_sync_filter_asks_only_for_what_the_clients_read() -> None:
     # the timeline and the state (membership, encryption) stay whole: the crypto needs them
     assert room["timeline"] == {"limit": 100} and "state" not in room
     assert set(f) == {"presence", "account_data", "room"}  # nio.AsyncClient.upload_filter's arguments
+    shown = sync_filter(100, ephemeral=True)["room"]  # a client that shows typing (an operator's)
+    assert "ephemeral" not in shown and shown["account_data"] == nothing
 
 
 def test_handled_events_survive_reopen(tmp_path: Path) -> None:
