@@ -31,7 +31,10 @@ import argparse
 import asyncio
 import os
 import secrets
+import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -89,6 +92,17 @@ class StepResult:
     stamps: list[dict[str, object]] = field(default_factory=list)
 
 
+def listed_dir() -> Path:
+    """A directory of its own under /tmp for the command to list: a few hundred bytes of
+    output whatever the machine's /tmp holds (a shared machine's /tmp of 600 entries made
+    every ``ls /tmp`` answer a file attachment: one upload and one event more per command)."""
+    d = Path(tempfile.mkdtemp(prefix="bench-load-ls-", dir="/tmp"))
+    for i in range(8):
+        (d / f"file-{i}.txt").write_text("x\n")
+    d.chmod(0o755)
+    return d
+
+
 def device_names(n: int) -> tuple[str, ...]:
     return tuple(f"load-{i:02d}" for i in range(n))
 
@@ -100,9 +114,9 @@ async def drive(rig: Rig, names: tuple[str, ...], args: argparse.Namespace, res:
     try:
         for name in names:  # warm-up: each device's room key shared with each session
             for op in ops:
-                await op.command(name, "!exec ls /tmp", timeout=90)
+                await op.command(name, args.command, timeout=90)
         for i in range(args.serial):  # the baseline: one at a time
-            reply = await ops[0].command(names[i % len(names)], "!exec ls /tmp", timeout=args.timeout)
+            reply = await ops[0].command(names[i % len(names)], args.command, timeout=args.timeout)
             res.serial.append(reply.seconds)
         pids = {"bot": rig.procs.children["bot"].pid, "hub": rig.procs.children["wg_hub"].pid,
                 "synapse": rig.procs.children["synapse"].pid}  # fmt: skip
@@ -118,7 +132,7 @@ async def drive(rig: Rig, names: tuple[str, ...], args: argparse.Namespace, res:
             await asyncio.sleep(max(0.0, t0 + i * interval - loop.time()))  # fixed rate, open loop
             res.sent += 1
             try:
-                reply = await op.command(names[i % len(names)], "!exec ls /tmp", timeout=args.timeout)
+                reply = await op.command(names[i % len(names)], args.command, timeout=args.timeout)
             except FnError as exc:
                 res.errors[exc.code] = res.errors.get(exc.code, 0) + 1
                 return
@@ -135,6 +149,7 @@ async def drive(rig: Rig, names: tuple[str, ...], args: argparse.Namespace, res:
                 await asyncio.sleep(0.2)
 
         sampler = asyncio.create_task(sample())
+        spy = start_profile(args, pids["synapse"], res.n)
         bound = args.count / args.rate + args.timeout + 5
         tasks = [asyncio.create_task(one(i)) for i in range(args.count)]
         _done, pending = await asyncio.wait(tasks, timeout=bound)
@@ -142,6 +157,7 @@ async def drive(rig: Rig, names: tuple[str, ...], args: argparse.Namespace, res:
             t.cancel()
         res.errors["unfinished"] = len(pending) if pending else 0
         res.seconds = loop.time() - t0
+        stop_profile(spy)
         await asyncio.sleep(1)  # the last result events reach the bot
         res.stamps = trace.read(TRACE_FILE)[mark:]
         res.load = loadavg()
@@ -155,6 +171,29 @@ async def drive(rig: Rig, names: tuple[str, ...], args: argparse.Namespace, res:
             await op.stop()
 
 
+def start_profile(args: argparse.Namespace, pid: int, n: int) -> subprocess.Popen[bytes] | None:
+    """``--profile DIR``: py-spy samples Synapse for the load step (collapsed stacks, the
+    command's own ``--py-spy`` binary; not a dependency of the project)."""
+    if not args.profile:
+        return None
+    out = Path(args.profile) / f"synapse-N{n}.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [args.py_spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "50",
+           "--nonblocking", "--output", str(out)] + (["--gil"] if args.profile_gil else [])  # fmt: skip
+    print(f"      profiling Synapse (pid {pid}) into {out}", flush=True)
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_profile(spy: subprocess.Popen[bytes] | None) -> None:
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+        try:
+            spy.wait(30)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+            spy.wait()
+
+
 def print_step(r: StepResult, rate: float) -> None:
     errors = {k: v for k, v in r.errors.items() if v}
     print(f"N={r.n:2d}  sent {r.sent} at {rate:g}/s over {r.seconds:.1f} s; answered ok {len(r.ok)}; "
@@ -164,6 +203,9 @@ def print_step(r: StepResult, rate: float) -> None:
           f"  (n={len(r.serial)})")  # fmt: skip
     print("      CPU s/s: " + "  ".join(f"{k} {v:.2f}" for k, v in r.cpu.items())
           + "   RSS peak MB: " + "  ".join(f"{k} {v:.0f}" for k, v in r.rss.items()))  # fmt: skip
+    if r.sent:
+        per = {k: v * r.seconds / r.sent for k, v in r.cpu.items()}
+        print("      CPU-s per command: " + "  ".join(f"{k} {v:.3f}" for k, v in per.items()))
     print(f"      load average at the end: {r.load}")
     print("\n".join("      " + line for line in trace.report(r.stamps)), flush=True)
 
@@ -235,8 +277,18 @@ def main() -> None:
     ap.add_argument("--enrollments", type=int, default=100, help="0: skip")
     ap.add_argument("--synapse-push", action="store_true",
                     help="Synapse evaluates push rules per event (its default) instead of the rig's tuning")
+    ap.add_argument("--synapse-set", action="append", default=[], metavar="KEY=JSON",
+                    help="a top-level homeserver.yaml setting over the rig's (repeatable), e.g. "
+                         "'caches={\"global_factor\": 10}' or 'stats={\"enabled\": true}'")
     ap.add_argument("--operator-limit", type=float, default=1200.0,
                     help="the bot's commands_per_minute for the operator (0: the default 120)")
+    ap.add_argument("--command", default="",
+                    help="what the operators send (default: !exec ls of a small directory the bench makes)")
+    ap.add_argument("--profile", default="",
+                    help="directory: record Synapse with py-spy during each load step")
+    ap.add_argument("--profile-gil", action="store_true",
+                    help="--profile samples only the thread holding the GIL (Python CPU)")
+    ap.add_argument("--py-spy", default="py-spy", help="the py-spy binary for --profile")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench_load needs root (network namespaces, WireGuard)")
@@ -244,22 +296,38 @@ def main() -> None:
 
     logging.getLogger("nio").setLevel(logging.ERROR)
     curve = [int(x) for x in args.curve.split(",") if x.strip()]
+    listed = None
+    if not args.command:
+        listed = listed_dir()
+        args.command = f"!exec ls {listed}"
     trace.enable(TRACE_FILE)
-    print(f"1. load: {args.operators} operator sessions, !exec ls /tmp round-robin, {args.rate:g}/s, "
+    print(f"1. load: {args.operators} operator sessions, {args.command} round-robin, {args.rate:g}/s, "
           f"{args.count} commands per step; load average at start {loadavg()}", flush=True)  # fmt: skip
     if args.synapse_push:
         from meshagents.matrix import homeserver
 
         homeserver.OVERRIDES["push"] = {"enabled": True}  # Synapse's default, for comparison
         print("   Synapse with push rules evaluated (its default; the rig's TUNING turns them off)")
-    for n in curve:
-        t0 = time.perf_counter()
-        limit = scripted_operator(args.operator_limit) if args.operator_limit else None
-        with Rig.up(devices=device_names(n), docker=False, bot_settings=limit) as rig:
-            print(f"rig with {n} devices up in {time.perf_counter() - t0:.1f} s", flush=True)
-            res = StepResult(n)
-            asyncio.run(drive(rig, device_names(n), args, res))
-            print_step(res, args.rate)
+    for setting in args.synapse_set:
+        import json
+
+        from meshagents.matrix import homeserver
+
+        key, _, value = setting.partition("=")
+        homeserver.OVERRIDES[key] = json.loads(value)
+        print(f"   Synapse setting {key} = {homeserver.OVERRIDES[key]!r} (A/B against the rig's own)")
+    try:
+        for n in curve:
+            t0 = time.perf_counter()
+            limit = scripted_operator(args.operator_limit) if args.operator_limit else None
+            with Rig.up(devices=device_names(n), docker=False, bot_settings=limit) as rig:
+                print(f"rig with {n} devices up in {time.perf_counter() - t0:.1f} s", flush=True)
+                res = StepResult(n)
+                asyncio.run(drive(rig, device_names(n), args, res))
+                print_step(res, args.rate)
+    finally:
+        if listed is not None:
+            shutil.rmtree(listed, ignore_errors=True)
     if args.enrollments:
         enrollments(args.enrollments)
     if curve:

@@ -54,6 +54,10 @@ def homeserver_config(spec: S.HostSpec) -> dict[str, Any]:
         "trusted_key_servers": [],
         "suppress_key_server_warning": True,
         "federation_domain_whitelist": [],  # no federation: the fleet's rooms stay on this server
+        # ... so no federation sender either: Synapse would still look for remote servers in
+        # the room of every event (bench_load's profile). Push, the user directory and room
+        # stats stay on: Element users on phones need them (the test rig turns them off).
+        "federation_sender_instances": [],
         "allow_public_rooms_over_federation": False,
         "allow_public_rooms_without_auth": False,
         "presence": {"enabled": False},

@@ -11,7 +11,8 @@ Production does not use this: it points the project at an existing homeserver by
 which costs ~3 s and logs to /tmp): the overrides FIELD-NOTES.md lists — one listener
 on the given address, sqlite, shared-secret registration, bcrypt 4, no trusted key
 servers, no presence, room version 11, every rate limit raised; and ``TUNING`` (no push
-rules: no client of this server has a push gateway).
+rules: no client of this server has a push gateway; no user directory, room stats or
+federation sender: no client reads them, and Synapse works on them after every event).
 """
 
 from __future__ import annotations
@@ -65,6 +66,17 @@ _RATE_LIMITS: dict[str, Any] = {
 TUNING: dict[str, Any] = {
     "push": {"enabled": False},
     "caches": {"global_factor": 2.0},
+    # No client here searches for users or lists rooms with their counts: Synapse would
+    # otherwise update the user directory and the room stats after every event (Element
+    # users need both: meshagents/hubhost keeps them on). ``enabled: false`` only empties
+    # the searches; naming a process that does not exist as the directory's updater is
+    # how Synapse is told that none of its own does the work.
+    "user_directory": {"enabled": False},
+    "update_user_directory_from_worker": "no-such-worker",
+    "stats": {"enabled": False},
+    # No federation (``federation_domain_whitelist: []``): an empty list of federation
+    # senders spares the per-event pass that looks for remote servers in the room.
+    "federation_sender_instances": [],
 }
 
 #: Extra top-level settings merged last, for a bench that compares settings (A/B in one run).

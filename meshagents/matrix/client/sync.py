@@ -34,6 +34,24 @@ log = logging.getLogger("meshagents.matrix")
 PENDING_MAX_S = 600
 
 
+#: Matches every event type: a filter section that lets nothing through.
+_NOTHING: dict[str, Any] = {"not_types": ["*"]}
+
+
+def sync_filter(timeline_limit: int, *, ephemeral: bool = False) -> dict[str, Any]:
+    """What our clients ask each sync for (pure): the rooms' timelines and state, and none
+    of what no client of ours reads, which Synapse would otherwise gather, serialise and
+    wake the long poll for on every sync: presence, account data (global and per room;
+    what we read of it, secret storage and key backup, we fetch by its own API), and,
+    unless ``ephemeral``, the rooms' typing notifications and read receipts. To-device
+    messages, device-list changes and one-time-key counts (the crypto) are not filterable
+    and stay."""
+    room: dict[str, Any] = {"timeline": {"limit": timeline_limit}, "account_data": _NOTHING}
+    if not ephemeral:
+        room["ephemeral"] = _NOTHING
+    return {"presence": _NOTHING, "account_data": _NOTHING, "room": room}
+
+
 class SyncFailed(Exception):
     """The homeserver answered the sync with an error (e.g. a 502 from a proxy)."""
 
@@ -89,10 +107,10 @@ class Syncer:
     async def sync_once(self, timeout_ms: int, *, full_state: bool = False) -> None:
         client = self.session.client
         if self.filter is None:
-            room_filter = {"timeline": {"limit": self.config.timeline_limit}}
-            up = await client.upload_filter(room=room_filter)
+            spec = sync_filter(self.config.timeline_limit, ephemeral=self.config.sync_ephemeral)
+            up = await client.upload_filter(**spec)
             # An uploaded filter spares the server parsing it on every long poll.
-            self.filter = up.filter_id if isinstance(up, nio.UploadFilterResponse) else {"room": room_filter}
+            self.filter = up.filter_id if isinstance(up, nio.UploadFilterResponse) else spec
         resp = await client.sync(timeout=timeout_ms, sync_filter=self.filter, full_state=full_state or None)
         if not isinstance(resp, nio.SyncResponse):
             raise SyncFailed(getattr(resp, "message", str(resp)))

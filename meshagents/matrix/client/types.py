@@ -41,6 +41,10 @@ class ClientConfig:
     #: beyond this are skipped, never run late).
     timeline_limit: int = 100
     sync_timeout_ms: int = 30_000
+    #: Typing notifications and read receipts in each sync (nio keeps them per room, e.g.
+    #: ``rooms[id].typing_users``): for a client that shows them. The bot and the agents
+    #: read neither, and every sync without them is cheaper for the homeserver.
+    sync_ephemeral: bool = False
     backoff_initial: float = 0.25
     backoff_max: float = 30.0
     #: Operator ed25519 public keys (called on each use, so rotations apply) whose signed

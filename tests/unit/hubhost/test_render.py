@@ -91,6 +91,9 @@ def test_synapse_production_settings() -> None:
     assert cfg["registration_shared_secret_path"].endswith("registration_secret")
     assert "registration_shared_secret" not in cfg and "macaroon_secret_key" not in cfg  # secrets elsewhere
     assert cfg["max_upload_size"] == "50M" and cfg["federation_domain_whitelist"] == []
+    assert cfg["federation_sender_instances"] == []  # no federation: no per-event sender pass
+    # Element users on phones: push rules, user search and room stats stay Synapse's defaults
+    assert "push" not in cfg and "user_directory" not in cfg and "stats" not in cfg
     listener = cfg["listeners"][0]
     assert listener["bind_addresses"] == ["127.0.0.1", "10.42.0.1"] and listener["x_forwarded"] is True
     assert cfg["public_baseurl"] == "https://hub.example.org/"

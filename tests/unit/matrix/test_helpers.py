@@ -13,6 +13,7 @@ from meshagents.errors import FnError
 from meshagents.fsutil import read_json, write_private
 from meshagents.matrix import rooms
 from meshagents.matrix.admin import registration_mac
+from meshagents.matrix.client.sync import sync_filter
 from meshagents.matrix.homeserver import synapse_config
 from meshagents.matrix.ops import compose
 from meshagents.matrix.store import HandledEvents
@@ -91,6 +92,23 @@ def test_synapse_config_has_the_field_notes_overrides(tmp_path: Path) -> None:
     assert cfg["presence"] == {"enabled": False} and cfg["default_room_version"] == "11"
     assert cfg["rc_message"]["per_second"] >= 10000 and cfg["rc_login"]["account"]["burst_count"] >= 100000
     assert cfg["registration_shared_secret"] == "r"
+    # rig-only tuning (bench_load): nothing per event that no client of this server uses
+    assert cfg["push"] == {"enabled": False} and cfg["stats"] == {"enabled": False}
+    assert cfg["user_directory"] == {"enabled": False} and cfg["update_user_directory_from_worker"]
+    assert cfg["federation_sender_instances"] == [] and cfg["federation_domain_whitelist"] == []
+
+
+def test_sync_filter_asks_only_for_what_the_clients_read() -> None:
+    f = sync_filter(100)
+    nothing = {"not_types": ["*"]}
+    assert f["presence"] == nothing and f["account_data"] == nothing
+    room = f["room"]
+    assert room["ephemeral"] == nothing and room["account_data"] == nothing  # typing, receipts
+    # the timeline and the state (membership, encryption) stay whole: the crypto needs them
+    assert room["timeline"] == {"limit": 100} and "state" not in room
+    assert set(f) == {"presence", "account_data", "room"}  # nio.AsyncClient.upload_filter's arguments
+    shown = sync_filter(100, ephemeral=True)["room"]  # a client that shows typing (an operator's)
+    assert "ephemeral" not in shown and shown["account_data"] == nothing
 
 
 def test_handled_events_survive_reopen(tmp_path: Path) -> None:

@@ -117,7 +117,8 @@ async def fleet(synapse: SynapseServer, tmp_path: Path) -> AsyncIterator[Fleet]:
         {"name": "control.cancel", "texts": {"request_id": 128}},
     ]
     operator = MatrixClient(synapse.client_config(op_user, op_pw, tmp_path / "operator",
-                                                  accept_invites_from=(bot_user,), **FAST))
+                                                  accept_invites_from=(bot_user,),
+                                                  sync_ephemeral=True, **FAST))  # it checks typing
     shell: BotShell | None = None
     agent: DeviceAgent | None = None
     try:
