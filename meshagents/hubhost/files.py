@@ -79,4 +79,8 @@ def chown_tree(root: Path, owner: str, group: str | None = None) -> list[str]:
             if (st.st_uid, st.st_gid) != (uid, gid):
                 os.lchown(p, uid, gid)
                 fixed.append(str(p))
-    return [f"{root}: owner of {len(fixed)} path(s)"] if fixed else []
+    if not fixed:
+        return []
+    # name them (the first few): a root-run step that leaves files behind is a bug to find
+    shown = ", ".join(os.path.relpath(p, root) for p in fixed[:3]) + (", ..." if len(fixed) > 3 else "")
+    return [f"{root}: owner of {len(fixed)} path(s) ({shown})"]
