@@ -7,6 +7,7 @@ The ledger and lock files are ignored.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from pathlib import Path
@@ -38,9 +39,33 @@ class ConfigRepo:
             )
         except FileNotFoundError as exc:
             raise FnError("missing_binary", "git is not installed") from exc
+        if os.geteuid() == 0:
+            self._give_back()
         if check and proc.returncode != 0:
             raise FnError("git_failed", f"git {args[0]} in {self.dir}: {proc.stderr.strip()[:300]}")
         return proc
+
+    def _give_back(self) -> None:
+        """Root ran git in a repository another user owns (a root-run catalog call or a
+        provisioning step on a provisioned hub, whose /etc/wireguard is the service's): what
+        git wrote there (the index it refreshed, new objects and their directories) goes to
+        that user, as SQLite does for the journals it makes as root. Otherwise the service's
+        own next commit could not write into a root-owned objects directory, and a re-run of
+        the provisioning would find files to give back (it changes nothing when nothing
+        changed)."""
+        try:
+            st = os.stat(self.dir)
+        except OSError:
+            return
+        if st.st_uid == 0:
+            return
+        for dirpath, dirnames, filenames in os.walk(self.dir / ".git"):
+            for name in (".", *dirnames, *filenames):
+                path = dirpath if name == "." else os.path.join(dirpath, name)
+                with contextlib.suppress(OSError):
+                    own = os.lstat(path)
+                    if (own.st_uid, own.st_gid) != (st.st_uid, st.st_gid):
+                        os.lchown(path, st.st_uid, st.st_gid)
 
     def is_repo(self) -> bool:
         return (self.dir / ".git").exists()
