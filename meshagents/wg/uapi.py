@@ -12,7 +12,7 @@ import binascii
 import codecs
 import re
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from meshagents.errors import FnError
@@ -358,22 +358,28 @@ class UapiClient:
 
     def _answer(self, s: socket.socket) -> str:
         """Read the answer to the request sent on ``s`` (to its ``errno=N`` line), then close."""
+        chunks: list[bytes] = []
+        self._read(s, chunks.append)
+        return b"".join(chunks).decode()
+
+    def _read(self, s: socket.socket, feed: Callable[[bytes], object]) -> bytes:
+        """Hand each chunk of the answer on ``s`` to ``feed`` until its ``errno=N`` line, then
+        close ``s``; the answer's last bytes (where that line is)."""
+        tail = b""
         try:
             with s:
-                chunks: list[bytes] = []
-                tail = b""
                 while True:
                     data = s.recv(1 << 20)
                     if not data:
                         break
-                    chunks.append(data)
+                    feed(data)
                     tail = (tail + data)[-64:]
                     # the answer ends with "errno=N\n\n"; do not wait for EOF
                     if tail.endswith(b"\n\n") and b"errno=" in tail:
                         break
         except OSError as exc:
             raise FnError("wg_uapi_error", f"UAPI {self.path}: {exc}") from exc
-        return b"".join(chunks).decode()
+        return tail
 
     def _request(self, text: str) -> str:
         return self._answer(self._send(text))
@@ -383,21 +389,8 @@ class UapiClient:
 
     def get(self) -> tuple[str | None, DeviceState]:
         """The device, parsed while the answer streams in (:class:`AnswerStream`)."""
-        s = self._send("get=1\n\n")
         stream = AnswerStream()
-        try:
-            with s:
-                tail = b""
-                while True:
-                    data = s.recv(1 << 20)
-                    if not data:
-                        break
-                    stream.feed(data)
-                    tail = (tail + data)[-64:]
-                    if tail.endswith(b"\n\n") and b"errno=" in tail:
-                        break
-        except OSError as exc:
-            raise FnError("wg_uapi_error", f"UAPI {self.path}: {exc}") from exc
+        tail = self._read(self._send("get=1\n\n"), stream.feed)
         err = parse_errno(tail.decode(errors="replace"))
         if err != 0:
             raise FnError("wg_uapi_error", f"UAPI get failed with errno {err}")
