@@ -137,6 +137,13 @@ class World:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.changed.wait(), 0.25)
 
+    async def envelope_for(self, cmd: str, what: str = "the envelope", timeout: float = 20.0) -> Incoming:
+        """The envelope event the bot sent for the operator's command event ``cmd``."""
+        envs: list[Incoming] = await self.wait(
+            lambda: [e for e in self.envelopes if e.content.get("reply_to") == cmd], timeout, what
+        )
+        return envs[0]
+
     async def notice(self, room: str, match: Callable[[str], bool], timeout: float = 20.0) -> Incoming:
         def probe() -> Incoming | None:
             for ev in self.messages.get(room, []):

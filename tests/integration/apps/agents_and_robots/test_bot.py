@@ -43,9 +43,7 @@ async def test_refusal_dispatch_and_strangers(make_world: MakeWorld) -> None:
 
     # allowed: a signed envelope the device's trust core accepts, and its result recorded
     cmd = await world.say("!exec ls /tmp")
-    env_event = await world.wait(lambda: [e for e in world.envelopes if e.content.get("reply_to") == cmd],
-                                 what="the envelope")
-    rid = env_event[0].content["envelope"]["request_id"]
+    rid = (await world.envelope_for(cmd)).content["envelope"]["request_id"]
     row = await world.row(rid, "ok")
     assert row.capability == "shell.exec.ls" and row.device == world.name
     assert world.device.results[-1]["status"] == "ok"
@@ -105,9 +103,7 @@ async def test_approvals_count_only_operators_and_the_dashboard_can_deny(make_wo
 
     # the operator's 👍 decides; the device accepts the approval it looked up itself
     thumb = await world.operator.send_reaction(approvals, req.event_id, "👍")
-    envs = await world.wait(lambda: [e for e in world.envelopes if e.content.get("reply_to") == cmd],
-                            what="the approved envelope")
-    content = envs[0].content
+    content = (await world.envelope_for(cmd, "the approved envelope")).content
     assert content["envelope"]["approval"] == thumb and content["approval_request_event"] == req.event_id
     row = await world.row(rid, "ok")
     assert row.approval_event_id == thumb
@@ -172,12 +168,11 @@ async def test_replay_alert_and_revoke(make_world: MakeWorld) -> None:
     world = await make_world()
     room, approvals = world.device_room, world.approvals_room
     cmd = await world.say("!exec ls /tmp")
-    envs = await world.wait(lambda: [e for e in world.envelopes if e.content.get("reply_to") == cmd],
-                            what="the envelope")
-    rid = envs[0].content["envelope"]["request_id"]
+    env = await world.envelope_for(cmd)
+    rid = env.content["envelope"]["request_id"]
     await world.row(rid, "ok")
     # someone re-sends the very same signed envelope: the device refuses it, the bot alerts
-    await world.operator.send_custom(room, ENVELOPE_EVENT, dict(envs[0].content))
+    await world.operator.send_custom(room, ENVELOPE_EVENT, dict(env.content))
     await world.notice(approvals, lambda t: f"refused request {rid} as a replay (rejected_nonce)" in t)
     assert world.device.results[-1]["status"] == "rejected_nonce"
     assert world.store().get(rid).status == "ok"  # type: ignore[union-attr]  # the first answer stands
@@ -280,9 +275,8 @@ async def test_a_result_carried_by_a_notice_counts_only_from_the_device(make_wor
     world = await make_world()
     room, approvals = world.device_room, world.approvals_room
     cmd = await world.say("!exec ls /tmp")
-    envs = await world.wait(lambda: [e for e in world.envelopes if e.content.get("reply_to") == cmd],
-                            what="the envelope")
-    rid = envs[0].content["envelope"]["request_id"]
+    env = await world.envelope_for(cmd)
+    rid = env.content["envelope"]["request_id"]
     await world.row(rid, "ok")
 
     def answer(tag: str) -> dict[str, Any]:
