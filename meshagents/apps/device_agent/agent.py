@@ -51,9 +51,11 @@ from meshagents.matrix.fetch import FetchedEvent, fetch_event
 from meshagents.matrix.history import events_between
 from meshagents.matrix.rooms import message_content
 from meshagents.retry import Backoff
+from meshagents.trust.models import AuditEntry
 from meshagents.trust.keystore import DEVICE_KEY, FileKeyStore, load_signing_key, open_keystore
 
 log = logging.getLogger("meshagents.device_agent")
+INTERRUPTED_LISTED = 50  # the restart notice names this many interrupted requests (64 KiB event cap)
 
 
 def client_config(config: AgentConfig, operators: tuple[str, ...], **overrides: Any) -> ClientConfig:
@@ -179,19 +181,35 @@ class DeviceAgent:
         await self._check_health()
         interrupted = self.pipeline.interrupted()
         if interrupted:
-            lines = [f"- {e.request_id} ({e.capability}), intent at audit seq {e.seq}" for e in interrupted]
-            body = (
-                "The agent restarted; these requests were interrupted while running and were NOT "
-                "run again:\n" + "\n".join(lines)
-            )
-            with contextlib.suppress(FnError):
-                await self.client.send_notice(self._room_id, body)
+            self._spawn(self._announce_interrupted(interrupted))
         self._spawn(self._health_loop())
         self._spawn(self.sealer.run())
         if self.config.hub_url:
             self._spawn(self.shipper.run())
             self._spawn(self._manifest_loop())
         self._mark_ready()
+
+    async def _announce_interrupted(self, found: list[AuditEntry]) -> None:
+        """Tell the room which requests the last stop interrupted (never run again). Only a
+        sent notice marks them reported: a send the homeserver refuses or drops is tried
+        again with backoff, and a stop before it succeeds leaves them to the next start."""
+        assert self._room_id is not None
+        lines = [f"- {e.request_id} ({e.capability}), intent at audit seq {e.seq}" for e in found]
+        body = "The agent restarted; these requests were interrupted while running and were NOT run again:\n"
+        body += "\n".join(lines[:INTERRUPTED_LISTED])
+        if len(lines) > INTERRUPTED_LISTED:
+            body += f"\n- and {len(lines) - INTERRUPTED_LISTED} more (the audit log lists them all)"
+        backoff = Backoff(0.5, 30.0)
+        while True:
+            try:
+                await self.client.send_notice(self._room_id, body)
+                break
+            except FnError as exc:
+                delay = backoff.next()
+                log.warning("could not announce %d interrupted request(s) (%s); retrying in %.1f s",
+                            len(found), exc.code, delay)
+                await asyncio.sleep(delay)
+        self.pipeline.mark_interrupted(found)
 
     def _mark_ready(self) -> None:
         """Logged in, keys on the server, both rooms joined: say so (enrollment waits for it)."""

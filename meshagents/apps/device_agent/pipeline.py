@@ -12,6 +12,7 @@
     p.finish(v, result, duration_ms) -> Outcome    # outcome entry
     p.process(content, approvals, ctx) -> Outcome  # all of the above, synchronously
     p.interrupted() -> list[AuditEntry]            # intents without outcome not yet reported
+    p.mark_interrupted(found)                      # ... now reported (after the notice was sent)
 
 ``content`` is the ``org.meshagents.envelope`` event content of ``meshagents/bus.py``
 (or a bare envelope dict). Checks run in the ARCHITECTURE order through
@@ -451,10 +452,15 @@ class Pipeline:
 
     # ---------------------------------------------------------------- restart
     def interrupted(self) -> list[AuditEntry]:
-        """Intents with no outcome that no earlier start has reported; each gets an
-        ``event`` entry ``interrupted`` now (the intent itself stays outcome-less)."""
+        """Intents with no outcome that no earlier start has reported (read only: they
+        count as reported once :meth:`mark_interrupted` has recorded it)."""
         reported = self.audit.request_ids("event", INTERRUPTED)
-        found = [e for e in self.audit.pending() if e.request_id not in reported]
+        return [e for e in self.audit.pending() if e.request_id not in reported]
+
+    def mark_interrupted(self, found: list[AuditEntry]) -> None:
+        """Record that ``found`` was announced: an ``event`` entry ``interrupted`` each (the
+        intent itself stays outcome-less). Called after the announcement was sent, so a
+        send that fails, or a stop before it, leaves them to be announced again."""
         for entry in found:
             self.audit.append_event(
                 entry.capability,
@@ -462,7 +468,6 @@ class Pipeline:
                 request_id=entry.request_id,
                 detail=f"intent at seq {entry.seq} has no outcome: the agent stopped while it ran",
             )
-        return found
 
 
 def _write_atomic(path: Any, data: dict[str, Any]) -> None:

@@ -219,6 +219,8 @@ def test_interrupted_reported_once(rig: Rig, pipe: Pipeline) -> None:
     assert verdict.ok  # intent written, then "the agent died"
     found = pipe.interrupted()
     assert [e.request_id for e in found] == [env["request_id"]]
+    assert pipe.interrupted() == found  # not announced yet: still to report
+    pipe.mark_interrupted(found)
     assert pipe.interrupted() == []
     assert [e.request_id for e in pipe.audit.pending()] == [env["request_id"]]
     assert pipe.audit.verify().ok
