@@ -37,7 +37,7 @@ import httpx
 
 from meshagents import readymark as ready
 from meshagents import tls, trace
-from meshagents.apps.device_agent import attach, capabilities, live, renewal, replies, sandbox, upload
+from meshagents.apps.device_agent import attach, capabilities, live, prearm, renewal, replies, sandbox, upload
 from meshagents.apps.device_agent.capabilities.base import CapResult, Context
 from meshagents.apps.device_agent.config import AgentConfig
 from meshagents.apps.device_agent.pipeline import ApprovalEvents, Outcome, Pipeline, Verdict, approval_ids
@@ -51,8 +51,8 @@ from meshagents.matrix.fetch import FetchedEvent, fetch_event
 from meshagents.matrix.history import events_between
 from meshagents.matrix.rooms import message_content
 from meshagents.retry import Backoff
-from meshagents.trust.models import AuditEntry
 from meshagents.trust.keystore import DEVICE_KEY, FileKeyStore, load_signing_key, open_keystore
+from meshagents.trust.models import AuditEntry
 
 log = logging.getLogger("meshagents.device_agent")
 INTERRUPTED_LISTED = 50  # the restart notice names this many interrupted requests (64 KiB event cap)
@@ -139,6 +139,7 @@ class DeviceAgent:
         #: request id -> monotonic send times of its live message and edits (the last 64 requests)
         self.live_edits: dict[str, list[float]] = {}
         self.handled = 0
+        self._prearmed = False
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -187,6 +188,9 @@ class DeviceAgent:
         if self.config.hub_url:
             self._spawn(self.shipper.run())
             self._spawn(self._manifest_loop())
+        if self.config.sandbox and not self._prearmed:
+            prearm.enable()  # the next command's sandbox starts in a cgroup joined ahead (prearm.py)
+            self._prearmed = True
         self._mark_ready()
 
     async def _announce_interrupted(self, found: list[AuditEntry]) -> None:
@@ -248,6 +252,9 @@ class DeviceAgent:
         except (FnError, OSError) as exc:
             log.warning("audit checkpoint at stop failed: %s", exc)
         ready.clear(self.config.data_dir)
+        if self._prearmed:
+            prearm.disable()
+            self._prearmed = False
         await self.client.stop()
         self.pipeline.close()
 

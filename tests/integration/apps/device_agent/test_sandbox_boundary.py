@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from meshagents.apps.device_agent import sandbox
+from meshagents.apps.device_agent import pidscgroup, sandbox
 from meshagents.apps.device_agent.capabilities.base import Context
 from meshagents.apps.device_agent.pipeline import Pipeline
 from meshagents.errors import FnError
@@ -212,7 +212,7 @@ def test_memory_and_process_limits(tmp_path: Path) -> None:
             "try:\n    b = bytearray(2 << 30); print('ALLOCATED')\nexcept MemoryError:\n    print('MEM')\n",
         )
         assert "MEM" in out and "ALLOCATED" not in out
-        if sandbox._pids_root() is None:
+        if pidscgroup.root() is None:
             pytest.fail("no writable pids cgroup on this machine: the PID limit cannot be shown")
         code = (
             "import os, time\n"

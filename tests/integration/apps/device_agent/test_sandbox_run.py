@@ -3,17 +3,22 @@ the merged output; a timeout kills the process group and says so; output beyond 
 counted, not kept; ``on_output`` sees what is kept as it comes; ``on_start``'s kill ends
 the run; a program that closes its output early is still waited for; in the fallback a
 leftover that keeps the pipe open is killed, not waited on. (The run waits on a pidfd
-and the pipe in one thread: these are the cases that change when it does.)"""
+and the pipe in one thread: these are the cases that change when it does.) Each case runs
+three ways: bubblewrap started by the run, bubblewrap exec'd by a pre-armed gate already in
+its cgroup (prearm.py, as the agent runs it), and the weak fallback; then the gate's own
+cases: it is really the run's cgroup, a dead gate falls back, a dead agent's cgroup is swept."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
-from meshagents.apps.device_agent import sandbox
+from meshagents.apps.device_agent import pidscgroup, prearm, sandbox
 from tests.testbed.host import require_binary, require_root
 
 pytestmark = pytest.mark.integration
@@ -21,12 +26,31 @@ pytestmark = pytest.mark.integration
 SH = shutil.which("sh", path=sandbox.SAFE_PATH) or "/bin/sh"
 
 
-@pytest.fixture(params=["bwrap", "weak"])
-def use_bwrap(request: pytest.FixtureRequest) -> bool:
+@pytest.fixture(params=["bwrap", "prearmed", "weak"])
+def use_bwrap(request: pytest.FixtureRequest) -> Iterator[bool]:
+    if request.param == "weak":
+        yield False
+        return
+    require_root()
+    require_binary("bwrap")
     if request.param == "bwrap":
-        require_root()
-        require_binary("bwrap")
-    return bool(request.param == "bwrap")
+        yield True
+        return
+    with armed():
+        yield True
+
+
+class armed:
+    """The agent's pool enabled, a gate armed: the next bwrap run goes through it."""
+
+    def __enter__(self) -> None:
+        if pidscgroup.root() is None:
+            pytest.fail("no writable pids cgroup on this machine: a gate cannot be armed")
+        prearm.enable()
+        assert prearm.wait_armed(20), "no gate was armed"
+
+    def __exit__(self, *exc: object) -> None:
+        prearm.disable()
 
 
 def _run(script: str, use_bwrap: bool, **kw: object) -> sandbox.RunResult:
@@ -88,3 +112,61 @@ def test_weak_mode_kills_a_leftover_that_keeps_the_pipe() -> None:
     while _state(leftover) not in ("gone", "Z", "X") and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _state(leftover) in ("gone", "Z", "X")
+
+
+def _cgroup_of(pid: int) -> str:
+    with open(f"/proc/{pid}/cgroup", encoding="ascii") as fh:
+        lines = [line for line in fh if ":pids:" in line or line.startswith("0::")]
+    return lines[0].split(":", 2)[2].strip()
+
+
+def test_a_gate_runs_the_sandbox_inside_its_own_fresh_cgroup() -> None:
+    require_root()
+    require_binary("bwrap")
+    seen: list[str] = []
+    with armed():
+        gate = prearm.POOL._ready
+        assert gate is not None
+        before = set(_cgroup_of(gate.proc.pid).split("/"))
+        r = _run("echo $$; sleep 0.5", True, on_start=lambda kill: seen.append(_cgroup_of(gate.proc.pid)))
+        assert prearm.POOL._ready is not gate  # taken by the run, not re-used
+    assert r.exit_code == 0, r
+    assert seen and seen[0].endswith(gate.cgroup.name) and gate.cgroup.name in before  # bwrap itself is in it
+    assert seen[0] != _cgroup_of(os.getpid())
+    deadline = time.monotonic() + 10  # removed after the run, off its path
+    while gate.cgroup.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not gate.cgroup.exists()
+
+
+def test_a_dead_gate_falls_back_to_a_normal_start() -> None:
+    require_root()
+    require_binary("bwrap")
+    with armed():
+        gate = prearm.POOL._ready
+        assert gate is not None
+        gate.proc.kill()
+        gate.proc.wait()
+        r = _run("echo fine", True)
+    assert (r.exit_code, r.output, r.sandboxed) == (0, b"fine\n", True)
+    assert not gate.cgroup.exists()
+
+
+def test_the_cgroup_a_killed_agent_left_is_swept() -> None:
+    require_root()
+    root = pidscgroup.root()
+    if root is None:
+        pytest.fail("no writable pids cgroup on this machine")
+    proc = subprocess.Popen(["true"])  # a pid that existed and is gone
+    proc.wait()
+    left = root / pidscgroup.PARENT / f"run-{proc.pid}-deadbeef"
+    left.mkdir(parents=True)
+    mine = pidscgroup.make()
+    assert mine is not None
+    try:
+        assert pidscgroup.sweep() >= 1
+        assert not left.exists() and mine.exists()  # ours (a live pid) stays
+    finally:
+        pidscgroup.drop(mine)
+        if left.exists():
+            left.rmdir()
