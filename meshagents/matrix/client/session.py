@@ -20,6 +20,7 @@ import nio
 
 from meshagents.errors import FnError
 from meshagents.fsutil import read_json, write_private
+from meshagents.matrix.client.cryptostore import CryptoStore
 from meshagents.matrix.client.types import ClientConfig
 from meshagents.matrix.store import HandledEvents
 
@@ -60,6 +61,7 @@ class Session:
             cfg.user_id,
             store_path=str(nio_store),
             config=nio.AsyncClientConfig(
+                store=CryptoStore,  # nio's store, minus its fsyncs on every sync (cryptostore.py)
                 store_sync_tokens=True,
                 encryption_enabled=True,
                 # Connection errors must reach us (degraded state), not be retried forever inside nio.
