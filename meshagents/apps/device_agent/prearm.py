@@ -3,7 +3,7 @@ command line it is to become.
 
     enable()  / disable()          # the agent's start / stop (counted: several agents per process)
     take() -> Gate | None          # the armed gate, or None (then sandbox.run joins the slow way)
-    gate.launch(argv, env) -> Popen | None   # exec argv in the gate; None: the gate is gone
+    gate.launch(argv, env, rlimits) -> Popen | None   # exec argv in the gate; None: it is gone
     gate.cgroup, gate.seccomp_fd   # its run cgroup; the seccomp filter's fd inside the gate
 
 Why: moving a process into a cgroup (a ``cgroup.procs`` write) waits for an RCU grace period
@@ -11,8 +11,9 @@ on cgroup v1 — 12 ms of every command's sandbox start here, on the critical pa
 ``sandbox.run`` could only move bubblewrap's child once it existed. A gate pays that ahead:
 a small Python (``-I -S``, nothing inherited) started with the merged output pipe, its own
 session and the seccomp filter's memfd, moved into a cgroup of its own, then blocked reading
-its control pipe. ``launch`` writes the argv and the environment there and closes it; the
-gate ``execve``s them — ``prlimit``, which execs bubblewrap — so bubblewrap, its namespaces
+its control pipe. ``launch`` writes the argv, the environment and the rlimits there and closes it; the
+gate sets the limits (as ``prlimit`` does on the other path, without its exec) and
+``execve``s bubblewrap — so bubblewrap, its namespaces
 and everything it starts are in the cgroup from their first instruction (the ``pids.max``
 limit and the group kill hold as before; ``clone3(CLONE_INTO_CGROUP)`` would do the same on a
 pure cgroup v2 host).
@@ -43,7 +44,7 @@ log = logging.getLogger("meshagents.device_agent.prearm")
 
 # The gate: everything it imports is loaded before it blocks; after the read, one execve.
 GATE = r"""
-import json, os, sys
+import json, os, resource, sys
 fd = int(sys.argv[1])
 buf = bytearray()
 while True:
@@ -57,9 +58,11 @@ if not buf:
 msg = json.loads(buf)
 os.chdir("/")
 try:
+    for res, value in msg["rlimits"]:
+        resource.setrlimit(res, (value, value))
     os.execve(msg["argv"][0], msg["argv"], msg["env"])
-except OSError as exc:
-    os.write(2, ("cannot start: %s\n" % exc.strerror).encode())
+except (OSError, ValueError) as exc:
+    os.write(2, ("cannot start: %s\n" % (getattr(exc, "strerror", None) or exc)).encode())
     os._exit(127)
 """
 GATE_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
@@ -76,12 +79,15 @@ class Gate:
     cgroup: Path
     seccomp_fd: int | None  # the filter's fd number in the gate (argv for bubblewrap's --seccomp)
 
-    def launch(self, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes] | None:
-        """Become ``argv``; None when the gate died meanwhile (the caller starts it the slow way)."""
+    def launch(
+        self, argv: list[str], env: dict[str, str], rlimits: list[tuple[int, int]]
+    ) -> subprocess.Popen[bytes] | None:
+        """Set ``rlimits`` (resource, limit) and become ``argv``; None when the gate died
+        meanwhile (the caller starts it the slow way)."""
         if self.proc.poll() is not None:
             self.discard()
             return None
-        data = json.dumps({"argv": argv, "env": env}).encode()
+        data = json.dumps({"argv": argv, "env": env, "rlimits": rlimits}).encode()
         try:
             view = memoryview(data)
             while view:

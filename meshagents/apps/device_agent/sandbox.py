@@ -209,17 +209,23 @@ def wrap(
 RLIMITS = "--core=0", "--fsize=1073741824", "--nofile=256", f"--as={MEMORY_BYTES}"
 
 
-def _limits(timeout_s: int) -> None:  # fallback mode: in the child, between fork and exec
+def rlimits(timeout_s: int) -> list[tuple[int, int]]:
+    """(resource, limit) pairs a run gets: what ``prlimit`` sets from :data:`RLIMITS`."""
     import resource
 
-    cpu = max(1, timeout_s) + 1
-    for res, value in (
-        (resource.RLIMIT_CPU, cpu),
+    return [
+        (resource.RLIMIT_CPU, max(1, timeout_s) + 1),
         (resource.RLIMIT_CORE, 0),
         (resource.RLIMIT_FSIZE, 1 << 30),
         (resource.RLIMIT_NOFILE, 256),
         (resource.RLIMIT_AS, MEMORY_BYTES),
-    ):
+    ]
+
+
+def _limits(timeout_s: int) -> None:  # fallback mode: in the child, between fork and exec
+    import resource
+
+    for res, value in rlimits(timeout_s):
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(res, (value, value))
 
@@ -322,11 +328,8 @@ def _through_gate(
 ) -> subprocess.Popen[bytes] | None:
     """Start ``plan`` in a pre-armed gate, already in its cgroup (no join on this path);
     None when the gate cannot take it (then ``_start`` does)."""
-    prefix = _prlimit_prefix(timeout_s)
-    if prefix is None:  # the limits would need a preexec_fn in the child: not a gate's
-        gate.discard()
-        return None
-    return gate.launch(prefix + wrap(plan, bwrap, seccomp_fd=gate.seccomp_fd), scrubbed_env(plan.env))
+    cmd = wrap(plan, bwrap, seccomp_fd=gate.seccomp_fd)
+    return gate.launch(cmd, scrubbed_env(plan.env), rlimits(timeout_s))  # the gate sets them: no prlimit exec
 
 
 def _start(

@@ -94,6 +94,12 @@ def test_a_program_that_closes_its_output_early_is_still_waited_for(use_bwrap: b
     assert r.duration_ms >= 1000
 
 
+def test_the_rlimits_hold(use_bwrap: bool) -> None:
+    r = _run("ulimit -n; ulimit -c; ulimit -t; ulimit -v", use_bwrap, timeout_s=7)
+    assert r.exit_code == 0, r
+    assert r.output.split() == [b"256", b"0", b"8", str(sandbox.MEMORY_BYTES // 1024).encode()]
+
+
 def _state(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
