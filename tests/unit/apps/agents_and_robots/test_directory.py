@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -130,3 +131,14 @@ async def test_hub_directory_keeps_state_while_the_hub_is_down(tmp_path: Path) -
     hub.fail = False
     await d.refresh()
     assert d.devices()["a"].revoked and d.last_error is None  # the bot's own revoke is not forgotten
+
+
+def test_a_record_builds_its_view_once_and_a_new_manifest_is_seen() -> None:
+    rec = DeviceRecord("a", trust_manifest.verify(signed("a"), public_b64(OPERATOR)))
+    first = rec.info()
+    assert list(first.view) == ["shell.exec.ls"] and first.view["shell.exec.ls"]["path_prefixes"] == ["/tmp"]
+    assert rec.info().view is first.view  # not dumped again on the next message
+    assert replace(rec, revoked=True).info().revoked
+    newer = trust_manifest.verify(signed("a", serial=2, approvers=["@other:hub"]), public_b64(OPERATOR))
+    other = replace(rec, manifest=newer).info()
+    assert other.view is not first.view and other.operators == frozenset({"@other:hub"})
