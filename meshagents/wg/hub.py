@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import replace
-from itertools import repeat
+from itertools import compress, repeat
 from pathlib import Path
 from typing import Any
 
@@ -305,7 +305,9 @@ def _status(
             ) from exc
         raise
     t = time.time() if now is None else now
-    peers = _ROWS.rows(state.peers, names, t)
+    # the kernel's netlink decoder builds every PeerState afresh: nothing to find again
+    rows_of = _ROWS.rows if be.name == "userspace" else _fresh_rows
+    peers = rows_of(state.peers, names, t)
     out: dict[str, Any] = {
         "interface": interface,
         "netns": ns,
@@ -365,31 +367,37 @@ class StatusRows:
     """
 
     def __init__(self) -> None:
-        # (names, the last call's peers by id, their templates by id or None): read once
-        # and replaced whole per call, so two threads' calls never mix halves
-        self._last: tuple[Names | None, dict[int, PeerState], dict[int, dict[str, Any]] | None] = (
-            None, {}, None)  # fmt: skip
+        # (names, the last call's peers by id, their templates by id or None, the ids of
+        # those with a handshake): read once and replaced whole per call, so two threads'
+        # calls never mix halves
+        self._last: tuple[Names | None, dict[int, PeerState], dict[int, dict[str, Any]] | None, set[int]] = (
+            None, {}, None, set())  # fmt: skip
 
     def rows(self, peers: tuple[PeerState, ...], names: Names, t: float) -> list[dict[str, Any]]:
-        prev_names, known, by_id = self._last
+        prev_names, known, by_id, timed = self._last
         ids = list(map(id, peers))
         if names is not prev_names or not any(map(known.__contains__, ids)):
-            self._last = (names, dict(zip(ids, peers, strict=True)), None)
+            self._last = (names, dict(zip(ids, peers, strict=True)), None, set())
             return self._fresh(peers, names, t)
+        keep = by_id is None
         if by_id is None:  # the last call kept none: the templates of its peers now
             by_id = {i: self._template(p, names) for i, p in known.items()}
-        found = list(map(by_id.get, ids))
-        if None in found:
-            found = [tp if tp is not None else self._template(p, names)
-                     for p, tp in zip(peers, found, strict=True)]  # fmt: skip
-        self._last = (names, dict(zip(ids, peers, strict=True)), dict(zip(ids, found, strict=True)))  # type: ignore[arg-type]
-        rows: list[dict[str, Any]] = list(map(dict.copy, found))  # type: ignore[arg-type]
+        got = list(map(by_id.get, ids))
+        found: list[dict[str, Any]] = [
+            tp if tp is not None else self._template(p, names) for p, tp in zip(peers, got, strict=True)
+        ] if None in got else got  # type: ignore[assignment]  # fmt: skip
+        if found is not got or len(found) != len(by_id):  # other peers than last time
+            known, by_id = dict(zip(ids, peers, strict=True)), dict(zip(ids, found, strict=True))
+            keep = True
+        if keep:  # else the same peers as last time: everything kept as it is
+            timed = {i for i, tp in by_id.items() if tp["latest_handshake"] is not None}
+            self._last = (names, known, by_id, timed)
+        rows: list[dict[str, Any]] = list(map(dict.copy, found))
         deque(map(operator.setitem, rows, repeat("allowed_ips"), map(list, map(_ALLOWED, peers))), 0)
         window = ONLINE_WINDOW_S
-        for row in rows:
-            h = row["latest_handshake"]
-            if h is not None:
-                age = max(0.0, t - h)
+        if timed:
+            for row in compress(rows, map(timed.__contains__, ids)):
+                age = max(0.0, t - row["latest_handshake"])
                 row["handshake_age_s"] = round(age, 3)
                 row["online"] = age < window
         return rows
@@ -404,27 +412,32 @@ class StatusRows:
 
     @staticmethod
     def _fresh(peers: tuple[PeerState, ...], names: Names, t: float) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = []
-        append, named, unknown, window = rows.append, names.get, (None, None), ONLINE_WINDOW_S
-        # unpacked by position (PeerState's field order): 10,000 attribute look-ups x 7 showed
-        for key, ips, endpoint, handshake, rx, tx, _keepalive, _psk in peers:
-            name, addr = named(key, unknown)
-            age = None if handshake is None else max(0.0, t - handshake)
-            append(
-                {
-                    "public_key": key,
-                    "name": name,
-                    "address": addr,
-                    "endpoint": endpoint,
-                    "allowed_ips": list(ips),
-                    "latest_handshake": handshake,
-                    "handshake_age_s": None if age is None else round(age, 3),
-                    "rx_bytes": rx,
-                    "tx_bytes": tx,
-                    "online": age is not None and age < window,
-                }
-            )
-        return rows
+        return _fresh_rows(peers, names, t)
+
+
+def _fresh_rows(peers: tuple[PeerState, ...], names: Names, t: float) -> list[dict[str, Any]]:
+    """The rows as :func:`_row` builds them, one pass (no PeerState attribute look-ups)."""
+    rows: list[dict[str, Any]] = []
+    append, named, unknown, window = rows.append, names.get, (None, None), ONLINE_WINDOW_S
+    # unpacked by position (PeerState's field order): 10,000 attribute look-ups x 7 showed
+    for key, ips, endpoint, handshake, rx, tx, _keepalive, _psk in peers:
+        name, addr = named(key, unknown)
+        age = None if handshake is None else max(0.0, t - handshake)
+        append(
+            {
+                "public_key": key,
+                "name": name,
+                "address": addr,
+                "endpoint": endpoint,
+                "allowed_ips": list(ips),
+                "latest_handshake": handshake,
+                "handshake_age_s": None if age is None else round(age, 3),
+                "rx_bytes": rx,
+                "tx_bytes": tx,
+                "online": age is not None and age < window,
+            }
+        )
+    return rows
 
 
 #: One per process: the hub polls one interface; another interface's call just finds no

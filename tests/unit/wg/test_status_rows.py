@@ -74,10 +74,13 @@ def test_an_idle_call_reuses_the_last_rows_and_still_ages_handshakes() -> None:
     rows_of = StatusRows()
     peers = (_peer(1, T0 - 100, 5, ("10.42.0.1/32",)), _peer(2, None, 0, ()))
     names = {"key01": ("a", "10.42.0.1")}
-    for t in (T0, T0 + 1, T0 + 200):  # the first builds, the second keeps templates, the third copies
+    for t in (T0 + 200, T0 + 1, T0):  # the first builds, the second keeps templates, the third copies
         first = rows_of.rows(peers, names, t)
         assert first == [_row(p, names, t) for p in peers]
-    assert first[0]["online"] is False and first[0]["handshake_age_s"] == 300.0
+        first[0]["allowed_ips"].append("192.0.2.1/32")  # the caller's own rows to change
+        first[1]["name"] = "changed"
+    assert first[0]["online"] is True and first[0]["handshake_age_s"] == 100.0
+    assert first[0]["latest_handshake"] == T0 - 100
     assert rows_of._last[2] is not None  # the templates were used: this test covers that path
 
 
