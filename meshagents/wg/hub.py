@@ -363,7 +363,8 @@ class StatusRows:
     handshake get their age and flag computed again. A caller may change the rows it got:
     the templates are never handed out. With no peer the same as last time (every peer's
     counters moved) the rows are built as before this class and no templates are kept;
-    the next call with idle peers builds them once.
+    the next call with idle peers builds its rows the same way and keeps copies of them
+    (~1.5 ms at 10,000 peers) as the templates.
     """
 
     def __init__(self) -> None:
@@ -379,20 +380,23 @@ class StatusRows:
         if names is not prev_names or not any(map(known.__contains__, ids)):
             self._last = (names, dict(zip(ids, peers, strict=True)), None, set())
             return self._fresh(peers, names, t)
-        keep = by_id is None
-        if by_id is None:  # the last call kept none: the templates of its peers now
-            by_id = {i: self._template(p, names) for i, p in known.items()}
+        if by_id is None:  # the last call kept no templates: rows built, templates copied from them
+            rows = _fresh_rows(peers, names, t)
+            templates = list(map(dict.copy, rows))
+            deque(map(operator.setitem, templates, repeat("allowed_ips"), map(_ALLOWED, peers)), 0)
+            self._last = (names, dict(zip(ids, peers, strict=True)), dict(zip(ids, templates, strict=True)),
+                          {i for i, p in zip(ids, peers, strict=True) if p[3] is not None})  # fmt: skip
+            return rows
         got = list(map(by_id.get, ids))
         found: list[dict[str, Any]] = [
             tp if tp is not None else self._template(p, names) for p, tp in zip(peers, got, strict=True)
         ] if None in got else got  # type: ignore[assignment]  # fmt: skip
         if found is not got or len(found) != len(by_id):  # other peers than last time
-            known, by_id = dict(zip(ids, peers, strict=True)), dict(zip(ids, found, strict=True))
-            keep = True
-        if keep:  # else the same peers as last time: everything kept as it is
+            by_id = dict(zip(ids, found, strict=True))
             timed = {i for i, tp in by_id.items() if tp["latest_handshake"] is not None}
-            self._last = (names, known, by_id, timed)
-        rows: list[dict[str, Any]] = list(map(dict.copy, found))
+            self._last = (names, dict(zip(ids, peers, strict=True)), by_id, timed)
+        # else the same peers as last time: everything kept as it is
+        rows = list(map(dict.copy, found))
         deque(map(operator.setitem, rows, repeat("allowed_ips"), map(list, map(_ALLOWED, peers))), 0)
         window = ONLINE_WINDOW_S
         if timed:
