@@ -9,10 +9,13 @@ is torn down at the end. Prints, in the same run:
      (the baseline), and the whole wg_peer_add / wg_peer_remove (ledger + config + git)
   2. wg_status (UAPI get + parse + ledger names + online flags) at 1,000 and 10,000
      peers, against the UAPI get alone and `wg show <iface> dump` as a subprocess (the
-     baselines), interleaved, three cases each beside its own UAPI get: idle (blocks as
-     at the last get, reused), changed (no block the same text: only each known key's
-     counters matched) and cold (a process's first call: every block fully matched);
-     p50, p95, median pair ratio and the load average. BENCH_WG_RUNS=N (default 15).
+     baselines), interleaved, four cases each beside its own UAPI get: idle (blocks as
+     at the last get and rows as at the last call, reused), first idle after a change
+     (blocks reused, rows built once more), changed (no block the same text: only each
+     known key's counters matched) and cold (a process's first call: every block fully
+     matched); p50, p95, median pair ratio and the load average; then, at 10,000 peers,
+     where a call's time goes (get alone, get + parse, whole call; wall and CPU).
+     BENCH_WG_RUNS=N (default 15).
 
 ``--vm``: wg_status at 1,000 peers on **kernel WireGuard** beside wireguard-go, both in the
 test VM (Debian 12, kernel 6.1, qemu TCG; ``./fn vm``), each against its raw answer
@@ -73,6 +76,37 @@ def bulk_peers(be: UserspaceBackend, count: int, start: int) -> list[str]:
 
 
 RUNS = int(os.environ.get("BENCH_WG_RUNS", "15"))
+
+
+def where(iface: str, cfg: Path, be: UserspaceBackend, status: Callable[[], None], runs: int) -> None:
+    """Where a call's time goes: per stage, wall and this thread's CPU (medians, interleaved)."""
+    stages: dict[str, list[float]] = {}
+
+    def stamp(name: str, fn: Callable[[], Any]) -> None:
+        c0, t0 = time.thread_time(), time.perf_counter()
+        fn()
+        stages.setdefault(name, []).append(time.perf_counter() - t0)
+        stages.setdefault(name + " cpu", []).append(time.thread_time() - c0)
+
+    for _ in range(runs):
+        status()  # idle from here on
+        stamp("UAPI get alone", be.uapi.get_raw)
+        stamp("idle: get + parse", be.uapi.get)
+        stamp("idle: whole wg_status", status)
+        uapi_mod._last_blocks = {}
+        stamp("changed: get + parse", be.uapi.get)
+        uapi_mod._last_blocks = {}
+        stamp("changed: whole wg_status", status)
+    med = {k: statistics.median(v) * 1000 for k, v in stages.items()}
+    print("   where the time goes at 10,000 peers (median wall / this thread's CPU, ms; the daemon builds "
+          "its answer before the first byte, our CPU beyond the bare get's is the cost of Python):")
+    for k in ("UAPI get alone", "idle: get + parse", "idle: whole wg_status", "changed: get + parse",
+              "changed: whole wg_status"):
+        print(f"      {k:<26} {med[k]:7.2f} / {med[k + ' cpu']:6.2f}")
+    print(f"      -> parse beyond the get: idle {med['idle: get + parse'] - med['UAPI get alone']:.2f} ms, "
+          f"changed {med['changed: get + parse'] - med['UAPI get alone']:.2f} ms; rows, names and the call "
+          f"beyond that: idle {med['idle: whole wg_status'] - med['idle: get + parse']:.2f} ms, changed "
+          f"{med['changed: whole wg_status'] - med['changed: get + parse']:.2f} ms (wall)")
 
 
 def main() -> None:
@@ -153,8 +187,13 @@ def main() -> None:
             def status() -> None:
                 call("wg_status", interface=iface, config_dir=cfg)
 
+            after_change: list[float] = []
             for _ in range(runs):  # interleaved: subject and baselines see the same machine load
                 loads.append(float(Path("/proc/loadavg").read_text().split()[0]))
+                # the first idle call after the cold one below (or the first run): its blocks
+                # are reused, its rows built once more (no row of the last call to copy)
+                after_change.append(timed(status))
+                raw.append(timed(be.uapi.get_raw))
                 out = {}  # the last answer is freed here, not inside the next timed call
                 t0 = time.perf_counter()
                 out = call("wg_status", interface=iface, config_dir=cfg)
@@ -173,21 +212,26 @@ def main() -> None:
                 cold.append(timed(status))
                 raw.append(timed(be.uapi.get_raw))
             assert out_count == target, out_count
-            warm_raw, changed_raw, cold_raw = raw[0::3], raw[1::3], raw[2::3]
-            print(f"   {target:>6} peers  wg_status          {ms(st_samples)}  (idle: blocks as at last get)")
+            after_raw, warm_raw, changed_raw, cold_raw = raw[0::4], raw[1::4], raw[2::4], raw[3::4]
+            print(f"   {target:>6} peers  wg_status          {ms(st_samples)}  (idle: blocks and rows as at "
+                  "the last call)")
+            print(f"   {target:>6} peers  wg_status, 1st idle {ms(after_change)}  (idle after a change: "
+                  "rows built once more)")
             print(f"   {target:>6} peers  wg_status, changed {ms(changed)}  (every peer's counters moved)")
             print(f"   {target:>6} peers  wg_status, cold    {ms(cold)}  (first call: every block parsed)")
             print(f"   {target:>6} peers  `wg show dump`     {ms(dump)}")
             print(f"   {target:>6} peers  (UAPI get alone)   {ms(raw)}  (connect, get=1, read to errno; "
                   f"each case beside its own)")
             load = f"load {min(loads):.2f}-{max(loads):.2f}"
-            for label, xs, base in (("idle   ", st_samples, warm_raw), ("changed", changed, changed_raw),
-                                    ("cold   ", cold, cold_raw)):
+            for label, xs, base in (("idle   ", st_samples, warm_raw), ("1st idl", after_change, after_raw),
+                                    ("changed", changed, changed_raw), ("cold   ", cold, cold_raw)):
                 pairs = statistics.median(a / b for a, b in zip(xs, base, strict=True))
                 p95 = sorted(xs)[int(len(xs) * 0.95) - 1] / sorted(base)[int(len(base) * 0.95) - 1]
                 print(f"   {target:>6} peers  wg_status {label} / UAPI get = {pairs:.2f}x median pair, "
                       f"p50 {statistics.median(xs) / statistics.median(base):.2f}x, p95 {p95:.2f}x"
                       f"  (aim <= 1.3x; {load})")
+            if target == 10_000:
+                where(iface, cfg, be, status, runs)
     finally:
         subprocess.run(["nsenter", f"--net=/run/netns/{ns}", "ip", "link", "del", iface], capture_output=True)
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
