@@ -38,15 +38,28 @@ PENDING_MAX_S = 600
 _NOTHING: dict[str, Any] = {"not_types": ["*"]}
 
 
-def sync_filter(timeline_limit: int, *, ephemeral: bool = False) -> dict[str, Any]:
+def sync_filter(
+    timeline_limit: int, *, ephemeral: bool = False, not_sender: str | None = None
+) -> dict[str, Any]:
     """What our clients ask each sync for (pure): the rooms' timelines and state, and none
     of what no client of ours reads, which Synapse would otherwise gather, serialise and
     wake the long poll for on every sync: presence, account data (global and per room;
     what we read of it, secret storage and key backup, we fetch by its own API), and,
     unless ``ephemeral``, the rooms' typing notifications and read receipts. To-device
     messages, device-list changes and one-time-key counts (the crypto) are not filterable
-    and stay."""
-    room: dict[str, Any] = {"timeline": {"limit": timeline_limit}, "account_data": _NOTHING}
+    and stay.
+
+    ``not_sender`` (our own user id) leaves that user's events out of the timelines: a
+    long poll that only such an event woke stays waiting (Synapse skips a room whose
+    filtered timeline is empty, and an empty sync does not answer), so a send no longer
+    costs the sender a sync of its own echo. The state section stays whole, but a state
+    event of ours reaches us only when some other event of that room comes with it in the
+    same sync: only for a client that changes no room state after joining (its own join
+    comes as a newly joined room's full state)."""
+    timeline: dict[str, Any] = {"limit": timeline_limit}
+    if not_sender is not None:
+        timeline["not_senders"] = [not_sender]
+    room: dict[str, Any] = {"timeline": timeline, "account_data": _NOTHING}
     if not ephemeral:
         room["ephemeral"] = _NOTHING
     return {"presence": _NOTHING, "account_data": _NOTHING, "room": room}
@@ -107,7 +120,11 @@ class Syncer:
     async def sync_once(self, timeout_ms: int, *, full_state: bool = False) -> None:
         client = self.session.client
         if self.filter is None:
-            spec = sync_filter(self.config.timeline_limit, ephemeral=self.config.sync_ephemeral)
+            spec = sync_filter(
+                self.config.timeline_limit,
+                ephemeral=self.config.sync_ephemeral,
+                not_sender=None if self.config.sync_own_events else self.config.user_id,
+            )
             up = await client.upload_filter(**spec)
             # An uploaded filter spares the server parsing it on every long poll.
             self.filter = up.filter_id if isinstance(up, nio.UploadFilterResponse) else spec

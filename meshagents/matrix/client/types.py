@@ -45,6 +45,11 @@ class ClientConfig:
     #: ``rooms[id].typing_users``): for a client that shows them. The bot and the agents
     #: read neither, and every sync without them is cheaper for the homeserver.
     sync_ephemeral: bool = False
+    #: Our own user's events (any of its devices) in each sync's timelines. They are never
+    #: dispatched to a callback; nio applies the state events among them (members, power
+    #: levels). False spares the homeserver and us a sync per send, for a client that
+    #: changes no room state after joining (the device agent); see ``sync.sync_filter``.
+    sync_own_events: bool = True
     backoff_initial: float = 0.25
     backoff_max: float = 30.0
     #: Operator ed25519 public keys (called on each use, so rotations apply) whose signed

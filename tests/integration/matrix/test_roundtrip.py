@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import nio
 import pytest
 
 from meshagents.matrix.client import Incoming
@@ -85,3 +86,25 @@ async def test_oversized_event_has_its_own_error(make_client: MakeClient) -> Non
     with pytest.raises(FnError) as err:  # 50 kB of text is over 64 KiB once encrypted
         await alice.send_custom(room, "org.meshagents.test", {"output": "z" * 50_000})
     assert err.value.code == "matrix_event_too_large"
+
+
+async def test_a_client_can_leave_its_own_events_out_of_its_syncs(make_client: MakeClient) -> None:
+    alice = await make_client("alice")  # the default: her own events come back in her syncs
+    dev = await make_client("dev", operators=(alice.user_id,), sync_own_events=False)
+    seen: dict[str, list[str]] = {alice.user_id: [], dev.user_id: []}
+    last = {alice.user_id: asyncio.Event(), dev.user_id: asyncio.Event()}
+    for who in (alice, dev):
+        async def record(_room: nio.MatrixRoom, ev: nio.Event, who: str = who.user_id) -> None:
+            seen[who].append(ev.event_id)
+            if getattr(ev, "body", None) == "last":
+                last[who].set()
+
+        who.nio_client.add_event_callback(record, nio.Event)
+    room = await alice.create_room(invite=[dev.user_id])
+    await alice.wait_for_member(room, dev.user_id)
+    mine = await dev.send_notice(room, "from dev")
+    theirs = await alice.send_text(room, "last")
+    for user in seen:
+        await asyncio.wait_for(last[user].wait(), 10)
+    assert theirs in seen[dev.user_id] and mine not in seen[dev.user_id]
+    assert {mine, theirs} <= set(seen[alice.user_id])

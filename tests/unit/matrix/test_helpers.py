@@ -109,6 +109,9 @@ def test_sync_filter_asks_only_for_what_the_clients_read() -> None:
     assert set(f) == {"presence", "account_data", "room"}  # nio.AsyncClient.upload_filter's arguments
     shown = sync_filter(100, ephemeral=True)["room"]  # a client that shows typing (an operator's)
     assert "ephemeral" not in shown and shown["account_data"] == nothing
+    # the device agent's: its own events left out of the timelines, never the state
+    own = sync_filter(100, not_sender="@dev:hub")["room"]
+    assert own["timeline"] == {"limit": 100, "not_senders": ["@dev:hub"]} and "state" not in own
 
 
 def test_handled_events_survive_reopen(tmp_path: Path) -> None:
