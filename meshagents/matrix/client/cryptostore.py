@@ -16,6 +16,7 @@ brings the answer. Here:
   tokens, never a key; the client then re-fetches a few events, which its handled-event
   set and the agent's nonce ledger already refuse to act on twice. A process kill loses
   nothing (the commit is in the OS);
+- the token is written after the sync's events were handled, not before (nio's order);
 - an empty set of newly encrypted rooms writes nothing, and an unchanged token neither.
 """
 
@@ -29,6 +30,7 @@ from peewee import SqliteDatabase  # type: ignore[import-untyped]  # nio's own O
 
 class CryptoStore(DefaultStore):  # type: ignore[misc]
     _last_token: str | None = None
+    _pending_token: str | None = None
 
     def _create_database(self) -> SqliteDatabase:
         return SqliteDatabase(
@@ -37,7 +39,15 @@ class CryptoStore(DefaultStore):  # type: ignore[misc]
         )
 
     def save_sync_token(self, token: str) -> None:
-        if token == self._last_token:
+        """nio calls this before it hands a sync's events on: only noted here; the client
+        writes it with :meth:`flush_sync_token` once the events were handled, so a crash
+        in between fetches them again instead of skipping them (and the write is no longer
+        between the event's arrival and its handling)."""
+        self._pending_token = token
+
+    def flush_sync_token(self) -> None:
+        token = self._pending_token
+        if token is None or token == self._last_token:
             return
         db = self.database
         db.execute_sql("PRAGMA synchronous=NORMAL")

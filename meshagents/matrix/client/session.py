@@ -105,6 +105,8 @@ class Session:
         client, self._nio = self._nio, None
         if client is not None:
             with contextlib.suppress(Exception):
+                if isinstance(client.store, CryptoStore):
+                    client.store.flush_sync_token()
                 await client.close()
         handled, self.handled = self.handled, None
         if handled is not None:

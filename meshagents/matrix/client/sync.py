@@ -23,6 +23,7 @@ import nio
 from meshagents.errors import FnError
 from meshagents.matrix import identity
 from meshagents.matrix.client.backup import KeyBackup
+from meshagents.matrix.client.cryptostore import CryptoStore
 from meshagents.matrix.client.policy import TrustPolicy
 from meshagents.matrix.client.session import NET_ERRORS, Session
 from meshagents.matrix.client.types import Callback, ClientConfig, Incoming, State
@@ -153,6 +154,8 @@ class Syncer:
             for event in info.timeline.events:
                 await self._handle_event(room_id, event, dispatch=not first or self.config.handle_backlog)
         await self._retry_pending()
+        if isinstance(client.store, CryptoStore):
+            client.store.flush_sync_token()  # handled: from now on a restart resumes after them
         if self._backup is not None:
             try:
                 await self._backup.upload(self.session)
