@@ -31,6 +31,7 @@ import contextlib
 import json
 import logging
 import os
+import select
 import subprocess
 import sys
 import threading
@@ -46,6 +47,7 @@ log = logging.getLogger("meshagents.device_agent.prearm")
 GATE = r"""
 import json, os, resource, sys
 fd = int(sys.argv[1])
+os.close(int(sys.argv[2]))  # started: the armer's read of the other end ends
 buf = bytearray()
 while True:
     chunk = os.read(fd, 65536)
@@ -69,6 +71,7 @@ GATE_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
 # A gate is armed this long after the last command started or ended, not at once: its Python
 # start (~10 ms of CPU) would otherwise compete with the answer being encrypted and sent.
 ARM_DELAY_S = 0.25
+START_TIMEOUT_S = 10.0  # a gate's Python start, at most
 START_EXIT = 127  # what a gate exits with when its execve failed ("cannot start: ..." in the output)
 
 
@@ -125,10 +128,11 @@ def arm(python: str = sys.executable) -> Gate | None:
         os.write(filter_fd, prog)
         os.lseek(filter_fd, 0, os.SEEK_SET)
     control_r, control_w = os.pipe()
-    fds = (control_r,) if filter_fd is None else (control_r, filter_fd)
+    started_r, started_w = os.pipe()
+    fds = (control_r, started_w) if filter_fd is None else (control_r, started_w, filter_fd)
     try:
         proc = subprocess.Popen(
-            [python, "-I", "-S", "-c", GATE, str(control_r)],
+            [python, "-I", "-S", "-c", GATE, str(control_r), str(started_w)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -140,6 +144,7 @@ def arm(python: str = sys.executable) -> Gate | None:
         )
     except OSError as exc:
         os.close(control_w)
+        os.close(started_r)
         pidscgroup.drop(cgroup)
         log.warning("cannot start a sandbox gate (%s): commands start the slow way", exc.strerror)
         return None
@@ -150,8 +155,19 @@ def arm(python: str = sys.executable) -> Gate | None:
     try:
         pidscgroup.join(cgroup, proc.pid)
     except OSError as exc:
+        os.close(started_r)
         gate.discard()
         log.warning("cannot move a sandbox gate into %s (%s)", cgroup, exc.strerror)
+        return None
+    # Armed means waiting on its pipe: a gate handed out while its Python still starts
+    # would make that command wait for the start (~10 ms).
+    try:
+        ready, _, _ = select.select([started_r], [], [], START_TIMEOUT_S)
+    finally:
+        os.close(started_r)
+    if not ready:
+        gate.discard()
+        log.warning("a sandbox gate did not start within %.0f s", START_TIMEOUT_S)
         return None
     return gate
 
