@@ -21,6 +21,7 @@ from pathlib import Path
 
 MAX_PIDS = 256
 PARENT = "meshagents-sandbox"
+SWEEP_AGE_S = 60.0  # a run's cgroup is joined within milliseconds of its making; older and empty is left over
 
 
 def root() -> Path | None:
@@ -92,6 +93,9 @@ def sweep() -> int:
                 continue
             if int(parts[1]) == os.getpid() or Path(f"/proc/{parts[1]}").exists():
                 continue
+            with contextlib.suppress(OSError):
+                if entry.stat().st_mtime > time.time() - SWEEP_AGE_S:
+                    continue  # young: maybe made a moment ago by an agent in another PID namespace
             with contextlib.suppress(OSError):
                 entry.rmdir()
                 removed += 1

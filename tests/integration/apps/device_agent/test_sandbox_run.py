@@ -167,12 +167,18 @@ def test_the_cgroup_a_killed_agent_left_is_swept() -> None:
     proc.wait()
     left = root / pidscgroup.PARENT / f"run-{proc.pid}-deadbeef"
     left.mkdir(parents=True)
+    young = left.with_name(f"run-{proc.pid}-cafebabe")
+    young.mkdir()
+    old = time.time() - 2 * pidscgroup.SWEEP_AGE_S
+    os.utime(left, (old, old))
     mine = pidscgroup.make()
     assert mine is not None
     try:
         assert pidscgroup.sweep() >= 1
         assert not left.exists() and mine.exists()  # ours (a live pid) stays
+        assert young.exists()  # a dead pid's, but made just now: maybe another PID namespace's
     finally:
         pidscgroup.drop(mine)
-        if left.exists():
-            left.rmdir()
+        for path in (left, young):
+            if path.exists():
+                path.rmdir()
