@@ -25,15 +25,17 @@ from __future__ import annotations
 from typing import Any
 
 from nio.store import DefaultStore
-from peewee import SqliteDatabase  # type: ignore[import-untyped]  # nio's own ORM, no stubs
 
 
 class CryptoStore(DefaultStore):  # type: ignore[misc]
     _last_token: str | None = None
     _pending_token: str | None = None
 
-    def _create_database(self) -> SqliteDatabase:
-        return SqliteDatabase(
+    def _create_database(self) -> Any:
+        # nio's own database class (peewee's), with the journal and sync pragmas added: peewee
+        # is nio's dependency, not ours, so it is reached through nio's object.
+        base = super()._create_database()
+        return type(base)(
             self.database_path,
             pragmas={"foreign_keys": 1, "secure_delete": 1, "journal_mode": "wal", "synchronous": "full"},
         )
