@@ -326,25 +326,6 @@ def _status(
 Names = dict[str, tuple[str, str]]
 
 
-def _row(p: PeerState, names: Names, t: float) -> dict[str, Any]:
-    """One peer's row of wg_status: the reference :class:`StatusRows` must equal."""
-    name, addr = names.get(p.public_key, (None, None))
-    h = p.last_handshake
-    age = None if h is None else max(0.0, t - h)
-    return {
-        "public_key": p.public_key,
-        "name": name,
-        "address": addr,
-        "endpoint": p.endpoint,
-        "allowed_ips": list(p.allowed_ips),
-        "latest_handshake": h,
-        "handshake_age_s": None if age is None else round(age, 3),
-        "rx_bytes": p.rx_bytes,
-        "tx_bytes": p.tx_bytes,
-        "online": age is not None and age < ONLINE_WINDOW_S,
-    }
-
-
 _ALLOWED = operator.itemgetter(1)  # PeerState.allowed_ips, by position
 
 
@@ -379,7 +360,7 @@ class StatusRows:
         ids = list(map(id, peers))
         if names is not prev_names or not any(map(known.__contains__, ids)):
             self._last = (names, dict(zip(ids, peers, strict=True)), None, set())
-            return self._fresh(peers, names, t)
+            return _fresh_rows(peers, names, t)
         if by_id is None:  # the last call kept no templates: rows built, templates copied from them
             rows = _fresh_rows(peers, names, t)
             templates = list(map(dict.copy, rows))
@@ -414,13 +395,9 @@ class StatusRows:
                 "latest_handshake": handshake, "handshake_age_s": None, "rx_bytes": rx, "tx_bytes": tx,
                 "online": False}  # fmt: skip
 
-    @staticmethod
-    def _fresh(peers: tuple[PeerState, ...], names: Names, t: float) -> list[dict[str, Any]]:
-        return _fresh_rows(peers, names, t)
-
 
 def _fresh_rows(peers: tuple[PeerState, ...], names: Names, t: float) -> list[dict[str, Any]]:
-    """The rows as :func:`_row` builds them, one pass (no PeerState attribute look-ups)."""
+    """Every peer's row of wg_status, in one pass (no PeerState attribute look-ups)."""
     rows: list[dict[str, Any]] = []
     append, named, unknown, window = rows.append, names.get, (None, None), ONLINE_WINDOW_S
     # unpacked by position (PeerState's field order): 10,000 attribute look-ups x 7 showed

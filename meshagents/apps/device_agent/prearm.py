@@ -72,7 +72,6 @@ GATE_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
 # start (~10 ms of CPU) would otherwise compete with the answer being encrypted and sent.
 ARM_DELAY_S = 0.25
 START_TIMEOUT_S = 10.0  # a gate's Python start, at most
-START_EXIT = 127  # what a gate exits with when its execve failed ("cannot start: ..." in the output)
 
 
 @dataclass
@@ -121,12 +120,7 @@ def arm(python: str = sys.executable) -> Gate | None:
     cgroup = pidscgroup.make()
     if cgroup is None:
         return None
-    filter_fd: int | None = None
-    prog = seccomp.program()
-    if prog is not None:
-        filter_fd = os.memfd_create("meshagents-seccomp", 0)
-        os.write(filter_fd, prog)
-        os.lseek(filter_fd, 0, os.SEEK_SET)
+    filter_fd = seccomp.filter_fd()
     control_r, control_w = os.pipe()
     started_r, started_w = os.pipe()
     fds = (control_r, started_w) if filter_fd is None else (control_r, started_w, filter_fd)

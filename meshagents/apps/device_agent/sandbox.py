@@ -340,11 +340,7 @@ def _start(
     filter_fd: int | None = None
     cgroup: Path | None = None
     if bwrap is not None:
-        prog = seccomp.program()
-        if prog is not None:
-            filter_fd = os.memfd_create("meshagents-seccomp", 0)
-            os.write(filter_fd, prog)
-            os.lseek(filter_fd, 0, os.SEEK_SET)
+        filter_fd = seccomp.filter_fd()
         cgroup = pidscgroup.make()
     cmd = wrap(plan, bwrap, seccomp_fd=filter_fd)
     fds: list[int] = [] if filter_fd is None else [filter_fd]

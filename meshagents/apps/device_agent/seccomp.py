@@ -27,6 +27,7 @@ Rules, in order:
 
 from __future__ import annotations
 
+import os
 import platform
 import struct
 
@@ -157,6 +158,18 @@ def program(machine: str | None = None) -> bytes | None:
     if prog is None:
         return None
     return b"".join(struct.pack("<HBBI", *ins) for ins in prog)
+
+
+def filter_fd() -> int | None:
+    """A memfd holding this machine's filter, read from its start (bubblewrap's
+    ``--seccomp FD``; each run or gate its own, the read moves the offset), or None."""
+    prog = program()
+    if prog is None:
+        return None
+    fd = os.memfd_create("meshagents-seccomp", 0)
+    os.write(fd, prog)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
 
 
 def evaluate(prog: bytes, nr: int, arch: int, args: tuple[int, ...] = ()) -> int:

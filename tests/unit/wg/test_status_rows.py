@@ -9,10 +9,30 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meshagents.wg.hub import StatusRows, _row, _skip_young_pass
+from meshagents.wg.hub import ONLINE_WINDOW_S, StatusRows, _skip_young_pass
 from meshagents.wg.model import PeerState
 
 pytestmark = pytest.mark.unit
+
+
+def _row(p: PeerState, names: dict[str, tuple[str, str]], t: float) -> dict[str, Any]:
+    """One peer's row of wg_status, spelled out plainly: what StatusRows must equal."""
+    name, addr = names.get(p.public_key, (None, None))
+    h = p.last_handshake
+    age = None if h is None else max(0.0, t - h)
+    return {
+        "public_key": p.public_key,
+        "name": name,
+        "address": addr,
+        "endpoint": p.endpoint,
+        "allowed_ips": list(p.allowed_ips),
+        "latest_handshake": h,
+        "handshake_age_s": None if age is None else round(age, 3),
+        "rx_bytes": p.rx_bytes,
+        "tx_bytes": p.tx_bytes,
+        "online": age is not None and age < ONLINE_WINDOW_S,
+    }
+
 
 T0 = 1_800_000_000.0
 
