@@ -64,7 +64,9 @@ class CryptoStore(DefaultStore):  # type: ignore[misc]
         db.execute_sql("PRAGMA synchronous=NORMAL")
         try:
             # nio's table (nio.store.models.SyncTokens: UNIQUE(account_id)), as its replace()
-            db.execute_sql("REPLACE INTO synctokens (token, account_id) VALUES (?, ?)", (token, self._account_id))
+            db.execute_sql(
+                "REPLACE INTO synctokens (token, account_id) VALUES (?, ?)", (token, self._account_id)
+            )
         finally:
             db.execute_sql("PRAGMA synchronous=FULL")
         self._last_token = token

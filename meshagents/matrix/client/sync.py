@@ -4,7 +4,8 @@
   runs, so after a restart (or a crash) no event is handled again (at most once). On
   the very first sync of a new store, history is recorded, not dispatched
   (``handle_backlog`` dispatches it).
-- Events whose room key has not arrived wait (ten minutes at most) for a later sync.
+- Events whose room key has not arrived wait (ten minutes at most) for a later sync that
+  may have brought it (to-device messages), or are tried again every few seconds.
 - Identity statements are applied before any other event of the same sync.
 - **Degraded**: while the homeserver does not answer, ``state`` is ``degraded`` and the
   loop retries with exponential backoff; it goes back to ``ok`` by itself.
@@ -33,6 +34,11 @@ log = logging.getLogger("meshagents.matrix")
 
 #: How long an event waits for its room key before it is dropped.
 PENDING_MAX_S = 600
+#: Waiting events are tried again after a sync that brought to-device messages (a room key
+#: comes as one), else at most this often (a key from elsewhere: a backup, an import). Not
+#: on every sync: each try is a failed Megolm decryption and a logged error per event, and
+#: a client with a few undecryptable events spent ~2 ms of every sync on them (py-spy).
+PENDING_RETRY_S = 5.0
 
 
 #: Matches every event type: a filter section that lets nothing through.
@@ -91,6 +97,7 @@ class Syncer:
         self.custom_cbs: dict[str, list[Callback]] = {}
         # Events whose room key has not arrived yet: id -> (since, room, event, dispatch).
         self._pending: dict[str, tuple[float, str, nio.MegolmEvent, bool]] = {}
+        self._retried_at = 0.0  # monotonic
         self._synced = asyncio.Event()
         self.filter: str | dict[str, Any] | None = None
         self._backup = KeyBackup(config.key_backup_path) if config.key_backup_path else None
@@ -153,7 +160,7 @@ class Syncer:
         for room_id, info in resp.rooms.join.items():
             for event in info.timeline.events:
                 await self._handle_event(room_id, event, dispatch=not first or self.config.handle_backlog)
-        await self._retry_pending()
+        await self._retry_pending(keys_may_have_come=bool(resp.to_device_events))
         if isinstance(client.store, CryptoStore):
             client.store.flush_sync_token()  # handled: from now on a restart resumes after them
         if self._backup is not None:
@@ -180,8 +187,13 @@ class Syncer:
             else:
                 log.info("%s: ignoring invite to %s from %s", self.config.user_id, room_id, inviter)
 
-    async def _retry_pending(self) -> None:
+    async def _retry_pending(self, *, keys_may_have_come: bool) -> None:
+        if not self._pending:
+            return
         now = time.monotonic()
+        if not keys_may_have_come and now - self._retried_at < PENDING_RETRY_S:
+            return
+        self._retried_at = now
         for event_id, (since, room_id, event, dispatch) in list(self._pending.items()):
             event.room_id = room_id
             try:
