@@ -650,6 +650,8 @@ class DeviceAgent:
             # batch read, its POST and the hub's ingest would share the CPU with the answer's
             # encryption and the homeserver's send (profiled: ~6 ms per command, on the path).
             self.shipper.nudge.set()
+            if self._prearmed:
+                prearm.answered()  # the next command's gate, now that this answer is out
 
     async def _upload(
         self, outcome: Outcome

@@ -3,6 +3,7 @@ command line it is to become.
 
     enable()  / disable()          # the agent's start / stop (counted: several agents per process)
     take() -> Gate | None          # the armed gate, or None (then sandbox.run joins the slow way)
+    answered()                     # the agent sent an answer: arm the next gate now
     gate.launch(argv, env, rlimits) -> Popen | None   # exec argv in the gate; None: it is gone
     gate.cgroup, gate.seccomp_fd   # its run cgroup; the seccomp filter's fd inside the gate
 
@@ -68,8 +69,11 @@ except (OSError, ValueError) as exc:
     os._exit(127)
 """
 GATE_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
-# A gate is armed this long after the last command started or ended, not at once: its Python
-# start (~10 ms of CPU) would otherwise compete with the answer being encrypted and sent.
+# A gate is armed once the agent has sent the command's answer (``answered``), or this long
+# after the last command started or ended when no answer is announced (a run outside the
+# agent, an answer that failed): its Python start (~10 ms of CPU) would otherwise compete
+# with the answer being encrypted and sent. Not a fixed quiet time alone: commands less than
+# that apart (a burst, a script, 10 per second) would each find no gate and take the slow way.
 ARM_DELAY_S = 0.25
 START_TIMEOUT_S = 10.0  # a gate's Python start, at most
 
@@ -212,6 +216,14 @@ class Pool:
         self._wanted.set()
         return gate
 
+    def answered(self) -> None:
+        """The agent sent a command's answer: the next gate may be armed now."""
+        with self._lock:
+            if not self._users:
+                return
+            self._arm_at = 0.0
+        self._wanted.set()
+
     def retire(self, cgroup: Path) -> None:
         """Remove a finished run's cgroup in the pool's thread: the kernel frees a cgroup a
         few ms after its last process is reaped (the rmdir's waits, ~4 ms here) — time the
@@ -266,5 +278,6 @@ POOL = Pool()
 enable = POOL.enable
 disable = POOL.disable
 take = POOL.take
+answered = POOL.answered
 retire = POOL.retire
 wait_armed = POOL.wait_armed

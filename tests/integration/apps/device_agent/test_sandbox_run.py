@@ -145,6 +145,18 @@ def test_a_gate_runs_the_sandbox_inside_its_own_fresh_cgroup() -> None:
     assert not gate.cgroup.exists()
 
 
+def test_an_answer_arms_the_next_gate_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    require_root()
+    require_binary("bwrap")
+    monkeypatch.setattr(prearm, "ARM_DELAY_S", 60.0)  # the quiet-time fallback, out of reach here
+    with armed():
+        r = _run("echo one", True)  # takes the armed gate
+        assert (r.exit_code, r.output) == (0, b"one\n")
+        assert not prearm.wait_armed(1)  # no answer announced: the next waits for the quiet time
+        prearm.answered()  # the agent sent the answer
+        assert prearm.wait_armed(20), "the answer did not arm the next gate"
+
+
 def test_a_dead_gate_falls_back_to_a_normal_start() -> None:
     require_root()
     require_binary("bwrap")
