@@ -47,14 +47,14 @@ from meshagents import trace
 from meshagents.bus import APPROVAL_REQUEST_KEY
 from meshagents.matrix.client import Incoming
 from meshagents.testbed import benchcli
-from meshagents.testbed.benchkit import RssPeak, rss_mb, scripted_operator
+from meshagents.testbed.benchkit import RssPeak, kept_dir, rss_mb, scripted_operator
 from meshagents.testbed.rig import Rig
 from meshagents.testbed.rig.operator import in_reply_to
 
 HOME = "home-wsl"
 # Stage stamps (meshagents.trace) from this process and every process of the rig, which
 # inherit the environment variable trace.enable sets.
-TRACE_FILE = Path(tempfile.mkdtemp(prefix="bench-e2e-trace-", dir="/var/tmp")) / "trace.jsonl"
+TRACE_FILE = kept_dir("bench-e2e-trace-") / "trace.jsonl"  # the newest few kept (benchkit)
 MEASURED: list[dict[str, Any]] = []
 PC = "pc-aurgi"
 
@@ -129,7 +129,7 @@ class Echo:
             pw = secrets.token_urlsafe(12)
             register_user(rig.homeserver_url, rig.synapse.shared_secret, f"{who}{suffix}", pw)
             users.append((f"@{who}{suffix}:{rig.server_name}", pw))
-        tmp = Path(tempfile.mkdtemp(prefix="bench-nio-", dir="/var/tmp"))
+        self.store = tmp = Path(tempfile.mkdtemp(prefix="bench-nio-", dir="/var/tmp"))
         conf = AsyncClientConfig(encryption_enabled=self.encrypted, store_sync_tokens=True)
         a = AsyncClient(rig.homeserver_url, users[0][0], store_path=str(tmp), config=conf)
         b = AsyncClient(rig.homeserver_url, users[1][0], store_path=str(tmp), config=conf)
@@ -181,6 +181,7 @@ class Echo:
             t.cancel()
         for c in (self.a, self.b):
             await c.close()
+        shutil.rmtree(self.store, ignore_errors=True)  # the two clients' olm stores
 
 
 async def round_trips(rig: Rig, n: int) -> tuple[list[float], list[float], list[float], float, float]:

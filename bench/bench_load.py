@@ -46,12 +46,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from meshagents import trace
 from meshagents.errors import FnError
-from meshagents.testbed.benchkit import rss_mb, scripted_operator
+from meshagents.testbed.benchkit import kept_dir, rss_mb, scripted_operator
 from meshagents.testbed.rig import Rig
 
 TICK = os.sysconf("SC_CLK_TCK")
 #: stage stamps of every process of the rigs (meshagents.trace): where a loaded command waits
-TRACE_FILE = Path(tempfile.mkdtemp(prefix="bench-load-trace-", dir="/var/tmp")) / "trace.jsonl"
+TRACE_FILE = kept_dir("bench-load-trace-") / "trace.jsonl"  # the newest few kept (benchkit)
 
 
 def loadavg() -> str:

@@ -4,17 +4,25 @@
     pct([3.0, 1.0, 2.0], 50)    # -> 2.0: the nearest-rank percentile of the values
     bulk_peers(interface, netns, ledger, 10_000)   # a hub with that many more peers, fast
     Rig.up(..., bot_settings=scripted_operator())  # the bot's per-sender limit out of the way
+    kept_dir("bench-e2e-trace-")  # a new /var/tmp dir the bench leaves behind; old ones pruned
 """
 
 from __future__ import annotations
 
 import base64
 import secrets
+import shutil
 import socket
 import sqlite3
+import tempfile
 import threading
 import time
 from pathlib import Path
+
+#: How many output directories of one kind a bench leaves in /var/tmp (the newest), and how
+#: old another must be before it is removed (a bench running beside this one keeps its own).
+KEEP_DIRS = 5
+PRUNE_AGE_S = 600.0
 
 
 def scripted_operator(per_minute: float = 1200.0) -> dict[str, float]:
@@ -23,6 +31,26 @@ def scripted_operator(per_minute: float = 1200.0) -> dict[str, float]:
     refuse a bench above 2 commands/s. A hub whose operators script commands raises it the same
     way (bot.toml ``commands_per_minute``)."""
     return {"commands_per_minute": per_minute, "command_burst": max(30, int(per_minute // 10))}
+
+
+def kept_dir(prefix: str, parent: Path = Path("/var/tmp")) -> Path:
+    """A new directory ``parent/<prefix>XXXX`` for what a bench keeps for reading after it
+    ends (its stage stamps), with earlier ones of that prefix pruned to the newest
+    ``KEEP_DIRS``: every run adds one, and nothing else ever removed them (40 after a day)."""
+    made = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    now = time.time()
+    older: list[tuple[float, Path]] = []
+    for path in parent.glob(f"{prefix}*"):
+        try:
+            if path != made and path.is_dir() and not path.is_symlink():
+                older.append((path.stat().st_mtime, path))
+        except OSError:  # removed meanwhile
+            continue
+    older.sort(reverse=True)
+    for mtime, path in older[KEEP_DIRS - 1 :]:
+        if now - mtime > PRUNE_AGE_S:
+            shutil.rmtree(path, ignore_errors=True)
+    return made
 
 
 def free_port() -> int:
