@@ -646,9 +646,10 @@ class DeviceAgent:
         try:
             await self._reply(outcome)
         finally:
-            # The new audit rows go to the hub once the answer is out, not while it is: the
-            # batch read, its POST and the hub's ingest would share the CPU with the answer's
-            # encryption and the homeserver's send (profiled: ~6 ms per command, on the path).
+            # The new audit rows go to the hub once the answer is out (a second later: the
+            # shipper settles), not while it is: the batch read, its POST and the hub's ingest
+            # would share the CPU with the answer's encryption and the homeserver's send and
+            # fan-out (profiled: ~6 ms per command, on the path).
             self.shipper.nudge.set()
             if self._prearmed:
                 prearm.answered()  # the next command's gate, now that this answer is out

@@ -69,12 +69,15 @@ except (OSError, ValueError) as exc:
     os._exit(127)
 """
 GATE_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
-# A gate is armed once the agent has sent the command's answer (``answered``), or this long
+# A gate is armed just after the agent has sent the command's answer (``answered``), or this long
 # after the last command started or ended when no answer is announced (a run outside the
 # agent, an answer that failed): its Python start (~10 ms of CPU) would otherwise compete
 # with the answer being encrypted and sent. Not a fixed quiet time alone: commands less than
 # that apart (a burst, a script, 10 per second) would each find no gate and take the slow way.
 ARM_DELAY_S = 0.25
+# After an answer was sent, the homeserver still hands it to the room's other members for
+# some ms (its sync fan-out): the gate's start waits that long, not the whole quiet time.
+ANSWER_SETTLE_S = 0.05
 START_TIMEOUT_S = 10.0  # a gate's Python start, at most
 
 
@@ -221,7 +224,7 @@ class Pool:
         with self._lock:
             if not self._users:
                 return
-            self._arm_at = 0.0
+            self._arm_at = time.monotonic() + ANSWER_SETTLE_S
         self._wanted.set()
 
     def retire(self, cgroup: Path) -> None:

@@ -59,6 +59,7 @@ class Shipper:
         batch_size: int = 500,
         interval_s: float = 5.0,
         backoff_max_s: float = 60.0,
+        settle_s: float = 1.0,
     ) -> None:
         self.config = config
         self.audit = audit
@@ -67,6 +68,7 @@ class Shipper:
         self.batch_size = batch_size
         self.interval_s = interval_s
         self.backoff_max_s = backoff_max_s
+        self.settle_s = settle_s
         self.nudge = asyncio.Event()
         self.last_error: str | None = None
 
@@ -143,3 +145,9 @@ class Shipper:
                 self.nudge.clear()
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self.nudge.wait(), wait)
+                if self.nudge.is_set():
+                    # An answer was just sent: its homeserver still hands it to the room, on
+                    # the hub's machine, where the hub would ingest this batch. Wait that out
+                    # (and batch what comes meanwhile): audit rows reach the hub a second
+                    # later, never on a command's path.
+                    await asyncio.sleep(self.settle_s)
