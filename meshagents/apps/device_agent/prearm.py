@@ -3,7 +3,7 @@ command line it is to become.
 
     enable()  / disable()          # the agent's start / stop (counted: several agents per process)
     take() -> Gate | None          # the armed gate, or None (then sandbox.run joins the slow way)
-    answered()                     # the agent sent an answer: arm the next gate now
+    answered()                     # the agent sent an answer: arm the next gate 50 ms later
     gate.launch(argv, env, rlimits) -> Popen | None   # exec argv in the gate; None: it is gone
     gate.cgroup, gate.seccomp_fd   # its run cgroup; the seccomp filter's fd inside the gate
 
@@ -220,7 +220,8 @@ class Pool:
         return gate
 
     def answered(self) -> None:
-        """The agent sent a command's answer: the next gate may be armed now."""
+        """The agent sent a command's answer: arm the next gate once the answer has been handed
+        to the room (ANSWER_SETTLE_S), not after the whole quiet time."""
         with self._lock:
             if not self._users:
                 return

@@ -145,7 +145,7 @@ def test_a_gate_runs_the_sandbox_inside_its_own_fresh_cgroup() -> None:
     assert not gate.cgroup.exists()
 
 
-def test_an_answer_arms_the_next_gate_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_answer_arms_the_next_gate_without_the_quiet_time(monkeypatch: pytest.MonkeyPatch) -> None:
     require_root()
     require_binary("bwrap")
     monkeypatch.setattr(prearm, "ARM_DELAY_S", 60.0)  # the quiet-time fallback, out of reach here
