@@ -394,7 +394,7 @@ class Rig:
         self.api_token = proc.stdout.strip()
 
     def _synapse(self) -> None:
-        from meshagents.matrix.homeserver import EmbeddedSynapse
+        from meshagents.matrix.homeserver import EmbeddedSynapse, synapse_argv
 
         self.synapse = EmbeddedSynapse(
             self.workdir / "synapse", host=HUB_MESH, port=cfg.SYNAPSE_PORT, server_name=self.server_name
@@ -410,7 +410,7 @@ class Rig:
         _write_private(conf, yaml.safe_dump(data, sort_keys=True))
         child = self.procs.start(
             "synapse",
-            [sys.executable, "-m", "synapse.app.homeserver", "-c", str(conf)],
+            synapse_argv(conf),
             env=self.env(),
             netns=self.hub_netns,
             cwd=self.synapse.data_dir,

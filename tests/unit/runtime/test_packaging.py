@@ -23,6 +23,7 @@ ROLE_OF_PREFIX = [
     ("meshagents.testbed", "all"),  # the rig: Synapse, Docker, the hub, all at once
     ("meshagents.runtime.doctor", "all"),  # a checkout's own checks
     ("meshagents.matrix.homeserver", "homeserver"),
+    ("meshagents.matrix.synapse_main", "homeserver"),  # the embedded homeserver's entry point
     ("meshagents.docker", "docker"),
     ("meshagents.functions.docker", "docker"),
     ("meshagents.functions.hub.hub_mesh_check", "agent"),  # the device checks the hub over the mesh
