@@ -145,6 +145,28 @@ class DeviceAgent:
         self._prearmed = False
 
     # ------------------------------------------------------------------ lifecycle
+    async def _join_once_invited(self, room: str, deadline: float | None) -> str:
+        """Join ``room``, waiting for the invite if it has not come yet. The hub invites a new
+        device into its own room when it makes it, but the bot invites device users into
+        #operator-approvals only once it has seen the device (on its next tick), which can
+        come after the agent's first start: waiting (with backoff, until ``deadline``) is
+        what an operator expects, not a failed start and a restart loop."""
+        backoff = Backoff(0.5, 5.0)
+        warned = False
+        while True:
+            try:
+                return await self.client.join(room)
+            except FnError as exc:
+                if exc.code != "matrix_join_failed" or self._stop_requested.is_set() or (
+                    deadline is not None and time.monotonic() > deadline
+                ):
+                    raise
+                if not warned:
+                    log.warning("cannot join %s yet (%s); waiting for the invite", room, exc.message)
+                    warned = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop_requested.wait(), backoff.next())
+
     @property
     def state(self) -> str:
         return self._state
@@ -178,7 +200,7 @@ class DeviceAgent:
                 if self._stop_requested.is_set():
                     raise FnError("agent_stopped", "stopped before the homeserver answered") from exc
         self._room_id = await self.client.join(self.config.device_room)
-        self._approvals_id = await self.client.join(self.config.approvals_room)
+        self._approvals_id = await self._join_once_invited(self.config.approvals_room, deadline)
         early, self._early = self._early, []
         for ev in early:
             await (self._on_rotation if ev.type == ROTATION_EVENT else self._on_envelope)(ev)
